@@ -1,0 +1,70 @@
+/* env.h - the one seam between the memory managers and their environment.
+ *
+ * Code in mm/ includes only this header (plus include/err.h and freestanding
+ * C headers). It is implemented once for the kernel (kernel/env.c) and once
+ * for the host (mm/env_host.c), which is what lets every manager be built and
+ * tested on the host with sanitizers, fuzzers and ThreadSanitizer.
+ */
+#ifndef MM_ENV_H
+#define MM_ENV_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define ENV_PAGE_SHIFT 12
+#define ENV_PAGE_SIZE  ((size_t)1 << ENV_PAGE_SHIFT)
+
+/* Upper bound on harts (kernel) or threads (host) that use the managers at
+ * once; per-CPU arrays are sized by it. */
+#ifndef ENV_MAX_CPUS
+#define ENV_MAX_CPUS 64
+#endif
+
+/*
+ * Spinlock. In the kernel, env_lock() also disables interrupts on the calling
+ * hart and returns the previous state, which env_unlock() restores; on the
+ * host the flags are meaningless. Not recursive.
+ */
+typedef struct {
+	uint32_t locked;
+} env_spinlock_t;
+#define ENV_SPINLOCK_INIT { 0 }
+
+unsigned long env_lock(env_spinlock_t *l);
+void env_unlock(env_spinlock_t *l, unsigned long flags);
+/* Returns true with the lock held (and *flags set), false without waiting. */
+bool env_trylock(env_spinlock_t *l, unsigned long *flags);
+
+/* Dense index of the calling hart or thread, always < ENV_MAX_CPUS. Hart ids
+ * are not dense; this index is. */
+unsigned env_cpu(void);
+/* Number of CPU indexes in use (kernel: harts online; host: threads seen). */
+unsigned env_ncpus(void);
+
+/* Monotonic clock in ticks, and ticks per second. */
+uint64_t env_ticks(void);
+uint64_t env_ticks_per_sec(void);
+
+/* Interrupt state of the calling hart (no-ops on the host). */
+unsigned long env_irq_save(void);
+void env_irq_restore(unsigned long flags);
+
+/* One line of diagnostic output; the format is printf's, without newline. */
+void env_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A broken invariant: report "module_func: reason" and stop. */
+_Noreturn void env_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static inline void env_cpu_relax(void)
+{
+#if defined(__riscv)
+	__asm__ volatile("nop");   /* Zihintpause is not assumed */
+#elif defined(__x86_64__)
+	__builtin_ia32_pause();
+#endif
+}
+
+#endif
