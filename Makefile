@@ -24,6 +24,7 @@ MM_SRCS       :=   # managers: built for the kernel and for the host
 PLATFORM_SRCS :=   # platform code shared by kernel and host (FDT, board)
 UNIT_SRCS     :=   # tests built into the host unit binary and the kernel
 KTEST_SRCS    :=   # kernel-only test suites
+KERNEL_ONLY_SRCS := # kernel-only sources outside kernel/ and sbi/
 HOST_ONLY_SRCS :=  # host-only tests and helpers, linked into build/host/unit
 TSAN_SUITES   :=   # suites of the unit tests also run under ThreadSanitizer
 FUZZERS       :=   # names N with tests/fuzz/N_fuzz.c
@@ -75,33 +76,40 @@ host: $(HB)/unit $(addprefix $(HB)/,$(HOST_PROGS))
 CROSS    ?= riscv64-unknown-elf-
 KCC      := $(CROSS)gcc
 KARCH    := -march=rv64imac_zicsr_zifencei -mabi=lp64 -mcmodel=medany
+# gcc 12 picks picolibc's multilib by the plain ISA string only
+KARCH_LD := -march=rv64imac -mabi=lp64 -mcmodel=medany
 KCFLAGS  := $(KARCH) --specs=picolibc.specs -std=gnu11 -O2 -g -Wall -Wextra \
 	    -Wno-unused-parameter -ffreestanding -fno-common -fno-pie \
 	    -fno-omit-frame-pointer -ftls-model=local-exec \
 	    -Iinclude -Imm -Iplatform -Isbi -Ikernel -Itests -DKERNEL_BUILD
-KLDFLAGS := $(KARCH) --specs=picolibc.specs -nostartfiles -static -no-pie \
-	    -Wl,--no-relax -Wl,-T,linker/kernel.ld -Wl,--gc-sections \
-	    -Wl,-Map,$(KB)/kernel.map
+KLDFLAGS := $(KARCH_LD) --specs=picolibc.specs -nostartfiles -static -no-pie \
+	    -Wl,--no-relax -T linker/kernel.ld -Wl,--gc-sections
 
-KERNEL_SRCS = $(wildcard kernel/*.S kernel/*.c sbi/*.c) $(PLATFORM_SRCS) \
+KERNEL_SRCS = $(wildcard kernel/*.S kernel/*.c sbi/*.c) $(PLATFORM_SRCS) $(KERNEL_ONLY_SRCS) \
 	      $(MM_SRCS) tests/ktest.c $(UNIT_SRCS) $(KTEST_SRCS)
-KERNEL_OBJS = $(patsubst %,$(KB)/%.o,$(KERNEL_SRCS))
 
-$(KB)/%.c.o: %.c | deps
-	@mkdir -p $(dir $@)
-	@echo "  CC      $<"
-	$(Q)$(KCC) $(KCFLAGS) -MMD -MP -c -o $@ $<
+# One kernel binary serves every board (it reads the device tree); each
+# platform still gets its own build directory, build/<platform>/.
+PLATFORMS := virt sifive_u
+define kernel_rules
+$(B)/$(1)/%.c.o: %.c | deps
+	@mkdir -p $$(dir $$@)
+	@echo "  CC      $$<"
+	$(Q)$(KCC) $(KCFLAGS) -MMD -MP -c -o $$@ $$<
 
-$(KB)/%.S.o: %.S | deps
-	@mkdir -p $(dir $@)
-	@echo "  AS      $<"
-	$(Q)$(KCC) $(KCFLAGS) -MMD -MP -c -o $@ $<
+$(B)/$(1)/%.S.o: %.S | deps
+	@mkdir -p $$(dir $$@)
+	@echo "  AS      $$<"
+	$(Q)$(KCC) $(KCFLAGS) -MMD -MP -c -o $$@ $$<
 
-$(KB)/kernel.elf: $(KERNEL_OBJS) linker/kernel.ld
-	@echo "  LD      $@"
-	$(Q)$(KCC) $(KLDFLAGS) -o $@ $(KERNEL_OBJS)
+$(B)/$(1)/kernel.elf: $$(patsubst %,$(B)/$(1)/%.o,$$(KERNEL_SRCS)) linker/kernel.ld
+	@echo "  LD      $$@"
+	$(Q)$(KCC) $(KLDFLAGS) -Wl,-Map,$(B)/$(1)/kernel.map -o $$@ \
+		$$(patsubst %,$(B)/$(1)/%.o,$$(KERNEL_SRCS))
 
--include $(KERNEL_OBJS:.o=.d)
+-include $$(patsubst %,$(B)/$(1)/%.d,$$(KERNEL_SRCS))
+endef
+$(foreach p,$(PLATFORMS),$(eval $(call kernel_rules,$(p))))
 
 all: $(KB)/kernel.elf host
 

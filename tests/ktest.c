@@ -31,7 +31,9 @@ static bool matches(const struct ktest *t, const char *pat)
 {
 	size_t sl = strlen(t->suite);
 
-	if (strcmp(pat, "all") == 0 || strcmp(pat, t->suite) == 0)
+	if (strcmp(pat, "all") == 0)
+		return !t->manual;
+	if (strcmp(pat, t->suite) == 0)
 		return true;
 	return strncmp(pat, t->suite, sl) == 0 && pat[sl] == '.' &&
 	       strcmp(pat + sl + 1, t->name) == 0;
@@ -40,7 +42,7 @@ static bool matches(const struct ktest *t, const char *pat)
 static bool selected(const struct ktest *t, int npat, const char *const *pat)
 {
 	if (npat == 0)
-		return true;
+		return !t->manual;
 	for (int i = 0; i < npat; i++)
 		if (matches(t, pat[i]))
 			return true;

@@ -25,6 +25,7 @@ struct ktest {
 	const char *name;
 	void (*fn)(struct ktest_ctx *kt__);
 	struct ktest *next;
+	bool manual;     /* runs only when named, never under "all" */
 };
 
 struct ktest_ctx {
@@ -58,16 +59,20 @@ void ktest_parallel(unsigned n, void (*fn)(unsigned i, void *arg), void *arg);
 /* Seconds to run bounded stress loops for (host: KTEST_STRESS_SECONDS). */
 unsigned ktest_stress_seconds(void);
 
-#define KTEST(suite, tname)                                                   \
+#define KTEST_DEFINE_(suite, tname, manual)                                   \
 	static void ktest_fn_##suite##_##tname(struct ktest_ctx *kt__);       \
 	static struct ktest ktest_d_##suite##_##tname = {                     \
-		#suite, #tname, ktest_fn_##suite##_##tname, 0 };               \
+		#suite, #tname, ktest_fn_##suite##_##tname, 0, manual };       \
 	__attribute__((constructor)) static void                              \
 	ktest_reg_##suite##_##tname(void)                                     \
 	{                                                                     \
 		ktest_register(&ktest_d_##suite##_##tname);                   \
 	}                                                                     \
 	static void ktest_fn_##suite##_##tname(struct ktest_ctx *kt__)
+
+#define KTEST(suite, tname) KTEST_DEFINE_(suite, tname, false)
+/* A test that ends the run (a deliberate panic): only when named. */
+#define KTEST_MANUAL(suite, tname) KTEST_DEFINE_(suite, tname, true)
 
 #define KT_CTX kt__
 

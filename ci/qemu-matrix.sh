@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# qemu-matrix.sh KERNEL_virt KERNEL_sifive_u - boot every configuration of
+# the test matrix, check each, and end with "N passed, N failed".
+#
+# A configuration's in-kernel tests count one each (the kernel's own
+# "N passed, N failed" line); a boot that ends without that line, or whose
+# exit status disagrees with it, counts one more failure. Special boots
+# (the deliberate panic, 20 boots in a row) count one test each.
+set -u
+cd "$(dirname "$0")/.."
+kv=$1
+ks=$2
+logs=build/logs/qemu
+mkdir -p "$logs"
+pass=0
+fail=0
+q="qemu-system-riscv64 -nographic -bios default"
+numa="-object memory-backend-ram,id=m0,size=1G -object memory-backend-ram,id=m1,size=1G \
+ -numa node,memdev=m0,cpus=0-1,nodeid=0 -numa node,memdev=m1,cpus=2-3,nodeid=1"
+
+# suite NAME ARGS...: a test=all boot
+suite() {
+	local name=$1; shift
+	local log=$logs/$name.log
+	bash ci/qemu.sh --timeout "${QEMU_TIMEOUT:-240}" --log "$log" -- "$@" -append "test=all" >/dev/null
+	local rc=$?
+	local line p f
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	grep -E '^FAIL' "$log" | sed "s/^FAIL /FAIL $name: /"
+	if [ -z "$line" ]; then
+		echo "FAIL $name: no summary (exit $rc); last lines of $log:"
+		tail -n 25 "$log"
+		fail=$((fail + 1))
+		return
+	fi
+	p=${line%% passed*}
+	f=${line#*passed, }; f=${f%% failed*}
+	pass=$((pass + p))
+	fail=$((fail + f))
+	if { [ "$f" = 0 ] && [ $rc != 0 ]; } || { [ "$f" != 0 ] && [ $rc != 1 ]; }; then
+		echo "FAIL $name: exit status $rc disagrees with '$line'"
+		fail=$((fail + 1))
+	else
+		echo "$name: $line"
+	fi
+}
+
+# The deliberate illegal instruction must produce the whole panic report
+# and a failing exit.
+panic_boot() {
+	local log=$logs/virt-panic.log
+	bash ci/qemu.sh --timeout 60 --log "$log" -- $q -M virt -smp 4 -m 512M -kernel "$kv" \
+		-append "test=panic" >/dev/null
+	local rc=$?
+	if [ $rc = 1 ] &&
+	   grep -qE '^panic: hart [0-9]+: illegal instruction' "$log" &&
+	   grep -qE '^sepc 0x[0-9a-f]{16} stval 0x[0-9a-f]{16} scause 0x0{15}2' "$log" &&
+	   grep -qE '^zero 0x0{16} +ra 0x[0-9a-f]{16} +sp 0x' "$log" &&
+	   grep -qE 't6 0x[0-9a-f]{16}' "$log" &&
+	   ! grep -q '^ok panic' "$log"; then
+		echo "ok qemu.virt-panic: report and failing exit"
+		pass=$((pass + 1))
+	else
+		echo "FAIL qemu.virt-panic: exit $rc; report incomplete in $log"
+		tail -n 20 "$log"
+		fail=$((fail + 1))
+	fi
+}
+
+# SMP=8 must come up every time (the boot hart is a lottery).
+boot_loop() {
+	local n=${BOOT_LOOP:-20} ok=0 i
+	for i in $(seq 1 "$n"); do
+		local log=$logs/virt-smp8-boot$i.log
+		if bash ci/qemu.sh --timeout 60 --log "$log" -- $q -M virt -smp 8 -m 512M \
+			-kernel "$kv" -append "run=demo" >/dev/null &&
+		   grep -q '^harts online: 8:' "$log" && grep -q '^demo: done' "$log"; then
+			ok=$((ok + 1))
+		else
+			echo "FAIL qemu.virt-smp8-boot-loop: boot $i failed, see $log"
+			break
+		fi
+	done
+	if [ "$ok" = "$n" ]; then
+		echo "ok qemu.virt-smp8-boot-loop: $n boots in a row"
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+	fi
+}
+
+suite virt-smp1 $q -M virt -smp 1 -m 512M -kernel "$kv"
+suite virt-smp4 $q -M virt -smp 4 -m 512M -kernel "$kv"
+suite virt-smp8 $q -M virt -smp 8 -m 512M -kernel "$kv"
+suite virt-3g $q -M virt -smp 4 -m 3G -kernel "$kv"
+suite virt-numa $q -M virt -smp 4 -m 2G $numa -kernel "$kv"
+suite sifive_u-smp5 $q -M sifive_u -smp 5 -m 512M -kernel "$ks"
+panic_boot
+boot_loop
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

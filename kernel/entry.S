@@ -1,0 +1,247 @@
+/* entry.S - first instructions of the boot hart and of secondary harts, and
+ * the trap vector.
+ *
+ * OpenSBI enters in S-mode with the MMU off at the load address
+ * (0x80200000), a0 = hartid, a1 = FDT physical address. The image is linked
+ * at KERNEL_VMA, so until paging is on only pc-relative addressing (lla) is
+ * used, which yields physical addresses. The early page table maps with
+ * 1 GiB pages: the gigabyte holding the image at its physical address (so
+ * the instruction after `csrw satp` can still be fetched), the same
+ * gigabyte at the kernel window, and physical [0, 128 GiB) at the direct map.
+ */
+#include "config.h"
+
+#define PTE_V 0x01
+#define PTE_R 0x02
+#define PTE_W 0x04
+#define PTE_X 0x08
+#define PTE_G 0x20
+#define PTE_A 0x40
+#define PTE_D 0x80
+#define PTE_LEAF_RWX (PTE_V | PTE_R | PTE_W | PTE_X | PTE_G | PTE_A | PTE_D)
+#define GIGA_SHIFT   30
+#define PTE_PPN_SHIFT 10
+#define KWIN_INDEX   510    /* VPN[2] of 0xffffffff80000000 */
+#define DMAP_INDEX   256    /* VPN[2] of 0xffffffc000000000 */
+#define DMAP_GIGS    128
+
+	.section .text.entry, "ax"
+	.globl _start
+_start:
+	csrw	sie, zero
+	csrw	sscratch, zero
+	mv	s0, a0			/* hartid */
+	mv	s1, a1			/* FDT physical address */
+
+	/* The image must sit at KERNEL_VMA's offset inside its gigabyte. */
+	lla	t0, _start
+	li	t1, (1 << GIGA_SHIFT) - 1
+	and	t1, t0, t1
+	li	t2, 0x200000		/* KERNEL_LMA mod 1 GiB */
+	bne	t1, t2, bad_load
+
+	/* Clear BSS through physical addresses. */
+	lla	t0, _bss_start
+	lla	t1, _bss_end
+1:	bgeu	t0, t1, 2f
+	sd	zero, 0(t0)
+	addi	t0, t0, 8
+	j	1b
+2:
+	lla	a0, early_pt
+	lla	t0, _start
+	srli	t4, t0, GIGA_SHIFT		/* VPN[2] of the image's PA */
+	slli	t5, t4, GIGA_SHIFT - 12 + PTE_PPN_SHIFT
+	ori	t5, t5, PTE_LEAF_RWX
+	slli	t6, t4, 3
+	add	t6, a0, t6
+	sd	t5, 0(t6)			/* identity gigabyte */
+	li	t6, KWIN_INDEX * 8
+	add	t6, a0, t6
+	sd	t5, 0(t6)			/* kernel window */
+	li	t0, 0				/* direct map */
+3:	slli	t5, t0, GIGA_SHIFT - 12 + PTE_PPN_SHIFT
+	ori	t5, t5, PTE_LEAF_RWX
+	addi	t6, t0, DMAP_INDEX
+	slli	t6, t6, 3
+	add	t6, a0, t6
+	sd	t5, 0(t6)
+	addi	t0, t0, 1
+	li	t1, DMAP_GIGS
+	bltu	t0, t1, 3b
+
+	srli	t0, a0, 12
+	li	t1, 8
+	slli	t1, t1, 60			/* satp.MODE = Sv39 */
+	or	t0, t0, t1
+	lla	t1, early_satp
+	sd	t0, 0(t1)
+	sfence.vma
+	csrw	satp, t0
+	sfence.vma
+	ld	t0, boot_high_addr
+	jr	t0
+
+bad_load:
+	/* Not where the link assumes: say so through the legacy console. */
+	lla	s2, bad_load_msg
+4:	lbu	a0, 0(s2)
+	beqz	a0, 5f
+	li	a7, 1
+	ecall
+	addi	s2, s2, 1
+	j	4b
+5:	wfi
+	j	5b
+
+	.balign 8
+boot_high_addr:
+	.dword	boot_high
+secondary_high_addr:
+	.dword	secondary_high
+
+/* Secondary harts: started by SBI HSM at this physical address with
+ * a0 = hartid, a1 = dense hart index (the opaque argument). */
+	.globl _secondary_start
+_secondary_start:
+	csrw	sie, zero
+	csrw	sscratch, zero
+	lla	t0, early_satp
+	ld	t0, 0(t0)
+	sfence.vma
+	csrw	satp, t0
+	sfence.vma
+	ld	t0, secondary_high_addr
+	jr	t0
+
+	.text
+boot_high:
+	la	sp, hart_stacks
+	li	t0, KSTACK_SIZE
+	add	sp, sp, t0
+	la	t0, trap_vector
+	csrw	stvec, t0
+	mv	a0, s0
+	mv	a1, s1
+	call	kernel_boot
+6:	wfi
+	j	6b
+
+secondary_high:
+	la	sp, hart_stacks
+	addi	t0, a1, 1
+	li	t1, KSTACK_SIZE
+	mul	t0, t0, t1
+	add	sp, sp, t0
+	la	t0, trap_vector
+	csrw	stvec, t0
+	call	secondary_boot
+7:	wfi
+	j	7b
+
+/* Trap vector: saves the whole register file into a struct trap_frame on
+ * the current stack (kernel-only traps for now), calls trap_handler. */
+#define FRAME_SIZE (36 * 8)
+	.balign 4
+	.globl trap_vector
+trap_vector:
+	addi	sp, sp, -FRAME_SIZE
+	sd	x0, 0*8(sp)
+	sd	x1, 1*8(sp)
+	sd	x3, 3*8(sp)
+	sd	x4, 4*8(sp)
+	sd	x5, 5*8(sp)
+	sd	x6, 6*8(sp)
+	sd	x7, 7*8(sp)
+	sd	x8, 8*8(sp)
+	sd	x9, 9*8(sp)
+	sd	x10, 10*8(sp)
+	sd	x11, 11*8(sp)
+	sd	x12, 12*8(sp)
+	sd	x13, 13*8(sp)
+	sd	x14, 14*8(sp)
+	sd	x15, 15*8(sp)
+	sd	x16, 16*8(sp)
+	sd	x17, 17*8(sp)
+	sd	x18, 18*8(sp)
+	sd	x19, 19*8(sp)
+	sd	x20, 20*8(sp)
+	sd	x21, 21*8(sp)
+	sd	x22, 22*8(sp)
+	sd	x23, 23*8(sp)
+	sd	x24, 24*8(sp)
+	sd	x25, 25*8(sp)
+	sd	x26, 26*8(sp)
+	sd	x27, 27*8(sp)
+	sd	x28, 28*8(sp)
+	sd	x29, 29*8(sp)
+	sd	x30, 30*8(sp)
+	sd	x31, 31*8(sp)
+	addi	t0, sp, FRAME_SIZE
+	sd	t0, 2*8(sp)			/* sp before the trap */
+	csrr	t0, sstatus
+	sd	t0, 32*8(sp)
+	csrr	t0, sepc
+	sd	t0, 33*8(sp)
+	csrr	t0, scause
+	sd	t0, 34*8(sp)
+	csrr	t0, stval
+	sd	t0, 35*8(sp)
+	mv	a0, sp
+	call	trap_handler
+	ld	t0, 32*8(sp)
+	csrw	sstatus, t0
+	ld	t0, 33*8(sp)
+	csrw	sepc, t0
+	ld	x1, 1*8(sp)
+	ld	x3, 3*8(sp)
+	ld	x4, 4*8(sp)
+	ld	x5, 5*8(sp)
+	ld	x6, 6*8(sp)
+	ld	x7, 7*8(sp)
+	ld	x8, 8*8(sp)
+	ld	x9, 9*8(sp)
+	ld	x10, 10*8(sp)
+	ld	x11, 11*8(sp)
+	ld	x12, 12*8(sp)
+	ld	x13, 13*8(sp)
+	ld	x14, 14*8(sp)
+	ld	x15, 15*8(sp)
+	ld	x16, 16*8(sp)
+	ld	x17, 17*8(sp)
+	ld	x18, 18*8(sp)
+	ld	x19, 19*8(sp)
+	ld	x20, 20*8(sp)
+	ld	x21, 21*8(sp)
+	ld	x22, 22*8(sp)
+	ld	x23, 23*8(sp)
+	ld	x24, 24*8(sp)
+	ld	x25, 25*8(sp)
+	ld	x26, 26*8(sp)
+	ld	x27, 27*8(sp)
+	ld	x28, 28*8(sp)
+	ld	x29, 29*8(sp)
+	ld	x30, 30*8(sp)
+	ld	x31, 31*8(sp)
+	addi	sp, sp, FRAME_SIZE
+	sret
+
+	.section .rodata
+bad_load_msg:
+	.asciz	"kernel: not loaded at 0x80200000 (mod 1 GiB); stopping\n"
+
+	.section .bss.pagetables, "aw", @nobits
+	.balign 4096
+	.globl early_pt
+early_pt:
+	.zero	4096
+	.globl hart_stacks
+	.balign 16
+hart_stacks:
+	.zero	KSTACK_SIZE * MAX_HARTS
+
+	.section .data
+	.balign 8
+	.globl early_satp
+early_satp:
+	.dword	0

@@ -1,0 +1,86 @@
+/* env.c - the mm environment seam implemented for the kernel. */
+#include "env.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "hart.h"
+#include "kernel.h"
+#include "riscv.h"
+
+unsigned long env_irq_save(void)
+{
+	return irq_save();
+}
+
+void env_irq_restore(unsigned long flags)
+{
+	irq_restore(flags);
+}
+
+unsigned long env_lock(env_spinlock_t *l)
+{
+	unsigned long flags = irq_save();
+
+	while (__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE)) {
+		/* spin on a plain load, interrupts restored meanwhile */
+		irq_restore(flags);
+		while (__atomic_load_n(&l->locked, __ATOMIC_RELAXED))
+			env_cpu_relax();
+		flags = irq_save();
+	}
+	return flags;
+}
+
+void env_unlock(env_spinlock_t *l, unsigned long flags)
+{
+	__atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE);
+	irq_restore(flags);
+}
+
+bool env_trylock(env_spinlock_t *l, unsigned long *flags)
+{
+	*flags = irq_save();
+	if (!__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE))
+		return true;
+	irq_restore(*flags);
+	return false;
+}
+
+unsigned env_cpu(void)
+{
+	return this_hart()->index;
+}
+
+unsigned env_ncpus(void)
+{
+	return harts_online;
+}
+
+uint64_t env_ticks(void)
+{
+	return rdtime();
+}
+
+uint64_t env_ticks_per_sec(void)
+{
+	return timebase_hz;
+}
+
+void env_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+_Noreturn void env_panic(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vpanic(NULL, fmt, ap);
+}

@@ -1,0 +1,70 @@
+/* kernel.h - what kernel files share: boot state, panic, console, timer,
+ * IPIs, SMP work dispatch and shutdown. */
+#ifndef KERNEL_H
+#define KERNEL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "hart.h"
+
+struct trap_frame {
+	unsigned long regs[32];   /* x0..x31; regs[2] is sp before the trap */
+	unsigned long sstatus, sepc, scause, stval;
+};
+_Static_assert(sizeof(struct trap_frame) == 36 * 8, "kernel.h: entry.S FRAME_SIZE");
+
+extern uint64_t timebase_hz;
+extern const struct board *board;
+
+/* Kernel image addresses <-> physical. */
+static inline unsigned long kva_to_pa(const void *va)
+{
+	return (unsigned long)va - KERNEL_VA_OFFSET;
+}
+
+static inline void *pa_to_dmap(unsigned long pa)
+{
+	return (void *)(pa + DIRECT_MAP_BASE);
+}
+
+/* panic.c: report and stop every hart. `tf` may be NULL. */
+_Noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void vpanic(const struct trap_frame *tf, const char *fmt, va_list ap);
+_Noreturn void panic_trap(const struct trap_frame *tf, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+extern volatile bool panicking;
+/* Stop this hart for good (interrupts off). */
+_Noreturn void hart_halt(void);
+
+/* console.c */
+void console_write_raw(const char *s, unsigned long n);   /* panic path, no lock */
+
+/* trap.c */
+void trap_init_hart(void);
+
+/* trap.c */
+const char *trap_cause_name(unsigned long cause);
+
+/* timer.c: hooks run in interrupt context on every hart's tick. */
+int timer_add_hook(void (*fn)(void));
+void timer_remove_hook(void (*fn)(void));
+void timer_init_hart(void);
+void timer_tick(void);
+uint64_t time_us(void);
+
+/* smp.c */
+void ipi_send(unsigned index);
+void ipi_handle(void);
+int smp_start_secondaries(unsigned want);
+/* Run fn(i, arg) on harts 0..n-1 (the caller is hart 0's slot only when it
+ * is hart index 0); returns when all are done. */
+void smp_run(unsigned n, hart_work_fn fn, void *arg);
+void hart_idle_loop(void);
+
+/* Shutdown through the board's ops (test finisher) or SBI System Reset. */
+_Noreturn void kernel_shutdown(bool failed);
+
+#endif

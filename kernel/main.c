@@ -1,0 +1,234 @@
+/* main.c - the boot sequence of the boot hart, the banner, and what the
+ * bootargs select: run=demo (default), test=<suite>[,<suite>...], bench=<name>. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "board.h"
+#include "err.h"
+#include "hart.h"
+#include "kernel.h"
+#include "ktest.h"
+#include "plat.h"
+#include "riscv.h"
+#include "sbi.h"
+
+#define FDT_MAX_SIZE (2u << 20)
+
+static struct board the_board;
+const struct board *board = &the_board;
+static uint64_t boot_instret_start;
+
+int smp_start_hart(unsigned long hartid, unsigned index);
+int kdemo_run(void);
+int kbench_run(const char *name);
+
+static void run_constructors(void)
+{
+	extern void (*__init_array_start[])(void), (*__init_array_end[])(void);
+
+	for (void (**f)(void) = __init_array_start; f < __init_array_end; f++)
+		(*f)();
+}
+
+static uint32_t be32(const void *p)
+{
+	const uint8_t *b = p;
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static void parse_board(unsigned long fdt_pa)
+{
+	const void *fdt = pa_to_dmap(fdt_pa);
+	uint32_t size = be32((const char *)fdt + 4);
+	int rc;
+
+	if (size > FDT_MAX_SIZE)
+		size = FDT_MAX_SIZE;   /* the parser then reports the truncation */
+	rc = board_parse(&the_board, fdt, size);
+	if (rc)
+		panic("boot: device tree at 0x%lx: %s", fdt_pa, the_board.reason);
+	if (the_board.timebase)
+		timebase_hz = the_board.timebase;
+}
+
+static bool isa_has(const char *isa, const char *ext)
+{
+	size_t n = strlen(ext);
+
+	for (const char *p = strchr(isa, '_'); p; p = strchr(p + 1, '_'))
+		if (strncmp(p + 1, ext, n) == 0 && (p[1 + n] == '_' || p[1 + n] == 0))
+			return true;
+	return false;
+}
+
+static const struct board_hart *board_hart(unsigned long hartid)
+{
+	for (unsigned i = 0; i < board->nharts; i++)
+		if (board->harts[i].id == hartid)
+			return &board->harts[i];
+	return NULL;
+}
+
+static void setup_hart_facts(struct hart *h)
+{
+	const struct board_hart *bh = board_hart(h->hartid);
+
+	h->sstc = bh && isa_has(bh->isa, "sstc");
+	h->numa_node = -1;
+}
+
+/* Start every usable hart except this one, up to `want` in all (0 = all). */
+static void start_secondaries(unsigned want)
+{
+	for (unsigned i = 0; i < board->nharts; i++) {
+		const struct board_hart *bh = &board->harts[i];
+		unsigned idx = harts_online;
+		int rc;
+
+		if (!bh->usable || bh->id == this_hart()->hartid)
+			continue;
+		if (want && harts_online >= want)
+			break;
+		if (idx == MAX_HARTS) {
+			printf("smp: hart %llu not started: MAX_HARTS %d reached\n",
+			       (unsigned long long)bh->id, MAX_HARTS);
+			continue;
+		}
+		harts[idx].hartid = bh->id;
+		setup_hart_facts(&harts[idx]);
+		rc = smp_start_hart(bh->id, idx);
+		if (rc) {
+			printf("smp: hart %llu did not start: %s\n",
+			       (unsigned long long)bh->id, err_str(rc));
+			continue;
+		}
+		harts_online++;
+	}
+}
+
+/* Bytes of [s, e] (inclusive) that fall inside RAM, not counted twice. */
+static uint64_t clip_to_ram(uint64_t s, uint64_t e)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < board->nmem; i++) {
+		uint64_t a = s > board->mem[i].start ? s : board->mem[i].start;
+		uint64_t b = e < board->mem[i].end ? e : board->mem[i].end;
+		if (a <= b)
+			n += b - a + 1;
+	}
+	return n;
+}
+
+static void print_memory_summary(unsigned long fdt_pa)
+{
+	extern char _kernel_start[], _kernel_end[];
+	uint64_t total = 0, rsv = 0, kernel;
+	uint64_t fdt_size = be32((const char *)pa_to_dmap(fdt_pa) + 4);
+
+	for (unsigned i = 0; i < board->nmem; i++)
+		total += board->mem[i].end - board->mem[i].start + 1;
+	/* Reserved ranges may overlap each other; a sweep over a sorted copy
+	 * would be exact, the kernel's LMM feed does that. This banner line
+	 * counts them as the board lists them. */
+	for (unsigned i = 0; i < board->nrsv; i++)
+		rsv += clip_to_ram(board->rsv[i].start, board->rsv[i].end);
+	rsv += clip_to_ram(fdt_pa, fdt_pa + fdt_size - 1);
+	kernel = clip_to_ram(kva_to_pa(_kernel_start), kva_to_pa(_kernel_end) - 1);
+	printf("memory: total %llu KiB, reserved %llu KiB, kernel %llu KiB, free %llu KiB\n",
+	       (unsigned long long)(total >> 10), (unsigned long long)(rsv >> 10),
+	       (unsigned long long)(kernel >> 10),
+	       (unsigned long long)((total - rsv - kernel) >> 10));
+}
+
+static void banner(unsigned long fdt_pa)
+{
+	const struct sbi_info *si = sbi_get_info();
+
+	printf("unikernel memory layer: %s (%s board ops)\n",
+	       board->model[0] ? board->model : "unknown board", plat_get()->name);
+	printf("sbi: spec %u.%u, %s version 0x%lx\n", si->spec_major, si->spec_minor,
+	       sbi_impl_name(si->impl_id), si->impl_version);
+	printf("harts online: %u:", harts_online);
+	for (unsigned i = 0; i < harts_online; i++)
+		printf(" %lu", harts[i].hartid);
+	printf(" (boot hart %lu)\n", harts[0].hartid);
+	board_print(board);
+	print_memory_summary(fdt_pa);
+	/* Printing goes through M-mode (SBI console) and is counted too. */
+	extern uint64_t smp_wait_instret;
+	printf("boot: %llu instructions from kernel entry to banner end "
+	       "(%llu more polling for harts to start)\n",
+	       (unsigned long long)(rdinstret() - boot_instret_start - smp_wait_instret),
+	       (unsigned long long)smp_wait_instret);
+}
+
+/* The value of key=... in the bootargs, copied into buf; NULL if absent. */
+static const char *bootarg(const char *key, char *buf, size_t len)
+{
+	size_t kl = strlen(key);
+
+	for (const char *p = board->bootargs; *p;) {
+		while (*p == ' ')
+			p++;
+		if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
+			size_t n = strcspn(p + kl + 1, " ");
+			if (n >= len)
+				n = len - 1;
+			memcpy(buf, p + kl + 1, n);
+			buf[n] = 0;
+			return buf;
+		}
+		p += strcspn(p, " ");
+	}
+	return NULL;
+}
+
+static int run_tests(char *list)
+{
+	const char *pat[32];
+	int n = 0;
+
+	for (char *s = strtok(list, ","); s && n < 32; s = strtok(NULL, ","))
+		pat[n++] = s;
+	return ktest_run(n, pat);
+}
+
+_Noreturn void kernel_shutdown(bool failed)
+{
+	printf("shutdown: %s\n", failed ? "failure" : "ok");
+	plat_shutdown(failed);
+	hart_halt();
+}
+
+void kernel_boot(unsigned long hartid, unsigned long fdt_pa)
+{
+	char arg[256];
+	int failed = 0;
+
+	boot_instret_start = rdinstret();
+	hart_setup_tls(0, hartid);
+	harts_online = 1;
+	run_constructors();
+	sbi_probe(NULL);
+	printf("kernel: entered on hart %lu, device tree at 0x%lx\n", hartid, fdt_pa);
+	parse_board(fdt_pa);
+	plat_init(board, board->finisher ? pa_to_dmap(board->finisher) : NULL);
+	setup_hart_facts(this_hart());
+	trap_init_hart();
+	timer_init_hart();
+	harts[0].online = true;
+	irq_enable();
+	start_secondaries(bootarg("harts", arg, sizeof(arg)) ?
+			  (unsigned)strtoul(arg, NULL, 10) : 0);
+	banner(fdt_pa);
+
+	if (bootarg("test", arg, sizeof(arg)))
+		failed = run_tests(arg) != 0;
+	else if (bootarg("bench", arg, sizeof(arg)))
+		failed = kbench_run(arg) != 0;
+	else
+		failed = kdemo_run() != 0;
+	kernel_shutdown(failed);
+}

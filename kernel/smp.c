@@ -1,0 +1,113 @@
+/* smp.c - secondary hart bring-up through SBI HSM, IPIs, and handing work to
+ * harts (what ktest_parallel and the demos use). */
+#include <stdio.h>
+
+#include "hart.h"
+#include "kernel.h"
+#include "riscv.h"
+#include "err.h"
+#include "sbi.h"
+
+#define START_TIMEOUT_MS 2000
+
+/* Instructions the boot hart spent polling for harts to come online: the
+ * boot-cost figure leaves them out, since they measure QEMU's scheduling. */
+uint64_t smp_wait_instret;
+
+void ipi_send(unsigned index)
+{
+	/* hart_mask bit 0 with hart_mask_base = hartid names exactly one hart */
+	sbi_send_ipi(1, harts[index].hartid);
+}
+
+void ipi_handle(void)
+{
+	struct hart *h = this_hart();
+
+	if (panicking)
+		hart_halt();
+	h->ipis++;
+}
+
+void hart_idle_loop(void)
+{
+	struct hart *h = this_hart();
+
+	for (;;) {
+		irq_save();
+		if (__atomic_load_n(&h->work_seq, __ATOMIC_ACQUIRE) != h->done_seq) {
+			hart_work_fn fn = h->work;
+			irq_enable();
+			fn(h->work_i, h->work_arg);
+			__atomic_store_n(&h->done_seq, h->work_seq, __ATOMIC_RELEASE);
+			continue;
+		}
+		/* wfi wakes on a pending enabled interrupt even with SIE off,
+		 * so work posted after the check above is never missed. */
+		wfi();
+		irq_enable();
+	}
+}
+
+void smp_run(unsigned n, hart_work_fn fn, void *arg)
+{
+	struct hart *self = this_hart();
+
+	if (self->index != 0)
+		panic("smp_run: called on hart index %u, not the boot hart", self->index);
+	if (n > harts_online)
+		panic("smp_run: %u workers but %u harts online", n, harts_online);
+	for (unsigned i = 1; i < n; i++) {
+		struct hart *h = &harts[i];
+		h->work = fn;
+		h->work_arg = arg;
+		h->work_i = i;
+		__atomic_store_n(&h->work_seq, h->work_seq + 1, __ATOMIC_RELEASE);
+		ipi_send(i);
+	}
+	if (n > 0)
+		fn(0, arg);
+	for (unsigned i = 1; i < n; i++)
+		while (__atomic_load_n(&harts[i].done_seq, __ATOMIC_ACQUIRE) !=
+		       harts[i].work_seq)
+			env_cpu_relax();
+}
+
+/* Called from entry.S on a secondary hart, on its own stack, paging on. */
+void secondary_boot(unsigned long hartid, unsigned long index)
+{
+	struct hart *h;
+
+	hart_setup_tls((unsigned)index, hartid);
+	h = this_hart();
+	trap_init_hart();
+	timer_init_hart();
+	__atomic_store_n(&h->online, true, __ATOMIC_RELEASE);
+	irq_enable();
+	hart_idle_loop();
+}
+
+/* Start one hart as dense index `index`; 0 when it reports online. */
+int smp_start_hart(unsigned long hartid, unsigned index)
+{
+	extern char _secondary_start[];
+	struct hart *h = &harts[index];
+	uint64_t deadline, wait_start;
+	int rc;
+
+	h->hartid = hartid;
+	h->online = false;
+	rc = sbi_hart_start(hartid, kva_to_pa(_secondary_start), index);
+	if (rc)
+		return rc;
+	deadline = rdtime() + timebase_hz * START_TIMEOUT_MS / 1000;
+	wait_start = rdinstret();
+	while (!__atomic_load_n(&h->online, __ATOMIC_ACQUIRE)) {
+		if (rdtime() > deadline) {
+			rc = E_TIMEOUT;
+			break;
+		}
+	}
+	smp_wait_instret += rdinstret() - wait_start;
+	return rc;
+}

@@ -1,0 +1,387 @@
+/* board.c - build the board description from a checked device tree. The
+ * policies are listed in board.h; board_print() is the only stdio user. */
+#include "board.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define fail(b, ...) (fdt_fmt((b)->reason, FDT_REASON_MAX, __VA_ARGS__), E_CORRUPT)
+
+/* Copy a string property value, rejecting what does not fit. */
+static int copy_str(struct board *b, char *dst, size_t cap, const char *src,
+		    const char *node, const char *what)
+{
+	size_t n = strlen(src);
+
+	if (n >= cap)
+		return fail(b, "node '%s' %s longer than %u bytes", node, what, (unsigned)cap - 1);
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
+/* #address-cells / #size-cells of `node`, checked to be 1..2. */
+static int get_cells(struct board *b, const struct fdt *f, int node, const char *name,
+		     uint32_t dflt, uint32_t *v)
+{
+	const char *n = fdt_name(f, node);
+
+	if (n && !n[0])
+		n = "/";
+	if (fdt_prop_cells(f, node, name, dflt, v))
+		return fail(b, "node '%s' %s is not one cell", n, name);
+	if (*v < 1 || *v > 2)
+		return fail(b, "node '%s' %s %u not in 1..2", n, name, *v);
+	return 0;
+}
+
+/* The reg property as *n entries of (ac + sc) cells. */
+static int get_reg(struct board *b, const struct fdt *f, int node, uint32_t ac, uint32_t sc,
+		   const uint8_t **p, uint32_t *n)
+{
+	uint32_t len, esz = 4 * (ac + sc);
+
+	*p = fdt_prop(f, node, "reg", &len);
+	if (!*p) {
+		*n = 0;
+		return 0;
+	}
+	if (len % esz)
+		return fail(b, "node '%s' reg length %u not a multiple of %u", fdt_name(f, node), len, esz);
+	*n = len / esz;
+	return 0;
+}
+
+/* Inclusive end of [start, start + size), size > 0; rejects wrapping. */
+static int range_end(struct board *b, const char *what, uint64_t start, uint64_t size,
+		     uint64_t *end)
+{
+	if (size - 1 > UINT64_MAX - start)
+		return fail(b, "%s range 0x%llx size 0x%llx wraps past 2^64", what,
+			    (unsigned long long)start, (unsigned long long)size);
+	*end = start + size - 1;
+	return 0;
+}
+
+static int add_rsv(struct board *b, const char *name, uint64_t start, uint64_t size)
+{
+	struct board_rsv *r;
+	uint64_t end;
+	int rc;
+
+	if (!size)
+		return 0;
+	rc = range_end(b, "reserved", start, size, &end);
+	if (rc)
+		return rc;
+	if (b->nrsv == BOARD_MAX_RSV)
+		return fail(b, "more than %u reserved ranges", BOARD_MAX_RSV);
+	r = &b->rsv[b->nrsv];
+	rc = copy_str(b, r->name, sizeof(r->name), name, name, "name");
+	if (rc)
+		return rc;
+	r->start = start;
+	r->end = end;
+	b->nrsv++;
+	return 0;
+}
+
+static int add_mem(struct board *b, uint64_t start, uint64_t size, int numa)
+{
+	uint64_t end;
+	int rc;
+
+	if (!size)
+		return 0;
+	rc = range_end(b, "memory", start, size, &end);
+	if (rc)
+		return rc;
+	for (unsigned i = 0; i < b->nmem; i++)
+		if (start <= b->mem[i].end && b->mem[i].start <= end)
+			return fail(b, "memory ranges 0x%llx-0x%llx and 0x%llx-0x%llx overlap",
+				    (unsigned long long)b->mem[i].start,
+				    (unsigned long long)b->mem[i].end,
+				    (unsigned long long)start, (unsigned long long)end);
+	if (b->nmem == BOARD_MAX_MEM)
+		return fail(b, "more than %u memory ranges", BOARD_MAX_MEM);
+	b->mem[b->nmem++] = (struct board_mem){ start, end, numa };
+	return 0;
+}
+
+static bool has_prefix(const char *s, const char *p)
+{
+	return !strncmp(s, p, strlen(p));
+}
+
+static bool str_is(const struct fdt *f, int node, const char *prop, const char *val)
+{
+	const char *s = fdt_prop_str(f, node, prop);
+
+	return s && !strcmp(s, val);
+}
+
+static int parse_memory(struct board *b, const struct fdt *f, int root)
+{
+	uint32_t ac, sc, n;
+	const uint8_t *p;
+	int rc, node;
+
+	if ((rc = get_cells(b, f, root, "#address-cells", 2, &ac)) ||
+	    (rc = get_cells(b, f, root, "#size-cells", 1, &sc)))
+		return rc;
+	for (node = fdt_first_child(f, root); node >= 0; node = fdt_next_sibling(f, node)) {
+		uint64_t numa = (uint64_t)-1;
+
+		if (!has_prefix(fdt_name(f, node), "memory") || !str_is(f, node, "device_type", "memory"))
+			continue;
+		rc = fdt_prop_uint(f, node, "numa-node-id", &numa);
+		if (rc == E_CORRUPT || (!rc && numa > 0x7fffffff))
+			return fail(b, "node '%s' bad numa-node-id", fdt_name(f, node));
+		if ((rc = get_reg(b, f, node, ac, sc, &p, &n)))
+			return rc;
+		for (uint32_t i = 0; i < n; i++, p += 4 * (ac + sc))
+			if ((rc = add_mem(b, fdt_cells(p, ac), fdt_cells(p + 4 * ac, sc), (int)numa)))
+				return rc;
+	}
+	return 0;
+}
+
+static int parse_reserved(struct board *b, const struct fdt *f)
+{
+	uint64_t addr, size;
+	uint32_t ac, sc, n;
+	const uint8_t *p;
+	int rc, rm, node;
+
+	for (uint32_t i = 0; fdt_rsv(f, i, &addr, &size) == 0; i++)
+		if ((rc = add_rsv(b, "memreserve", addr, size)))
+			return rc;
+	rm = fdt_path(f, "/reserved-memory");
+	if (rm < 0)
+		return 0;
+	if ((rc = get_cells(b, f, rm, "#address-cells", 2, &ac)) ||
+	    (rc = get_cells(b, f, rm, "#size-cells", 1, &sc)))
+		return rc;
+	for (node = fdt_first_child(f, rm); node >= 0; node = fdt_next_sibling(f, node)) {
+		if ((rc = get_reg(b, f, node, ac, sc, &p, &n)))
+			return rc;
+		for (uint32_t i = 0; i < n; i++, p += 4 * (ac + sc))
+			if ((rc = add_rsv(b, fdt_name(f, node), fdt_cells(p, ac), fdt_cells(p + 4 * ac, sc))))
+				return rc;
+	}
+	return 0;
+}
+
+/* Why hart `node` cannot run this kernel, or "" when it can. */
+static void hart_reason(const struct fdt *f, int node, struct board_hart *h)
+{
+	const char *status = fdt_prop_str(f, node, "status");
+	const char *isa = fdt_prop_str(f, node, "riscv,isa");
+	char *r = h->reason;
+
+	r[0] = '\0';
+	if (status && strcmp(status, "okay") && strcmp(status, "ok"))
+		fdt_fmt(r, sizeof(h->reason), "status %s", status);
+	else if (!isa)
+		fdt_fmt(r, sizeof(h->reason), "no riscv,isa");
+	else if (strncmp(isa, "rv64", 4) && strncmp(isa, "RV64", 4))
+		fdt_fmt(r, sizeof(h->reason), "isa %s", isa);
+	else if (!h->mmu[0])
+		fdt_fmt(r, sizeof(h->reason), "no mmu-type");
+	else if (strcmp(h->mmu, "riscv,sv39") && strcmp(h->mmu, "riscv,sv48") &&
+		 strcmp(h->mmu, "riscv,sv57"))
+		fdt_fmt(r, sizeof(h->reason), "mmu-type %s", h->mmu);
+	h->usable = r[0] == '\0';
+}
+
+static int parse_hart(struct board *b, const struct fdt *f, int node, uint32_t ac)
+{
+	const char *name = fdt_name(f, node), *s;
+	struct board_hart *h;
+	uint32_t len;
+	const uint8_t *reg = fdt_prop(f, node, "reg", &len);
+	int rc;
+
+	if (!reg || len < 4 * ac)
+		return fail(b, "cpu node '%s' has no reg", name);
+	if (b->nharts == BOARD_MAX_HARTS)
+		return fail(b, "more than %u harts", BOARD_MAX_HARTS);
+	h = &b->harts[b->nharts];
+	memset(h, 0, sizeof(*h));
+	h->id = fdt_cells(reg, ac);
+	for (unsigned i = 0; i < b->nharts; i++)
+		if (b->harts[i].id == h->id)
+			return fail(b, "duplicate hart id %llu", (unsigned long long)h->id);
+	s = fdt_prop_str(f, node, "riscv,isa");
+	if (s && (rc = copy_str(b, h->isa, sizeof(h->isa), s, name, "riscv,isa")))
+		return rc;
+	s = fdt_prop_str(f, node, "mmu-type");
+	if (s && (rc = copy_str(b, h->mmu, sizeof(h->mmu), s, name, "mmu-type")))
+		return rc;
+	s = fdt_prop_str(f, node, "status");
+	if (s && strlen(s) >= BOARD_HART_REASON_MAX - 8)
+		return fail(b, "cpu node '%s' status too long", name);
+	hart_reason(f, node, h);
+	if (!b->timebase && fdt_prop_uint(f, node, "timebase-frequency", &b->timebase) == E_CORRUPT)
+		return fail(b, "cpu node '%s' bad timebase-frequency", name);
+	b->nharts++;
+	return 0;
+}
+
+static int parse_cpus(struct board *b, const struct fdt *f)
+{
+	int cpus = fdt_path(f, "/cpus"), node, rc;
+	uint32_t ac;
+
+	if (cpus < 0)
+		return 0;
+	if ((rc = get_cells(b, f, cpus, "#address-cells", 2, &ac)))
+		return rc;
+	if (fdt_prop_uint(f, cpus, "timebase-frequency", &b->timebase) == E_CORRUPT)
+		return fail(b, "/cpus bad timebase-frequency");
+	for (node = fdt_first_child(f, cpus); node >= 0; node = fdt_next_sibling(f, node)) {
+		if (!has_prefix(fdt_name(f, node), "cpu") || !str_is(f, node, "device_type", "cpu"))
+			continue;
+		if ((rc = parse_hart(b, f, node, ac)))
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_chosen(struct board *b, const struct fdt *f)
+{
+	int chosen = fdt_path(f, "/chosen"), rs, re;
+	const char *s;
+
+	if (chosen < 0)
+		return 0;
+	if (fdt_prop(f, chosen, "bootargs", NULL)) {
+		s = fdt_prop_str(f, chosen, "bootargs");
+		if (!s)
+			return fail(b, "/chosen bootargs not a string");
+		if (copy_str(b, b->bootargs, sizeof(b->bootargs), s, "chosen", "bootargs"))
+			return E_CORRUPT;
+	}
+	rs = fdt_prop_uint(f, chosen, "linux,initrd-start", &b->initrd_start);
+	re = fdt_prop_uint(f, chosen, "linux,initrd-end", &b->initrd_end);
+	if (rs == E_NOENT && re == E_NOENT)
+		return 0;
+	if (rs || re)
+		return fail(b, "/chosen linux,initrd-start/end missing or not 32/64-bit");
+	if (b->initrd_end < b->initrd_start)
+		return fail(b, "initrd end 0x%llx before start 0x%llx",
+			    (unsigned long long)b->initrd_end, (unsigned long long)b->initrd_start);
+	b->has_initrd = b->initrd_end > b->initrd_start;
+	return 0;
+}
+
+/* First node (tree order) compatible with sifive,test0; parent_ac is the
+ * parent's raw #address-cells, only checked when used. */
+static int find_finisher(struct board *b, const struct fdt *f, int node, uint32_t parent_ac)
+{
+	uint32_t len, ac;
+	const void *v = fdt_prop(f, node, "compatible", &len);
+	const uint8_t *reg;
+	int c, rc;
+
+	if (v && fdt_strlist_has(v, len, "sifive,test0")) {
+		if (parent_ac < 1 || parent_ac > 2)
+			return fail(b, "parent of '%s' #address-cells %u not in 1..2", fdt_name(f, node),
+				    parent_ac);
+		reg = fdt_prop(f, node, "reg", &len);
+		if (!reg || len < 4 * parent_ac)
+			return fail(b, "test finisher '%s' has no reg", fdt_name(f, node));
+		b->finisher = fdt_cells(reg, parent_ac);
+		return 1;
+	}
+	if (fdt_prop_cells(f, node, "#address-cells", 2, &ac))
+		ac = 0;   /* malformed: rejected only if a finisher sits below */
+	for (c = fdt_first_child(f, node); c >= 0; c = fdt_next_sibling(f, c))
+		if ((rc = find_finisher(b, f, c, ac)) != 0)
+			return rc;
+	return 0;
+}
+
+static int parse_root(struct board *b, const struct fdt *f, int root)
+{
+	uint32_t len;
+	const char *v;
+
+	if (fdt_prop(f, root, "model", NULL)) {
+		v = fdt_prop_str(f, root, "model");
+		if (!v)
+			return fail(b, "model not a string");
+		if (copy_str(b, b->model, sizeof(b->model), v, "/", "model"))
+			return E_CORRUPT;
+	}
+	v = fdt_prop(f, root, "compatible", &len);
+	if (v) {
+		if (len > sizeof(b->compatible))
+			return fail(b, "root compatible longer than %u bytes", BOARD_COMPAT_MAX);
+		memcpy(b->compatible, v, len);
+		b->compatible_len = len;
+	}
+	return 0;
+}
+
+int board_parse(struct board *b, const void *blob, size_t len)
+{
+	struct fdt f;
+	int rc, root;
+
+	if (!b)
+		return E_INVAL;
+	memset(b, 0, sizeof(*b));
+	rc = fdt_open(&f, blob, len);
+	if (rc) {
+		memcpy(b->reason, f.reason, sizeof(b->reason));
+		return rc;
+	}
+	b->boot_cpuid = f.boot_cpuid;
+	root = fdt_root(&f);
+	if (root < 0)
+		return fail(b, "no root node");
+	if ((rc = parse_root(b, &f, root)) || (rc = parse_memory(b, &f, root)) ||
+	    (rc = parse_reserved(b, &f)) || (rc = parse_chosen(b, &f)) ||
+	    (rc = parse_cpus(b, &f)))
+		return rc;
+	if (b->has_initrd &&
+	    (rc = add_rsv(b, "initrd", b->initrd_start, b->initrd_end - b->initrd_start)))
+		return rc;
+	rc = find_finisher(b, &f, root, 2);
+	return rc < 0 ? rc : 0;
+}
+
+bool board_compatible(const struct board *b, const char *compat)
+{
+	return fdt_strlist_has(b->compatible, b->compatible_len, compat);
+}
+
+void board_print(const struct board *b)
+{
+	if (b->model[0])
+		printf("model %s\n", b->model);
+	for (unsigned i = 0; i < b->nmem; i++) {
+		const struct board_mem *m = &b->mem[i];
+		char node[12] = "-";
+
+		if (m->node >= 0)
+			fdt_fmt(node, sizeof(node), "%d", m->node);
+		/* one printf per line: the kernel console serialises per call */
+		printf("memory 0x%016llx-0x%016llx node %s\n", (unsigned long long)m->start,
+		       (unsigned long long)m->end, node);
+	}
+	for (unsigned i = 0; i < b->nrsv; i++)
+		printf("reserved 0x%016llx-0x%016llx %s\n", (unsigned long long)b->rsv[i].start,
+		       (unsigned long long)b->rsv[i].end, b->rsv[i].name);
+	for (unsigned i = 0; i < b->nharts; i++) {
+		const struct board_hart *h = &b->harts[i];
+		if (h->usable)
+			printf("hart %llu usable %s %s\n", (unsigned long long)h->id, h->mmu, h->isa);
+		else
+			printf("hart %llu unusable %s\n", (unsigned long long)h->id, h->reason);
+	}
+	if (b->timebase)
+		printf("timebase %llu\n", (unsigned long long)b->timebase);
+	if (b->bootargs[0])
+		printf("bootargs %s\n", b->bootargs);
+}

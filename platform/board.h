@@ -1,0 +1,111 @@
+/* board.h - the board description read from the device tree: RAM, reserved
+ * ranges, harts, timebase, bootargs, initrd, model, test finisher.
+ *
+ * Everything is copied out of the blob into fixed-size arrays, so the blob
+ * may be unmapped or moved after board_parse(). A blob that does not fit the
+ * limits below is rejected with a reason, never truncated.
+ *
+ * Policies (dtbinfo and the libfdt oracle in tests/host/fdt_oracle.c follow
+ * the same ones):
+ * - RAM: every child of the root whose name starts with "memory" and whose
+ *   device_type is "memory"; every reg entry, with numa-node-id or -1.
+ *   Ranges are inclusive [start, end]. Zero-size reg entries describe
+ *   nothing and are skipped (memory and reserved alike). A range that wraps
+ *   past 2^64 is rejected; RAM ranges that overlap each other are rejected.
+ *   Reserved ranges may overlap (firmware often reserves a region twice).
+ * - Reserved, in this order: the header's reservation block ("memreserve"),
+ *   each reg entry of each /reserved-memory child (named by its node name,
+ *   unit address included; children without reg are skipped), then the
+ *   initrd ("initrd") when /chosen has linux,initrd-start < linux,initrd-end.
+ * - #address-cells/#size-cells are read (default 2/1) and must be 1..2 for
+ *   the nodes whose reg this module decodes: the root (for /memory), and
+ *   /reserved-memory; /cpus needs #address-cells 1..2 (its #size-cells is
+ *   0 by the spec and not used); the finisher's parent needs
+ *   #address-cells 1..2. Other nodes (PCI has 3) are not looked at.
+ *   Addresses are not translated through `ranges` (QEMU's are identity).
+ * - Harts: children of /cpus named "cpu..." with device_type "cpu", id from
+ *   reg. Usable only when status is absent, "okay" or "ok"; riscv,isa
+ *   starts with "rv64" (any case); mmu-type is present (treated as S-mode
+ *   support) and is riscv,sv39, riscv,sv48 or riscv,sv57 (all can run
+ *   Sv39). The first failing check gives the reason: "status <value>",
+ *   "no riscv,isa", "isa <isa>", "no mmu-type", "mmu-type <value>".
+ *   Duplicate hart ids are rejected.
+ * - timebase: /cpus timebase-frequency, else the first hart that has one;
+ *   0 when none.
+ * - model / bootargs: printed only when non-empty.
+ */
+#ifndef PLATFORM_BOARD_H
+#define PLATFORM_BOARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fdt.h"
+
+#define BOARD_MAX_MEM      32
+#define BOARD_MAX_RSV      32
+#define BOARD_MAX_HARTS    64
+#define BOARD_MODEL_MAX    128   /* string sizes include the NUL */
+#define BOARD_COMPAT_MAX   256
+#define BOARD_BOOTARGS_MAX 1024
+#define BOARD_ISA_MAX      256
+#define BOARD_MMU_MAX      32
+#define BOARD_NAME_MAX     64
+#define BOARD_HART_REASON_MAX (BOARD_ISA_MAX + 16)
+
+struct board_mem {
+	uint64_t start, end;     /* inclusive */
+	int node;                /* numa-node-id, -1 when absent */
+};
+
+struct board_rsv {
+	uint64_t start, end;     /* inclusive */
+	char name[BOARD_NAME_MAX];
+};
+
+struct board_hart {
+	uint64_t id;                          /* reg: the hart id SBI uses */
+	bool usable;
+	char isa[BOARD_ISA_MAX];              /* "" when absent */
+	char mmu[BOARD_MMU_MAX];              /* "" when absent */
+	char reason[BOARD_HART_REASON_MAX];   /* why not usable; "" if usable */
+};
+
+struct board {
+	char model[BOARD_MODEL_MAX];
+	char compatible[BOARD_COMPAT_MAX];    /* root compatible, NUL-separated list */
+	uint32_t compatible_len;
+	uint32_t boot_cpuid;                  /* header's boot_cpuid_phys */
+	unsigned nmem, nrsv, nharts;
+	struct board_mem mem[BOARD_MAX_MEM];
+	struct board_rsv rsv[BOARD_MAX_RSV];
+	struct board_hart harts[BOARD_MAX_HARTS];
+	uint64_t timebase;                    /* Hz, 0 when unknown */
+	char bootargs[BOARD_BOOTARGS_MAX];    /* "" when absent */
+	bool has_initrd;
+	uint64_t initrd_start, initrd_end;    /* [start, end) as in /chosen */
+	uint64_t finisher;                    /* sifive,test0 reg address, 0 if none */
+	char reason[FDT_REASON_MAX];          /* why board_parse failed */
+};
+
+/* Fill *b from the `len`-byte blob. Returns 0; E_CORRUPT or E_NOTSUP (from
+ * the parser) with b->reason naming the problem; E_INVAL for NULL
+ * arguments. On failure only b->reason is meaningful. */
+int board_parse(struct board *b, const void *blob, size_t len);
+
+/* Print the description with printf, one fact per line:
+ *   model <string>
+ *   memory 0x<start>-0x<end> node <n|->
+ *   reserved 0x<start>-0x<end> <name>
+ *   hart <id> usable <mmu-type> <isa>
+ *   hart <id> unusable <reason>
+ *   timebase <hz>
+ *   bootargs <string>
+ * model, timebase and bootargs lines only when known and non-empty. */
+void board_print(const struct board *b);
+
+/* Is `compat` one of the root node's compatible strings? */
+bool board_compatible(const struct board *b, const char *compat);
+
+#endif

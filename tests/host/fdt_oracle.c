@@ -1,0 +1,177 @@
+/* fdt_oracle.c - the differential oracle for dtbinfo: the same board
+ * description (policies in platform/board.h), computed with libfdt and no
+ * code from platform/. tests/fdt/check.sh diffs the two outputs on valid
+ * blobs; on a blob libfdt rejects it prints the error and exits 1. */
+/* The build puts -Iplatform first, where the project's own fdt.h would
+ * shadow libfdt's <fdt.h>: take libfdt's by path and keep ours out. */
+#define PLATFORM_FDT_H
+#include <libfdt_env.h>
+#include "/usr/include/fdt.h"
+#include <libfdt.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const void *blob;
+
+static uint64_t cells(const fdt32_t *p, int n)
+{
+	return n == 2 ? ((uint64_t)fdt32_to_cpu(p[0]) << 32) | fdt32_to_cpu(p[1]) : fdt32_to_cpu(p[0]);
+}
+
+/* A string property, NULL when absent or not NUL-terminated. */
+static const char *str(int node, const char *name)
+{
+	int len;
+	const char *v = fdt_getprop(blob, node, name, &len);
+
+	return v && len > 0 && memchr(v, 0, len) ? v : NULL;
+}
+
+static int ncells(int node, const char *name, int dflt)
+{
+	int len;
+	const fdt32_t *v = fdt_getprop(blob, node, name, &len);
+
+	return v && len == 4 ? (int)fdt32_to_cpu(*v) : dflt;
+}
+
+/* A 4- or 8-byte number; 0 when absent. */
+static uint64_t num(int node, const char *name)
+{
+	int len;
+	const fdt32_t *v = fdt_getprop(blob, node, name, &len);
+
+	return v && (len == 4 || len == 8) ? cells(v, len / 4) : 0;
+}
+
+static void print_memory(void)
+{
+	int ac = ncells(0, "#address-cells", 2), sc = ncells(0, "#size-cells", 1), node, len;
+
+	fdt_for_each_subnode(node, blob, 0) {
+		const char *dt = str(node, "device_type");
+		const fdt32_t *reg;
+		int numa;
+
+		if (strncmp(fdt_get_name(blob, node, NULL), "memory", 6) || !dt || strcmp(dt, "memory"))
+			continue;
+		numa = fdt_getprop(blob, node, "numa-node-id", NULL) ? (int)num(node, "numa-node-id") : -1;
+		reg = fdt_getprop(blob, node, "reg", &len);
+		for (int i = 0; reg && i + (ac + sc) * 4 <= len; i += (ac + sc) * 4) {
+			const fdt32_t *e = reg + i / 4;
+			uint64_t start = cells(e, ac), size = cells(e + ac, sc);
+			if (!size)
+				continue;
+			printf("memory 0x%016llx-0x%016llx node ", (unsigned long long)start,
+			       (unsigned long long)(start + size - 1));
+			if (numa >= 0)
+				printf("%d\n", numa);
+			else
+				printf("-\n");
+		}
+	}
+}
+
+static void print_rsv(const char *name, uint64_t start, uint64_t size)
+{
+	if (size)
+		printf("reserved 0x%016llx-0x%016llx %s\n", (unsigned long long)start,
+		       (unsigned long long)(start + size - 1), name);
+}
+
+static void print_reserved(void)
+{
+	int rm = fdt_path_offset(blob, "/reserved-memory"), chosen, node, len;
+	uint64_t a, s;
+
+	for (int i = 0; i < fdt_num_mem_rsv(blob); i++)
+		if (!fdt_get_mem_rsv(blob, i, &a, &s))
+			print_rsv("memreserve", a, s);
+	if (rm >= 0) {
+		int ac = ncells(rm, "#address-cells", 2), sc = ncells(rm, "#size-cells", 1);
+		fdt_for_each_subnode(node, blob, rm) {
+			const fdt32_t *reg = fdt_getprop(blob, node, "reg", &len);
+			for (int i = 0; reg && i + (ac + sc) * 4 <= len; i += (ac + sc) * 4)
+				print_rsv(fdt_get_name(blob, node, NULL), cells(reg + i / 4, ac),
+					  cells(reg + i / 4 + ac, sc));
+		}
+	}
+	chosen = fdt_path_offset(blob, "/chosen");
+	if (chosen >= 0 && fdt_getprop(blob, chosen, "linux,initrd-start", NULL)) {
+		a = num(chosen, "linux,initrd-start");
+		s = num(chosen, "linux,initrd-end");
+		if (s > a)
+			print_rsv("initrd", a, s - a);
+	}
+}
+
+static uint64_t print_harts(void)
+{
+	int cpus = fdt_path_offset(blob, "/cpus"), node;
+	uint64_t tb;
+
+	if (cpus < 0)
+		return 0;
+	tb = num(cpus, "timebase-frequency");
+	int ac = ncells(cpus, "#address-cells", 2);
+	fdt_for_each_subnode(node, blob, cpus) {
+		const char *dt = str(node, "device_type"), *st = str(node, "status");
+		const char *isa = str(node, "riscv,isa"), *mmu = str(node, "mmu-type");
+		unsigned long long id;
+
+		if (strncmp(fdt_get_name(blob, node, NULL), "cpu", 3) || !dt || strcmp(dt, "cpu"))
+			continue;
+		id = cells(fdt_getprop(blob, node, "reg", NULL), ac);
+		if (!tb)
+			tb = num(node, "timebase-frequency");
+		if (st && strcmp(st, "okay") && strcmp(st, "ok"))
+			printf("hart %llu unusable status %s\n", id, st);
+		else if (!isa)
+			printf("hart %llu unusable no riscv,isa\n", id);
+		else if (strncasecmp(isa, "rv64", 4))
+			printf("hart %llu unusable isa %s\n", id, isa);
+		else if (!mmu)
+			printf("hart %llu unusable no mmu-type\n", id);
+		else if (strcmp(mmu, "riscv,sv39") && strcmp(mmu, "riscv,sv48") && strcmp(mmu, "riscv,sv57"))
+			printf("hart %llu unusable mmu-type %s\n", id, mmu);
+		else
+			printf("hart %llu usable %s %s\n", id, mmu, isa);
+	}
+	return tb;
+}
+
+int main(int argc, char **argv)
+{
+	static char buf[64 << 20];
+	const char *s;
+	uint64_t tb;
+	size_t len;
+	FILE *fp;
+	int rc, chosen;
+
+	if (argc != 2 || !(fp = fopen(argv[1], "rb"))) {
+		fprintf(stderr, "usage: fdt_oracle FILE.dtb\n");
+		return 2;
+	}
+	len = fread(buf, 1, sizeof(buf), fp);
+	fclose(fp);
+	blob = buf;
+	if (len < FDT_V1_SIZE || (rc = fdt_check_header(blob)) || fdt_totalsize(blob) > len) {
+		fprintf(stderr, "fdt_oracle: %s: libfdt rejects the header\n", argv[1]);
+		return 1;
+	}
+	if ((s = str(0, "model")) && *s)
+		printf("model %s\n", s);
+	print_memory();
+	print_reserved();
+	tb = print_harts();
+	if (tb)
+		printf("timebase %llu\n", (unsigned long long)tb);
+	chosen = fdt_path_offset(blob, "/chosen");
+	if (chosen >= 0 && (s = str(chosen, "bootargs")) && *s)
+		printf("bootargs %s\n", s);
+	return 0;
+}
