@@ -41,7 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fdt.h"
+#include "dtb.h"
 
 #define BOARD_MAX_MEM      32
 #define BOARD_MAX_RSV      32

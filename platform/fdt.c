@@ -2,7 +2,7 @@
  * read. fdt_open() validates the whole blob with the same token stepper that
  * the navigation calls use afterwards, so a check exists in one place only.
  */
-#include "fdt.h"
+#include "dtb.h"
 
 #include <stdarg.h>
 #include <string.h>

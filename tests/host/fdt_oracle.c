@@ -2,11 +2,6 @@
  * description (policies in platform/board.h), computed with libfdt and no
  * code from platform/. tests/fdt/check.sh diffs the two outputs on valid
  * blobs; on a blob libfdt rejects it prints the error and exits 1. */
-/* The build puts -Iplatform first, where the project's own fdt.h would
- * shadow libfdt's <fdt.h>: take libfdt's by path and keep ours out. */
-#define PLATFORM_FDT_H
-#include <libfdt_env.h>
-#include "/usr/include/fdt.h"
 #include <libfdt.h>
 
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* fdt.h - read-only flattened device tree parser (devicetree spec, format
+/* dtb.h - read-only flattened device tree parser (devicetree spec, format
  * version 17; blobs of version >= 16 whose last_comp_version <= 17).
  *
  * fdt_open() checks the whole blob once: the header, the block layout, the
@@ -10,8 +10,8 @@
  * Nodes are named by handles: the offset (>= 0) of the node's BEGIN_NODE
  * token inside the structure block. Negative values are error codes.
  */
-#ifndef PLATFORM_FDT_H
-#define PLATFORM_FDT_H
+#ifndef PLATFORM_DTB_H
+#define PLATFORM_DTB_H
 
 #include <stdbool.h>
 #include <stddef.h>
