@@ -122,7 +122,7 @@ QEMU_sifive_u := qemu-system-riscv64 -M sifive_u -m $(MEM) -smp $(if $(filter 4,
 QEMU          := $(QEMU_$(PLATFORM)) -nographic -bios default -kernel $(KB)/kernel.elf
 
 run: $(KB)/kernel.elf
-	$(Q)bash ci/qemu.sh --platform $(PLATFORM) --timeout 120 -- \
+	$(Q)bash ci/qemu.sh --timeout 120 --log $(B)/logs/run.log -- \
 		$(QEMU) -append "$(BOOTARGS)"
 
 debug: $(KB)/kernel.elf

@@ -156,10 +156,12 @@ static void banner(unsigned long fdt_pa)
 	printf(" (boot hart %lu)\n", harts[0].hartid);
 	board_print(board);
 	print_memory_summary(fdt_pa);
-	/* Printing goes through M-mode (SBI console) and is counted too. */
+	/* Printing goes through M-mode (SBI console) and is counted too. Under
+	 * QEMU the figure is an instruction count only with -icount (make
+	 * bench); otherwise QEMU's instret reads host ticks. */
 	extern uint64_t smp_wait_instret;
-	printf("boot: %llu instructions from kernel entry to banner end "
-	       "(%llu more polling for harts to start)\n",
+	printf("boot: instret %llu from kernel entry to banner end "
+	       "(+%llu polling for harts to start)\n",
 	       (unsigned long long)(rdinstret() - boot_instret_start - smp_wait_instret),
 	       (unsigned long long)smp_wait_instret);
 }
