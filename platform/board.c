@@ -199,6 +199,7 @@ static int parse_hart(struct board *b, const struct fdt *f, int node, uint32_t a
 	struct board_hart *h;
 	uint32_t len;
 	const uint8_t *reg = fdt_prop(f, node, "reg", &len);
+	uint64_t numa;
 	int rc;
 
 	if (!reg || len < 4 * ac)
@@ -221,6 +222,11 @@ static int parse_hart(struct board *b, const struct fdt *f, int node, uint32_t a
 	if (s && strlen(s) >= BOARD_HART_REASON_MAX - 8)
 		return fail(b, "cpu node '%s' status too long", name);
 	hart_reason(f, node, h);
+	numa = (uint64_t)-1;
+	rc = fdt_prop_uint(f, node, "numa-node-id", &numa);
+	if (rc == E_CORRUPT || (!rc && numa > 0x7fffffff))
+		return fail(b, "cpu node '%s' bad numa-node-id", name);
+	h->node = (int)numa;
 	if (!b->timebase && fdt_prop_uint(f, node, "timebase-frequency", &b->timebase) == E_CORRUPT)
 		return fail(b, "cpu node '%s' bad timebase-frequency", name);
 	b->nharts++;

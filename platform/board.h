@@ -67,6 +67,7 @@ struct board_rsv {
 struct board_hart {
 	uint64_t id;                          /* reg: the hart id SBI uses */
 	bool usable;
+	int node;                             /* numa-node-id, -1 when absent */
 	char isa[BOARD_ISA_MAX];              /* "" when absent */
 	char mmu[BOARD_MMU_MAX];              /* "" when absent */
 	char reason[BOARD_HART_REASON_MAX];   /* why not usable; "" if usable */
