@@ -56,7 +56,8 @@ $(HB)/unit-tsan: $(UNIT_ALL) $(wildcard include/*.h mm/*.h platform/*.h tests/*.
 
 $(HB)/fuzz-%: tests/fuzz/%_fuzz.c $(HOST_LIB_SRCS) $(wildcard include/*.h mm/*.h platform/*.h) | $(HB)
 	@echo "  FUZZCC  $@"
-	$(Q)$(FUZZ_CC) $(HOST_BASE) -fsanitize=fuzzer,address,undefined -o $@ $< $(HOST_LIB_SRCS)
+	$(Q)$(FUZZ_CC) $(HOST_BASE) -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -o $@ $< $(HOST_LIB_SRCS)
 
 $(HB):
 	$(Q)mkdir -p $@

@@ -1,0 +1,237 @@
+/* mm.h - LiSA-style shared memory areas: offset pointers, a static part and a
+ * dynamic part of chunks, a reader/writer lock inside the area, growth.
+ *
+ * One area is mapped at different addresses by different attachers
+ * (partitions, the kernel), so only offsets (mm_ptr_t) are stored in it.
+ * Everything read from the area is untrusted: a hostile attacher may write
+ * anything into it at any time. Every offset and size is checked against the
+ * size this attacher has mapped before use; garbage yields an error code,
+ * MM_NULL or NULL, never an access outside the mapping or an endless loop.
+ *
+ * Layout (docs/MM.md): [header MM_HDR_SIZE][static part][dynamic part].
+ *
+ * Handles (MM) live in the attacher's private memory and are used by one
+ * thread or hart at a time: each thread attaches its own handle. Lock
+ * recursion is counted per handle.
+ *
+ * This file and mm.c are freestanding (string.h and __atomic builtins only)
+ * so that both the kernel and U-mode partitions compile them; the
+ * environment is reached only through struct mm_env's hooks.
+ */
+#ifndef MM_MM_H
+#define MM_MM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef uint32_t mm_ptr_t;          /* offset from the start of the area */
+#define MM_NULL ((mm_ptr_t)0)       /* offset 0 is the header: never valid */
+
+#define MM_ALIGN      16            /* user data alignment */
+#define MM_HDR_SIZE   512           /* area header; the static part follows */
+#define MM_MAX_ATTACH 56            /* attachers (handles) per area at once */
+#define MM_MAX_SIZE   ((size_t)1 << 31)  /* largest area (offsets stay < 2^31) */
+#define MM_DEFAULT_MAX ((size_t)16 << 20) /* max size when the env gives none */
+
+/* mm_lock modes and its positive result. */
+#define MM_LOCK_RD 1
+#define MM_LOCK_RW 2
+/* mm_lock succeeded (the lock is held) but a previous holder died with the
+ * lock held: the area may be inconsistent; run mm_check. Reported once, to
+ * the first explicit mm_lock after the death. */
+#define MM_LOCK_OWNER_DIED 1
+
+/*
+ * The environment: how areas are found, mapped and grown, and how a waiter
+ * waits. Hooks receive ctx. Each attacher reserves virtual room of `max`
+ * bytes at attach time so that growth never moves its base.
+ *
+ * attach: find or create the area `name`; on creation its size is `initial`
+ *   (zero-filled). Reserve `max` bytes of address room at *base, map at least
+ *   `initial` (or the existing area's current size) and report it in *mapped;
+ *   *created tells whether this call created it. 0 or a negative error.
+ * grow: make the area at least new_size bytes (called with the RW lock held)
+ *   and map it here; *mapped = bytes now mapped. NULL: the area never grows.
+ * ensure_mapped: another attacher grew the area; map at least `size` bytes
+ *   here, *mapped as for grow. NULL: fail when the area outgrew the mapping.
+ * detach: unmap this attacher; `last` is a hint only (read from the shared
+ *   header): the environment keeps its own attach count and frees the area
+ *   when the last attacher leaves. May be NULL.
+ * relax: called while waiting for the lock (yield, pause); NULL: cpu relax.
+ * is_alive: is attacher `id` still running? Lets a waiter recover a lock held
+ *   by a dead attacher without the kernel's help. NULL: never asked.
+ * self_id: this attacher's id (partition id), < UINT32_MAX - 1.
+ * max_size: max size for mm_create(), which has no such argument; 0 means
+ *   MM_DEFAULT_MAX.
+ */
+struct mm_env {
+	int (*attach)(void *ctx, const char *name, size_t initial, size_t max,
+		      void **base, size_t *mapped, bool *created);
+	int (*grow)(void *ctx, void *base, size_t new_size, size_t *mapped);
+	int (*ensure_mapped)(void *ctx, void *base, size_t size, size_t *mapped);
+	int (*detach)(void *ctx, void *base, size_t mapped, bool last);
+	void (*relax)(void);
+	bool (*is_alive)(void *ctx, uint32_t id);
+	uint32_t self_id;
+	size_t max_size;
+	void *ctx;
+};
+
+/* A handle: private to one attacher and one thread. Fields are internal;
+ * the type is public so callers can keep handles in their own memory
+ * (mm_attach_base). */
+typedef struct mm {
+	uint8_t *base;
+	size_t mapped;       /* bytes mapped here (ensure_mapped/grow update it) */
+	size_t room;         /* reserved address room: the most we may map */
+	size_t lim;          /* validated area size snapshot: the access bound */
+	uint32_t max;        /* max size, trusted copy (min of header and room) */
+	uint32_t dyn;        /* offset of the dynamic part, trusted copy */
+	uint32_t slot;       /* attacher slot in the area */
+	int mode;            /* lock mode held, 0 if none */
+	unsigned depth;      /* lock recursion */
+	int err;             /* last error (mm_last_error) */
+	bool pooled;         /* from mm.c's handle pool */
+	struct mm_env env;
+} MM;
+
+/* Area statistics (copies of untrusted counters, clamped). */
+struct mm_stats {
+	size_t size, max_size, static_size;
+	size_t used;         /* bytes in allocated chunks, headers included */
+	size_t free;         /* bytes in free chunks, headers included */
+	uint64_t nalloc, nfree, ngrow, nfail;
+	uint32_t nattach, generation, deaths;
+};
+
+/* ---- creation and attachment ------------------------------------------- */
+
+/* Default environment for mm_create (set once by the kernel or the
+ * partition runtime before use; the pointer is kept, not copied). */
+void mm_set_default_env(const struct mm_env *env);
+
+/* Create the area `name` (header + static_size + dynamic_size bytes, growing
+ * up to max_size) or attach to it if it exists. Returns a handle from a
+ * small static pool, or NULL: bad arguments, no handle, attach failed, the
+ * existing area is malformed, or it has MM_MAX_ATTACH attachers. */
+MM *mm_create_env(const struct mm_env *env, const char *name,
+		  size_t static_size, size_t dynamic_size, size_t max_size);
+/* mm_create_env with the default environment and its max_size. */
+MM *mm_create(const char *name, size_t static_size, size_t dynamic_size);
+
+/* Format an area in caller memory: `size` bytes now (16-aligned, room for a
+ * header, the static part and one chunk), up to `max` later. Zeroes the
+ * static part. 0, E_INVAL, E_RANGE or E_ALIGN (base not 16-aligned). */
+int mm_init_area(void *base, size_t size, size_t max, size_t static_size);
+/* Attach handle `h` (caller memory) to a formatted area at base, of which
+ * `mapped` bytes are mapped and `room` reserved. env may be NULL (no growth,
+ * no name, no hooks; self_id 0). 0, E_INVAL, E_CORRUPT (bad header),
+ * E_RANGE (area larger than the mapping or room), E_BUSY (no free slot). */
+int mm_attach_base(MM *h, void *base, size_t mapped, size_t room,
+		   const struct mm_env *env);
+/* Leave the area: releases the slot, calls env->detach and returns a pooled
+ * handle to the pool. E_BUSY if the handle holds the lock (nothing changes).
+ * The last detach frees the area (the environment's job). */
+int mm_detach(MM *mm);
+
+/* ---- locking -------------------------------------------------------------- */
+
+/* Take the area lock in `mode`, waiting (env->relax) while others hold it.
+ * Recursive per handle: a nested RD inside RW is allowed, RW inside RD is
+ * refused (E_DENIED, no upgrade). The outermost lock checks the header and
+ * maps the whole current area (ensure_mapped). Returns 0, MM_LOCK_OWNER_DIED
+ * (held; see above), E_INVAL, E_DENIED, E_CORRUPT (header garbage: the lock
+ * is not held), E_RANGE/E_NOMEM (could not map the area: not held). */
+int mm_lock(MM *mm, int mode);
+/* Undo one mm_lock. E_INVAL if not held. */
+int mm_unlock(MM *mm);
+
+/* Kernel side: attacher `id` died. Releases every lock hold of its slots in
+ * the area at base (`mapped` bytes mapped), frees the slots, and if it held
+ * the lock marks the area so the next mm_lock returns MM_LOCK_OWNER_DIED.
+ * Returns the number of slots released, or E_CORRUPT / E_INVAL. */
+int mm_area_owner_died(void *base, size_t mapped, uint32_t id);
+
+/* ---- allocation (each takes the RW lock itself, recursively) ----------- */
+
+/* A 16-byte aligned block of `size` bytes in the dynamic part, growing the
+ * area when nothing fits. MM_NULL on failure (mm_last_error tells why:
+ * E_INVAL, E_NOMEM, E_CORRUPT, E_DENIED when holding only RD). */
+mm_ptr_t mm_alloc(MM *mm, size_t size);
+/* Resize p: in place when possible, else allocate, copy the old requested
+ * bytes (not the whole chunk) and free p. p == MM_NULL: mm_alloc; size 0:
+ * mm_free and MM_NULL. MM_NULL on failure, p unchanged. */
+mm_ptr_t mm_realloc(MM *mm, mm_ptr_t p, size_t size);
+/* Free p (coalescing with free neighbours). MM_NULL: no-op, 0. E_INVAL for
+ * an offset that is not an allocated block (double free), E_CORRUPT when
+ * the neighbours' metadata is broken; nothing changes then. */
+int mm_free(MM *mm, mm_ptr_t p);
+
+/* ---- addresses (no locking: bounds are this handle's last view) -------- */
+
+/* The address of offset p, or NULL unless p lies in the static or dynamic
+ * part (header excluded) of the area as last validated. */
+void *mm_addr(MM *mm, mm_ptr_t p);
+/* The same for the range [p, p + len). Neither checks alignment: an offset
+ * read from the area may be forged, so check p % alignof(T) before using the
+ * result as a T * (the mm_list calls do). */
+void *mm_addr_n(MM *mm, mm_ptr_t p, size_t len);
+/* The offset of an address in the static or dynamic part, or MM_NULL. */
+mm_ptr_t mm_ptr(MM *mm, const void *addr);
+/* The static part (16-aligned), or NULL for an area without one. */
+void *mm_static(MM *mm);
+size_t mm_static_size(MM *mm);
+
+/* ---- inspection ------------------------------------------------------------ */
+
+/* Free bytes now plus the room growth can still add (an upper bound on what
+ * can be allocated, headers included). 0 on error. Takes RD itself. */
+size_t mm_available(MM *mm);
+/* Walk every chunk and free list; 0 or E_CORRUPT at the first broken
+ * invariant (mm_last_error keeps it too). Takes RD itself. */
+int mm_check(MM *mm);
+int mm_stats(MM *mm, struct mm_stats *st);
+/* The error of the last failed call on this handle (0 if none yet). */
+int mm_last_error(MM *mm);
+
+/* ---- offset-based intrusive lists -----------------------------------------
+ * A head and its nodes live in the area (static or dynamic part) and link by
+ * offsets; an empty list points to itself. Links read from the area are
+ * checked (in range, next->prev == node); a broken link ends a walk early and
+ * makes add/del fail with E_CORRUPT without changing anything. Walks stop
+ * after at most area-size / 8 steps, so a cycle cannot hang them.
+ * Modifying calls need the RW lock held by the caller; walks need RD. */
+struct mm_list {
+	mm_ptr_t next, prev;
+};
+
+int mm_list_init(MM *mm, struct mm_list *head);
+int mm_list_add(MM *mm, struct mm_list *head, struct mm_list *node);
+int mm_list_add_tail(MM *mm, struct mm_list *head, struct mm_list *node);
+int mm_list_del(MM *mm, struct mm_list *node);
+bool mm_list_empty(MM *mm, struct mm_list *head);
+/* The node after pos in the list at head, NULL at the end or a broken link. */
+struct mm_list *mm_list_next(MM *mm, struct mm_list *head, struct mm_list *pos);
+size_t mm_list_bound(MM *mm);
+
+#define mm_list_entry(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define mm_list_for_each(mm, pos, head)                                      \
+	for (size_t mm_b__ = ((pos) = mm_list_next(mm, head, head),          \
+			      mm_list_bound(mm));                             \
+	     (pos) && mm_b__; (pos) = mm_list_next(mm, head, pos), mm_b__--)
+
+/* Safe against deleting pos inside the loop body. */
+#define mm_list_for_each_safe(mm, pos, n, head)                              \
+	for (size_t mm_b__ = ((pos) = mm_list_next(mm, head, head),          \
+			      (n) = (pos) ? mm_list_next(mm, head, pos) : NULL, \
+			      mm_list_bound(mm));                             \
+	     (pos) && mm_b__;                                                 \
+	     (pos) = (n), (n) = (pos) ? mm_list_next(mm, head, pos) : NULL,  \
+	     mm_b__--)
+
+#endif
