@@ -1,0 +1,487 @@
+/* umm_test.c - suite umm: every API function and its edges, then a
+ * cross-CPU stress in the style of mimalloc's test-stress (host threads or
+ * kernel harts). */
+#include "ktest.h"
+#include "umm.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define POOL (1u << 20)
+
+static umm_t *mkpool(size_t size)
+{
+	umm_t *m = ktest_mem(sizeof(umm_t), 64);
+	void *space = ktest_mem(size, 4096);
+	if (!m || !space || umm_init(m, space, size))
+		return NULL;
+	return m;
+}
+
+struct walk {
+	size_t used, free, nused, nfree, tagged;
+	uint8_t tag;
+	unsigned calls, stop_at;
+};
+
+static int walk_cb(void *p, size_t size, uint8_t tags, bool in_use, void *arg)
+{
+	struct walk *w = arg;
+	if (in_use) {
+		w->used += size;
+		w->nused++;
+		if (tags == w->tag)
+			w->tagged++;
+	} else {
+		w->free += size;
+		w->nfree++;
+	}
+	return ++w->calls == w->stop_at ? 7 : 0;
+}
+
+/* The pool is back to one free chunk: a capacity-sized block fits. */
+static bool all_free(umm_t *m)
+{
+	struct umm_stats st;
+	umm_stats(m, &st);
+	void *p = umm_alloc(m, st.capacity, 0);
+	if (!p)
+		return false;
+	umm_free(m, p);
+	umm_stats(m, &st);
+	return st.live_bytes == 0 && umm_check(m) == 0;
+}
+
+KTEST(umm, init)
+{
+	umm_t *m = ktest_mem(sizeof(umm_t), 64);
+	char *space = ktest_mem(POOL, 4096);
+	struct umm_stats st;
+	struct walk w = { 0 };
+	ASSERT(m && space);
+	EXPECT_EQ(umm_init(NULL, space, POOL), E_INVAL);
+	EXPECT_EQ(umm_init(m, NULL, POOL), E_INVAL);
+	EXPECT_EQ(umm_init(m, space, 100), E_RANGE);
+	ASSERT_EQ(umm_init(m, space + 3, POOL - 3), 0);   /* unaligned space is fine */
+	EXPECT_EQ(umm_check(m), 0);
+	umm_stats(m, &st);
+	EXPECT_GE(st.capacity, POOL - POOL / 64);
+	EXPECT_LT(st.capacity, POOL);
+	EXPECT_EQ(st.live_bytes, 0);
+	EXPECT_EQ(umm_iterate(m, walk_cb, &w), 0);
+	EXPECT_EQ(w.nfree, 1);
+	EXPECT_EQ(w.nused, 0);
+	EXPECT_EQ(w.free, st.capacity);
+}
+
+KTEST(umm, alloc_free_basic)
+{
+	umm_t *m = mkpool(POOL);
+	static const size_t sizes[] = { 1, 8, 9, 16, 24, 100, 255, 256, 1000, 4000, 4096, 5000, 70000 };
+	void *p[13];
+	ASSERT(m);
+	for (unsigned i = 0; i < 13; i++) {
+		p[i] = umm_alloc(m, sizes[i], (uint8_t)i);
+		ASSERT(p[i]);
+		EXPECT_EQ((uintptr_t)p[i] % 16, 0);
+		EXPECT_GE(umm_usable_size(m, p[i]), sizes[i]);
+		memset(p[i], 0xa0 + i, sizes[i]);
+	}
+	for (unsigned i = 0; i < 13; i++) {
+		const unsigned char *b = p[i];
+		for (size_t j = 0; j < sizes[i]; j++)
+			if (b[j] != (unsigned char)(0xa0 + i)) {
+				EXPECT(!"block overlap");
+				break;
+			}
+	}
+	EXPECT_EQ(umm_check(m), 0);
+	struct walk w = { .tag = 5 };
+	umm_iterate(m, walk_cb, &w);
+	EXPECT_EQ(w.nused, 13);
+	EXPECT_EQ(w.tagged, 1);
+	for (unsigned i = 0; i < 13; i += 2)
+		umm_free(m, p[i]);
+	EXPECT_EQ(umm_check(m), 0);
+	for (unsigned i = 1; i < 13; i += 2)
+		umm_free(m, p[i]);
+	EXPECT_EQ(umm_check(m), 0);
+	EXPECT(all_free(m));
+}
+
+KTEST(umm, bad_input)
+{
+	umm_t *m = mkpool(POOL);
+	struct umm_stats st0, st;
+	uint64_t local = 0;
+	ASSERT(m);
+	char *p = umm_alloc(m, 200, 3);
+	ASSERT(p);
+	umm_stats(m, &st0);
+	EXPECT(umm_alloc(m, 0, 0) == NULL);
+	EXPECT(umm_alloc_fast(m, 0, 0) == NULL);
+	EXPECT(umm_alloc(m, POOL, 0) == NULL);
+	EXPECT(umm_alloc(m, (size_t)-1, 0) == NULL);
+	EXPECT(umm_alloc_aligned(m, 64, 48, 0) == NULL);
+	EXPECT(umm_alloc_aligned(m, 64, 0, 0) == NULL);
+	umm_free(m, &local);              /* not from the pool */
+	umm_free(m, p + 16);              /* interior, on the payload grid */
+	umm_free(m, p + 1);               /* interior, off the grid */
+	umm_free_fast(m, p + 32);
+	EXPECT_EQ(umm_usable_size(m, p + 16), 0);
+	EXPECT(umm_realloc(m, p + 16, 10) == NULL);
+	EXPECT(umm_realloc(m, p, 0) == NULL);
+	umm_stats(m, &st);
+	EXPECT_EQ(st.errors - st0.errors, 13);
+	EXPECT_EQ(st.live_bytes, st0.live_bytes);
+	EXPECT_EQ(st.frees, st0.frees);
+	EXPECT_GE(umm_usable_size(m, p), 200);    /* still live */
+	EXPECT_EQ(umm_check(m), 0);
+	umm_free(m, p);
+	umm_free(m, p);                   /* double free (block is parked) */
+	umm_free_fast(m, p);
+	EXPECT_EQ(umm_usable_size(m, p), 0);
+	char *big = umm_alloc(m, 10000, 0);   /* pool path, not cached */
+	ASSERT(big);
+	umm_free(m, big);
+	umm_free(m, big);                 /* double free of a free chunk */
+	umm_stats(m, &st);
+	EXPECT_EQ(st.errors - st0.errors, 17);
+	EXPECT_EQ(st.frees - st0.frees, 2);
+	EXPECT_EQ(umm_check(m), 0);
+	EXPECT(all_free(m));
+	umm_free(m, NULL);                /* no-op, no error */
+	umm_stats(m, &st);
+	EXPECT_EQ(st.errors - st0.errors, 17);
+}
+
+KTEST(umm, aligned)
+{
+	umm_t *m = mkpool(POOL);
+	void *p[12];
+	ASSERT(m);
+	for (unsigned i = 0; i < 12; i++) {
+		size_t a = (size_t)1 << (i + 1);
+		p[i] = umm_alloc_aligned(m, 40 + i * 100, a, 9);
+		ASSERT(p[i]);
+		EXPECT_EQ((uintptr_t)p[i] % a, 0);
+		memset(p[i], i, 40 + i * 100);
+	}
+	EXPECT_EQ(umm_check(m), 0);
+	/* growing past a used neighbour moves the block: alignment and tags stay */
+	void *blocker = umm_alloc(m, 64, 0);
+	void *q = umm_alloc_aligned(m, 100, 4096, 0x5a);
+	void *after = umm_alloc(m, 64, 0);
+	ASSERT(q && blocker && after);
+	memset(q, 0x77, 100);
+	void *r = umm_realloc(m, q, 300000);
+	ASSERT(r);
+	EXPECT_EQ((uintptr_t)r % 4096, 0);
+	EXPECT_EQ(((unsigned char *)r)[99], 0x77);
+	struct walk w = { .tag = 0x5a };
+	umm_iterate(m, walk_cb, &w);
+	EXPECT_EQ(w.tagged, 1);
+	EXPECT(umm_alloc_aligned(m, 64, (size_t)1 << 32, 0) == NULL);   /* beyond 2^31 */
+	EXPECT(umm_alloc_aligned(m, POOL - 4096, 4096, 0) == NULL);     /* cannot fit */
+	for (unsigned i = 0; i < 12; i++)
+		umm_free(m, p[i]);
+	umm_free(m, r);
+	umm_free(m, blocker);
+	umm_free(m, after);
+	EXPECT_EQ(umm_check(m), 0);
+	EXPECT(all_free(m));
+}
+
+KTEST(umm, realloc)
+{
+	umm_t *m = mkpool(POOL);
+	ASSERT(m);
+	char *a = umm_realloc(m, NULL, 10000);   /* NULL: plain allocation */
+	ASSERT(a);
+	char *b = umm_alloc(m, 10000, 0);
+	char *c = umm_alloc(m, 10000, 0);
+	ASSERT(b && c);
+	for (int i = 0; i < 10000; i++)
+		a[i] = (char)i;
+	/* shrink in place */
+	EXPECT(umm_realloc(m, a, 5000) == a);
+	EXPECT_GE(umm_usable_size(m, a), 5000);
+	EXPECT_LT(umm_usable_size(m, a), 5100);
+	EXPECT_EQ(umm_check(m), 0);
+	/* grow back into the freed tail, then into the freed neighbour b */
+	EXPECT(umm_realloc(m, a, 9000) == a);
+	umm_free(m, b);
+	EXPECT(umm_realloc(m, a, 19000) == a);
+	EXPECT_GE(umm_usable_size(m, a), 19000);
+	EXPECT_EQ(umm_check(m), 0);
+	/* exact-fit growth swallows the whole free successor up to c */
+	size_t room = (size_t)(c - a) - 8;
+	EXPECT(umm_realloc(m, a, room) == a);
+	EXPECT_EQ(umm_usable_size(m, a), room);
+	EXPECT_EQ(umm_check(m), 0);
+	/* blocked by c: moves, keeps the data */
+	char *a2 = umm_realloc(m, a, 200000);
+	ASSERT(a2);
+	for (int i = 0; i < 5000; i++)
+		if (a2[i] != (char)i) {
+			EXPECT(!"realloc lost data");
+			break;
+		}
+	/* a failed realloc leaves the block alone */
+	struct umm_stats st;
+	umm_stats(m, &st);
+	EXPECT(umm_realloc(m, a2, st.capacity - 16) == NULL);
+	EXPECT_GE(umm_usable_size(m, a2), 200000);
+	umm_free(m, a2);
+	umm_free(m, c);
+	EXPECT_EQ(umm_check(m), 0);
+	EXPECT(all_free(m));
+}
+
+KTEST(umm, fast_path)
+{
+	umm_t *m = mkpool(POOL);
+	void *p[64];
+	ASSERT(m);
+	for (unsigned i = 0; i < 64; i++) {
+		p[i] = umm_alloc_fast(m, 16 + i * 80, (uint8_t)i);
+		ASSERT(p[i]);
+		memset(p[i], 1, 16 + i * 80);
+	}
+	EXPECT_EQ(umm_check(m), 0);
+	for (unsigned i = 0; i < 64; i++)
+		umm_free_fast(m, p[i]);
+	EXPECT_EQ(umm_check(m), 0);
+	/* the fast path reuses what it freed */
+	void *q = umm_alloc_fast(m, 100, 0);
+	EXPECT(q != NULL);
+	umm_free_fast(m, q);
+	EXPECT(all_free(m));
+}
+
+KTEST(umm, iterate)
+{
+	umm_t *m = mkpool(POOL);
+	ASSERT(m);
+	EXPECT_EQ(umm_iterate(m, NULL, NULL), E_INVAL);
+	void *p[10];
+	for (unsigned i = 0; i < 10; i++) {
+		p[i] = umm_alloc(m, 5000, i < 4 ? 0xee : 0);
+		ASSERT(p[i]);
+	}
+	umm_free(m, p[3]);
+	umm_free(m, p[5]);
+	struct walk w = { .tag = 0xee };
+	EXPECT_EQ(umm_iterate(m, walk_cb, &w), 0);
+	EXPECT_EQ(w.nused, 8);
+	EXPECT_EQ(w.tagged, 3);
+	EXPECT_GE(w.nfree, 3);        /* two holes, the rest, maybe a lead-in */
+	EXPECT_LE(w.nfree, 4);
+	struct umm_stats st;
+	umm_stats(m, &st);
+	EXPECT_EQ(w.used + w.free + 8 * (w.nused + w.nfree), st.capacity + 8);
+	struct walk w2 = { .stop_at = 2 };
+	EXPECT_EQ(umm_iterate(m, walk_cb, &w2), 7);
+	EXPECT_EQ(w2.calls, 2);
+	for (unsigned i = 0; i < 10; i++)
+		if (i != 3 && i != 5)
+			umm_free(m, p[i]);
+	EXPECT(all_free(m));
+}
+
+KTEST(umm, stats_and_exhaustion)
+{
+	umm_t *m = mkpool(64 * 1024);
+	struct umm_stats st;
+	void **p = ktest_mem(2048 * sizeof(void *), 8);   /* kernel stacks are small */
+	unsigned n = 0;
+	ASSERT(m && p);
+	while (n < 2048 && (p[n] = umm_alloc(m, 100, 0)))
+		n++;
+	ASSERT_LE(n, 2047);
+	EXPECT_GE(n, 400);
+	umm_stats(m, &st);
+	EXPECT_EQ(st.allocs, n);
+	EXPECT_EQ(st.failures, 1);
+	EXPECT_EQ(st.live_bytes, n * 112);
+	EXPECT_GE(st.peak_bytes, st.live_bytes);
+	EXPECT_EQ(umm_check(m), 0);
+	EXPECT(umm_alloc_fast(m, 100, 0) == NULL);
+	for (unsigned i = 0; i < n; i++)
+		umm_free(m, p[i]);
+	umm_stats(m, &st);
+	EXPECT_EQ(st.frees, n);
+	EXPECT_EQ(st.live_bytes, 0);
+	EXPECT_GE(st.peak_bytes, n * 112);
+	EXPECT_EQ(umm_check(m), 0);
+	/* parked chunks go back to the pool when a large request needs them */
+	EXPECT(all_free(m));
+}
+
+/* ---- cross-CPU stress ------------------------------------------------------ */
+
+#define NSLOTS    256
+#define NLOCAL    64
+#define MAX_ITERS 200000u
+
+struct stress {
+	umm_t *m;
+	unsigned contended;     /* big blocks, small pool, mostly fast path */
+	uintptr_t slots[NSLOTS];
+	uint64_t deadline;
+	unsigned bad_pattern, bad_alloc, ops, walks, bad_walks;
+};
+
+static int count_cb(void *p, size_t size, uint8_t tags, bool in_use, void *arg)
+{
+	(*(size_t *)arg) += size + 8;
+	return 0;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Block layout: word 0 = size, word 1 = cookie, then bytes (cookie + i). */
+static void fill(void *p, size_t size, uint64_t cookie)
+{
+	uint64_t *w = p;
+	unsigned char *b = p;
+	w[0] = size;
+	w[1] = cookie;
+	for (size_t i = 16; i < size; i++)
+		b[i] = (unsigned char)(cookie + i);
+}
+
+static bool pattern_ok(const void *p)
+{
+	const uint64_t *w = p;
+	const unsigned char *b = p;
+	for (size_t i = 16; i < w[0]; i++)
+		if (b[i] != (unsigned char)(w[1] + i))
+			return false;
+	return true;
+}
+
+static size_t stress_size(uint64_t *s, unsigned contended)
+{
+	uint64_t r = rnd(s);
+	if (contended)
+		return r % 4 ? 4100 + r % 6000 : 16 + r % 500;
+	if (r % 100 == 0)
+		return 4096 + r % 30000;          /* large: pool path */
+	if (r % 8 == 0)
+		return 256 + r % 3800;
+	return 16 + r % 240;
+}
+
+static void release(struct stress *st, void *p, bool fast)
+{
+	if (!pattern_ok(p))
+		__atomic_fetch_add(&st->bad_pattern, 1, __ATOMIC_RELAXED);
+	if (fast)
+		umm_free_fast(st->m, p);
+	else
+		umm_free(st->m, p);
+}
+
+static void stress_thread(unsigned id, void *arg)
+{
+	struct stress *st = arg;
+	void *local[NLOCAL] = { 0 };
+	uint64_t s = 0x9e3779b97f4a7c15ull * (id + 1), ops = 0;
+
+	for (unsigned it = 0; it < MAX_ITERS; it++) {
+		if ((it & 255) == 0 && env_ticks() > st->deadline)
+			break;
+		if (id == 0 && (it & 4095) == 0) {
+			/* a concurrent walk: complete (0) or flagged (E_BUSY), never past the pool */
+			size_t seen = 0;
+			int rc = umm_iterate(st->m, count_cb, &seen);
+			struct umm_stats us;
+			umm_stats(st->m, &us);
+			if ((rc != 0 && rc != E_BUSY) || seen > us.capacity + 8 || (rc == 0 && seen != us.capacity + 8))
+				__atomic_fetch_add(&st->bad_walks, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&st->walks, 1, __ATOMIC_RELAXED);
+		}
+		uint64_t r = rnd(&s);
+		unsigned i = (unsigned)(r >> 8) % NLOCAL;
+		bool fast = st->contended ? (r & 1) : (r & 7) == 0;
+		if (local[i] && (r & 15) == 3) {
+			/* realloc keeps the prefix: check it, then refill */
+			if (!pattern_ok(local[i]))
+				__atomic_fetch_add(&st->bad_pattern, 1, __ATOMIC_RELAXED);
+			size_t ns = stress_size(&s, st->contended);
+			void *q = umm_realloc(st->m, local[i], ns);
+			if (q) {
+				local[i] = q;
+				fill(q, ns, rnd(&s));
+			}
+			continue;
+		}
+		if (local[i])
+			release(st, local[i], fast);
+		size_t size = stress_size(&s, st->contended);
+		local[i] = fast ? umm_alloc_fast(st->m, size, (uint8_t)id) : umm_alloc(st->m, size, (uint8_t)id);
+		if (local[i])
+			fill(local[i], size, rnd(&s));
+		else if (!fast && !st->contended)
+			__atomic_fetch_add(&st->bad_alloc, 1, __ATOMIC_RELAXED);
+		/* hand a block to whoever visits this slot next */
+		if ((r & 3) == 1 && local[i]) {
+			unsigned k = (unsigned)(r >> 32) % NSLOTS;
+			local[i] = (void *)__atomic_exchange_n(&st->slots[k], (uintptr_t)local[i],
+								 __ATOMIC_ACQ_REL);
+		}
+		ops++;
+	}
+	for (unsigned i = 0; i < NLOCAL; i++)
+		if (local[i])
+			release(st, local[i], i & 1);
+	__atomic_fetch_add(&st->ops, (unsigned)ops, __ATOMIC_RELAXED);
+}
+
+static void stress(struct ktest_ctx *kt__, size_t pool, unsigned contended)
+{
+	struct stress *st = ktest_mem(sizeof(*st), 64);
+	umm_t *m = mkpool(pool);
+	struct umm_stats s;
+	ASSERT(st && m);
+	st->m = m;
+	st->contended = contended;
+	st->deadline = env_ticks() + env_ticks_per_sec() * ktest_stress_seconds();
+	ktest_parallel(ktest_ncpus(), stress_thread, st);
+	for (unsigned k = 0; k < NSLOTS; k++)
+		if (st->slots[k])
+			release(st, (void *)st->slots[k], false);
+	EXPECT_EQ(st->bad_pattern, 0);
+	EXPECT_EQ(st->bad_alloc, 0);
+	EXPECT_EQ(st->bad_walks, 0);
+	EXPECT_GE(st->walks, 1);
+	EXPECT_GE(st->ops, 1000);
+	umm_stats(m, &s);
+	EXPECT_EQ(s.live_bytes, 0);
+	EXPECT_EQ(s.errors, 0);
+	EXPECT_EQ(s.allocs, s.frees);
+	EXPECT_EQ(umm_check(m), 0);
+	EXPECT(all_free(m));
+	printf("umm stress%s: %u cpus, %u ops, %llu lock retries, %llu failures\n",
+	       contended ? " (contended)" : "", ktest_ncpus(), st->ops,
+	       (unsigned long long)s.lock_retries, (unsigned long long)s.failures);
+}
+
+KTEST(umm, stress_cross_cpu)
+{
+	stress(KT_CTX, 6u << 20, 0);
+}
+
+/* Big blocks in a small pool: the pool path, fast-path refusals, deferred
+ * frees, concurrent realloc and neighbour locks all get exercised. */
+KTEST(umm, stress_contended)
+{
+	stress(KT_CTX, 3u << 20, 1);
+}
