@@ -1,0 +1,22 @@
+# kmalloc: kernel object allocator (mm/kmalloc), its unit suite (also run
+# under TSan), fuzzer and host benchmark against glibc/jemalloc/tcmalloc/mimalloc.
+MM_SRCS     += mm/kmalloc.c
+UNIT_SRCS   += tests/unit/kmalloc_test.c
+TSAN_SUITES += kmalloc
+FUZZERS     += kmalloc
+BENCH_STEPS += bench-kmalloc
+
+# -O2 without sanitizers, so not a HOST_PROGS entry. -flto lets the env seam
+# (env_cpu, env_irq_save: a tp load and a CSR write in the kernel) inline,
+# as the peers' own per-thread lookups do.
+KMALLOC_BENCH_SRCS := bench/kmalloc_bench.c mm/env_host.c mm/kmalloc.c
+
+$(HB)/kmalloc_bench: $(KMALLOC_BENCH_SRCS) $(wildcard include/*.h mm/*.h) | $(HB)
+	@echo "  HOSTCC  $@ (-O2)"
+	$(Q)$(HOST_CC) -std=gnu11 -O2 -g -flto $(HOST_WARN) $(HOST_INC) -DHOST_BUILD \
+		-o $@ $(KMALLOC_BENCH_SRCS) -lpthread
+
+bench-kmalloc: $(HB)/kmalloc_bench
+	$(Q)bash bench/kmalloc_bench.sh $(HB)/kmalloc_bench
+
+.PHONY: bench-kmalloc

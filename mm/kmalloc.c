@@ -1,0 +1,1437 @@
+/* kmalloc.c - kernel object allocator (KeffOS model, finished): per-CPU
+ * exact-size caches with a TTL, lock-free remote frees, an address-ordered
+ * coalesced pool (treap of free extents), large blocks on their own pages.
+ *
+ * Locks: one, km->lock (the pool: treap, range table, totals). Per-CPU data
+ * is touched only by its owner with interrupts off, never under another
+ * lock, so there is no lock order to keep. Other CPUs reach a CPU's cache
+ * only through its remote-free list (CAS push, exchange to take all) and its
+ * flush_req flag. The page source is called with no lock held.
+ *
+ * Layout: blocks and free extents start at 8 mod 16 and span a multiple of
+ * 16 bytes, so a payload after the 8-byte header is 16-aligned. A pool chunk
+ * [B, E) contributes [B+8, E-8); the 8-byte pads are claimed when a chunk
+ * adjacent to it arrives, so adjacent chunks coalesce into one extent.
+ */
+#include "kmalloc.h"
+
+#include <string.h>
+
+#include "env.h"
+#include "err.h"
+
+#define HDR      KMALLOC_HDR
+#define NCLS     KMALLOC_NCLASSES
+#define PAGE     ENV_PAGE_SIZE
+
+enum { ST_LIVE = 0xA1, ST_CACHED = 0xC2, ST_POOL = 0xF3, ST_META = 0x4D };
+enum { R_POOL = 1, R_LARGE = 2, R_META = 3 };
+#define KM_MAGIC 0x6B6D6131u
+#define POISON   0x6B
+#define RZ_BYTE  0xFB
+
+struct hdr {
+	uint32_t g;          /* size in 16-byte granules, header included */
+	uint8_t state;
+	uint8_t cpu;         /* owner: the CPU whose cache the block returns to */
+	uint16_t check;      /* ck(address, g): tells a header from other bytes */
+#ifdef KMALLOC_DEBUG
+	uint32_t req;        /* requested size: the red zone starts there */
+	uint32_t pad;
+	void *caller;
+#endif
+};
+_Static_assert(sizeof(struct hdr) == HDR, "header size");
+_Static_assert(HDR % 16 == 8, "payload must be 16-aligned when blocks start at 8 mod 16");
+
+/* A block in a cache or remote list: link and the time it was cached. */
+struct cblk {
+	struct hdr h;
+	struct cblk *next;
+	uint64_t stamp;
+};
+
+/* A free extent of the pool: a treap node by address, with the largest
+ * extent size of its subtree for first-fit descent. */
+struct fext {
+	struct hdr h;
+	struct fext *l, *r;
+	uint32_t max_g;
+	uint32_t pad;
+};
+#define MIN_EXT  ((sizeof(struct fext) + 15) & ~(size_t)15)
+#define MIN_G    ((uint32_t)(MIN_EXT / 16))
+_Static_assert(sizeof(struct cblk) <= MIN_EXT, "cached block fits the smallest block");
+_Static_assert(ENV_MAX_CPUS <= 256, "owner cpu is a byte");
+/* A small block may absorb a leftover of up to MIN_G - 1 granules. */
+_Static_assert((KMALLOC_SMALL_MAX + HDR + KMALLOC_REDZONE + 15) / 16 + MIN_G - 1 < NCLS,
+	       "classes cover every small block");
+
+/* 32 bytes, so the hot path indexes with one shift; `out` is cold. */
+struct pcls {
+	struct cblk *head;
+	uint64_t allocs, frees, misses;
+};
+_Static_assert(sizeof(struct pcls) == 32, "class entry is a power of two");
+
+struct kmalloc_pcpu {
+	uintptr_t span_lo, span_len;   /* payloads in [lo, lo+len) are in the pool */
+	uint64_t now;                  /* clock at the last slow path or reap */
+	uint32_t cpu;
+	uint32_t flush_req;            /* set by other CPUs: flush everything */
+	uint64_t fails, bad_frees;
+	struct pcls cls[NCLS];
+	uint64_t out[NCLS];            /* blocks that left the cache for the pool */
+	/* Written by other CPUs: keep it off the owner's lines. */
+	char pad0[64];
+	struct cblk *remote;
+	char pad1[56];
+};
+
+/* Counters have one writer (the owner); others read them while it runs.
+ * GCC 12 turns a relaxed 64-bit atomic store into amoswap on RISC-V; an
+ * aligned sd is single-copy atomic there, so the kernel uses a volatile
+ * store (the host keeps the atomic, which is what TSan understands). */
+#define RD(x)    __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#if defined(__riscv)
+#define BUMP(x)  (*(volatile uint64_t *)&(x) = (x) + 1)
+#else
+#define BUMP(x)  __atomic_store_n(&(x), (x) + 1, __ATOMIC_RELAXED)
+#endif
+
+#ifdef KMALLOC_DEBUG
+#define CALLER() __builtin_return_address(0)
+#else
+#define CALLER() ((void *)0)
+#endif
+
+/* Ties a header to its address and size: a copy elsewhere, stray bytes or a
+ * stale header at another size fail it with odds of 1 in 65536. */
+static inline uint16_t ck(const void *h, uint32_t g)
+{
+	return (uint16_t)(((uintptr_t)h >> 4) ^ (g << 6) ^ 0x5A6Bu);
+}
+
+static inline uint64_t now_of(struct kmalloc_inst *km)
+{
+	return km->clock.now ? km->clock.now(km->clock.ctx) : env_ticks();
+}
+
+static inline struct kmalloc_pcpu *pcpu_self(struct kmalloc_inst *km)
+{
+	return __atomic_load_n(&km->pcpu[env_cpu()], __ATOMIC_RELAXED);
+}
+
+static inline size_t gran_of(size_t size)
+{
+	size_t g = (size + HDR + KMALLOC_REDZONE + 15) >> 4;
+	return g < MIN_G ? MIN_G : g;
+}
+
+/* ---- debug aids ------------------------------------------------------------ */
+
+#ifdef KMALLOC_DEBUG
+static void dbg_mark(struct hdr *h, size_t req, void *caller)
+{
+	h->req = (uint32_t)req;
+	h->caller = caller;
+	memset((char *)h + HDR + req, RZ_BYTE, (size_t)h->g * 16 - HDR - req);
+}
+
+static bool dbg_redzone_ok(const struct hdr *h)
+{
+	const unsigned char *z = (const unsigned char *)h + HDR + h->req;
+	size_t n = (size_t)h->g * 16 - HDR - h->req;
+	for (size_t i = 0; i < n; i++)
+		if (z[i] != RZ_BYTE)
+			return false;
+	return true;
+}
+
+static void dbg_poison(struct cblk *b)
+{
+	memset((char *)b + sizeof(*b), POISON, (size_t)b->h.g * 16 - sizeof(*b));
+}
+
+static void dbg_check_poison(struct cblk *b)
+{
+	const unsigned char *z = (const unsigned char *)b + sizeof(*b);
+	size_t n = (size_t)b->h.g * 16 - sizeof(*b);
+	for (size_t i = 0; i < n; i++)
+		if (z[i] != POISON) {
+			env_log("kmalloc: block %p written after free (offset %zu; allocated at %p)",
+				(void *)((char *)b + HDR), sizeof(*b) - HDR + i, b->h.caller);
+			return;
+		}
+}
+#define DBG_CALLER(h) ((h)->caller)
+#else
+static inline void dbg_mark(struct hdr *h, size_t req, void *caller) { }
+static inline bool dbg_redzone_ok(const struct hdr *h) { return true; }
+static inline void dbg_poison(struct cblk *b) { }
+static inline void dbg_check_poison(struct cblk *b) { }
+#define DBG_CALLER(h) ((void *)0)
+#endif
+
+/* ---- the pool: treap of free extents by address ---------------------------- */
+
+static inline uint32_t prio(const struct fext *n)
+{
+	uint64_t x = (uintptr_t)n * 0x9E3779B97F4A7C15ull;
+	return (uint32_t)(x >> 32);
+}
+
+static inline uint32_t maxg(const struct fext *n)
+{
+	return n ? n->max_g : 0;
+}
+
+static void upd(struct fext *n)
+{
+	uint32_t m = n->h.g, a = maxg(n->l), b = maxg(n->r);
+	n->max_g = m > a ? (m > b ? m : b) : (a > b ? a : b);
+}
+
+static struct fext *merge(struct fext *a, struct fext *b)
+{
+	if (!a)
+		return b;
+	if (!b)
+		return a;
+	if (prio(a) > prio(b)) {
+		a->r = merge(a->r, b);
+		upd(a);
+		return a;
+	}
+	b->l = merge(a, b->l);
+	upd(b);
+	return b;
+}
+
+/* Nodes below `key` go to *lo, the others to *hi. */
+static void split(struct fext *t, uintptr_t key, struct fext **lo, struct fext **hi)
+{
+	if (!t) {
+		*lo = *hi = NULL;
+	} else if ((uintptr_t)t < key) {
+		split(t->r, key, &t->r, hi);
+		upd(t);
+		*lo = t;
+	} else {
+		split(t->l, key, lo, &t->l);
+		upd(t);
+		*hi = t;
+	}
+}
+
+static void ext_set(struct fext *e, uint32_t g)
+{
+	e->h.g = g;
+	e->h.state = ST_POOL;
+	e->h.check = ck(e, g);
+}
+
+static void tree_insert(struct kmalloc_inst *km, struct fext *n, uint32_t g)
+{
+	struct fext *a, *b;
+
+	ext_set(n, g);
+	n->l = n->r = NULL;
+	n->max_g = g;
+	split(km->root, (uintptr_t)n, &a, &b);
+	km->root = merge(merge(a, n), b);
+	km->nextents++;
+}
+
+static void tree_erase(struct kmalloc_inst *km, struct fext *n)
+{
+	struct fext *a, *m, *c;
+
+	split(km->root, (uintptr_t)n, &a, &m);
+	split(m, (uintptr_t)n + 1, &m, &c);
+	if (m != n)
+		env_panic("kmalloc_pool: extent %p not in the pool", (void *)n);
+	km->root = merge(a, c);
+	km->nextents--;
+}
+
+/* Change the size of extent n in place (its address, hence position, stays). */
+static void tree_resize(struct fext *t, struct fext *n, uint32_t g)
+{
+	if (t == n)
+		ext_set(n, g);
+	else
+		tree_resize((uintptr_t)n < (uintptr_t)t ? t->l : t->r, n, g);
+	upd(t);
+}
+
+/* Closest extents strictly below and above address a. */
+static void neighbours(struct kmalloc_inst *km, uintptr_t a, struct fext **lo, struct fext **hi)
+{
+	*lo = *hi = NULL;
+	for (struct fext *t = km->root; t;) {
+		if ((uintptr_t)t < a) {
+			*lo = t;
+			t = t->r;
+		} else if ((uintptr_t)t > a) {
+			*hi = t;
+			t = t->l;
+		} else {
+			env_panic("kmalloc_pool: block %p already in the pool", (void *)a);
+		}
+	}
+}
+
+/* Give [a, a + 16g) to the pool, coalescing with both neighbours. */
+static void pool_put(struct kmalloc_inst *km, uintptr_t a, uint32_t g)
+{
+	struct fext *lo, *hi;
+	uintptr_t end = a + (uintptr_t)g * 16;
+
+	neighbours(km, a, &lo, &hi);
+	if ((lo && (uintptr_t)lo + (uintptr_t)lo->h.g * 16 > a) || (hi && (uintptr_t)hi < end))
+		env_panic("kmalloc_pool: block %p overlaps a free extent", (void *)a);
+	km->pool_free += (uint64_t)g * 16;
+	((struct hdr *)a)->state = ST_POOL;   /* a stale pointer to it reads "free" */
+	if (lo && (uintptr_t)lo + (uintptr_t)lo->h.g * 16 == a) {
+		g += lo->h.g;
+		if (hi && (uintptr_t)hi == end) {
+			g += hi->h.g;
+			tree_erase(km, hi);
+		}
+		tree_resize(km->root, lo, g);
+		return;
+	}
+	if (hi && (uintptr_t)hi == end) {
+		g += hi->h.g;
+		tree_erase(km, hi);
+	}
+	tree_insert(km, (struct fext *)a, g);
+}
+
+/* Lowest-address extent of at least g granules. */
+static struct fext *first_fit(struct kmalloc_inst *km, uint32_t g)
+{
+	struct fext *t = km->root;
+
+	if (maxg(t) < g)
+		return NULL;
+	while (t) {
+		if (maxg(t->l) >= g)
+			t = t->l;
+		else if (t->h.g >= g)
+			return t;
+		else
+			t = t->r;
+	}
+	env_panic("kmalloc_pool: subtree maximum is wrong");
+}
+
+/* Carve a block of *gp granules whose payload is aligned to `align` (a power
+ * of two >= 16), from the top of the lowest extent that fits (from its bottom
+ * when `low`: per-CPU data, which then packs at the start of the heap).
+ * *gp may grow by a leftover too small to be an extent. Returns the block
+ * address or 0. Pool lock held. */
+static uintptr_t pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align, bool low)
+{
+	uint32_t g = *gp;
+	uint64_t need = align > 16 ? (uint64_t)g + align / 16 + MIN_G : g;
+	struct fext *e;
+	uintptr_t a, end, b, tail;
+
+	if (need > UINT32_MAX || !(e = first_fit(km, (uint32_t)need)))
+		return 0;
+	a = (uintptr_t)e;
+	end = a + (uintptr_t)e->h.g * 16;
+	if (low) {
+		b = ((a + HDR + align - 1) & ~(uintptr_t)(align - 1)) - HDR;
+		if (b != a && b - a < MIN_EXT)
+			b += align;
+	} else {
+		b = ((end - (uintptr_t)g * 16 + HDR) & ~(uintptr_t)(align - 1)) - HDR;
+	}
+	tail = end - b - (uintptr_t)g * 16;
+	if (tail && tail < MIN_EXT) {
+		g += (uint32_t)(tail / 16);
+		tail = 0;
+	}
+	if (b - a < MIN_EXT) {          /* only when align == 16: take it whole */
+		g += (uint32_t)((b - a) / 16);
+		b = a;
+	}
+	if (b == a)
+		tree_erase(km, e);
+	else
+		tree_resize(km->root, e, (uint32_t)((b - a) / 16));
+	if (tail)
+		tree_insert(km, (struct fext *)(b + (uintptr_t)g * 16), (uint32_t)(tail / 16));
+	km->pool_free -= (uint64_t)g * 16;
+	*gp = g;
+	return b;
+}
+
+/* ---- page ranges ----------------------------------------------------------- */
+
+/* Index of the range holding a, or -1. Pool lock held. */
+static int range_find(struct kmalloc_inst *km, uintptr_t a)
+{
+	int lo = 0, hi = (int)km->nranges - 1;
+
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2;
+		if (a < km->ranges[mid].base)
+			hi = mid - 1;
+		else if (a >= km->ranges[mid].end)
+			lo = mid + 1;
+		else
+			return mid;
+	}
+	return -1;
+}
+
+static int range_add(struct kmalloc_inst *km, const struct kmalloc_range *r)
+{
+	uint32_t i = km->nranges;
+
+	if (i == KMALLOC_MAX_RANGES)
+		return E_NOMEM;
+	while (i > 0 && km->ranges[i - 1].base > r->base) {
+		km->ranges[i] = km->ranges[i - 1];
+		i--;
+	}
+	km->ranges[i] = *r;
+	km->nranges++;
+	return (int)i;
+}
+
+static void range_del(struct kmalloc_inst *km, int i)
+{
+	memmove(&km->ranges[i], &km->ranges[i + 1],
+		(km->nranges - (uint32_t)i - 1) * sizeof(km->ranges[0]));
+	km->nranges--;
+}
+
+/* Run of adjacent pool ranges around range i: [*lo, *hi). */
+static void pool_span(struct kmalloc_inst *km, int i, uintptr_t *lo, uintptr_t *hi)
+{
+	int a = i, b = i;
+
+	while (a > 0 && km->ranges[a - 1].kind == R_POOL && km->ranges[a - 1].end == km->ranges[a].base)
+		a--;
+	while (b + 1 < (int)km->nranges && km->ranges[b + 1].kind == R_POOL &&
+	       km->ranges[b + 1].base == km->ranges[b].end)
+		b++;
+	*lo = km->ranges[a].base;
+	*hi = km->ranges[b].end;
+}
+
+static inline void peak_update(struct kmalloc_inst *km)
+{
+	uint64_t used = km->pool_bytes - km->pool_free + km->large_bytes;
+	if (used > km->peak)
+		km->peak = used;
+}
+
+/* Grow the pool by a chunk that fits g granules at `align`. Called with
+ * interrupts restored and no lock. */
+static bool grow(struct kmalloc_inst *km, uint32_t g, size_t align)
+{
+	uint64_t bytes = (uint64_t)g * 16 + align + 2 * MIN_EXT;
+	size_t np = (size_t)((bytes + PAGE - 1) / PAGE);
+	size_t minp = km->grow_min_pages, prop = (size_t)(km->pool_bytes / 16 / PAGE);
+	struct kmalloc_range r = { 0 };
+	uintptr_t lo, hi;
+	unsigned long fl;
+	void *base;
+	int i;
+
+	size_t fit = np;
+
+	if (np < minp)
+		np = minp;
+	if (np < prop)
+		np = prop;
+	base = km->src.get_pages(km->src.ctx, np);
+	if (!base && np > fit)          /* short of pages: just what fits */
+		base = km->src.get_pages(km->src.ctx, np = fit);
+	if (!base)
+		return false;
+	r.base = (uintptr_t)base;
+	r.end = r.base + np * PAGE;
+	r.kind = R_POOL;
+	fl = env_lock(&km->lock);
+	i = range_add(km, &r);
+	if (i < 0) {
+		env_unlock(&km->lock, fl);
+		km->src.put_pages(km->src.ctx, base, np);
+		return false;
+	}
+	/* Claim the pads shared with adjacent pool chunks (see the top). */
+	lo = r.base + 8;
+	hi = r.end - 8;
+	if (i > 0 && km->ranges[i - 1].kind == R_POOL && km->ranges[i - 1].end == r.base)
+		lo = r.base - 8;
+	if (i + 1 < (int)km->nranges && km->ranges[i + 1].kind == R_POOL && km->ranges[i + 1].base == r.end)
+		hi = r.end + 8;
+	km->heap_bytes += np * PAGE;
+	km->pool_bytes += hi - lo;
+	pool_put(km, lo, (uint32_t)((hi - lo) / 16));
+	env_unlock(&km->lock, fl);
+	return true;
+}
+
+/* ---- per-CPU caches -------------------------------------------------------- */
+
+/* Per-CPU data is a block carved from the pool (state ST_META, refused by
+ * kfree), so page-source chunks stay adjacent and can coalesce. */
+static struct kmalloc_pcpu *pcpu_create(struct kmalloc_inst *km, unsigned cpu)
+{
+	uint32_t g = (uint32_t)((sizeof(struct kmalloc_pcpu) + HDR + 15) / 16);
+	struct kmalloc_pcpu *pc;
+	uintptr_t a = 0;
+
+	for (int tries = 0; !a && tries < 8; tries++) {
+		unsigned long fl = env_lock(&km->lock);
+		a = pool_take(km, &g, 16, true);
+		if (a) {
+			km->meta_bytes += (uint64_t)g * 16;
+			peak_update(km);
+		}
+		env_unlock(&km->lock, fl);
+		if (!a && !grow(km, g, 16))
+			return NULL;
+	}
+	if (!a)
+		return NULL;
+	((struct hdr *)a)->g = g;
+	((struct hdr *)a)->state = ST_META;
+	((struct hdr *)a)->check = ck((void *)a, g);
+	pc = (struct kmalloc_pcpu *)(a + HDR);
+	memset(pc, 0, sizeof(*pc));
+	pc->cpu = cpu;
+	pc->span_lo = 1;          /* empty span: no pointer passes the hot check */
+	pc->now = now_of(km);
+	__atomic_store_n(&km->pcpu[cpu], pc, __ATOMIC_RELEASE);
+	return pc;
+}
+
+/* Give a chain of cached blocks (linked by next) back to the pool. `counter`
+ * (the owner's or the reclaimer's pcpu, may be NULL) counts them as out. */
+static void chain_to_pool(struct kmalloc_inst *km, struct kmalloc_pcpu *counter, struct cblk *b,
+			  bool count_frees)
+{
+	while (b) {
+		unsigned long fl = env_lock(&km->lock);
+		/* Bounded batches keep the lock hold (interrupts off) short. */
+		for (int n = 0; b && n < 64; n++) {
+			struct cblk *next = b->next;
+			if (counter) {
+				if (count_frees)
+					BUMP(counter->cls[b->h.g].frees);
+				BUMP(counter->out[b->h.g]);
+			}
+			pool_put(km, (uintptr_t)b, b->h.g);
+			b = next;
+		}
+		env_unlock(&km->lock, fl);
+	}
+}
+
+/* Cached blocks older than the TTL (all of them when !expired_only) go back
+ * to the pool. Owner only (or QUIESCENT). Returns whether any went. */
+static bool flush_own(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool expired_only)
+{
+	struct cblk *out = NULL, **tailp = &out;
+	bool any = false;
+
+	for (uint32_t c = MIN_G; c < NCLS; c++) {
+		struct cblk **pp = &pc->cls[c].head;
+		if (!*pp)
+			continue;
+		if (expired_only)
+			while (*pp && pc->now - (*pp)->stamp < km->ttl)
+				pp = &(*pp)->next;
+		if (!*pp)
+			continue;
+		*tailp = *pp;      /* stamps only decrease along a list: cut here */
+		*pp = NULL;
+		while (*tailp)
+			tailp = &(*tailp)->next;
+		any = true;
+	}
+	chain_to_pool(km, pc, out, false);
+	return any;
+}
+
+/* Owner: take the remote-free list into the cache, or into the pool. */
+static void drain_remote(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool to_pool)
+{
+	struct cblk *b = __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_ACQUIRE);
+
+	if (to_pool) {
+		chain_to_pool(km, pc, b, true);
+		return;
+	}
+	while (b) {
+		struct cblk *next = b->next;
+		struct pcls *cl = &pc->cls[b->h.g];
+		b->stamp = pc->now;
+		b->next = cl->head;
+		cl->head = b;
+		BUMP(cl->frees);
+		b = next;
+	}
+}
+
+/* Slow-path housekeeping of the owner: clock, flush requests, remote frees. */
+static void service(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
+{
+	pc->now = now_of(km);
+	if (__atomic_load_n(&pc->flush_req, __ATOMIC_ACQUIRE)) {
+		flush_own(km, pc, false);
+		drain_remote(km, pc, true);
+		__atomic_store_n(&pc->flush_req, 0, __ATOMIC_RELEASE);
+	} else {
+		drain_remote(km, pc, false);
+	}
+}
+
+/* Before failing: everything of ours and every remote list to the pool, and
+ * ask the other CPUs to flush their caches (waiting up to flush_wait). */
+static void reclaim_all(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, unsigned long *fl)
+{
+	bool asked = false;
+
+	if (pc) {
+		flush_own(km, pc, false);
+		drain_remote(km, pc, true);
+	}
+	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
+		struct kmalloc_pcpu *o = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
+		if (!o || o == pc)
+			continue;
+		/* Stolen blocks are counted on our own counters, so we need some. */
+		if (pc)
+			chain_to_pool(km, pc, __atomic_exchange_n(&o->remote, NULL, __ATOMIC_ACQUIRE), true);
+		__atomic_store_n(&o->flush_req, 1, __ATOMIC_RELEASE);
+		asked = true;
+	}
+	if (!asked || !km->flush_wait)
+		return;
+	env_irq_restore(*fl);
+	uint64_t t0 = now_of(km);
+	for (uint32_t spins = 0; spins < (1u << 24) && now_of(km) - t0 < km->flush_wait; spins++) {
+		bool pending = false;
+		for (unsigned i = 0; i < ENV_MAX_CPUS && !pending; i++) {
+			struct kmalloc_pcpu *o = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
+			pending = o && o != pc && __atomic_load_n(&o->flush_req, __ATOMIC_ACQUIRE);
+		}
+		if (!pending)
+			break;
+		env_cpu_relax();
+	}
+	*fl = env_irq_save();
+	if (pc && __atomic_load_n(&pc->flush_req, __ATOMIC_ACQUIRE))
+		service(km, pc);  /* another failing CPU asked us meanwhile */
+}
+
+/* A block from the pool: carve; else reap our expired blocks; else grow;
+ * else reclaim every cached block. Interrupts off in *fl's section. */
+static uintptr_t carve(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint32_t *gp,
+		       size_t align, unsigned long *fl)
+{
+	bool reaped = false, reclaimed = false;
+	int grows = 0;
+
+	for (;;) {
+		unsigned long lf = env_lock(&km->lock);
+		uintptr_t a = pool_take(km, gp, align, false);
+		if (a)
+			peak_update(km);
+		env_unlock(&km->lock, lf);
+		if (a)
+			return a;
+		if (!reaped) {
+			reaped = true;
+			if (pc && flush_own(km, pc, true))
+				continue;
+		}
+		/* Each chunk fits the request; another CPU may take it first. */
+		if (grows >= 0 && grows < 8) {
+			bool ok;
+			env_irq_restore(*fl);
+			ok = grow(km, *gp, align);
+			*fl = env_irq_save();
+			grows = ok ? grows + 1 : -1;
+			if (ok)
+				continue;
+		}
+		if (!reclaimed) {
+			reclaimed = true;
+			reclaim_all(km, pc, fl);
+			continue;
+		}
+		return 0;
+	}
+}
+
+/* ---- allocation ------------------------------------------------------------ */
+
+static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, void *caller);
+
+static void *set_live(struct kmalloc_pcpu *pc, uintptr_t a, uint32_t g, size_t size, void *caller)
+{
+	struct hdr *h = (struct hdr *)a;
+
+	h->g = g;
+	h->state = ST_LIVE;
+	h->cpu = (uint8_t)pc->cpu;
+	h->check = ck(h, g);
+	dbg_mark(h, size, caller);
+	return (char *)h + HDR;
+}
+
+/* Cache miss (or no per-CPU data yet, or a flush request): interrupts off. */
+static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_t size, size_t align,
+						  unsigned long fl,
+			void *caller)
+{
+	unsigned cpu = env_cpu();
+	struct kmalloc_pcpu *pc = __atomic_load_n(&km->pcpu[cpu], __ATOMIC_RELAXED);
+	uint32_t g = (uint32_t)gran_of(size);
+	uintptr_t a;
+
+	if (!pc) {
+		env_irq_restore(fl);
+		pc = pcpu_create(km, cpu);
+		fl = env_irq_save();
+		if (!pc) {
+			env_irq_restore(fl);
+			return NULL;
+		}
+	}
+	service(km, pc);
+	struct cblk *b = pc->cls[g].head;
+	if (b && align <= 16) {
+		pc->cls[g].head = b->next;
+		BUMP(pc->cls[g].allocs);
+		dbg_check_poison(b);
+		void *p = set_live(pc, (uintptr_t)b, g, size, caller);
+		env_irq_restore(fl);
+		return p;
+	}
+	a = carve(km, pc, &g, align, &fl);
+	if (!a) {
+		BUMP(pc->fails);
+		env_irq_restore(fl);
+		return NULL;
+	}
+	BUMP(pc->cls[g].allocs);
+	BUMP(pc->cls[g].misses);
+	void *p = set_live(pc, a, g, size, caller);
+	env_irq_restore(fl);
+	return p;
+}
+
+static inline void *alloc(struct kmalloc_inst *km, size_t size, void *caller)
+{
+	if (size - 1 >= KMALLOC_SMALL_MAX)
+		return size ? alloc_large(km, size, 16, caller) : NULL;
+	size_t g = gran_of(size);
+	unsigned long fl = env_irq_save();
+	struct kmalloc_pcpu *pc = pcpu_self(km);
+	struct cblk *b;
+	if (pc && !__atomic_load_n(&pc->flush_req, __ATOMIC_RELAXED) && (b = pc->cls[g].head)) {
+		pc->cls[g].head = b->next;
+		BUMP(pc->cls[g].allocs);
+		b->h.state = ST_LIVE;
+#ifdef KMALLOC_DEBUG
+		dbg_check_poison(b);
+		dbg_mark(&b->h, size, caller);
+#endif
+		env_irq_restore(fl);
+		return (char *)b + HDR;
+	}
+	return alloc_slow(km, size, 16, fl, caller);
+}
+
+/* Own pages for a large block; if the page source says no, a block carved
+ * from the pool (after reclaiming every cached block). */
+static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, void *caller)
+{
+	size_t extra = align > PAGE ? align - PAGE : 0;
+	struct kmalloc_range r = { 0 };
+	unsigned long fl;
+	size_t np;
+	void *base;
+
+	if (size > ((size_t)1 << 40) || align > ((size_t)1 << 30)) {
+		env_log("kmalloc: request of %zu bytes (align %zu) is too large", size, align);
+		return NULL;
+	}
+	np = (size + extra + PAGE - 1) / PAGE;
+	base = km->src.get_pages(km->src.ctx, np);
+	if (base) {
+		r.base = (uintptr_t)base;
+		r.end = r.base + np * PAGE;
+		r.payload = (r.base + align - 1) & ~(uintptr_t)(align - 1);
+		r.req = size;
+		r.kind = R_LARGE;
+		r.cpu = env_cpu();
+		r.caller = caller;
+		fl = env_lock(&km->lock);
+		if (range_add(km, &r) >= 0) {
+			km->heap_bytes += np * PAGE;
+			km->large_bytes += np * PAGE;
+			km->large_allocs++;
+			peak_update(km);
+			env_unlock(&km->lock, fl);
+#ifdef KMALLOC_DEBUG
+			memset((char *)r.payload + size, RZ_BYTE, r.end - r.payload - size);
+#endif
+			return (void *)r.payload;
+		}
+		env_unlock(&km->lock, fl);
+		km->src.put_pages(km->src.ctx, base, np);
+	}
+	/* Fallback: a pool block whose class is beyond the caches. */
+	uint64_t g64 = ((uint64_t)size + HDR + KMALLOC_REDZONE + 15) >> 4;
+	if (g64 >= UINT32_MAX || align > PAGE)
+		return NULL;
+	uint32_t g = g64 < NCLS ? NCLS : (uint32_t)g64;
+	fl = env_irq_save();
+	struct kmalloc_pcpu *pc = pcpu_self(km);
+	uintptr_t a = carve(km, pc, &g, align < 16 ? 16 : align, &fl);
+	if (!a) {
+		if (pc)
+			BUMP(pc->fails);
+		env_irq_restore(fl);
+		return NULL;
+	}
+	struct hdr *h = (struct hdr *)a;
+	h->g = g;
+	h->state = ST_LIVE;
+	h->cpu = (uint8_t)env_cpu();
+	h->check = ck(h, g);
+	dbg_mark(h, size, caller);
+	unsigned long lf = env_lock(&km->lock);
+	km->large_allocs++;
+	km->plarge_bytes += (uint64_t)g * 16;
+	env_unlock(&km->lock, lf);
+	env_irq_restore(fl);
+	return (char *)h + HDR;
+}
+
+static void *alloc_aligned(struct kmalloc_inst *km, size_t size, size_t align, void *caller)
+{
+	if (!align || (align & (align - 1))) {
+		env_log("kmalloc_aligned: alignment %zu is not a power of two", align);
+		return NULL;
+	}
+	if (align <= 16)
+		return alloc(km, size, caller);
+	if (!size)
+		return NULL;
+	if (size > KMALLOC_SMALL_MAX || align > PAGE)
+		return alloc_large(km, size, align, caller);
+	return alloc_slow(km, size, align, env_irq_save(), caller);
+}
+
+/* ---- free ------------------------------------------------------------------ */
+
+struct blkinfo {
+	int kind;             /* R_POOL (small or pool-large) or R_LARGE */
+	int ri;               /* range index for R_LARGE (valid under the lock only) */
+	struct hdr *h;
+	size_t usable;
+	void *caller;
+};
+
+static int refuse(struct kmalloc_inst *km, const char *op, const void *p, int e, const char *why,
+		  void *owner_caller, void *caller)
+{
+	struct kmalloc_pcpu *pc = pcpu_self(km);
+
+	if (pc)
+		BUMP(pc->bad_frees);
+	env_log("%s(%p): %s (%s; allocated at %p, called from %p)", op, p, why, err_str(e),
+		owner_caller, caller);
+	return e;
+}
+
+/* Find what p is, without changing anything. 0 or an error (logged). */
+static int classify(struct kmalloc_inst *km, const char *op, const void *p, struct blkinfo *bi,
+		    void *caller)
+{
+	uintptr_t a = (uintptr_t)p, lo, hi;
+	unsigned long fl = env_lock(&km->lock);
+	int i = range_find(km, a);
+	struct kmalloc_range *r = i >= 0 ? &km->ranges[i] : NULL;
+
+	if (!r || r->kind == R_META) {
+		env_unlock(&km->lock, fl);
+		return refuse(km, op, p, E_FAULT, "not from this heap (or a large block already freed)",
+			      NULL, caller);
+	}
+	if (r->kind == R_LARGE) {
+		bi->kind = R_LARGE;
+		bi->ri = i;
+		bi->usable = r->end - r->payload;
+		bi->caller = r->caller;
+		env_unlock(&km->lock, fl);
+		if (a != r->payload)
+			return refuse(km, op, p, E_INVAL, "points inside a large block", r->caller, caller);
+		return 0;
+	}
+	pool_span(km, i, &lo, &hi);
+	env_unlock(&km->lock, fl);
+	unsigned long ifl = env_irq_save();
+	struct kmalloc_pcpu *pc = pcpu_self(km);
+	if (pc) {   /* hint for the hot path: this run of chunks */
+		pc->span_lo = lo + 16;
+		pc->span_len = hi - lo - 16;
+	}
+	env_irq_restore(ifl);
+	if ((a & 15) || a < lo + 16)
+		return refuse(km, op, p, E_INVAL, "not the start of a block", NULL, caller);
+	struct hdr *h = (struct hdr *)(a - HDR);
+	bool hdr_ok = h->check == ck(h, h->g) && h->g >= MIN_G && a - HDR + (uintptr_t)h->g * 16 <= hi;
+	if (!hdr_ok)
+		return refuse(km, op, p, E_INVAL, "not the start of a block", NULL, caller);
+	if (h->state == ST_CACHED || h->state == ST_POOL)
+		return refuse(km, op, p, E_EXIST, "double free", DBG_CALLER(h), caller);
+	if (h->state != ST_LIVE || h->cpu >= ENV_MAX_CPUS)
+		return refuse(km, op, p, E_CORRUPT, "block header damaged", NULL, caller);
+	bi->kind = R_POOL;
+	bi->h = h;
+	bi->usable = (size_t)h->g * 16 - HDR - KMALLOC_REDZONE;
+	bi->caller = DBG_CALLER(h);
+	return 0;
+}
+
+static void free_large(struct kmalloc_inst *km, void *p)
+{
+	unsigned long fl = env_lock(&km->lock);
+	int i = range_find(km, (uintptr_t)p);
+	struct kmalloc_range r = km->ranges[i];
+	size_t np = (r.end - r.base) / PAGE;
+
+	range_del(km, i);
+	km->heap_bytes -= np * PAGE;
+	km->large_bytes -= np * PAGE;
+	km->large_frees++;
+	env_unlock(&km->lock, fl);
+	km->src.put_pages(km->src.ctx, (void *)r.base, np);
+}
+
+/* Validated small block: into our cache, the owner's remote list, or (for
+ * pool-large blocks) straight back to the pool. Interrupts off. */
+static void free_block(struct kmalloc_inst *km, struct hdr *h)
+{
+	struct cblk *b = (struct cblk *)h;
+	uint32_t g = h->g;
+	unsigned cpu = env_cpu();
+	struct kmalloc_pcpu *pc;
+
+	h->state = ST_CACHED;
+	if (g >= NCLS) {
+		unsigned long fl = env_lock(&km->lock);
+		km->plarge_bytes -= (uint64_t)g * 16;
+		km->large_frees++;
+		pool_put(km, (uintptr_t)h, g);
+		env_unlock(&km->lock, fl);
+		return;
+	}
+	dbg_poison(b);
+	if (h->cpu == cpu && (pc = pcpu_self(km)) != NULL) {
+		service(km, pc);
+		b->stamp = pc->now;
+		b->next = pc->cls[g].head;
+		pc->cls[g].head = b;
+		BUMP(pc->cls[g].frees);
+		return;
+	}
+	pc = __atomic_load_n(&km->pcpu[h->cpu], __ATOMIC_ACQUIRE);
+	if (!pc)
+		env_panic("kmalloc_free: block %p owned by cpu %u without per-CPU data",
+			  (void *)h, (unsigned)h->cpu);
+	struct cblk *old = __atomic_load_n(&pc->remote, __ATOMIC_RELAXED);
+	do {
+		b->next = old;
+	} while (!__atomic_compare_exchange_n(&pc->remote, &old, b, true, __ATOMIC_RELEASE,
+					      __ATOMIC_RELAXED));
+}
+
+static __attribute__((noinline)) int free_slow(struct kmalloc_inst *km, void *p, unsigned long fl,
+					       void *caller)
+{
+	struct blkinfo bi;
+	int e;
+
+	env_irq_restore(fl);
+	e = classify(km, "kfree", p, &bi, caller);
+	if (e)
+		return e;
+	if (bi.kind == R_LARGE) {
+#ifdef KMALLOC_DEBUG
+		unsigned long lf = env_lock(&km->lock);
+		struct kmalloc_range *r = &km->ranges[range_find(km, (uintptr_t)p)];
+		const unsigned char *z = (const unsigned char *)p + r->req;
+		size_t n = r->end - r->payload - r->req;
+		env_unlock(&km->lock, lf);
+		for (size_t i = 0; i < n; i++)
+			if (z[i] != RZ_BYTE)
+				return refuse(km, "kfree", p, E_CORRUPT, "red zone damaged", bi.caller, caller);
+#endif
+		free_large(km, p);
+		return 0;
+	}
+	if (!dbg_redzone_ok(bi.h))
+		return refuse(km, "kfree", p, E_CORRUPT, "red zone damaged", bi.caller, caller);
+	fl = env_irq_save();
+	free_block(km, bi.h);
+	env_irq_restore(fl);
+	return 0;
+}
+
+/* Hot path: a pointer in this CPU's pool span with a live header goes to
+ * our cache, or onto its owner's remote list; anything else takes the slow
+ * path, which finds out what the pointer is and says why it is refused. */
+static inline int free_(struct kmalloc_inst *km, void *p, void *caller)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	if (!p)
+		return 0;
+	unsigned long fl = env_irq_save();
+	struct kmalloc_pcpu *pc = pcpu_self(km);
+	if (pc && a - pc->span_lo < pc->span_len && !(a & 15) &&
+	    !__atomic_load_n(&pc->flush_req, __ATOMIC_RELAXED)) {
+		struct cblk *b = (struct cblk *)(a - HDR);
+		size_t g = b->h.g;
+		if (b->h.state == ST_LIVE && g < NCLS && b->h.check == ck(b, g) && dbg_redzone_ok(&b->h)) {
+			if (b->h.cpu == pc->cpu) {
+				b->h.state = ST_CACHED;
+				dbg_poison(b);
+				b->stamp = pc->now;
+				b->next = pc->cls[g].head;
+				pc->cls[g].head = b;
+				BUMP(pc->cls[g].frees);
+				env_irq_restore(fl);
+				return 0;
+			}
+			struct kmalloc_pcpu *o = __atomic_load_n(&km->pcpu[b->h.cpu], __ATOMIC_ACQUIRE);
+			if (o) {
+				b->h.state = ST_CACHED;
+				dbg_poison(b);
+				struct cblk *old = __atomic_load_n(&o->remote, __ATOMIC_RELAXED);
+				do {
+					b->next = old;
+				} while (!__atomic_compare_exchange_n(&o->remote, &old, b, true,
+								      __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+				env_irq_restore(fl);
+				return 0;
+			}
+		}
+	}
+	return free_slow(km, p, fl, caller);
+}
+
+/* ---- instance API ---------------------------------------------------------- */
+
+int kmalloc_init_i(struct kmalloc_inst *km, const struct kmalloc_page_source *src,
+		   const struct kmalloc_clock *clk, uint64_t ttl)
+{
+	if (!km || !src || !src->get_pages || !src->put_pages)
+		return E_INVAL;
+	memset(km, 0, sizeof(*km));
+	km->src = *src;
+	if (clk)
+		km->clock = *clk;
+	km->ttl = ttl;
+	km->grow_min_pages = 16;
+	km->lock = (env_spinlock_t)ENV_SPINLOCK_INIT;
+	km->magic = KM_MAGIC;
+	return 0;
+}
+
+void kmalloc_tune_i(struct kmalloc_inst *km, size_t grow_min_pages, uint64_t flush_wait)
+{
+	km->grow_min_pages = grow_min_pages ? grow_min_pages : 1;
+	km->flush_wait = flush_wait;
+}
+
+void kmalloc_destroy_i(struct kmalloc_inst *km)
+{
+	while (km->nranges) {
+		struct kmalloc_range r = km->ranges[--km->nranges];
+		km->src.put_pages(km->src.ctx, (void *)r.base, (r.end - r.base) / PAGE);
+	}
+	memset(km->pcpu, 0, sizeof(km->pcpu));
+	km->root = NULL;
+	km->magic = 0;
+}
+
+void *kmalloc_i(struct kmalloc_inst *km, size_t size)
+{
+	return alloc(km, size, CALLER());
+}
+
+void *kzalloc_i(struct kmalloc_inst *km, size_t size)
+{
+	void *p = alloc(km, size, CALLER());
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+void *kcalloc_i(struct kmalloc_inst *km, size_t n, size_t size)
+{
+	size_t t;
+	void *p;
+
+	if (__builtin_mul_overflow(n, size, &t)) {
+		env_log("kcalloc(%zu, %zu): size overflows (%s)", n, size, err_str(E_RANGE));
+		return NULL;
+	}
+	p = alloc(km, t, CALLER());
+	if (p)
+		memset(p, 0, t);
+	return p;
+}
+
+static void *realloc_(struct kmalloc_inst *km, void *p, size_t size, void *caller)
+{
+	struct blkinfo bi;
+	void *q;
+
+	if (!p)
+		return alloc(km, size, caller);
+	if (classify(km, "krealloc", p, &bi, caller))
+		return NULL;
+	if (!size) {
+		free_(km, p, caller);
+		return NULL;
+	}
+	if (size <= bi.usable && size >= bi.usable / 2 && (bi.kind == R_LARGE) == (size > KMALLOC_SMALL_MAX)) {
+#ifdef KMALLOC_DEBUG
+		/* The red zone now starts at the new size. */
+		if (bi.kind == R_POOL) {
+			bi.h->req = (uint32_t)size;
+		} else {
+			unsigned long fl = env_lock(&km->lock);
+			km->ranges[range_find(km, (uintptr_t)p)].req = size;
+			env_unlock(&km->lock, fl);
+		}
+		memset((char *)p + size, RZ_BYTE, bi.usable + (bi.kind == R_POOL ? KMALLOC_REDZONE : 0) - size);
+#endif
+		return p;
+	}
+	q = alloc(km, size, caller);
+	if (!q)
+		return NULL;
+	memcpy(q, p, size < bi.usable ? size : bi.usable);
+	free_(km, p, caller);
+	return q;
+}
+
+void *krealloc_i(struct kmalloc_inst *km, void *p, size_t size)
+{
+	return realloc_(km, p, size, CALLER());
+}
+
+void *kmalloc_aligned_i(struct kmalloc_inst *km, size_t size, size_t align)
+{
+	return alloc_aligned(km, size, align, CALLER());
+}
+
+int kfree_i(struct kmalloc_inst *km, void *p)
+{
+	return free_(km, p, CALLER());
+}
+
+size_t ksize_i(struct kmalloc_inst *km, const void *p)
+{
+	struct blkinfo bi;
+
+	if (!p || classify(km, "ksize", p, &bi, CALLER()))
+		return 0;
+#ifdef KMALLOC_DEBUG
+	if (bi.kind == R_POOL)
+		return bi.h->req;   /* the red zone starts right after */
+#endif
+	return bi.usable;
+}
+
+void kmalloc_reap_i(struct kmalloc_inst *km)
+{
+	unsigned long fl = env_irq_save();
+	struct kmalloc_pcpu *pc = pcpu_self(km);
+
+	if (pc) {
+		service(km, pc);
+		flush_own(km, pc, true);
+	}
+	env_irq_restore(fl);
+}
+
+void kmalloc_reap_all_i(struct kmalloc_inst *km)
+{
+	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
+		struct kmalloc_pcpu *pc = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
+		if (!pc)
+			continue;
+		flush_own(km, pc, false);
+		/* Counted on the owner: its counters are the only ones that
+		 * changed here, and no one else writes them now. */
+		chain_to_pool(km, pc, __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_ACQUIRE), true);
+		__atomic_store_n(&pc->flush_req, 0, __ATOMIC_RELEASE);
+	}
+}
+
+/* ---- stats, dump, check ---------------------------------------------------- */
+
+void kmalloc_stats_i(struct kmalloc_inst *km, struct kmalloc_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
+		struct kmalloc_pcpu *pc = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
+		if (!pc)
+			continue;
+		out->cpus++;
+		for (unsigned c = 0; c < NCLS; c++) {
+			struct kmalloc_class_stats *s = &out->cls[c];
+			uint64_t a = RD(pc->cls[c].allocs), m = RD(pc->cls[c].misses);
+			s->allocs += a;
+			s->misses += m;
+			s->hits += a - m;
+			s->frees += RD(pc->cls[c].frees);
+			s->cached -= RD(pc->out[c]);
+		}
+		out->failures += RD(pc->fails);
+		out->bad_frees += RD(pc->bad_frees);
+	}
+	for (unsigned c = 0; c < NCLS; c++) {
+		struct kmalloc_class_stats *s = &out->cls[c];
+		s->cached += s->frees - s->hits;   /* frees - hits - out, wrapping */
+		out->live_bytes += (s->allocs - s->frees) * c * 16;
+		out->cached_bytes += s->cached * c * 16;
+	}
+	unsigned long fl = env_lock(&km->lock);
+	out->live_bytes += km->large_bytes + km->plarge_bytes;
+	out->pool_free_bytes = km->pool_free;
+	out->peak_bytes = km->peak;
+	out->heap_bytes = km->heap_bytes;
+	out->meta_bytes = km->meta_bytes;
+	out->large_allocs = km->large_allocs;
+	out->large_frees = km->large_frees;
+	out->pool_extents = km->nextents;
+	out->ranges = km->nranges;
+	for (uint32_t i = 0; i < km->nranges; i++)
+		out->pool_runs += km->ranges[i].kind == R_POOL &&
+			!(i && km->ranges[i - 1].kind == R_POOL && km->ranges[i - 1].end == km->ranges[i].base);
+	env_unlock(&km->lock, fl);
+}
+
+void kmalloc_dump_i(struct kmalloc_inst *km)
+{
+	static struct kmalloc_stats s;   /* too big for a kernel stack */
+	static env_spinlock_t dump_lock = ENV_SPINLOCK_INIT;
+	unsigned long fl = env_lock(&dump_lock);
+
+	kmalloc_stats_i(km, &s);
+	env_log("kmalloc: heap %llu B (+%llu meta), live %llu, cached %llu, pool free %llu in %u extents, peak %llu",
+		(unsigned long long)s.heap_bytes, (unsigned long long)s.meta_bytes,
+		(unsigned long long)s.live_bytes, (unsigned long long)s.cached_bytes,
+		(unsigned long long)s.pool_free_bytes, s.pool_extents, (unsigned long long)s.peak_bytes);
+	env_log("kmalloc: large allocs %llu frees %llu, failures %llu, refused frees %llu, ranges %u",
+		(unsigned long long)s.large_allocs, (unsigned long long)s.large_frees,
+		(unsigned long long)s.failures, (unsigned long long)s.bad_frees, s.ranges);
+	for (unsigned c = 0; c < NCLS; c++) {
+		struct kmalloc_class_stats *k = &s.cls[c];
+		if (k->allocs)
+			env_log("kmalloc:  %5u B: allocs %llu frees %llu hits %llu misses %llu cached %llu",
+				c * 16, (unsigned long long)k->allocs, (unsigned long long)k->frees,
+				(unsigned long long)k->hits, (unsigned long long)k->misses,
+				(unsigned long long)k->cached);
+	}
+	env_unlock(&dump_lock, fl);
+}
+
+struct walk {
+	struct kmalloc_inst *km;
+	uintptr_t prev_end;
+	uint64_t bytes;
+	uint32_t n;
+	const char *err;
+	uintptr_t at;
+};
+
+static uint32_t walk_tree(struct walk *w, struct fext *t, uint32_t parent_prio, int depth)
+{
+	if (!t || w->err)
+		return 0;
+	if (depth > 200 || prio(t) > parent_prio) {
+		w->err = "treap shape broken";
+		return 0;
+	}
+	uint32_t m = walk_tree(w, t->l, prio(t), depth + 1);
+	uintptr_t a = (uintptr_t)t;
+	int ri = range_find(w->km, a);
+	uintptr_t lo, hi;
+	if (!w->err) {
+		w->at = a;
+		if (t->h.state != ST_POOL || t->h.check != ck(t, t->h.g) || t->h.g < MIN_G || (a & 15) != 8)
+			w->err = "extent header bad";
+		else if (a <= w->prev_end && w->prev_end)
+			w->err = a == w->prev_end ? "adjacent extents not coalesced" : "extents overlap";
+		else if (ri < 0 || w->km->ranges[ri].kind != R_POOL)
+			w->err = "extent outside the pool";
+		else if ((pool_span(w->km, ri, &lo, &hi), a + (uintptr_t)t->h.g * 16 > hi - 8))
+			w->err = "extent runs past its chunk";
+	}
+	w->prev_end = a + (uintptr_t)t->h.g * 16;
+	w->bytes += (uint64_t)t->h.g * 16;
+	w->n++;
+	uint32_t r = walk_tree(w, t->r, prio(t), depth + 1);
+	if (m < t->h.g)
+		m = t->h.g;
+	if (m < r)
+		m = r;
+	if (!w->err && t->max_g != m) {
+		w->at = a;
+		w->err = "subtree maximum wrong";
+	}
+	return m;
+}
+
+/* A cached block: in the pool, right header, not overlapping a free extent. */
+static const char *check_cached(struct kmalloc_inst *km, struct cblk *b, uint32_t cpu, int cls)
+{
+	int ri = range_find(km, (uintptr_t)b);
+	struct fext *lo, *hi;
+
+	if (ri < 0 || km->ranges[ri].kind != R_POOL || ((uintptr_t)b & 15) != 8)
+		return "cached block outside the pool";
+	if (b->h.state != ST_CACHED || b->h.check != ck(b, b->h.g) || b->h.cpu != cpu)
+		return "cached block header bad";
+	if ((cls >= 0 && b->h.g != (uint32_t)cls) || b->h.g >= NCLS || b->h.g < MIN_G)
+		return "cached block in the wrong class";
+	for (struct fext *t = km->root; t;)    /* neighbours() panics on equality */
+		if ((uintptr_t)t == (uintptr_t)b)
+			return "cached block is also free in the pool";
+		else
+			t = (uintptr_t)t < (uintptr_t)b ? t->r : t->l;
+	neighbours(km, (uintptr_t)b, &lo, &hi);
+	if ((lo && (uintptr_t)lo + (uintptr_t)lo->h.g * 16 > (uintptr_t)b) ||
+	    (hi && (uintptr_t)hi < (uintptr_t)b + (uintptr_t)b->h.g * 16))
+		return "cached block overlaps a free extent";
+	return NULL;
+}
+
+static const char *check_pcpu(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint64_t *bytes,
+			      uintptr_t *at)
+{
+	uint64_t limit = km->pool_bytes / MIN_EXT + 1;
+	const char *e;
+
+	for (uint32_t c = 0; c < NCLS; c++) {
+		uint64_t n = 0, last = UINT64_MAX;
+		for (struct cblk *b = pc->cls[c].head; b; b = b->next) {
+			*at = (uintptr_t)b;
+			if ((e = check_cached(km, b, pc->cpu, (int)c)))
+				return e;
+			if (++n > limit)
+				return "cache list loops";
+			if (b->stamp > last)
+				return "cache list not in free order";
+			last = b->stamp;
+			*bytes += (uint64_t)c * 16;
+		}
+	}
+	uint64_t n = 0;
+	for (struct cblk *b = __atomic_load_n(&pc->remote, __ATOMIC_ACQUIRE); b; b = b->next) {
+		*at = (uintptr_t)b;
+		if ((e = check_cached(km, b, pc->cpu, -1)))
+			return e;
+		if (++n > limit)
+			return "remote list loops";
+	}
+	return NULL;
+}
+
+int kmalloc_check_i(struct kmalloc_inst *km, unsigned flags)
+{
+	struct walk w = { .km = km };
+	uint64_t cached = 0, live = 0;
+	unsigned long fl;
+
+	if (km->magic != KM_MAGIC) {
+		env_log("kmalloc_check: instance not initialised");
+		return E_CORRUPT;
+	}
+	fl = env_lock(&km->lock);
+	for (uint32_t i = 0; i < km->nranges && !w.err; i++) {
+		struct kmalloc_range *r = &km->ranges[i];
+		w.at = r->base;
+		if ((r->base | r->end) & (PAGE - 1) || r->end <= r->base || r->kind < R_POOL || r->kind > R_META)
+			w.err = "range malformed";
+		else if (i && km->ranges[i - 1].end > r->base)
+			w.err = "ranges overlap";
+	}
+	if (!w.err)
+		walk_tree(&w, km->root, UINT32_MAX, 0);
+	if (!w.err && (w.bytes != km->pool_free || w.n != km->nextents))
+		w.err = "pool totals disagree with the extents";
+	struct kmalloc_pcpu *me = pcpu_self(km);
+	for (unsigned i = 0; i < ENV_MAX_CPUS && !w.err; i++) {
+		struct kmalloc_pcpu *pc = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
+		if (!pc || (pc != me && !(flags & KMALLOC_CHECK_ALL)))
+			continue;
+		w.err = check_pcpu(km, pc, &cached, &w.at);
+		for (unsigned c = 0; c < NCLS; c++)
+			live += (RD(pc->cls[c].allocs) - RD(pc->cls[c].frees)) * c * 16;
+	}
+	/* Every pool byte is free, cached, or live (remote-pending blocks count
+	 * as live until their owner takes them). */
+	if (!w.err && (flags & KMALLOC_CHECK_ALL) &&
+	    km->pool_free + cached + live + km->plarge_bytes + km->meta_bytes != km->pool_bytes) {
+		w.at = 0;
+		w.err = "bytes do not add up (pool free + cached + live + meta != pool)";
+	}
+	env_unlock(&km->lock, fl);
+	if (w.err) {
+		env_log("kmalloc_check: %s at %p", w.err, (void *)w.at);
+		return E_CORRUPT;
+	}
+	return 0;
+}
+
+/* ---- the global instance ------------------------------------------------- */
+
+static struct kmalloc_inst g_km;
+
+int kmalloc_global_init(const struct kmalloc_page_source *src, const struct kmalloc_clock *clk,
+			uint64_t ttl)
+{
+	return kmalloc_init_i(&g_km, src, clk, ttl);
+}
+
+struct kmalloc_inst *kmalloc_global(void) { return &g_km; }
+void *kmalloc(size_t size) { return alloc(&g_km, size, CALLER()); }
+void *kzalloc(size_t size)
+{
+	void *p = alloc(&g_km, size, CALLER());
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+void *kcalloc(size_t n, size_t size) { return kcalloc_i(&g_km, n, size); }
+void *krealloc(void *p, size_t size) { return realloc_(&g_km, p, size, CALLER()); }
+void *kmalloc_aligned(size_t size, size_t align) { return alloc_aligned(&g_km, size, align, CALLER()); }
+void kfree(void *p) { (void)free_(&g_km, p, CALLER()); }
+size_t ksize(const void *p) { return ksize_i(&g_km, p); }
+void kmalloc_reap(void) { kmalloc_reap_i(&g_km); }
+void kmalloc_stats(struct kmalloc_stats *out) { kmalloc_stats_i(&g_km, out); }
+void kmalloc_dump(void) { kmalloc_dump_i(&g_km); }
+int kmalloc_check(void) { return kmalloc_check_i(&g_km, 0); }

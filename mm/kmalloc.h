@@ -1,0 +1,178 @@
+/* kmalloc.h - kernel object allocator: per-CPU exact-size caches with a TTL,
+ * an address-ordered always-coalesced pool, large blocks straight to pages.
+ *
+ * The allocator is an instance (struct kmalloc_inst) drawing pages from a
+ * caller-supplied page source; kmalloc()/kfree()/... are thin wrappers over
+ * one global instance set up by kmalloc_global_init(). See docs/KMALLOC.md.
+ *
+ * Concurrency contract: any CPU may call any function at any time, except the
+ * functions marked QUIESCENT, which need that no other CPU uses the instance
+ * meanwhile. Two threads that run at the same time must have different
+ * env_cpu() indexes (true in the kernel: one index per hart, interrupts off
+ * around per-CPU data). Alignment of every block is at least 16 bytes.
+ */
+#ifndef MM_KMALLOC_H
+#define MM_KMALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "env.h"
+
+/* Where pages come from. get_pages returns `npages` contiguous, page-aligned,
+ * writable pages or NULL; put_pages takes back exactly what one get_pages
+ * call returned (same va, same npages). Both are called without any kmalloc
+ * lock held and with interrupts as the caller of kmalloc left them; they may
+ * call kmalloc themselves. */
+struct kmalloc_page_source {
+	void *(*get_pages)(void *ctx, size_t npages);
+	void (*put_pages)(void *ctx, void *va, size_t npages);
+	void *ctx;
+};
+
+/* Time for the TTL of cached blocks; NULL `now` means env_ticks(). */
+struct kmalloc_clock {
+	uint64_t (*now)(void *ctx);
+	void *ctx;
+};
+
+#ifdef KMALLOC_DEBUG
+#define KMALLOC_HDR 24          /* size/state/cpu/check + requested size + caller */
+#define KMALLOC_REDZONE 8       /* at least this many guard bytes after a block */
+#else
+#define KMALLOC_HDR 8
+#define KMALLOC_REDZONE 0
+#endif
+#define KMALLOC_GRANULE 16
+/* Requests up to this size are small: exact-size cache, carved from the pool.
+ * Larger ones get their own pages. */
+#define KMALLOC_SMALL_MAX ENV_PAGE_SIZE
+/* Size classes: block size in granules (header + payload [+ red zone]). */
+#define KMALLOC_NCLASSES \
+	((KMALLOC_SMALL_MAX + KMALLOC_HDR + KMALLOC_REDZONE + 15) / 16 + 4)
+#define KMALLOC_MAX_RANGES 256   /* page ranges tracked (pool chunks, large blocks) */
+
+struct kmalloc_class_stats {
+	uint64_t allocs;     /* blocks handed out */
+	uint64_t frees;      /* blocks given back */
+	uint64_t hits;       /* allocations served from a per-CPU cache */
+	uint64_t misses;     /* allocations carved from the pool */
+	uint64_t cached;     /* blocks now in caches or remote-free lists */
+};
+
+/* About 10 KiB: keep it off small stacks. Sizes in bytes. Class c holds
+ * blocks of c * 16 bytes including the header. */
+struct kmalloc_stats {
+	struct kmalloc_class_stats cls[KMALLOC_NCLASSES];
+	uint64_t live_bytes;    /* live blocks (small: block size; large: pages) */
+	uint64_t cached_bytes;  /* blocks in caches and remote lists */
+	uint64_t pool_free_bytes; /* free extents in the pool */
+	uint64_t peak_bytes;    /* high-water of live + cached (bytes outside the pool) */
+	uint64_t heap_bytes;    /* pages held from the page source (pool + large) */
+	uint64_t meta_bytes;    /* per-CPU data (carved from the pool) */
+	uint64_t large_allocs, large_frees;
+	uint64_t failures;      /* allocations that returned NULL for lack of memory */
+	uint64_t bad_frees;     /* kfree/krealloc/ksize calls refused */
+	uint32_t pool_extents;  /* free extents in the pool */
+	uint32_t pool_runs;     /* runs of adjacent pool chunks: once everything
+				 * is freed and reaped, pool_extents == pool_runs,
+				 * plus at most one per CPU whose per-CPU data
+				 * (carved from the pool) splits a run */
+	uint32_t cpus;          /* CPUs with per-CPU data */
+	uint32_t ranges;        /* page ranges tracked */
+};
+
+/* Private state; fields are internal. */
+struct kmalloc_pcpu;
+struct kmalloc_range {
+	uintptr_t base, end;    /* pages from one get_pages call */
+	uintptr_t payload;      /* large blocks: the address handed out */
+	size_t req;             /* large blocks: the requested size */
+	uint32_t kind;
+	uint32_t cpu;
+	void *caller;
+};
+struct kmalloc_inst {
+	struct kmalloc_page_source src;
+	struct kmalloc_clock clock;
+	uint64_t ttl;
+	size_t grow_min_pages;
+	uint64_t flush_wait;
+	env_spinlock_t lock;            /* the pool lock: tree, ranges, totals */
+	void *root;                     /* pool: treap of free extents by address */
+	uint32_t nranges, nextents;
+	struct kmalloc_range ranges[KMALLOC_MAX_RANGES]; /* sorted by base */
+	uint64_t heap_bytes, meta_bytes, pool_bytes, pool_free, large_bytes, plarge_bytes, peak;
+	uint64_t large_allocs, large_frees;
+	struct kmalloc_pcpu *pcpu[ENV_MAX_CPUS];
+	uint32_t magic;
+};
+
+/* ---- instance API ---------------------------------------------------------- */
+
+/* Set up `km` (caller memory, any content) on a page source. `clk` may be NULL
+ * (env_ticks). A cached block returns to the pool once it has been cached for
+ * `ttl` ticks (0: at the next kmalloc_reap_i). Takes no pages yet.
+ * Returns 0, or E_INVAL (NULL km/src/get_pages/put_pages). */
+int kmalloc_init_i(struct kmalloc_inst *km, const struct kmalloc_page_source *src,
+		   const struct kmalloc_clock *clk, uint64_t ttl);
+/* Tuning: the pool grows by at least `grow_min_pages` (default 16) and by at
+ * least 1/16 of the heap; a failing allocation waits up to `flush_wait` ticks
+ * (default 0) for other CPUs to flush their caches on request. */
+void kmalloc_tune_i(struct kmalloc_inst *km, size_t grow_min_pages, uint64_t flush_wait);
+/* QUIESCENT. Return every page to the page source; `km` is unusable after. */
+void kmalloc_destroy_i(struct kmalloc_inst *km);
+
+/* NULL for size 0 (no log) or when no memory is left even after reclaiming
+ * every cached block (counted in failures). */
+void *kmalloc_i(struct kmalloc_inst *km, size_t size);
+void *kzalloc_i(struct kmalloc_inst *km, size_t size);
+/* NULL (and a log line) when n * size overflows. */
+void *kcalloc_i(struct kmalloc_inst *km, size_t n, size_t size);
+/* p NULL: kmalloc; size 0: kfree, returns NULL. On failure returns NULL and
+ * leaves p untouched. A refused p (see kfree_i) gives NULL. */
+void *krealloc_i(struct kmalloc_inst *km, void *p, size_t size);
+/* align: a power of two (E_ALIGN otherwise: NULL and a log line). */
+void *kmalloc_aligned_i(struct kmalloc_inst *km, size_t size, size_t align);
+/* Free p (NULL: nothing). Returns 0, or refuses with a log line and no
+ * change: E_FAULT (not from this heap, or a freed large block), E_EXIST
+ * (double free), E_INVAL (pointer into a block), E_CORRUPT (header or, in
+ * debug builds, red zone or poison damaged). */
+int kfree_i(struct kmalloc_inst *km, void *p);
+/* Usable bytes of a live block; 0 for NULL or a refused pointer. */
+size_t ksize_i(struct kmalloc_inst *km, const void *p);
+/* The calling CPU: take its remote frees, act on flush requests, and return
+ * cached blocks older than the TTL to the pool. Call it periodically on every
+ * CPU (the kernel does it from each hart's timer). */
+void kmalloc_reap_i(struct kmalloc_inst *km);
+/* QUIESCENT. Return every cached block of every CPU to the pool. */
+void kmalloc_reap_all_i(struct kmalloc_inst *km);
+/* Snapshot of the counters (other CPUs' counters may be mid-update). */
+void kmalloc_stats_i(struct kmalloc_inst *km, struct kmalloc_stats *out);
+void kmalloc_dump_i(struct kmalloc_inst *km);
+/* Walk the pool, the ranges, the calling CPU's cache and remote list (all
+ * CPUs' with KMALLOC_CHECK_ALL, which is QUIESCENT and also checks that the
+ * bytes add up). Returns 0 or E_CORRUPT after logging the first problem. */
+#define KMALLOC_CHECK_ALL 1u
+int kmalloc_check_i(struct kmalloc_inst *km, unsigned flags);
+
+/* ---- the global instance ------------------------------------------------- */
+
+/* Once, before any kmalloc; same contract as kmalloc_init_i. */
+int kmalloc_global_init(const struct kmalloc_page_source *src,
+			const struct kmalloc_clock *clk, uint64_t ttl);
+struct kmalloc_inst *kmalloc_global(void);
+
+void  *kmalloc(size_t size);
+void  *kzalloc(size_t size);
+void  *kcalloc(size_t n, size_t size);
+void  *krealloc(void *p, size_t size);
+void  *kmalloc_aligned(size_t size, size_t align);
+void   kfree(void *p);
+size_t ksize(const void *p);
+void   kmalloc_reap(void);
+void   kmalloc_stats(struct kmalloc_stats *out);
+void   kmalloc_dump(void);
+int    kmalloc_check(void);
+
+#endif
