@@ -41,7 +41,19 @@ bool env_trylock(env_spinlock_t *l, unsigned long *flags);
 
 /* Dense index of the calling hart or thread, always < ENV_MAX_CPUS. Hart ids
  * are not dense; this index is. */
+#ifdef KERNEL_BUILD
+/* The kernel keeps it at a fixed offset from tp (kernel/hart.h checks), so
+ * the managers' per-CPU fast paths read it in one load. */
+#define ENV_KERNEL_TP_CPU (-48)
+static inline unsigned env_cpu(void)
+{
+	unsigned long v;
+	__asm__("ld %0, %1(tp)" : "=r"(v) : "i"(ENV_KERNEL_TP_CPU));
+	return (unsigned)v;
+}
+#else
 unsigned env_cpu(void);
+#endif
 /* Number of CPU indexes in use (kernel: harts online; host: threads seen). */
 unsigned env_ncpus(void);
 
@@ -50,8 +62,23 @@ uint64_t env_ticks(void);
 uint64_t env_ticks_per_sec(void);
 
 /* Interrupt state of the calling hart (no-ops on the host). */
+#ifdef KERNEL_BUILD
+static inline unsigned long env_irq_save(void)
+{
+	unsigned long v;
+	__asm__ volatile("csrrci %0, sstatus, 2" : "=r"(v) :: "memory");
+	return v & 2;   /* sstatus.SIE */
+}
+
+static inline void env_irq_restore(unsigned long flags)
+{
+	if (flags)
+		__asm__ volatile("csrsi sstatus, 2" ::: "memory");
+}
+#else
 unsigned long env_irq_save(void);
 void env_irq_restore(unsigned long flags);
+#endif
 
 /* One line of diagnostic output; the format is printf's, without newline. */
 void env_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

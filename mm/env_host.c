@@ -2,13 +2,11 @@
  * benchmarks): pthread-era atomics, a thread-local CPU index, stderr logs. */
 #include "env.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-static unsigned next_cpu;
-static _Thread_local unsigned my_cpu_plus1;
 
 unsigned long env_lock(env_spinlock_t *l)
 {
@@ -36,21 +34,61 @@ bool env_trylock(env_spinlock_t *l, unsigned long *flags)
 	return !__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE);
 }
 
+/* CPU indexes for threads: the lowest free one, returned when the thread
+ * exits, so live threads never share an index while at most ENV_MAX_CPUS
+ * of them run (managers rely on that for their per-CPU data). */
+static pthread_mutex_t cpu_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t cpu_key;
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+static uint64_t cpu_used;
+static unsigned cpu_seen;
+static _Thread_local unsigned my_cpu_plus1;
+
+static void cpu_release(void *v)
+{
+	unsigned c = (unsigned)(uintptr_t)v - 1;
+
+	pthread_mutex_lock(&cpu_lock);
+	cpu_used &= ~((uint64_t)1 << c);
+	pthread_mutex_unlock(&cpu_lock);
+}
+
+static void cpu_key_init(void)
+{
+	pthread_key_create(&cpu_key, cpu_release);
+}
+
+_Static_assert(ENV_MAX_CPUS <= 64, "env_host: one bit per CPU index");
+
 unsigned env_cpu(void)
 {
 	if (!my_cpu_plus1) {
-		unsigned c = __atomic_fetch_add(&next_cpu, 1, __ATOMIC_RELAXED);
-		/* Threads beyond the limit share indexes; per-CPU data must then
-		 * still be safe, only slower (the kernel never exceeds it). */
-		my_cpu_plus1 = c % ENV_MAX_CPUS + 1;
+		unsigned c = 0;
+
+		pthread_once(&cpu_once, cpu_key_init);
+		pthread_mutex_lock(&cpu_lock);
+		while (c < ENV_MAX_CPUS && (cpu_used & ((uint64_t)1 << c)))
+			c++;
+		if (c == ENV_MAX_CPUS) {
+			/* more live threads than indexes: share one (slower,
+			 * still safe for the managers' per-CPU data) */
+			c = cpu_seen % ENV_MAX_CPUS;
+		} else {
+			cpu_used |= (uint64_t)1 << c;
+			pthread_setspecific(cpu_key, (void *)(uintptr_t)(c + 1));
+		}
+		if (c + 1 > cpu_seen)
+			cpu_seen = c + 1;
+		pthread_mutex_unlock(&cpu_lock);
+		my_cpu_plus1 = c + 1;
 	}
 	return my_cpu_plus1 - 1;
 }
 
 unsigned env_ncpus(void)
 {
-	unsigned n = __atomic_load_n(&next_cpu, __ATOMIC_RELAXED);
-	return n == 0 ? 1 : (n > ENV_MAX_CPUS ? ENV_MAX_CPUS : n);
+	unsigned n = __atomic_load_n(&cpu_seen, __ATOMIC_RELAXED);
+	return n == 0 ? 1 : n;
 }
 
 uint64_t env_ticks(void)

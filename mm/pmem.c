@@ -303,7 +303,8 @@ static inline bool in_cache(const struct pmem_pcpu *pc, uintptr_t pa)
 
 /* Fill an empty cache with up to a batch, all from one node: the CPU's own
  * while it has any, so local pages are always handed out first. */
-static void refill(pmem_t *pm, struct pmem_pcpu *pc, int node)
+/* Off the fast path: keep them out of line so it stays small. */
+static __attribute__((noinline, cold)) void refill(pmem_t *pm, struct pmem_pcpu *pc, int node)
 {
 	unsigned long irq = env_lock(&pm->lock);
 	uintptr_t pa;
@@ -331,7 +332,7 @@ static void refill(pmem_t *pm, struct pmem_pcpu *pc, int node)
 }
 
 /* Give the n oldest cached pages back to LMM. */
-static void flush(pmem_t *pm, struct pmem_pcpu *pc, unsigned n)
+static __attribute__((noinline, cold)) void flush(pmem_t *pm, struct pmem_pcpu *pc, unsigned n)
 {
 	unsigned long irq = env_lock(&pm->lock);
 	unsigned left = pc->count - n;
