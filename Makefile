@@ -32,6 +32,20 @@ TEST_STEPS    :=   # make targets run by `make test`, each ending "N passed, N f
 BENCH_STEPS   :=   # make targets run by `make bench`
 HOST_PROGS    :=   # build/host/<name> programs built by `make host`
 
+# ---- toolchain for the kernel and partitions (fragments use these) -------
+PLATFORMS := virt sifive_u
+CROSS    ?= riscv64-unknown-elf-
+KCC      := $(CROSS)gcc
+KARCH    := -march=rv64imac_zicsr_zifencei -mabi=lp64 -mcmodel=medany
+# gcc 12 picks picolibc's multilib by the plain ISA string only
+KARCH_LD := -march=rv64imac -mabi=lp64 -mcmodel=medany
+KCFLAGS  := $(KARCH) --specs=picolibc.specs -std=gnu11 -O2 -g -Wall -Wextra \
+	    -Wno-unused-parameter -ffreestanding -fno-common -fno-pie \
+	    -fno-omit-frame-pointer -ftls-model=local-exec \
+	    -Iinclude -Imm -Iplatform -Isbi -Ikernel -Itests -DKERNEL_BUILD
+KLDFLAGS := $(KARCH_LD) --specs=picolibc.specs -nostartfiles -static -no-pie \
+	    -Wl,--no-relax -T linker/kernel.ld -Wl,--gc-sections
+
 include $(sort $(wildcard mk/*.mk))
 
 # ---- host builds -----------------------------------------------------------
@@ -74,24 +88,11 @@ $(foreach p,$(HOST_PROGS),$(eval $(call host_prog,$(p))))
 host: $(HB)/unit $(addprefix $(HB)/,$(HOST_PROGS))
 
 # ---- kernel build ----------------------------------------------------------
-CROSS    ?= riscv64-unknown-elf-
-KCC      := $(CROSS)gcc
-KARCH    := -march=rv64imac_zicsr_zifencei -mabi=lp64 -mcmodel=medany
-# gcc 12 picks picolibc's multilib by the plain ISA string only
-KARCH_LD := -march=rv64imac -mabi=lp64 -mcmodel=medany
-KCFLAGS  := $(KARCH) --specs=picolibc.specs -std=gnu11 -O2 -g -Wall -Wextra \
-	    -Wno-unused-parameter -ffreestanding -fno-common -fno-pie \
-	    -fno-omit-frame-pointer -ftls-model=local-exec \
-	    -Iinclude -Imm -Iplatform -Isbi -Ikernel -Itests -DKERNEL_BUILD
-KLDFLAGS := $(KARCH_LD) --specs=picolibc.specs -nostartfiles -static -no-pie \
-	    -Wl,--no-relax -T linker/kernel.ld -Wl,--gc-sections
-
 KERNEL_SRCS = $(wildcard kernel/*.S kernel/*.c sbi/*.c) $(PLATFORM_SRCS) $(KERNEL_ONLY_SRCS) \
 	      $(MM_SRCS) tests/ktest.c $(UNIT_SRCS) $(KTEST_SRCS)
 
 # One kernel binary serves every board (it reads the device tree); each
-# platform still gets its own build directory, build/<platform>/.
-PLATFORMS := virt sifive_u
+# platform (PLATFORMS above) still gets its own build directory.
 define kernel_rules
 $(B)/$(1)/%.c.o: %.c | deps
 	@mkdir -p $$(dir $$@)

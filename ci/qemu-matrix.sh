@@ -45,23 +45,26 @@ suite() {
 	fi
 }
 
-# The deliberate illegal instruction must produce the whole panic report
-# and a failing exit.
-panic_boot() {
-	local log=$logs/virt-panic.log
+# expect_panic NAME BOOTARGS REGEX: a boot that must end in a panic whose
+# first line matches REGEX, followed by the full register report, with a
+# failing exit status.
+expect_panic() {
+	local name=$1 args=$2 re=$3
+	local log=$logs/$name.log
 	bash ci/qemu.sh --timeout 60 --log "$log" -- $q -M virt -smp 4 -m 512M -kernel "$kv" \
-		-append "test=panic" >/dev/null
+		-append "$args" >/dev/null
 	local rc=$?
 	if [ $rc = 1 ] &&
-	   grep -qE '^panic: hart [0-9]+: illegal instruction' "$log" &&
-	   grep -qE '^sepc 0x[0-9a-f]{16} stval 0x[0-9a-f]{16} scause 0x0{15}2' "$log" &&
+	   grep -qE "^panic: hart [0-9]+: $re" "$log" &&
+	   grep -qE '^sepc 0x[0-9a-f]{16} stval 0x[0-9a-f]{16} scause 0x[0-9a-f]{16}' "$log" &&
 	   grep -qE '^zero 0x0{16} +ra 0x[0-9a-f]{16} +sp 0x' "$log" &&
 	   grep -qE 't6 0x[0-9a-f]{16}' "$log" &&
-	   ! grep -q '^ok panic' "$log"; then
-		echo "ok qemu.virt-panic: report and failing exit"
+	   grep -q '^panic: stopping all harts' "$log" &&
+	   ! grep -qE '^ok (panic|wx|kstack)' "$log"; then
+		echo "ok qemu.$name: $(grep -m1 -E '^panic: hart' "$log" | tr -d '\r')"
 		pass=$((pass + 1))
 	else
-		echo "FAIL qemu.virt-panic: exit $rc; report incomplete in $log"
+		echo "FAIL qemu.$name: exit $rc; expected a panic matching '$re' in $log"
 		tail -n 20 "$log"
 		fail=$((fail + 1))
 	fi
@@ -95,7 +98,10 @@ suite virt-smp8 $q -M virt -smp 8 -m 512M -kernel "$kv"
 suite virt-3g $q -M virt -smp 4 -m 3G -kernel "$kv"
 suite virt-numa $q -M virt -smp 4 -m 2G $numa -kernel "$kv"
 suite sifive_u-smp5 $q -M sifive_u -smp 5 -m 512M -kernel "$ks"
-panic_boot
+expect_panic virt-panic test=panic 'illegal instruction at 0x[0-9a-f]+ \(sepc'
+expect_panic virt-wx-text test=wx.write_kernel_text 'store page fault at 0x[0-9a-f]+: kernel text \(read-execute\)'
+expect_panic virt-wx-data test=wx.execute_kernel_data 'instruction page fault at 0x[0-9a-f]+: kernel data \(read-write, not executable\)'
+expect_panic virt-kstack test=kstack.overflow "kernel stack overflow: hart [0-9]+'s stack guard page"
 boot_loop
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,22 +1,69 @@
-/* demo.c - what `make run` shows: every hart says where it is running. */
+/* demo.c - what `make run` shows: partitions on different harts attach one
+ * shared area at different addresses; producers build a linked structure
+ * with mm_ptr_t links while consumers walk and verify it, the area grows
+ * meanwhile; one partition tries to read kernel memory and another a peer's
+ * memory, and both are stopped while the rest finish; then per-partition
+ * memory use and the area's statistics. */
 #include <stdio.h>
 
 #include "hart.h"
 #include "kernel.h"
-#include "riscv.h"
+#include "mem.h"
+#include "part.h"
+#include "part_roles.h"
+#include "shm.h"
 
-static void hello(unsigned i, void *arg)
+#define NODES 200          /* per producer: the area grows several times */
+
+static unsigned on(unsigned i)
 {
-	struct hart *h = this_hart();
-
-	(void)arg;
-	printf("demo: hart %lu (index %u) running, %llu timer ticks so far\n",
-	       h->hartid, i, (unsigned long long)h->timer_ticks);
+	return i % harts_online;
 }
 
 int kdemo_run(void)
 {
-	smp_run(harts_online, hello, NULL);
-	printf("demo: done\n");
-	return 0;
+	struct mm_stats st;
+	size_t before = pmem_avail(&kpmem);
+	MM *area = shm_kernel_create(DEMO_AREA, 64, 4096, 1u << 20);
+	int ids[6], failed = 0;
+
+	if (!area) {
+		printf("demo: cannot create the shared area\n");
+		return 1;
+	}
+	printf("demo: %u harts; area '%s' starts at %zu bytes\n", harts_online, DEMO_AREA,
+	       (size_t)4096);
+	ids[0] = part_create("producer", ROLE_ARG(ROLE_PRODUCER, NODES), on(1), 0);
+	ids[1] = part_create("producer", ROLE_ARG(ROLE_PRODUCER, NODES), on(2), 0);
+	ids[2] = part_create("consumer", ROLE_ARG(ROLE_CONSUMER, 2 | (NODES << 8)), on(3), 0);
+	ids[3] = part_create("consumer", ROLE_ARG(ROLE_CONSUMER, 2 | (NODES << 8)), on(0), 0);
+	ids[4] = part_create("snoop-kern", ROLE_ARG(ROLE_BREACH, BREACH_KERNEL_READ), on(1), 0);
+	ids[5] = part_create("snoop-peer", ROLE_ARG(ROLE_BREACH, BREACH_PEER_READ), on(2), 0);
+	for (int i = 0; i < 6; i++)
+		if (ids[i] < 0) {
+			printf("demo: partition %d not created: %s\n", i, err_str(ids[i]));
+			return 1;
+		}
+	part_run_all();
+
+	part_print_usage();
+	for (int i = 0; i < 4; i++)
+		failed |= part_get((unsigned)ids[i])->exit_status != 0;
+	failed |= part_get((unsigned)ids[4])->state != PART_KILLED;
+	failed |= part_get((unsigned)ids[5])->state != PART_KILLED;
+	if (mm_lock(area, MM_LOCK_RD) >= 0) {
+		mm_stats(area, &st);
+		mm_unlock(area);
+		printf("demo: area '%s': %zu KiB of %zu KiB max, %zu bytes in use, %zu free, "
+		       "%llu allocs, %llu frees, grown %llu times, %u attached\n",
+		       DEMO_AREA, st.size >> 10, st.max_size >> 10, st.used, st.free,
+		       (unsigned long long)st.nalloc, (unsigned long long)st.nfree,
+		       (unsigned long long)st.ngrow, st.nattach);
+	}
+	shm_kernel_detach(area);
+	part_reset();
+	printf("demo: %s; physical memory %s (%zu KiB free before, %zu KiB after)\n",
+	       failed ? "FAILED" : "done", pmem_avail(&kpmem) == before ? "all returned" : "LEAKED",
+	       before >> 10, pmem_avail(&kpmem) >> 10);
+	return failed;
 }

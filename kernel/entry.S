@@ -30,6 +30,14 @@
 _start:
 	csrw	sie, zero
 	csrw	sscratch, zero
+	/* Only one hart boots. OpenSBI 1.1's HSM can let a hart that the
+	 * kernel is starting leave its wait before it stores the start
+	 * address, so that hart arrives here instead of _secondary_start:
+	 * it waits for the index the boot hart posts in start_mailbox. */
+	lla	t0, boot_claimed
+	li	t1, 1
+	amoswap.w.aq t1, t1, (t0)
+	bnez	t1, raced_secondary
 	mv	s0, a0			/* hartid */
 	mv	s1, a1			/* FDT physical address */
 
@@ -94,6 +102,17 @@ bad_load:
 5:	wfi
 	j	5b
 
+raced_secondary:
+	li	t1, START_MAILBOX_HARTS
+	bgeu	a0, t1, 5b		/* no mailbox for this id: park */
+	lla	t0, start_mailbox
+	slli	t1, a0, 3
+	add	t0, t0, t1
+6:	ld	t1, 0(t0)
+	beqz	t1, 6b
+	addi	a1, t1, -1		/* the dense index, as HSM's opaque */
+	j	_secondary_start
+
 	.balign 8
 boot_high_addr:
 	.dword	boot_high
@@ -116,8 +135,9 @@ _secondary_start:
 
 	.text
 boot_high:
+	mv	tp, zero			/* no hart data until hart_setup_tls */
 	la	sp, hart_stacks
-	li	t0, KSTACK_SIZE
+	li	t0, KSTACK_SLOT
 	add	sp, sp, t0
 	la	t0, trap_vector
 	csrw	stvec, t0
@@ -128,9 +148,10 @@ boot_high:
 	j	6b
 
 secondary_high:
+	mv	tp, zero
 	la	sp, hart_stacks
 	addi	t0, a1, 1
-	li	t1, KSTACK_SIZE
+	li	t1, KSTACK_SLOT
 	mul	t0, t0, t1
 	add	sp, sp, t0
 	la	t0, trap_vector
@@ -139,13 +160,15 @@ secondary_high:
 7:	wfi
 	j	7b
 
-/* Trap vector: saves the whole register file into a struct trap_frame on
- * the current stack (kernel-only traps for now), calls trap_handler. */
+/* Trap vector. Kernel traps (sscratch == 0) save a struct trap_frame on the
+ * current stack. Traps from U-mode find the hart's user-trap stack in
+ * sscratch, whose top word holds the kernel tp; the user's sp and tp go
+ * into the frame. trap_return restores a frame and, when it returns to
+ * U-mode, points sscratch at that stack again. */
 #define FRAME_SIZE (36 * 8)
-	.balign 4
-	.globl trap_vector
-trap_vector:
-	addi	sp, sp, -FRAME_SIZE
+#define SSTATUS_SPP 0x100
+
+	.macro SAVE_GPRS
 	sd	x0, 0*8(sp)
 	sd	x1, 1*8(sp)
 	sd	x3, 3*8(sp)
@@ -177,8 +200,40 @@ trap_vector:
 	sd	x29, 29*8(sp)
 	sd	x30, 30*8(sp)
 	sd	x31, 31*8(sp)
+	.endm
+
+	.balign 4
+	.globl trap_vector
+trap_vector:
+	csrrw	sp, sscratch, sp
+	bnez	sp, from_user
+	csrrw	sp, sscratch, sp		/* kernel trap: sp back, sscratch 0 */
+
+	/* A kernel stack that ran into its guard page cannot take the frame:
+	 * continue on the hart's emergency stack (the report then shows that
+	 * stack's sp; stval has the faulting address). t0 waits in sscratch. */
+	beqz	tp, 1f
+	csrw	sscratch, t0
+	ld	t0, HART_TP_STACK_LO(tp)
+	addi	t0, t0, FRAME_SIZE
+	bgeu	sp, t0, 2f
+	ld	sp, HART_TP_EMERG_SP(tp)
+2:	csrrw	t0, sscratch, zero
+1:	addi	sp, sp, -FRAME_SIZE
+	SAVE_GPRS
 	addi	t0, sp, FRAME_SIZE
 	sd	t0, 2*8(sp)			/* sp before the trap */
+	j	save_csrs
+
+from_user:
+	addi	sp, sp, -FRAME_SIZE
+	SAVE_GPRS
+	csrr	t0, sscratch
+	sd	t0, 2*8(sp)			/* the user's sp */
+	csrw	sscratch, zero
+	ld	tp, FRAME_SIZE(sp)		/* the kernel's tp for this hart */
+
+save_csrs:
 	csrr	t0, sstatus
 	sd	t0, 32*8(sp)
 	csrr	t0, sepc
@@ -189,11 +244,18 @@ trap_vector:
 	sd	t0, 35*8(sp)
 	mv	a0, sp
 	call	trap_handler
+
+	.globl trap_return
+trap_return:
 	ld	t0, 32*8(sp)
 	csrw	sstatus, t0
-	ld	t0, 33*8(sp)
-	csrw	sepc, t0
-	ld	x1, 1*8(sp)
+	ld	t1, 33*8(sp)
+	csrw	sepc, t1
+	andi	t0, t0, SSTATUS_SPP
+	bnez	t0, 3f
+	addi	t1, sp, FRAME_SIZE		/* back to U: next trap's stack */
+	csrw	sscratch, t1
+3:	ld	x1, 1*8(sp)
 	ld	x3, 3*8(sp)
 	ld	x4, 4*8(sp)
 	ld	x5, 5*8(sp)
@@ -223,8 +285,15 @@ trap_vector:
 	ld	x29, 29*8(sp)
 	ld	x30, 30*8(sp)
 	ld	x31, 31*8(sp)
-	addi	sp, sp, FRAME_SIZE
+	ld	x2, 2*8(sp)
 	sret
+
+/* user_enter(frame): run the user context in frame, which must sit just
+ * below the hart's user-trap stack top. Does not return. */
+	.globl user_enter
+user_enter:
+	mv	sp, a0
+	j	trap_return
 
 	.section .rodata
 bad_load_msg:
@@ -236,12 +305,28 @@ bad_load_msg:
 early_pt:
 	.zero	4096
 	.globl hart_stacks
-	.balign 16
-hart_stacks:
-	.zero	KSTACK_SIZE * MAX_HARTS
+	.balign 4096
+hart_stacks:					/* per hart: guard page, stack */
+	.zero	KSTACK_SLOT * MAX_HARTS
+	/* Above every kernel stack, so the check in trap_vector never sends a
+	 * trap already on an emergency stack back to its top. */
+	.globl emerg_stacks
+emerg_stacks:
+	.zero	EMERG_STACK_SIZE * MAX_HARTS
+	.globl utrap_stacks
+utrap_stacks:					/* traps from U-mode */
+	.zero	UTRAP_STACK_SIZE * MAX_HARTS
 
 	.section .data
 	.balign 8
 	.globl early_satp
 early_satp:
 	.dword	0
+boot_claimed:				/* in .data: BSS is cleared after the claim */
+	.word	0
+
+	.section .bss
+	.balign 8
+	.globl start_mailbox
+start_mailbox:				/* per hart id: dense index + 1 */
+	.zero	8 * START_MAILBOX_HARTS

@@ -8,16 +8,6 @@
 #include "kernel.h"
 #include "riscv.h"
 
-unsigned long env_irq_save(void)
-{
-	return irq_save();
-}
-
-void env_irq_restore(unsigned long flags)
-{
-	irq_restore(flags);
-}
-
 unsigned long env_lock(env_spinlock_t *l)
 {
 	unsigned long flags = irq_save();
@@ -45,11 +35,6 @@ bool env_trylock(env_spinlock_t *l, unsigned long *flags)
 		return true;
 	irq_restore(*flags);
 	return false;
-}
-
-unsigned env_cpu(void)
-{
-	return this_hart()->index;
 }
 
 unsigned env_ncpus(void)

@@ -10,6 +10,8 @@ _Static_assert(MAX_HARTS == ENV_MAX_CPUS, "hart.c: MAX_HARTS must equal ENV_MAX_
 extern char _tdata_start[], _tdata_end[], _tbss_offset[], _tls_size[];
 
 struct hart harts[MAX_HARTS];
+extern unsigned char emerg_stacks[MAX_HARTS][EMERG_STACK_SIZE];   /* entry.S */
+extern unsigned char utrap_stacks[MAX_HARTS][UTRAP_STACK_SIZE];   /* entry.S */
 unsigned harts_online;
 
 void hart_setup_tls(unsigned index, unsigned long hartid)
@@ -22,7 +24,13 @@ void hart_setup_tls(unsigned index, unsigned long hartid)
 	memset(h->tls, 0, tls);
 	memcpy(h->tls, _tdata_start, tdata);
 	h->index = index;
+	h->cpu = index;
 	h->hartid = hartid;
+	h->stack_lo = hart_stack_lo(index);
+	h->emerg_sp = (unsigned long)emerg_stacks[index] + EMERG_STACK_SIZE;
+	/* entry.S finds the kernel tp in the top word of the user-trap stack */
+	h->utrap_top = (unsigned long)utrap_stacks[index] + UTRAP_STACK_SIZE - 16;
+	*(unsigned long *)h->utrap_top = (unsigned long)h->tls;
 	__asm__ volatile("mv tp, %0" :: "r"(h->tls) : "memory");
 }
 

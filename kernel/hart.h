@@ -8,6 +8,7 @@
 #ifndef HART_H
 #define HART_H
 
+#include <setjmp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,12 +42,40 @@ struct hart {
 	unsigned linelen;
 	char line[240];
 
+	/* partitions (kernel/part.c) */
+	struct partition *cur_part;     /* running in U-mode on this hart */
+	unsigned long utrap_top;        /* user-trap stack; *utrap_top = kernel tp */
+	unsigned slice_left;            /* timer ticks left in the current slice */
+	jmp_buf sched_jb;               /* back to part_run_hart when none is left */
+
 	unsigned trap_depth;
-	bool expect_fault;              /* a test wants the next fault reported, not panicked */
+	unsigned in_heap_grow;          /* inside kmalloc's page source (mem.c) */
+	volatile bool expect_fault;     /* a test wants the next fault reported, not panicked */
 	volatile unsigned long fault_cause;
+
+	/* Read by entry.S below tp: see HART_TP_* in config.h. */
+	_Alignas(64) unsigned long stack_lo;
+	unsigned long emerg_sp;
+	unsigned long cpu;              /* == index; read by env_cpu() in mm/env.h */
+	unsigned long tp_pad[5];
 
 	_Alignas(64) unsigned char tls[HART_TLS_MAX];
 };
+
+_Static_assert(__builtin_offsetof(struct hart, stack_lo) - __builtin_offsetof(struct hart, tls) ==
+	       (unsigned long)HART_TP_STACK_LO, "hart.h: HART_TP_STACK_LO");
+_Static_assert(__builtin_offsetof(struct hart, emerg_sp) - __builtin_offsetof(struct hart, tls) ==
+	       (unsigned long)HART_TP_EMERG_SP, "hart.h: HART_TP_EMERG_SP");
+_Static_assert(__builtin_offsetof(struct hart, cpu) - __builtin_offsetof(struct hart, tls) ==
+	       (unsigned long)ENV_KERNEL_TP_CPU, "hart.h: ENV_KERNEL_TP_CPU");
+
+/* Stack of hart index i: [hart_stack_lo(i), +KSTACK_SIZE), with its guard
+ * page just below. */
+extern char hart_stacks[];
+static inline uintptr_t hart_stack_lo(unsigned i)
+{
+	return (uintptr_t)hart_stacks + (uintptr_t)i * KSTACK_SLOT + KSTACK_GUARD;
+}
 
 extern struct hart harts[MAX_HARTS];
 extern unsigned harts_online;

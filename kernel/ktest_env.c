@@ -1,35 +1,47 @@
-/* ktest_env.c - ktest's environment in the kernel: a memory arena, the
- * harts as parallel workers, and the bootargs' stress duration. */
+/* ktest_env.c - ktest's environment in the kernel: memory from the
+ * physical page layer (through the direct map), the harts as parallel
+ * workers, and the stress duration. */
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "kernel.h"
 #include "ktest.h"
+#include "mem.h"
 
-/* Tests take at most a few MiB each; the arena is reset after every test. */
-#define ARENA_SIZE (24u << 20)
+#define MAX_BLOCKS 64
 
-static _Alignas(4096) unsigned char arena[ARENA_SIZE];
-static size_t arena_used;
+static struct {
+	uintptr_t pa;
+	size_t npages;
+} blocks[MAX_BLOCKS];
+static unsigned nblocks;
 
 void *ktest_mem(size_t size, size_t align)
 {
-	uintptr_t base = (uintptr_t)arena, p;
+	size_t npages;
+	uintptr_t pa;
 
-	if (align == 0 || (align & (align - 1)) || size == 0 || size > ARENA_SIZE)
+	if (align == 0 || (align & (align - 1)) || size == 0 || nblocks == MAX_BLOCKS ||
+	    size > ((size_t)1 << 34))
 		return NULL;
-	p = (base + arena_used + align - 1) & ~(uintptr_t)(align - 1);
-	if (p < base || p - base > ARENA_SIZE - size)
+	npages = (size + ENV_PAGE_SIZE - 1) / ENV_PAGE_SIZE;
+	pa = pmem_alloc_pages(&kpmem, npages, align < ENV_PAGE_SIZE ? ENV_PAGE_SIZE : align,
+			      0, PMEM_NODE_ANY);
+	if (!pa)
 		return NULL;
-	arena_used = p - base + size;
-	memset((void *)p, 0, size);
-	return (void *)p;
+	blocks[nblocks].pa = pa;
+	blocks[nblocks++].npages = npages;
+	memset(pa_to_dmap(pa), 0, npages * ENV_PAGE_SIZE);
+	return pa_to_dmap(pa);
 }
 
 void ktest_mem_reset(void)
 {
-	arena_used = 0;
+	while (nblocks) {
+		nblocks--;
+		if (pmem_free_pages(&kpmem, blocks[nblocks].pa, blocks[nblocks].npages))
+			panic("ktest_mem_reset: pmem refused a test block");
+	}
 }
 
 unsigned ktest_ncpus(void)

@@ -9,9 +9,11 @@
 #include "hart.h"
 #include "kernel.h"
 #include "ktest.h"
+#include "mem.h"
 #include "plat.h"
 #include "riscv.h"
 #include "sbi.h"
+#include "shm.h"
 
 #define FDT_MAX_SIZE (2u << 20)
 
@@ -37,11 +39,15 @@ static uint32_t be32(const void *p)
 	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
+static uint32_t fdt_size;
+
 static void parse_board(unsigned long fdt_pa)
 {
 	const void *fdt = pa_to_dmap(fdt_pa);
 	uint32_t size = be32((const char *)fdt + 4);
 	int rc;
+
+	fdt_size = size;
 
 	if (size > FDT_MAX_SIZE)
 		size = FDT_MAX_SIZE;   /* the parser then reports the truncation */
@@ -75,7 +81,9 @@ static void setup_hart_facts(struct hart *h)
 	const struct board_hart *bh = board_hart(h->hartid);
 
 	h->sstc = bh && isa_has(bh->isa, "sstc");
-	h->numa_node = -1;
+	h->numa_node = bh ? bh->node : -1;
+	if (h->numa_node >= 0 && pmem_set_cpu_node(&kpmem, h->index, h->numa_node))
+		printf("mem: hart %lu: NUMA node %d unknown to pmem\n", h->hartid, h->numa_node);
 }
 
 /* Start every usable hart except this one, up to `want` in all (0 = all). */
@@ -96,6 +104,7 @@ static void start_secondaries(unsigned want)
 			continue;
 		}
 		harts[idx].hartid = bh->id;
+		harts[idx].index = idx;
 		setup_hart_facts(&harts[idx]);
 		rc = smp_start_hart(bh->id, idx);
 		if (rc) {
@@ -107,42 +116,7 @@ static void start_secondaries(unsigned want)
 	}
 }
 
-/* Bytes of [s, e] (inclusive) that fall inside RAM, not counted twice. */
-static uint64_t clip_to_ram(uint64_t s, uint64_t e)
-{
-	uint64_t n = 0;
-
-	for (unsigned i = 0; i < board->nmem; i++) {
-		uint64_t a = s > board->mem[i].start ? s : board->mem[i].start;
-		uint64_t b = e < board->mem[i].end ? e : board->mem[i].end;
-		if (a <= b)
-			n += b - a + 1;
-	}
-	return n;
-}
-
-static void print_memory_summary(unsigned long fdt_pa)
-{
-	extern char _kernel_start[], _kernel_end[];
-	uint64_t total = 0, rsv = 0, kernel;
-	uint64_t fdt_size = be32((const char *)pa_to_dmap(fdt_pa) + 4);
-
-	for (unsigned i = 0; i < board->nmem; i++)
-		total += board->mem[i].end - board->mem[i].start + 1;
-	/* Reserved ranges may overlap each other; a sweep over a sorted copy
-	 * would be exact, the kernel's LMM feed does that. This banner line
-	 * counts them as the board lists them. */
-	for (unsigned i = 0; i < board->nrsv; i++)
-		rsv += clip_to_ram(board->rsv[i].start, board->rsv[i].end);
-	rsv += clip_to_ram(fdt_pa, fdt_pa + fdt_size - 1);
-	kernel = clip_to_ram(kva_to_pa(_kernel_start), kva_to_pa(_kernel_end) - 1);
-	printf("memory: total %llu KiB, reserved %llu KiB, kernel %llu KiB, free %llu KiB\n",
-	       (unsigned long long)(total >> 10), (unsigned long long)(rsv >> 10),
-	       (unsigned long long)(kernel >> 10),
-	       (unsigned long long)((total - rsv - kernel) >> 10));
-}
-
-static void banner(unsigned long fdt_pa)
+static void banner(void)
 {
 	const struct sbi_info *si = sbi_get_info();
 
@@ -155,7 +129,7 @@ static void banner(unsigned long fdt_pa)
 		printf(" %lu", harts[i].hartid);
 	printf(" (boot hart %lu)\n", harts[0].hartid);
 	board_print(board);
-	print_memory_summary(fdt_pa);
+	mem_banner();
 	/* Printing goes through M-mode (SBI console) and is counted too. Under
 	 * QEMU the figure is an instruction count only with -icount (make
 	 * bench); otherwise QEMU's instret reads host ticks. */
@@ -216,7 +190,9 @@ void kernel_boot(unsigned long hartid, unsigned long fdt_pa)
 	sbi_probe(NULL);
 	printf("kernel: entered on hart %lu, device tree at 0x%lx\n", hartid, fdt_pa);
 	parse_board(fdt_pa);
-	plat_init(board, board->finisher ? pa_to_dmap(board->finisher) : NULL);
+	mem_init(board, fdt_pa, fdt_size);
+	shm_init();
+	plat_init(board, board->finisher ? mem_map_mmio(board->finisher, 4096) : NULL);
 	setup_hart_facts(this_hart());
 	trap_init_hart();
 	timer_init_hart();
@@ -224,7 +200,7 @@ void kernel_boot(unsigned long hartid, unsigned long fdt_pa)
 	irq_enable();
 	start_secondaries(bootarg("harts", arg, sizeof(arg)) ?
 			  (unsigned)strtoul(arg, NULL, 10) : 0);
-	banner(fdt_pa);
+	banner();
 
 	if (bootarg("test", arg, sizeof(arg)))
 		failed = run_tests(arg) != 0;

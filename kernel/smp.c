@@ -4,6 +4,7 @@
 
 #include "hart.h"
 #include "kernel.h"
+#include "mem.h"
 #include "riscv.h"
 #include "err.h"
 #include "sbi.h"
@@ -78,14 +79,18 @@ void secondary_boot(unsigned long hartid, unsigned long index)
 {
 	struct hart *h;
 
+	mem_init_hart();
 	hart_setup_tls((unsigned)index, hartid);
 	h = this_hart();
 	trap_init_hart();
 	timer_init_hart();
+	mem_init_hart_late();
 	__atomic_store_n(&h->online, true, __ATOMIC_RELEASE);
 	irq_enable();
 	hart_idle_loop();
 }
+
+extern uint64_t start_mailbox[START_MAILBOX_HARTS];   /* entry.S */
 
 /* Start one hart as dense index `index`; 0 when it reports online. */
 int smp_start_hart(unsigned long hartid, unsigned index)
@@ -97,6 +102,8 @@ int smp_start_hart(unsigned long hartid, unsigned index)
 
 	h->hartid = hartid;
 	h->online = false;
+	if (hartid < START_MAILBOX_HARTS)   /* for a hart that lands in _start */
+		__atomic_store_n(&start_mailbox[hartid], (uint64_t)index + 1, __ATOMIC_RELEASE);
 	rc = sbi_hart_start(hartid, kva_to_pa(_secondary_start), index);
 	if (rc)
 		return rc;

@@ -5,6 +5,8 @@
 
 #include "hart.h"
 #include "kernel.h"
+#include "mem.h"
+#include "part.h"
 #include "riscv.h"
 
 static const char *const exc_names[] = {
@@ -35,6 +37,8 @@ void trap_init_hart(void)
 	extern char trap_vector[];
 
 	csr_write(stvec, (unsigned long)trap_vector);
+	/* partitions may read cycle, time and instret (their benchmarks) */
+	csr_write(scounteren, 7);
 	csr_write(sie, SIE_SSIE | SIE_STIE);
 }
 
@@ -68,13 +72,99 @@ static void resume_expected(struct trap_frame *tf, unsigned long cause)
 		tf->sepc += (*(const uint16_t *)tf->sepc & 3) == 3 ? 4 : 2;
 }
 
+/* Hart index whose kernel-stack guard page holds va, or -1. */
+static int stack_guard_of(uintptr_t va)
+{
+	for (unsigned i = 0; i < MAX_HARTS; i++) {
+		uintptr_t lo = hart_stack_lo(i);
+		if (va >= lo - KSTACK_GUARD && va < lo)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* W^X of the image: which section an address is in, and what it allows. */
+static const char *image_section(uintptr_t va)
+{
+	extern char _text_start[], _text_end[], _rodata_start[], _rodata_end[],
+		_data_start[], _kernel_end[];
+
+	if (va >= (uintptr_t)_text_start && va < (uintptr_t)_text_end)
+		return "text (read-execute)";
+	if (va >= (uintptr_t)_rodata_start && va < (uintptr_t)_rodata_end)
+		return "rodata (read-only)";
+	if (va >= (uintptr_t)_data_start && va < (uintptr_t)_kernel_end &&
+	    stack_guard_of(va) < 0)
+		return "data (read-write, not executable)";
+	return NULL;
+}
+
+static unsigned fault_access(unsigned long cause)
+{
+	switch (cause) {
+	case EXC_LOAD_PAGE_FAULT:  return VM_R;
+	case EXC_STORE_PAGE_FAULT: return VM_W;
+	default:                   return VM_X;
+	}
+}
+
+static bool is_page_fault(unsigned long cause)
+{
+	return cause == EXC_LOAD_PAGE_FAULT || cause == EXC_STORE_PAGE_FAULT ||
+	       cause == EXC_INST_PAGE_FAULT;
+}
+
+/* A kernel page fault: growth of a kernel segment resumes; anything else is
+ * reported by segment name (or as a stack overflow) unless a test expects
+ * it. */
+static void kernel_page_fault(struct trap_frame *tf, unsigned long cause)
+{
+	const struct vm_segment *seg = NULL;
+	int code = VM_FAULT_NOSEG, guard;
+
+	if (vm_kernel_sys.ready && tf->stval >= DIRECT_MAP_BASE) {
+		/* objects the VM needs here come from umm, not kmalloc (mem.c) */
+		this_hart()->in_heap_grow++;
+		code = vm_handle_fault(vm_kernel(&vm_kernel_sys), tf->stval,
+				       fault_access(cause), &seg);
+		this_hart()->in_heap_grow--;
+		if (code == VM_FAULT_OK)
+			return;
+	}
+	if (this_hart()->expect_fault) {
+		resume_expected(tf, cause);
+		return;
+	}
+	const char *sec = image_section(tf->stval);
+	if (sec)
+		panic_trap(tf, "%s at 0x%lx: kernel %s (sepc 0x%lx)", trap_cause_name(cause),
+			   tf->stval, sec, tf->sepc);
+	guard = stack_guard_of(tf->stval);
+	if (guard >= 0)
+		panic_trap(tf, "kernel stack overflow: hart %lu's stack guard page at 0x%lx (%s)",
+			   harts[guard].hartid, tf->stval, trap_cause_name(cause));
+	panic_trap(tf, "%s at 0x%lx: %s%s%s (sepc 0x%lx)", trap_cause_name(cause), tf->stval,
+		   vm_fault_str(code), seg ? " in segment " : "", seg ? seg->name : "",
+		   tf->sepc);
+}
+
 void trap_handler(struct trap_frame *tf)
 {
 	struct hart *h = this_hart();
 	unsigned long cause = tf->scause & ~SCAUSE_INTR;
 
+	if (!(tf->sstatus & SSTATUS_SPP)) {
+		part_user_trap(tf);
+		return;
+	}
 	if (tf->scause & SCAUSE_INTR) {
 		interrupt(tf, cause);
+		return;
+	}
+	if (is_page_fault(cause) && h->trap_depth == 0) {
+		h->trap_depth++;
+		kernel_page_fault(tf, cause);
+		h->trap_depth--;
 		return;
 	}
 	if (h->expect_fault) {

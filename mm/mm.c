@@ -234,6 +234,9 @@ static bool release_slot(struct area *a, unsigned s)
 		nw = w & ~(1ull << s);
 		if ((w & LK_W) && ((w & LK_WMASK) >> LK_WSHIFT) == s)
 			nw &= ~(LK_W | LK_WMASK);
+		/* a dead waiting writer: drop its claim so readers go on */
+		if (!(w & LK_W) && (w & LK_PEND) && ((w & LK_WMASK) >> LK_WSHIFT) == s)
+			nw &= ~(LK_PEND | LK_WMASK);
 		if (nw == w)
 			return flagged;
 		nw &= ~LK_PEND;            /* live waiting writers set it again */
@@ -275,7 +278,8 @@ static void check_holders(MM *h, uint64_t w)
 
 	if (!h->env.is_alive)
 		return;
-	if (w & LK_W)
+	/* the writer, or the waiting writer that holds readers off */
+	if (w & (LK_W | LK_PEND))
 		held |= 1ull << ((w & LK_WMASK) >> LK_WSHIFT);
 	for (unsigned s = 0; s < MM_MAX_ATTACH; s++) {
 		uint32_t id;
@@ -322,15 +326,24 @@ static void acquire(MM *h, int mode)
 						    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 			continue;
 		}
-		if (mode == MM_LOCK_RW && !(w & LK_PEND))
-			__atomic_fetch_or(lw, LK_PEND, __ATOMIC_RELAXED);
-		if (spin % WAIT_POLL == 0) {
-			/* a writer that died while waiting leaves PEND up;
-			 * live waiting writers set it again */
-			if (mode == MM_LOCK_RD && !(w & LK_W))
-				__atomic_fetch_and(lw, ~LK_PEND, __ATOMIC_RELAXED);
-			check_holders(h, w);
+		if (!(w & LK_W) && (w & LK_PEND) &&
+		    ((w & LK_WMASK) >> LK_WSHIFT) >= MM_MAX_ATTACH) {
+			/* a waiting-writer slot no attacher can have: forged */
+			__atomic_compare_exchange_n(lw, &w, w & ~(LK_PEND | LK_WMASK), false,
+						    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+			continue;
 		}
+		/* A waiting writer holds new readers off and names itself in
+		 * the slot field (free while no writer holds the lock), so
+		 * readers can tell a dead waiter from a live one instead of
+		 * clearing the claim and starving it. */
+		if (mode == MM_LOCK_RW && !(w & LK_W) &&
+		    (w & (LK_PEND | LK_WMASK)) != (LK_PEND | ((uint64_t)h->slot << LK_WSHIFT)))
+			__atomic_compare_exchange_n(lw, &w, (w & ~LK_WMASK) | LK_PEND |
+						    ((uint64_t)h->slot << LK_WSHIFT), false,
+						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		if (spin % WAIT_POLL == 0)
+			check_holders(h, w);   /* dead holders and dead waiters */
 		relax(h);
 	}
 }

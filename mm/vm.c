@@ -591,6 +591,8 @@ void *vm_segment_alloc(struct vm_segment *s, size_t size)
 	if (u)
 		kill(&dead, u);
 	bury(e, dead);
+	if (va)
+		refill_spare(s);   /* keep a growth node ready for fault growth */
 	return (void *)va;
 }
 
@@ -706,9 +708,11 @@ int vm_handle_fault(struct vm_descriptor *d, uintptr_t va, unsigned access,
 	}
 	env_unlock(&d->lock, fl);
 	bury(envof(d), dead);
-	/* Growth may have used the spare; the kernel's waits for the next
-	 * explicit call, as kmalloc may be what faulted. */
-	if (s && code == VM_FAULT_OK && !d->kernel)
+	/* Growth may have used the spare: replace it now (outside the lock).
+	 * The kernel's env must serve obj_alloc here without re-entering an
+	 * allocator that may be what faulted (kernel/mem.c uses its umm pool
+	 * on that path). */
+	if (s && code == VM_FAULT_OK)
 		refill_spare(s);
 	if (seg_out)
 		*seg_out = seg;

@@ -1,0 +1,341 @@
+/* mem.c - boot-time wiring of the memory managers: LMM/pmem fed from the
+ * board, the kernel's Sv39 page table, the VM instance and its TLB hooks,
+ * kmalloc on the kernel heap segment, and the umm pool.
+ *
+ * Lock order: vm locks -> pmem lock (through the page hooks); kmalloc's
+ * locks -> vm (through its page source). Nothing here takes two locks.
+ */
+#include "mem.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "hart.h"
+#include "kernel.h"
+#include "kmalloc.h"
+#include "riscv.h"
+#include "sbi.h"
+#include "sv39.h"
+
+pmem_t kpmem;
+umm_t kumm;
+uint64_t kernel_satp;
+static uint64_t boot_cost_pmem, boot_cost_map;   /* instret, printed in the banner */
+static unsigned asid_bits;
+static bool kmalloc_ready;
+
+/* ---- hooks for pt and vm ------------------------------------------------- */
+
+static uint64_t page_alloc_zeroed(void *ctx)
+{
+	uintptr_t pa = pmem_alloc_page(&kpmem);
+
+	(void)ctx;
+	if (pa)
+		memset(pa_to_dmap(pa), 0, ENV_PAGE_SIZE);
+	return pa;
+}
+
+static void page_free(void *ctx, uint64_t pa)
+{
+	(void)ctx;
+	if (pmem_free_page(&kpmem, pa))
+		panic("mem: page_free: pmem refused 0x%llx", (unsigned long long)pa);
+}
+
+static void *p2v(void *ctx, uint64_t pa)
+{
+	(void)ctx;
+	return pa_to_dmap(pa);
+}
+
+/* Objects of the VM manager come from kmalloc, except where kmalloc itself
+ * is the caller: kmalloc grows through the kernel heap segment, whose range
+ * bookkeeping needs objects, so on that path (and before kmalloc runs) they
+ * come from the umm pool, which lives on direct-mapped pages. */
+static uintptr_t kumm_lo, kumm_hi;
+
+static void *obj_alloc(void *ctx, size_t size)
+{
+	(void)ctx;
+	if (kmalloc_ready && !this_hart()->in_heap_grow)
+		return kmalloc(size);
+	return umm_alloc(&kumm, size, UMM_TAG_VM);
+}
+
+static void obj_free(void *ctx, void *p)
+{
+	(void)ctx;
+	if ((uintptr_t)p >= kumm_lo && (uintptr_t)p < kumm_hi)
+		umm_free(&kumm, p);
+	else
+		kfree(p);
+}
+
+static void sfence(int asid, uintptr_t va)
+{
+	if (asid < 0)
+		__asm__ volatile("sfence.vma %0, zero" :: "r"(va) : "memory");
+	else
+		__asm__ volatile("sfence.vma %0, %1" :: "r"(va), "r"((unsigned long)asid) : "memory");
+}
+
+#define FENCE_PAGES_MAX 64   /* beyond this a whole flush is cheaper */
+
+static void fence_local(void *ctx, int asid, uintptr_t va, size_t size)
+{
+	(void)ctx;
+	if (size == 0 || size / ENV_PAGE_SIZE > FENCE_PAGES_MAX) {
+		if (asid < 0)
+			sfence_vma_all();
+		else
+			__asm__ volatile("sfence.vma zero, %0" :: "r"((unsigned long)asid) : "memory");
+		return;
+	}
+	for (size_t off = 0; off < size; off += ENV_PAGE_SIZE)
+		sfence(asid, va + off);
+}
+
+static void fence_remote(void *ctx, uint64_t mask, int asid, uintptr_t va, size_t size)
+{
+	unsigned long len = size ? size : (unsigned long)-1;   /* -1: everything */
+
+	(void)ctx;
+	for (unsigned i = 0; i < harts_online; i++) {
+		int rc;
+
+		if (!(mask & (1ull << i)))
+			continue;
+		if (asid < 0)
+			rc = sbi_remote_sfence_vma(1, harts[i].hartid, size ? va : 0, len);
+		else
+			rc = sbi_remote_sfence_vma_asid(1, harts[i].hartid, size ? va : 0,
+							len, (unsigned long)asid);
+		if (rc)
+			panic("mem: fence_remote: SBI RFENCE to hart %lu: %s",
+			      harts[i].hartid, err_str(rc));
+	}
+}
+
+static void write_satp(void *ctx, uint64_t satp)
+{
+	(void)ctx;
+	csr_write(satp, satp);
+}
+
+static struct vm_env kvm_env = {
+	.pt = { page_alloc_zeroed, page_free, p2v, NULL },
+	.page_alloc = page_alloc_zeroed,
+	.page_free = page_free,
+	.obj_alloc = obj_alloc,
+	.obj_free = obj_free,
+	.fence_local = fence_local,
+	.fence_remote = fence_remote,
+	.write_satp = write_satp,
+	.cpu = NULL,
+	.ctx = NULL,
+};
+
+/* ---- pmem from the board --------------------------------------------------- */
+
+static void feed_pmem(const struct board *b, unsigned long fdt_pa, unsigned long fdt_size)
+{
+	extern char _kernel_start[], _kernel_end[];
+	static struct pmem_range ram[PMEM_MAX_RANGES], resv[PMEM_MAX_RESV];
+	struct pmem_config cfg = { ram, 0, resv, 0, DIRECT_MAP_BASE, false };
+	int rc;
+
+	for (unsigned i = 0; i < b->nmem; i++) {
+		if (cfg.nram == PMEM_MAX_RANGES)
+			panic("mem: more than %d RAM ranges", PMEM_MAX_RANGES);
+		if (b->mem[i].end >= DIRECT_MAP_SIZE)
+			panic("mem: RAM 0x%llx-0x%llx beyond the 128 GiB direct map",
+			      (unsigned long long)b->mem[i].start,
+			      (unsigned long long)b->mem[i].end);
+		ram[cfg.nram++] = (struct pmem_range){ b->mem[i].start,
+			b->mem[i].end - b->mem[i].start + 1, b->mem[i].node };
+	}
+	for (unsigned i = 0; i < b->nrsv && cfg.nresv < PMEM_MAX_RESV - 2; i++)
+		resv[cfg.nresv++] = (struct pmem_range){ b->rsv[i].start,
+			b->rsv[i].end - b->rsv[i].start + 1, -1 };
+	if (b->nrsv > PMEM_MAX_RESV - 2)
+		panic("mem: more than %d reserved ranges", PMEM_MAX_RESV - 2);
+	resv[cfg.nresv++] = (struct pmem_range){ kva_to_pa(_kernel_start),
+		(uint64_t)(_kernel_end - _kernel_start), -1 };
+	resv[cfg.nresv++] = (struct pmem_range){ fdt_pa, fdt_size, -1 };
+	rc = pmem_init(&kpmem, &cfg);
+	if (rc)
+		panic("mem: pmem_init: %s", err_str(rc));
+}
+
+/* ---- the kernel page table --------------------------------------------------- */
+
+static void map_or_panic(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size,
+			 unsigned prot, const char *what)
+{
+	unsigned fence = 0;
+	int rc = pt_map(pt, va, pa, size, prot, &fence);
+
+	if (rc)
+		panic("mem: mapping %s at 0x%llx: %s", what, (unsigned long long)va, err_str(rc));
+}
+
+static uint64_t build_kernel_table(const struct board *b)
+{
+	extern char _text_start[], _text_end[], _rodata_start[], _rodata_end[],
+		_data_start[], _kernel_end[];
+	struct pt pt;
+	int rc = pt_init(&pt, &kvm_env.pt);
+
+	if (rc)
+		panic("mem: kernel root table: %s", err_str(rc));
+	for (unsigned i = 0; i < b->nmem; i++) {
+		uint64_t s = b->mem[i].start & ~(uint64_t)(ENV_PAGE_SIZE - 1);
+		uint64_t e = (b->mem[i].end + 1 + ENV_PAGE_SIZE - 1) & ~(uint64_t)(ENV_PAGE_SIZE - 1);
+		map_or_panic(&pt, DIRECT_MAP_BASE + s, s, e - s, PT_R | PT_W | PT_G, "direct map");
+	}
+	/* The image, W^X per section: nothing is both writable and executable. */
+	map_or_panic(&pt, (uintptr_t)_text_start, kva_to_pa(_text_start),
+		     (uint64_t)(_text_end - _text_start), PT_R | PT_X | PT_G, "kernel text");
+	map_or_panic(&pt, (uintptr_t)_rodata_start, kva_to_pa(_rodata_start),
+		     (uint64_t)(_rodata_end - _rodata_start), PT_R | PT_G, "kernel rodata");
+	/* Data and BSS, leaving each hart stack's guard page unmapped. */
+	uintptr_t from = (uintptr_t)_data_start;
+	for (unsigned i = 0; i < MAX_HARTS; i++) {
+		uintptr_t guard = hart_stack_lo(i) - KSTACK_GUARD;
+		map_or_panic(&pt, from, kva_to_pa((void *)from), guard - from,
+			     PT_R | PT_W | PT_G, "kernel data");
+		from = guard + KSTACK_GUARD;
+	}
+	map_or_panic(&pt, from, kva_to_pa((void *)from), (uintptr_t)_kernel_end - from,
+		     PT_R | PT_W | PT_G, "kernel data");
+	return pt.root;
+}
+
+/* ASIDLEN: write all ones to satp.ASID and read back which bits stick. */
+static unsigned probe_asid_bits(uint64_t satp)
+{
+	uint64_t v;
+	unsigned n = 0;
+
+	csr_write(satp, satp | (SATP_ASID_MASK << SATP_ASID_SHIFT));
+	v = (csr_read(satp) >> SATP_ASID_SHIFT) & SATP_ASID_MASK;
+	csr_write(satp, satp);
+	while (v & 1) {
+		n++;
+		v >>= 1;
+	}
+	return n;
+}
+
+/* The TTL reaper: every REAP_TICKS ticks each hart returns its expired
+ * cached blocks to the pool (a hart reaps only its own cache). */
+#define REAP_TICKS 10
+
+static void reap_tick(void)
+{
+	if (this_hart()->timer_ticks % REAP_TICKS == 0)
+		kmalloc_reap();
+}
+
+/* Every hart once kmalloc runs: make its per-CPU data now, so it sits low
+ * in the heap instead of splitting the pool later. */
+void mem_init_hart_late(void)
+{
+	kfree(kmalloc(16));
+}
+
+void mem_init_hart(void)
+{
+	csr_write(satp, kernel_satp);
+	sfence_vma_all();
+}
+
+static void *heap_get_pages(void *ctx, size_t n)
+{
+	struct hart *h = this_hart();
+	void *va;
+
+	(void)ctx;
+	h->in_heap_grow++;
+	va = vm_get_kernel_heap_pages(n);
+	h->in_heap_grow--;
+	return va;
+}
+
+static void heap_put_pages(void *ctx, void *va, size_t n)
+{
+	struct hart *h = this_hart();
+
+	(void)ctx;
+	h->in_heap_grow++;
+	vm_free_kernel_heap_pages(va, n);
+	h->in_heap_grow--;
+}
+
+/* The umm pool: contiguous pages through the direct map, so that it works
+ * before the VM manager does and serves it (see obj_alloc). */
+static void init_umm_pool(void)
+{
+	uintptr_t pa = pmem_alloc_pages(&kpmem, KUMM_POOL / ENV_PAGE_SIZE, 0, 0, PMEM_NODE_ANY);
+	int rc;
+
+	if (!pa)
+		panic("mem: no %lu KiB for the umm pool", KUMM_POOL >> 10);
+	rc = umm_init(&kumm, pa_to_dmap(pa), KUMM_POOL);
+	if (rc)
+		panic("mem: umm_init: %s", err_str(rc));
+	kumm_lo = (uintptr_t)pa_to_dmap(pa);
+	kumm_hi = kumm_lo + KUMM_POOL;
+}
+
+void mem_init(const struct board *b, unsigned long fdt_pa, unsigned long fdt_size)
+{
+	static const struct kmalloc_page_source heap_src = { heap_get_pages, heap_put_pages, NULL };
+	uint64_t root, t0, t1, t2;
+	int rc;
+
+	t0 = rdinstret();
+	feed_pmem(b, fdt_pa, fdt_size);
+	t1 = rdinstret();
+	root = build_kernel_table(b);
+	t2 = rdinstret();
+	boot_cost_pmem = t1 - t0;
+	boot_cost_map = t2 - t1;
+	kernel_satp = SATP_MODE_SV39 | (root >> ENV_PAGE_SHIFT);
+	mem_init_hart();
+	asid_bits = probe_asid_bits(kernel_satp);
+	kvm_env.asid_bits = asid_bits;
+	init_umm_pool();
+	vm_sys_init(&vm_kernel_sys, &kvm_env);
+	rc = vm_kernel_init(&vm_kernel_sys, root, KHEAP_BASE, 0, KHEAP_MAX, KVMAP_BASE, KVMAP_SIZE);
+	if (rc)
+		panic("mem: vm_kernel_init: %s", err_str(rc));
+	rc = kmalloc_global_init(&heap_src, NULL, timebase_hz);   /* TTL 1 s */
+	if (rc)
+		panic("mem: kmalloc_global_init: %s", err_str(rc));
+	kmalloc_tune_i(kmalloc_global(), 16, timebase_hz / 1000);   /* wait <= 1 ms for flushes */
+	kmalloc_ready = true;
+	mem_init_hart_late();
+	timer_add_hook(reap_tick);
+}
+
+void *mem_map_mmio(uint64_t pa, size_t size)
+{
+	return vm_map_heap(pa, size, VM_R | VM_W);
+}
+
+void mem_banner(void)
+{
+	struct pmem_stats st;
+	uint64_t n[3];
+
+	pmem_banner(&kpmem);
+	pmem_stats(&kpmem, &st);
+	pt_count(&vm_kernel(&vm_kernel_sys)->pt, SV39_ROOT_UPPER, SV39_ENTRIES, n);
+	printf("vm: kernel map: %llu x 1 GiB, %llu x 2 MiB, %llu x 4 KiB pages; ASID bits %u\n",
+	       (unsigned long long)n[2], (unsigned long long)n[1],
+	       (unsigned long long)n[0], asid_bits);
+	printf("boot: instret %llu feeding LMM from the board, %llu building the kernel map\n",
+	       (unsigned long long)boot_cost_pmem, (unsigned long long)boot_cost_map);
+}

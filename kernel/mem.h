@@ -1,0 +1,39 @@
+/* mem.h - the kernel's memory: physical pages (pmem over LMM), the kernel
+ * address space (VM), kmalloc and the umm pool, wired to the board. */
+#ifndef KERNEL_MEM_H
+#define KERNEL_MEM_H
+
+#include <stdint.h>
+
+#include "board.h"
+#include "pmem.h"
+#include "umm.h"
+#include "vm.h"
+
+/* Kernel virtual layout (DESIGN.md): heap, then vmalloc/MMIO. */
+#define KHEAP_BASE   0xffffffe000000000ul
+#define KHEAP_MAX    (32ul << 30)
+#define KVMAP_BASE   (KHEAP_BASE + KHEAP_MAX + (1ul << 30))
+#define KVMAP_SIZE   (16ul << 30)
+#define KUMM_POOL    (4ul << 20)      /* umm pool: trap context, VM objects */
+#define UMM_TAG_VM   1                /* umm tag of VM manager objects */
+
+extern pmem_t kpmem;
+extern umm_t kumm;
+extern uint64_t kernel_satp;          /* satp of the kernel address space */
+
+/* Boot hart, after the board is known: pmem from the board, the kernel
+ * page table (direct map of RAM with the largest pages, image W^X), the VM
+ * instance with its heap, kmalloc and the umm pool. Panics on failure. */
+void mem_init(const struct board *b, unsigned long fdt_pa, unsigned long fdt_size);
+/* Every hart: switch to the kernel page table. */
+void mem_init_hart(void);
+/* Every hart, once online: per-hart allocator state. */
+void mem_init_hart_late(void);
+/* Banner lines: regions and totals, direct-map page sizes. */
+void mem_banner(void);
+/* Map a device's registers (uncached is the board's business: QEMU has no
+ * PMAs to worry about); NULL on failure. */
+void *mem_map_mmio(uint64_t pa, size_t size);
+
+#endif

@@ -1,0 +1,41 @@
+/* shm.h - the kernel's registry of shared mm areas: named, reference
+ * counted, backed by pages that grow up to each area's maximum, mapped at a
+ * different address in each attaching partition and contiguously in the
+ * kernel's own window. The area's contents are the mm library's business
+ * (mm/mm.h); the kernel trusts none of them and keeps sizes itself. */
+#ifndef KERNEL_SHM_H
+#define KERNEL_SHM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mm.h"
+
+struct partition;
+
+#define SHM_MAX_AREAS 8
+#define SHM_MAX_SIZE  (16ul << 20)
+#define SHM_KWINDOW   0xfffffff000000000ul   /* kernel view: 16 MiB per area */
+
+/* System calls (see syscall_nr.h); negative enum err on failure. */
+long shm_sys_attach(struct partition *p, const char *name, size_t initial, size_t max,
+		    uint64_t *base, uint64_t *mapped, uint64_t *created);
+long shm_sys_grow(struct partition *p, uintptr_t base, size_t new_size);
+long shm_sys_map(struct partition *p, uintptr_t base, size_t size);
+long shm_sys_detach(struct partition *p, uintptr_t base);
+/* p is going away: release its lock holds (MM_LOCK_OWNER_DIED for the next
+ * locker) and detach it from every area. */
+void shm_detach_all(struct partition *p);
+
+/* Boot: prepare the kernel window (after mem_init). */
+void shm_init(void);
+
+/* The kernel as an attacher: create (or find) and format an area and
+ * attach a kernel handle, which keeps the area alive until
+ * shm_kernel_detach. NULL on failure. */
+MM *shm_kernel_create(const char *name, size_t static_size, size_t initial, size_t max);
+void shm_kernel_detach(MM *mm);
+/* Areas alive now (for tests that check everything was freed). */
+unsigned shm_count(void);
+
+#endif

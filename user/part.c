@@ -1,0 +1,351 @@
+/* part.c - the partition program. One image, many roles: the argument's
+ * low byte picks the role, the rest is its parameter. The demo and the
+ * in-kernel partition tests start instances of it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "mm.h"
+#include "part_roles.h"
+#include "ulib.h"
+
+/* ---- the demo: producers build a list, consumers verify it --------------- */
+
+struct demo_hdr {                 /* the area's static part */
+	struct mm_list head;
+	uint32_t nodes;
+	uint32_t producers_done;
+	uint64_t peer_addr;           /* a producer's private address (breach test) */
+};
+
+struct node {
+	struct mm_list link;
+	uint32_t producer, seq;
+	uint64_t sum;
+	uint8_t payload[48];
+};
+
+static uint64_t fill(struct node *n, uint32_t producer, uint32_t seq)
+{
+	uint64_t sum = 0;
+
+	n->producer = producer;
+	n->seq = seq;
+	for (unsigned i = 0; i < sizeof(n->payload); i++) {
+		n->payload[i] = (uint8_t)(producer * 31 + seq * 7 + i);
+		sum = sum * 131 + n->payload[i];
+	}
+	return sum;
+}
+
+static MM *attach_demo(void)
+{
+	MM *mm = mm_create(DEMO_AREA, sizeof(struct demo_hdr), 2048);
+	struct demo_hdr *h;
+
+	if (!mm)
+		return NULL;
+	if (mm_lock(mm, MM_LOCK_RW) < 0)
+		return NULL;
+	h = mm_static(mm);
+	if (h->head.next == MM_NULL)
+		mm_list_init(mm, &h->head);
+	mm_unlock(mm);
+	return mm;
+}
+
+static int producer(unsigned long param)
+{
+	unsigned nodes = ROLE_COUNT(param), me = (unsigned)usys_partid();
+	volatile uint64_t secret = 0x5ec7e7 + me;   /* on this partition's stack */
+	MM *mm = attach_demo();
+	struct demo_hdr *h;
+
+	if (!mm)
+		return 10;
+	for (unsigned i = 0; i < nodes; i++) {
+		mm_ptr_t p;
+		struct node *n;
+
+		if (mm_lock(mm, MM_LOCK_RW) < 0)
+			return 11;
+		p = mm_alloc(mm, sizeof(struct node));
+		n = mm_addr_n(mm, p, sizeof(*n));
+		h = mm_static(mm);
+		if (!n) {
+			mm_unlock(mm);
+			return 12;
+		}
+		n->sum = fill(n, me, i);
+		if (mm_list_add_tail(mm, &h->head, &n->link)) {
+			mm_unlock(mm);
+			return 13;
+		}
+		h->nodes++;
+		h->peer_addr = (uint64_t)(uintptr_t)&secret;
+		mm_unlock(mm);
+		if (i % 8 == 0)
+			usys_yield();
+	}
+	mm_lock(mm, MM_LOCK_RW);
+	h = mm_static(mm);
+	h->producers_done++;
+	printf("producer %u: added %u nodes; area mapped at %p, %lu KiB, %lu KiB available\n",
+	       me, nodes, (void *)mm->base, (unsigned long)(mm->mapped >> 10),
+	       (unsigned long)(mm_available(mm) >> 10));
+	mm_unlock(mm);
+	return secret == 0x5ec7e7 + me ? 0 : 14;
+}
+
+static int consumer(unsigned long param)
+{
+	unsigned want_prod = ROLE_COUNT(param) & 0xff, per = ROLE_COUNT(param) >> 8;
+	MM *mm = attach_demo();
+	unsigned me = (unsigned)usys_partid();
+
+	if (!mm)
+		return 20;
+	uint64_t deadline = usys_time_us() + 60ull * 1000000;   /* a bound, not a timing */
+
+	while (usys_time_us() < deadline) {
+		struct demo_hdr *h;
+		struct mm_list *pos;
+		unsigned count = 0, bad = 0, done;
+
+		if (mm_lock(mm, MM_LOCK_RD) < 0)
+			return 21;
+		h = mm_static(mm);
+		mm_list_for_each(mm, pos, &h->head) {
+			struct node *n = mm_list_entry(pos, struct node, link);
+			struct node copy = *n;
+			count++;
+			if (fill(&copy, n->producer, n->seq) != n->sum ||
+			    memcmp(copy.payload, n->payload, sizeof(n->payload)))
+				bad++;
+		}
+		done = h->producers_done;
+		if (bad) {
+			mm_unlock(mm);
+			printf("consumer %u: %u corrupt nodes\n", me, bad);
+			return 22;
+		}
+		if (done == want_prod && count == want_prod * per && count == h->nodes) {
+			printf("consumer %u: verified %u nodes from %u producers through %p\n",
+			       me, count, done, (void *)mm->base);
+			mm_unlock(mm);
+			return 0;
+		}
+		mm_unlock(mm);
+		/* give writers room: poll about once a millisecond */
+		for (uint64_t t = usys_time_us() + 1000; usys_time_us() < t;)
+			usys_yield();
+	}
+	printf("consumer %u: gave up waiting for the producers\n", me);
+	return 23;
+}
+
+/* ---- isolation breaches: each must get this partition stopped ------------ */
+
+static int breach(unsigned long kind)
+{
+	static volatile uint32_t data_insn[2] = { 0x00008067, 0 };   /* ret */
+	volatile uint64_t *kernel = (volatile uint64_t *)0xffffffff80200000ul;
+
+	switch (kind) {
+	case BREACH_KERNEL_READ:
+		printf("breach: reading kernel memory at %p\n", (void *)kernel);
+		return (int)*kernel;
+	case BREACH_KERNEL_WRITE:
+		printf("breach: writing kernel memory at %p\n", (void *)kernel);
+		*kernel = 0;
+		return 0;
+	case BREACH_PEER_READ: {
+		MM *mm = attach_demo();
+		volatile uint64_t *peer = NULL;
+		for (int i = 0; i < 100000 && !peer; i++) {
+			if (mm_lock(mm, MM_LOCK_RD) < 0)
+				return 31;
+			peer = (volatile uint64_t *)(uintptr_t)((struct demo_hdr *)mm_static(mm))->peer_addr;
+			mm_unlock(mm);
+			if (!peer)
+				usys_yield();
+		}
+		printf("breach: reading a peer partition's stack at %p\n", (void *)peer);
+		return peer ? (int)*peer : 32;
+	}
+	case BREACH_EXEC_DATA:
+		printf("breach: executing data at %p\n", (void *)data_insn);
+		((void (*)(void))(uintptr_t)data_insn)();
+		return 0;
+	case BREACH_JUMP_KERNEL:
+		printf("breach: jumping into kernel text at %p\n", (void *)kernel);
+		((void (*)(void))(uintptr_t)kernel)();
+		return 0;
+	case BREACH_QUOTA: {
+		volatile uint8_t *heap = (volatile uint8_t *)USER_HEAP_BASE;
+		printf("breach: touching heap pages until the quota\n");
+		for (unsigned long off = 0;; off += 4096)
+			heap[off] = 1;
+	}
+	case BREACH_BAD_SYSCALL_PTR:
+		printf("breach: passing a kernel pointer to write()\n");
+		return (int)usys_write((const void *)kernel, 16);
+	case BREACH_ILLEGAL:
+		printf("breach: executing an illegal instruction\n");
+		__asm__ volatile(".word 0xc0001073");
+		return 0;
+	}
+	return 99;
+}
+
+/* ---- lock stress and robustness ------------------------------------------- */
+
+struct hammer_hdr {
+	uint64_t counter;
+	uint32_t owner;
+	uint8_t buf[64];
+};
+
+static int hammer(unsigned long iters)
+{
+	MM *mm = mm_create(HAMMER_AREA, sizeof(struct hammer_hdr), 1024);
+	unsigned me = (unsigned)usys_partid();
+	mm_ptr_t mine[16] = { 0 };
+
+	if (!mm)
+		return 40;
+	for (unsigned long i = 0; i < iters; i++) {
+		struct hammer_hdr *h;
+
+		if (mm_lock(mm, MM_LOCK_RW) < 0)
+			return 41;
+		h = mm_static(mm);
+		h->owner = me;
+		memset(h->buf, (int)me, sizeof(h->buf));
+		h->counter++;
+		/* grow the area while the others use it */
+		if (i % 4 == 0) {
+			unsigned k = (unsigned)(i / 4) % 16;
+			if (mine[k])
+				mm_free(mm, mine[k]);
+			mine[k] = mm_alloc(mm, 512 + 64 * k);
+			if (!mine[k]) {
+				mm_unlock(mm);
+				return 42;
+			}
+			memset(mm_addr(mm, mine[k]), (int)me, 512);
+		}
+		for (unsigned j = 0; j < sizeof(h->buf); j++)
+			if (h->buf[j] != (uint8_t)me || h->owner != me) {
+				mm_unlock(mm);
+				return 43;
+			}
+		for (unsigned k = 0; k < 16; k++) {
+			const uint8_t *b = mine[k] ? mm_addr(mm, mine[k]) : NULL;
+			if (b && (b[0] != (uint8_t)me || b[511] != (uint8_t)me)) {
+				mm_unlock(mm);
+				return 44;
+			}
+		}
+		mm_unlock(mm);
+		if (i % 3 == 0)
+			usys_yield();
+	}
+	return mm_check(mm) ? 45 : 0;
+}
+
+struct robust_hdr {
+	volatile uint32_t locked;
+};
+
+static int locker_dies(void)
+{
+	MM *mm = mm_create(ROBUST_AREA, sizeof(struct robust_hdr), 256);
+	volatile uint64_t *kernel = (volatile uint64_t *)0xffffffff80200000ul;
+
+	if (!mm || mm_lock(mm, MM_LOCK_RW) < 0)
+		return 50;
+	((struct robust_hdr *)mm_static(mm))->locked = 1;
+	printf("locker: holding the lock, now faulting\n");
+	return (int)*kernel;   /* stopped here with the lock held */
+}
+
+static int waiter(void)
+{
+	MM *mm = mm_create(ROBUST_AREA, sizeof(struct robust_hdr), 256);
+	struct robust_hdr *h;
+	int rc;
+
+	if (!mm)
+		return 60;
+	h = mm_static(mm);
+	for (int i = 0; i < 200000 && !h->locked; i++)
+		usys_yield();
+	rc = mm_lock(mm, MM_LOCK_RW);
+	printf("waiter: mm_lock returned %d (%s)\n", rc,
+	       rc == MM_LOCK_OWNER_DIED ? "owner died" : "?");
+	if (rc != MM_LOCK_OWNER_DIED)
+		return 61;
+	rc = mm_check(mm);
+	mm_unlock(mm);
+	return rc ? 62 : 0;
+}
+
+/* ---- guest benchmarks (instructions from rdinstret, U-mode) ------------- */
+
+static inline uint64_t instret(void)
+{
+	uint64_t v;
+	__asm__ volatile("rdinstret %0" : "=r"(v));
+	return v;
+}
+
+#define BENCH_N 2000
+
+static int bench(unsigned long what)
+{
+	uint64_t t;
+
+	switch (what) {
+	case BENCH_SYSCALL:
+		t = instret();
+		for (int i = 0; i < BENCH_N; i++)
+			usys_partid();
+		t = instret() - t;
+		printf("bench: system call round trip          %6lu.%02lu instructions per call\n",
+		       (unsigned long)(t / BENCH_N), (unsigned long)(t % BENCH_N * 100 / BENCH_N));
+		return 0;
+	case BENCH_SWITCH:
+		usys_yield();   /* let the peer start */
+		t = instret();
+		for (int i = 0; i < BENCH_N; i++)
+			usys_yield();
+		t = instret() - t;
+		/* each round: our yield + switch, the peer's yield + switch back */
+		printf("bench: partition switch (yield)        %6lu.%02lu instructions per switch\n",
+		       (unsigned long)(t / (2 * BENCH_N)),
+		       (unsigned long)(t % (2 * BENCH_N) * 100 / (2 * BENCH_N)));
+		return 0;
+	case BENCH_SWITCH_PEER:
+		for (int i = 0; i < BENCH_N + 2; i++)
+			usys_yield();
+		return 0;
+	}
+	return 1;
+}
+
+int main_arg(unsigned long arg)
+{
+	switch (ROLE_OF(arg)) {
+	case ROLE_PRODUCER: return producer(ROLE_PARAM(arg));
+	case ROLE_CONSUMER: return consumer(ROLE_PARAM(arg));
+	case ROLE_BREACH:   return breach(ROLE_PARAM(arg));
+	case ROLE_HAMMER:   return hammer(ROLE_PARAM(arg));
+	case ROLE_LOCKER:   return locker_dies();
+	case ROLE_WAITER:   return waiter();
+	case ROLE_BENCH:    return bench(ROLE_PARAM(arg));
+	case ROLE_HELLO:
+		printf("hello from partition %ld on hart %ld\n", usys_partid(), usys_hartid());
+		return (int)ROLE_PARAM(arg);
+	}
+	return 98;
+}
