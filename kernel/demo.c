@@ -5,6 +5,7 @@
  * memory, and both are stopped while the rest finish; then per-partition
  * memory use and the area's statistics. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "hart.h"
 #include "kernel.h"
@@ -15,9 +16,30 @@
 
 #define NODES 200          /* per producer: the area grows several times */
 
-static unsigned on(unsigned i)
+#define NPARTS 6
+
+/* The built-in placement: partition k on hart index k % harts (the first
+ * producer on hart 1, ...). `demo_harts=i,j,...` in the bootargs overrides
+ * it, one hart index per partition in the order below. */
+static unsigned placement[NPARTS] = { 1, 2, 3, 0, 1, 2 };
+
+static void read_placement(void)
 {
-	return i % harts_online;
+	char buf[64], *s;
+
+	if (!bootarg("demo_harts", buf, sizeof(buf)))
+		return;
+	s = buf;
+	for (unsigned k = 0; k < NPARTS && *s; k++) {
+		placement[k] = (unsigned)strtoul(s, &s, 10);
+		if (*s == ',')
+			s++;
+	}
+}
+
+static unsigned on(unsigned k)
+{
+	return placement[k] % harts_online;
 }
 
 int kdemo_run(void)
@@ -25,7 +47,7 @@ int kdemo_run(void)
 	struct mm_stats st;
 	size_t before = pmem_avail(&kpmem);
 	MM *area = shm_kernel_create(DEMO_AREA, 64, 4096, 1u << 20);
-	int ids[6], failed = 0;
+	int ids[NPARTS], failed = 0;
 
 	if (!area) {
 		printf("demo: cannot create the shared area\n");
@@ -33,13 +55,14 @@ int kdemo_run(void)
 	}
 	printf("demo: %u harts; area '%s' starts at %zu bytes\n", harts_online, DEMO_AREA,
 	       (size_t)4096);
-	ids[0] = part_create("producer", ROLE_ARG(ROLE_PRODUCER, NODES), on(1), 0);
-	ids[1] = part_create("producer", ROLE_ARG(ROLE_PRODUCER, NODES), on(2), 0);
-	ids[2] = part_create("consumer", ROLE_ARG(ROLE_CONSUMER, 2 | (NODES << 8)), on(3), 0);
-	ids[3] = part_create("consumer", ROLE_ARG(ROLE_CONSUMER, 2 | (NODES << 8)), on(0), 0);
-	ids[4] = part_create("snoop-kern", ROLE_ARG(ROLE_BREACH, BREACH_KERNEL_READ), on(1), 0);
-	ids[5] = part_create("snoop-peer", ROLE_ARG(ROLE_BREACH, BREACH_PEER_READ), on(2), 0);
-	for (int i = 0; i < 6; i++)
+	read_placement();
+	ids[0] = part_create("producer", ROLE_ARG(ROLE_PRODUCER, NODES), on(0), 0);
+	ids[1] = part_create("producer", ROLE_ARG(ROLE_PRODUCER, NODES), on(1), 0);
+	ids[2] = part_create("consumer", ROLE_ARG(ROLE_CONSUMER, 2 | (NODES << 8)), on(2), 0);
+	ids[3] = part_create("consumer", ROLE_ARG(ROLE_CONSUMER, 2 | (NODES << 8)), on(3), 0);
+	ids[4] = part_create("snoop-kern", ROLE_ARG(ROLE_BREACH, BREACH_KERNEL_READ), on(4), 0);
+	ids[5] = part_create("snoop-peer", ROLE_ARG(ROLE_BREACH, BREACH_PEER_READ), on(5), 0);
+	for (int i = 0; i < NPARTS; i++)
 		if (ids[i] < 0) {
 			printf("demo: partition %d not created: %s\n", i, err_str(ids[i]));
 			return 1;

@@ -64,6 +64,10 @@ int smp_start_secondaries(unsigned want);
 void smp_run(unsigned n, hart_work_fn fn, void *arg);
 void hart_idle_loop(void);
 
+/* main.c: the value of key=... in the bootargs, copied into buf (NULL if
+ * absent). */
+const char *bootarg(const char *key, char *buf, size_t len);
+
 /* Shutdown through the board's ops (test finisher) or SBI System Reset. */
 _Noreturn void kernel_shutdown(bool failed);
 

@@ -141,7 +141,7 @@ static void banner(void)
 }
 
 /* The value of key=... in the bootargs, copied into buf; NULL if absent. */
-static const char *bootarg(const char *key, char *buf, size_t len)
+const char *bootarg(const char *key, char *buf, size_t len)
 {
 	size_t kl = strlen(key);
 
