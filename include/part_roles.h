@@ -24,6 +24,7 @@
 #define BREACH_QUOTA           6
 #define BREACH_BAD_SYSCALL_PTR 7
 #define BREACH_ILLEGAL         8
+#define BREACH_STACK_OVERFLOW  9
 
 #define ROLE_ARG(role, param) ((unsigned long)(role) | ((unsigned long)(param) << 8))
 #define ROLE_OF(arg)    ((unsigned)((arg) & 0xff))

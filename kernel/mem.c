@@ -330,8 +330,18 @@ void mem_banner(void)
 	struct pmem_stats st;
 	uint64_t n[3];
 
+	extern char _kernel_start[], _kernel_end[];
+	uint64_t image = (uint64_t)(_kernel_end - _kernel_start);
+
 	pmem_banner(&kpmem);
 	pmem_stats(&kpmem, &st);
+	/* The image is one of pmem's reservations: show it on its own. */
+	printf("memory: total %llu KiB = free %llu + kernel image %llu + firmware, FDT "
+	       "and other reservations %llu + in use %llu KiB\n",
+	       (unsigned long long)(st.total >> 10), (unsigned long long)(st.free >> 10),
+	       (unsigned long long)(image >> 10),
+	       (unsigned long long)((st.reserved - image) >> 10),
+	       (unsigned long long)((st.total - st.free - st.reserved) >> 10));
 	pt_count(&vm_kernel(&vm_kernel_sys)->pt, SV39_ROOT_UPPER, SV39_ENTRIES, n);
 	printf("vm: kernel map: %llu x 1 GiB, %llu x 2 MiB, %llu x 4 KiB pages; ASID bits %u\n",
 	       (unsigned long long)n[2], (unsigned long long)n[1],

@@ -182,38 +182,37 @@ long shm_sys_attach(struct partition *p, const char *name, size_t initial, size_
 	return rc;
 }
 
-long shm_sys_grow(struct partition *p, uintptr_t base, size_t new_size)
+/* Map the area into p up to `size` bytes, backing it with new pages first
+ * when `grow` (the caller holds the area's RW lock, mm.c's contract). */
+static long map_up_to(struct partition *p, uintptr_t base, size_t size, bool grow)
 {
 	struct part_attach *at = att_of(p, base);
 	unsigned long fl;
-	long rc;
+	long rc = 0;
 
 	if (!at)
 		return E_NOENT;
 	fl = spin_lock_irqsave(&shm_lock);
-	if (pages_of(new_size) > at->area->max_pages)
+	if (grow && pages_of(size) > at->area->max_pages)
 		rc = E_RANGE;
-	else if (!(rc = area_grow(at->area, pages_of(new_size))) &&
-		 !(rc = map_into(p, at, new_size)))
+	else if (grow)
+		rc = area_grow(at->area, pages_of(size));
+	if (!rc)
+		rc = map_into(p, at, size);
+	if (!rc)
 		rc = (long)at->mapped;
 	spin_unlock_irqrestore(&shm_lock, fl);
 	return rc;
 }
 
+long shm_sys_grow(struct partition *p, uintptr_t base, size_t new_size)
+{
+	return map_up_to(p, base, new_size, true);
+}
+
 long shm_sys_map(struct partition *p, uintptr_t base, size_t size)
 {
-	struct part_attach *at = att_of(p, base);
-	unsigned long fl;
-	long rc;
-
-	if (!at)
-		return E_NOENT;
-	fl = spin_lock_irqsave(&shm_lock);
-	rc = map_into(p, at, size);
-	if (!rc)
-		rc = (long)at->mapped;
-	spin_unlock_irqrestore(&shm_lock, fl);
-	return rc;
+	return map_up_to(p, base, size, false);
 }
 
 static void detach_locked(struct partition *p, struct part_attach *at)

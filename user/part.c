@@ -145,6 +145,18 @@ static int consumer(unsigned long param)
 
 /* ---- isolation breaches: each must get this partition stopped ------------ */
 
+static volatile int deep_limit = 1 << 30;
+
+static int deep(int depth)
+{
+	volatile char frame[512];
+
+	frame[0] = (char)depth;
+	if (depth > deep_limit)
+		return 0;
+	return deep(depth + 1) + frame[0];
+}
+
 static int breach(unsigned long kind)
 {
 	static volatile uint32_t data_insn[2] = { 0x00008067, 0 };   /* ret */
@@ -193,6 +205,9 @@ static int breach(unsigned long kind)
 		printf("breach: executing an illegal instruction\n");
 		__asm__ volatile(".word 0xc0001073");
 		return 0;
+	case BREACH_STACK_OVERFLOW:
+		printf("breach: recursing past the stack's reserved room\n");
+		return deep(0);
 	}
 	return 99;
 }
