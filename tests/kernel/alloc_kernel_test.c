@@ -221,8 +221,12 @@ KTEST(kmalloc, reaper_on_timer_while_all_harts_allocate)
 	reap_on = true;
 	ASSERT_EQ(timer_add_hook(reap_tick), 0);
 	ktest_parallel(ktest_ncpus(), kmalloc_worker, &s);
-	timer_remove_hook(reap_tick);
 	reap_on = false;
+	timer_remove_hook(reap_tick);
+	/* kmalloc_reap_all_i is QUIESCENT: let a tick already inside
+	 * kmalloc_reap_i on another hart finish first */
+	for (uint64_t t = rdtime() + timebase_hz / 20; rdtime() < t;)
+		env_cpu_relax();
 	for (unsigned i = 0; i < harts_online; i++) {
 		if (s.handoff[i])
 			kfree_i(&kinst, s.handoff[i]);
