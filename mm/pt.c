@@ -56,11 +56,20 @@ static uint64_t entry_get(struct walk *w, uint64_t t, uint64_t vleaf, int level,
 			     sv39_pte_flags(vleaf));
 }
 
+/* Drop the cached lower-half walk (struct pt's near_*). */
+static void forget_near(struct pt *pt)
+{
+	pt->near_key = ~0ull;
+	pt->near_l0 = NULL;
+}
+
 /* Release order: a table's contents are visible before the pointer to it. */
 static void entry_set(struct walk *w, uint64_t t, int level, unsigned idx,
 		      uint64_t pte)
 {
 	__atomic_store_n(&table(w->pt, t)[idx], pte, __ATOMIC_RELEASE);
+	if (level > 0)
+		forget_near(w->pt);   /* the cached walk may have changed */
 	if (level == SV39_LEVELS - 1)
 		w->fence |= PT_FENCE_ROOT;
 }
@@ -269,10 +278,12 @@ static void edit_level(struct walk *w, uint64_t t, uint64_t vleaf, int level,
 /* ---- drivers ---------------------------------------------------------------- */
 
 /* The level-0 PTE slot of va when every table above it exists, else NULL
- * (a missing table or a large leaf on the way: the general walk decides). */
-static uint64_t *leaf_slot(const struct pt *pt, uint64_t va)
+ * (a missing table or a large leaf on the way: the general walk decides).
+ * A lower-half walk is cached for pt_near_hit (see struct pt). */
+static uint64_t *leaf_slot(struct pt *pt, uint64_t va)
 {
 	uint64_t t = pt->root;
+	uint64_t *e;
 
 	for (int l = SV39_LEVELS - 1; l > 0; l--) {
 		uint64_t pte = __atomic_load_n(&table(pt, t)[sv39_vpn(va, l)],
@@ -281,7 +292,12 @@ static uint64_t *leaf_slot(const struct pt *pt, uint64_t va)
 			return NULL;
 		t = sv39_pte_pa(pte);
 	}
-	return &table(pt, t)[sv39_vpn(va, 0)];
+	e = table(pt, t);
+	if (va < SV39_LOWER_END) {
+		pt->near_key = va >> PT_NEAR_SHIFT;
+		pt->near_l0 = e;
+	}
+	return &e[sv39_vpn(va, 0)];
 }
 
 static int check_range(uint64_t va, uint64_t size)
@@ -339,14 +355,23 @@ static int run(struct walk *w, uint64_t va, uint64_t size, unsigned *fence)
 	return 0;
 }
 
-int pt_map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size,
-	   unsigned prot, unsigned *fence)
+static __attribute__((noinline)) int
+map_general(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size,
+	    unsigned prot, unsigned *fence)
 {
 	struct walk w = { .pt = pt, .op = OP_MAP };
 	int rc = check_prot(prot);
 
-	if (fence)
-		*fence = 0;
+	if (size == SV39_PAGE_SIZE && pt_page_args_ok(va, pa, prot)) {
+		/* One 4 KiB page under existing tables: a single store. */
+		uint64_t *slot = leaf_slot(pt, va);
+		if (slot && !*slot) {
+			__atomic_store_n(slot, sv39_pte_make(pa, prot | SV39_PTE_V |
+							     SV39_PTE_A | SV39_PTE_D),
+					 __ATOMIC_RELEASE);
+			return 0;
+		}
+	}
 	if (!rc)
 		rc = check_range(va, size);
 	if (rc)
@@ -357,27 +382,27 @@ int pt_map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size,
 		return E_RANGE;
 	w.off = pa - va;
 	w.flags = prot | SV39_PTE_V | SV39_PTE_A | SV39_PTE_D;
-	if (size == SV39_PAGE_SIZE) {
-		/* Fast path: one 4 KiB page under existing tables. */
-		uint64_t *slot = leaf_slot(pt, va);
-		if (slot && !*slot) {
-			__atomic_store_n(slot, sv39_pte_make(pa, w.flags), __ATOMIC_RELEASE);
-			return 0;
-		}
-	}
 	return run(&w, va, size, fence);
 }
 
-long pt_unmap(struct pt *pt, uint64_t va, uint64_t size, unsigned *fence)
+int pt_map(struct pt *pt, uint64_t va, uint64_t pa, uint64_t size,
+	   unsigned prot, unsigned *fence)
 {
-	struct walk w = { .pt = pt, .op = OP_UNMAP };
-	int rc;
-
 	if (fence)
 		*fence = 0;
-	rc = check_range(va, size);
+	if (size == SV39_PAGE_SIZE && pt_map_page_near(pt, va, pa, prot))
+		return 0;
+	return map_general(pt, va, pa, size, prot, fence);
+}
+
+static __attribute__((noinline)) long
+unmap_general(struct pt *pt, uint64_t va, uint64_t size, unsigned *fence)
+{
+	struct walk w = { .pt = pt, .op = OP_UNMAP };
+	int rc = check_range(va, size);
+
 	if (!rc && size == SV39_PAGE_SIZE) {
-		/* Fast path: one 4 KiB leaf. */
+		/* One 4 KiB leaf: a single store. */
 		uint64_t *slot = leaf_slot(pt, va);
 		if (slot && sv39_pte_leaf(*slot)) {
 			__atomic_store_n(slot, 0, __ATOMIC_RELEASE);
@@ -389,6 +414,18 @@ long pt_unmap(struct pt *pt, uint64_t va, uint64_t size, unsigned *fence)
 	if (!rc)
 		rc = run(&w, va, size, fence);
 	return rc ? rc : (long)w.pages;
+}
+
+long pt_unmap(struct pt *pt, uint64_t va, uint64_t size, unsigned *fence)
+{
+	if (fence)
+		*fence = 0;
+	if (size == SV39_PAGE_SIZE && pt_unmap_page_near(pt, va)) {
+		if (fence)
+			*fence = PT_FENCE_VA;
+		return 1;
+	}
+	return unmap_general(pt, va, size, fence);
 }
 
 int pt_protect(struct pt *pt, uint64_t va, uint64_t size, unsigned prot,
@@ -424,12 +461,14 @@ void pt_attach(struct pt *pt, const struct pt_ops *ops, uint64_t root_pa)
 	pt->ops = ops;
 	pt->root = root_pa;
 	pt->keep_lo = pt->keep_hi = 0;
+	forget_near(pt);
 }
 
 void pt_free_tables(struct pt *pt, unsigned lo, unsigned hi)
 {
 	uint64_t *root = table(pt, pt->root);
 
+	forget_near(pt);
 	for (unsigned i = lo; i < hi && i < SV39_ENTRIES; i++) {
 		uint64_t pte = root[i];
 		root[i] = 0;

@@ -58,7 +58,7 @@ static uint64_t map_lo(const struct vm_segment *s)
 	return (s->flags & VM_GROW_DOWN) ? seg_last(s) + 1 - s->size : s->base;
 }
 
-static int in_half(const struct vm_descriptor *d, uint64_t va, uint64_t size)
+static inline int in_half(const struct vm_descriptor *d, uint64_t va, uint64_t size)
 {
 	uint64_t last = va + size - 1;
 	uint64_t lo = d->kernel ? SV39_UPPER_START : 0;
@@ -79,7 +79,7 @@ static bool rwx_ok(unsigned f)
 	return rwx && !((rwx & VM_W) && !(rwx & VM_R));
 }
 
-static unsigned to_pt(const struct vm_descriptor *d, unsigned f)
+static unsigned to_pt_bits(unsigned f, bool kernel)
 {
 	unsigned p = 0;
 
@@ -88,8 +88,13 @@ static unsigned to_pt(const struct vm_descriptor *d, unsigned f)
 	p |= (f & VM_X) ? PT_X : 0;
 	p |= (f & VM_U) ? PT_U : 0;
 	/* Upper-half entries are shared by every ASID: global saves TLB room. */
-	p |= d->kernel ? PT_G : 0;
+	p |= kernel ? PT_G : 0;
 	return p;
+}
+
+static unsigned to_pt(const struct vm_descriptor *d, unsigned f)
+{
+	return to_pt_bits(f, d->kernel);
 }
 
 static void bury(const struct vm_env *e, struct vm_range *dead)
@@ -128,11 +133,12 @@ static uint64_t online_mask(void)
 	return n >= 64 ? ~0ull : bit(n) - 1;
 }
 
-/* After pt reported pflags for [va, va+size) of d: re-share root entries,
- * fence this hart always, and other harts when something was removed or
- * weakened, before returning. */
-static void after_change(struct vm_descriptor *d, unsigned pflags,
-			 uintptr_t va, size_t size)
+/* The rare half of after_change: the kernel descriptor (root entries to
+ * re-share, every online hart to fence) or a structural change (split,
+ * table freed) that needs a whole-ASID fence. */
+static __attribute__((noinline)) void
+after_change_slow(struct vm_descriptor *d, unsigned pflags, uintptr_t va,
+		  size_t size)
 {
 	const struct vm_env *e = envof(d);
 	uint64_t me = bit(this_cpu(e)), others;
@@ -153,6 +159,45 @@ static void after_change(struct vm_descriptor *d, unsigned pflags,
 	}
 	if (others)
 		e->fence_remote(e->ctx, others, asid, va, size);
+}
+
+/* after_change for a user descriptor. With pflags at most PT_FENCE_VA
+ * (leaves removed or weakened in [va, va+size)) the steps are those of
+ * after_change_slow, cut short when no other hart ever ran d (nothing to
+ * mark stale; and none is active: vm_load_task sets ever before active). */
+static inline void after_change_user(struct vm_descriptor *d, unsigned pflags,
+				     uintptr_t va, size_t size)
+{
+	const struct vm_env *e = envof(d);
+	uint64_t me, ever, others;
+
+	if (pflags & ~PT_FENCE_VA) {
+		after_change_slow(d, pflags, va, size);
+		return;
+	}
+	e->fence_local(e->ctx, (int)d->asid, va, size);
+	if (!pflags)
+		return;
+	me = bit(this_cpu(e));
+	ever = __atomic_load_n(&d->ever, SEQ) & ~me;
+	if (!ever)
+		return;   /* active is a subset of ever (vm_load_task) */
+	__atomic_fetch_or(&d->stale, ever, SEQ);
+	others = __atomic_load_n(&d->active, SEQ) & ~me;
+	if (others)
+		e->fence_remote(e->ctx, others, (int)d->asid, va, size);
+}
+
+/* After pt reported pflags for [va, va+size) of d: re-share root entries,
+ * fence this hart always, and other harts when something was removed or
+ * weakened, before returning. */
+static inline void after_change(struct vm_descriptor *d, unsigned pflags,
+				uintptr_t va, size_t size)
+{
+	if (d->kernel)
+		after_change_slow(d, pflags, va, size);
+	else
+		after_change_user(d, pflags, va, size);
 }
 
 /* ---- ASIDs (sys lock held) ----------------------------------------------------- */
@@ -216,7 +261,7 @@ static int back(struct vm_descriptor *d, uintptr_t va, size_t size, unsigned pro
 
 	for (size_t off = 0; off < size; off += PAGE) {
 		uint64_t pa = e->page_alloc(e->ctx);
-		int rc = pa ? pt_map(&d->pt, va + off, pa, PAGE, prot, &f) : E_NOMEM;
+		int rc = pa ? pt_map_page(&d->pt, va + off, pa, prot, &f) : E_NOMEM;
 
 		if (rc) {
 			if (pa)
@@ -314,8 +359,9 @@ static struct vm_range *used_unlink(struct vm_segment *s, uintptr_t va)
 /* ---- segments (descriptor lock held) ----------------------------------------------- */
 
 /* Does [lo, last] keep `guard` bytes from every reservation but skip's? */
-static bool room_free(const struct vm_descriptor *d, const struct vm_segment *skip,
-		      uint64_t lo, uint64_t last, uint64_t guard)
+static inline bool room_free(const struct vm_descriptor *d,
+			     const struct vm_segment *skip, uint64_t lo,
+			     uint64_t last, uint64_t guard)
 {
 	for (const struct vm_segment *t = d->segs; t; t = t->next) {
 		if (t == skip)
@@ -721,8 +767,8 @@ int vm_handle_fault(struct vm_descriptor *d, uintptr_t va, unsigned access,
 
 /* ---- mappings ------------------------------------------------------------------------- */
 
-static int map_args(const struct vm_descriptor *d, uintptr_t va, uint64_t pa,
-		    size_t size, unsigned prot)
+static inline int map_args(const struct vm_descriptor *d, uintptr_t va,
+			   uint64_t pa, size_t size, unsigned prot)
 {
 	if (!d || !d->pt.root)
 		return E_INVAL;
@@ -734,8 +780,8 @@ static int map_args(const struct vm_descriptor *d, uintptr_t va, uint64_t pa,
 	return in_half(d, va, size);
 }
 
-static int map_locked(struct vm_descriptor *d, uintptr_t va, uint64_t pa,
-		      size_t size, unsigned prot)
+static inline int map_locked(struct vm_descriptor *d, uintptr_t va,
+			     uint64_t pa, size_t size, unsigned prot)
 {
 	unsigned f;
 	int rc = pt_map(&d->pt, va, pa, size, to_pt(d, prot), &f);
@@ -745,8 +791,38 @@ static int map_locked(struct vm_descriptor *d, uintptr_t va, uint64_t pa,
 	return rc;
 }
 
-int vm_map(struct vm_descriptor *d, uintptr_t va, uint64_t pa, size_t size,
-	   unsigned prot)
+/* True only if map_args(d, va, pa, PAGE, prot) == 0 and d is a user
+ * descriptor: the common call of vm_map and vm_unmap then takes the paths
+ * below. The R/W/X and alignment checks are pt_map_page's own, which the
+ * compiler can then fold there (to_pt_bits keeps R/W/X combinations). */
+static inline bool user_page_args_ok(const struct vm_descriptor *d, uintptr_t va,
+				     uint64_t pa, unsigned prot)
+{
+	/* An aligned va below SV39_LOWER_END is a whole lower-half page. */
+	return d && !d->kernel && d->pt.root && va < SV39_LOWER_END &&
+	       !(prot & ~(VM_R | VM_W | VM_X | VM_U)) &&
+	       pt_page_args_ok(va, pa, to_pt_bits(prot, false));
+}
+
+static inline int map_user_page(struct vm_descriptor *d, uintptr_t va,
+				uint64_t pa, unsigned prot)
+{
+	unsigned long fl = env_lock(&d->lock);
+	int rc = E_EXIST;
+	unsigned f;
+
+	if (room_free(d, NULL, va, va + PAGE - 1, VM_GUARD_SIZE)) {
+		rc = pt_map_page(&d->pt, va, pa, to_pt_bits(prot, false), &f);
+		if (!rc)
+			after_change_user(d, f, va, PAGE);
+	}
+	env_unlock(&d->lock, fl);
+	return rc;
+}
+
+static __attribute__((noinline)) int
+map_general(struct vm_descriptor *d, uintptr_t va, uint64_t pa, size_t size,
+	    unsigned prot)
 {
 	unsigned long fl;
 	int rc = map_args(d, va, pa, size, prot);
@@ -763,7 +839,15 @@ int vm_map(struct vm_descriptor *d, uintptr_t va, uint64_t pa, size_t size,
 	return rc;
 }
 
-static int unmap_locked(struct vm_descriptor *d, uintptr_t va, size_t size)
+int vm_map(struct vm_descriptor *d, uintptr_t va, uint64_t pa, size_t size,
+	   unsigned prot)
+{
+	if (size == PAGE && user_page_args_ok(d, va, pa, prot))
+		return map_user_page(d, va, pa, prot);
+	return map_general(d, va, pa, size, prot);
+}
+
+static inline int unmap_locked(struct vm_descriptor *d, uintptr_t va, size_t size)
 {
 	unsigned f;
 	long r = pt_unmap(&d->pt, va, size, &f);
@@ -774,7 +858,25 @@ static int unmap_locked(struct vm_descriptor *d, uintptr_t va, size_t size)
 	return r ? 0 : E_NOENT;
 }
 
-int vm_unmap(struct vm_descriptor *d, uintptr_t va, size_t size)
+static inline int unmap_user_page(struct vm_descriptor *d, uintptr_t va)
+{
+	unsigned long fl = env_lock(&d->lock);
+	int rc = E_BUSY;
+	unsigned f;
+	long r;
+
+	if (room_free(d, NULL, va, va + PAGE - 1, 0)) {
+		r = pt_unmap_page(&d->pt, va, &f);
+		rc = r < 0 ? (int)r : r ? 0 : E_NOENT;
+		if (r >= 0)
+			after_change_user(d, f, va, PAGE);
+	}
+	env_unlock(&d->lock, fl);
+	return rc;
+}
+
+static __attribute__((noinline)) int
+unmap_general(struct vm_descriptor *d, uintptr_t va, size_t size)
 {
 	unsigned long fl;
 	int rc = map_args(d, va, 0, size, VM_R);
@@ -788,6 +890,13 @@ int vm_unmap(struct vm_descriptor *d, uintptr_t va, size_t size)
 		rc = unmap_locked(d, va, size);
 	env_unlock(&d->lock, fl);
 	return rc;
+}
+
+int vm_unmap(struct vm_descriptor *d, uintptr_t va, size_t size)
+{
+	if (size == PAGE && user_page_args_ok(d, va, 0, VM_R))
+		return unmap_user_page(d, va);
+	return unmap_general(d, va, size);
 }
 
 int vm_protect(struct vm_descriptor *d, uintptr_t va, size_t size, unsigned prot)
@@ -894,8 +1003,9 @@ void vm_load_task(struct vm_descriptor *d)
 	if (prev && prev != d && !prev->kernel)
 		__atomic_fetch_and(&prev->active, ~bit(me), SEQ);
 	if (!d->kernel) {
-		__atomic_fetch_or(&d->active, bit(me), SEQ);
+		/* ever first: active stays a subset of it (after_change_user). */
 		__atomic_fetch_or(&d->ever, bit(me), SEQ);
+		__atomic_fetch_or(&d->active, bit(me), SEQ);
 	}
 	sys->cur[me] = d;
 	e->write_satp(e->ctx, sv39_satp(d->asid, d->pt.root));

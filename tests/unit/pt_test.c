@@ -404,3 +404,200 @@ KTEST(pt, sv39_facts)
 	EXPECT_EQ(sv39_satp(5, 0x80201000), (8ull << 60) | (5ull << 44) | 0x80201);
 	EXPECT_EQ(sv39_pte_pa(sv39_pte_make(0x123456000, SV39_PTE_V)), 0x123456000);
 }
+
+/* The single-page paths (pt_map_page/pt_unmap_page, and pt_map/pt_unmap of
+ * one page, which take them too) check like the general path, with the
+ * cached walk warm for the region, and change nothing on an error. */
+KTEST(pt, single_page_paths_check_like_pt_map)
+{
+	SETUP(p, t);
+	const unsigned rw = PT_R | PT_W | PT_U;
+	unsigned fence = 7;
+
+	ASSERT_EQ(pt_map_page(&t, 0x5000, 0x80005000, rw, &fence), 0);   /* warm */
+	EXPECT_EQ(fence, PT_FENCE_ROOT);                  /* tables were added */
+	ASSERT_EQ(pt_map_page(&t, 0x6000, 0x80006000, rw, &fence), 0);   /* cached */
+	EXPECT_EQ(fence, 0);
+	unsigned live = p->live;
+
+	EXPECT_EQ(pt_map_page(&t, 0x5000, 0x90000000, rw, NULL), E_EXIST);
+	EXPECT_EQ(pt_map(&t, 0x6000, 0x90000000, K4, rw, NULL), E_EXIST);
+	EXPECT_EQ(pt_map_page(&t, 0x7000, 0x80007000, 0, NULL), E_INVAL);
+	EXPECT_EQ(pt_map_page(&t, 0x7000, 0x80007000, PT_W, NULL), E_INVAL);
+	EXPECT_EQ(pt_map_page(&t, 0x7000, 0x80007000, PT_R | (1u << 8), NULL), E_INVAL);
+	EXPECT_EQ(pt_map_page(&t, 0x7000, 0x80007001, PT_R, NULL), E_ALIGN);
+	EXPECT_EQ(pt_map_page(&t, 0x7008, 0x80007000, PT_R, NULL), E_ALIGN);
+	EXPECT_EQ(pt_map_page(&t, 0x7000, 1ull << SV39_PA_BITS, PT_R, NULL), E_RANGE);
+	EXPECT_EQ(pt_map_page(&t, SV39_LOWER_END, 0x80007000, PT_R, NULL), E_RANGE);
+	EXPECT_EQ(pt_map_page(&t, 0x7000 | (1ull << 40), 0x80007000, PT_R, NULL), E_RANGE);
+	EXPECT_EQ(pt_unmap_page(&t, 0x7000, &fence), 0);                  /* hole */
+	EXPECT_EQ(fence, 0);
+	EXPECT_EQ(pt_unmap_page(&t, 0x5008, NULL), E_ALIGN);
+	EXPECT_EQ(pt_unmap_page(&t, 0x5000 | (1ull << 40), NULL), E_RANGE);
+	EXPECT_EQ(pt_mapped_pages(&t, 0, M2), 2);
+	EXPECT_EQ(p->live, live);
+
+	/* Highest pa and a page next to the cached ones, then unmap both. */
+	ASSERT_EQ(pt_map_page(&t, 0x7000, (1ull << SV39_PA_BITS) - K4, PT_R, NULL), 0);
+	uint64_t pa;
+	EXPECT_EQ(pt_translate(&t, 0x7000, &pa, NULL, NULL), 0);
+	EXPECT_EQ(pa, (1ull << SV39_PA_BITS) - K4);
+	EXPECT_EQ(pt_unmap_page(&t, 0x5000, &fence), 1);
+	EXPECT_EQ(fence, PT_FENCE_VA);
+	EXPECT_EQ(pt_unmap(&t, 0x6000, K4, &fence), 1);
+	EXPECT_EQ(fence, PT_FENCE_VA);
+	EXPECT_EQ(pt_translate(&t, 0x5000, NULL, NULL, NULL), E_NOENT);
+	EXPECT_EQ(pt_mapped_pages(&t, 0, M2), 1);
+	EXPECT_EQ(pt_check(&t, 0, SV39_ENTRIES), 0);
+	pt_free_tables(&t, 0, SV39_ENTRIES);
+	EXPECT_EQ(p->live, 0);
+	EXPECT_EQ(p->errors, 0);
+}
+
+/* The cached walk never outlives the table it points to: a table freed
+ * (replaced by a large leaf, or by pt_free_tables) and handed to another
+ * tree from the same pool must not be written through the first tree. */
+KTEST(pt, single_page_cache_dropped_with_its_table)
+{
+	SETUP(p, t);
+	struct pt u;
+	uint64_t pa;
+	unsigned fence;
+	int level;
+
+	ASSERT_EQ(pt_init(&u, &p->ops), 0);
+	/* Warm t's cache on region [M2, 2*M2), empty it, replace it by a leaf. */
+	ASSERT_EQ(pt_map_page(&t, M2 + 3 * K4, 0x80003000, PT_R, NULL), 0);
+	ASSERT_EQ(pt_unmap_page(&t, M2 + 3 * K4, NULL), 1);
+	ASSERT_EQ(pt_map(&t, M2, 0x80200000, M2, PT_R, &fence), 0);
+	EXPECT(fence & PT_FENCE_ALL);
+	/* u takes the freed table page (lowest free) for a table of its own. */
+	ASSERT_EQ(pt_map_page(&u, 5 * M2, 0x90000000, PT_R, NULL), 0);
+	/* Through t, the page is inside the 2 MiB leaf now. */
+	EXPECT_EQ(pt_map_page(&t, M2 + 3 * K4, 0x80003000, PT_R, NULL), E_EXIST);
+	EXPECT_EQ(pt_translate(&t, M2 + 3 * K4, &pa, NULL, &level), 0);
+	EXPECT_EQ(pa, 0x80203000);
+	EXPECT_EQ(level, 1);
+	EXPECT_EQ(pt_mapped_pages(&u, 0, G1), 1);
+	/* Unmapping one page of it splits the leaf (a new table). */
+	EXPECT_EQ(pt_unmap_page(&t, M2 + 3 * K4, &fence), 1);
+	EXPECT(fence & PT_FENCE_ALL);
+	EXPECT_EQ(pt_mapped_pages(&t, M2, M2), 511);
+	EXPECT_EQ(pt_mapped_pages(&u, 0, G1), 1);
+
+	/* pt_free_tables drops the cache too: warm it, free t's lower half,
+	 * let u reuse the pages, then map through t again. */
+	ASSERT_EQ(pt_map_page(&t, 9 * M2, 0x80009000, PT_R, NULL), 0);
+	ASSERT_EQ(pt_map_page(&t, 9 * M2 + K4, 0x8000a000, PT_R, NULL), 0);
+	pt_free_tables(&t, 0, SV39_ROOT_UPPER);
+	ASSERT_EQ(pt_map(&u, 3 * G1, 0x90000000, K4, PT_R, NULL), 0);
+	ASSERT_EQ(pt_map(&u, 4 * G1, 0x90000000, K4, PT_R, NULL), 0);
+	unsigned live = p->live;
+	EXPECT_EQ(pt_map_page(&t, 9 * M2 + 2 * K4, 0x8000b000, PT_R, NULL), 0);
+	EXPECT_EQ(p->live, live + 2);                 /* new L1 and L0 for t */
+	EXPECT_EQ(pt_mapped_pages(&t, 0, SV39_LOWER_END), 1);
+	EXPECT_EQ(pt_mapped_pages(&u, 0, SV39_LOWER_END), 3);
+	EXPECT_EQ(pt_check(&t, 0, SV39_ENTRIES), 0);
+	EXPECT_EQ(pt_check(&u, 0, SV39_ENTRIES), 0);
+	pt_free_tables(&t, 0, SV39_ENTRIES);
+	pt_free_tables(&u, 0, SV39_ENTRIES);
+	EXPECT_EQ(p->live, 0);
+	EXPECT_EQ(p->errors, 0);
+}
+
+/* Single pages and 2 MiB blocks over a few regions of both halves, against
+ * a model of which page maps what: every result and translation agrees,
+ * whichever path (cached, walked, general) each call took. */
+#define MODEL_REGIONS 3
+KTEST(pt, single_page_paths_match_a_model)
+{
+	SETUP(p, t);
+	static const uint64_t base[MODEL_REGIONS] = {
+		0x40000000, 0x40000000 + M2, SV39_UPPER_START + 4 * M2,
+	};
+	uint64_t *model = ktest_mem(MODEL_REGIONS * 512 * sizeof(uint64_t), 8);
+	uint64_t rnd = 0x9e3779b97f4a7c15ull;
+
+	ASSERT(model != NULL);
+	for (int step = 0; step < 6000 && !KT_FAILED(); step++) {
+		rnd ^= rnd << 13;
+		rnd ^= rnd >> 7;
+		rnd ^= rnd << 17;
+		unsigned r = (unsigned)(rnd % MODEL_REGIONS), i = (unsigned)(rnd >> 8) % 512;
+		unsigned op = (unsigned)(rnd >> 20) % 16;
+		uint64_t va = base[r] + i * K4, pa = 0x80000000ull + (rnd >> 40) * M2;
+		uint64_t *m = &model[r * 512];
+		unsigned n = 0;
+
+		for (unsigned k = 0; k < 512; k++)
+			n += m[k] != 0;
+		if (op == 0) {                                /* 2 MiB block */
+			int rc = pt_map(&t, base[r], pa, M2, PT_R, NULL);
+			EXPECT_EQ(rc, n ? E_EXIST : 0);
+			for (unsigned k = 0; !rc && k < 512; k++)
+				m[k] = pa + k * K4;
+		} else if (op == 1) {
+			EXPECT_EQ(pt_unmap(&t, base[r], M2, NULL), (long)n);
+			memset(m, 0, 512 * sizeof(uint64_t));
+		} else if (op < 9) {
+			int rc = op & 1 ? pt_map_page(&t, va, pa + i * K4, PT_R | PT_W, NULL)
+					: pt_map(&t, va, pa + i * K4, K4, PT_R | PT_W, NULL);
+			EXPECT_EQ(rc, m[i] ? E_EXIST : 0);
+			if (!rc)
+				m[i] = pa + i * K4;
+		} else {
+			long rc = op & 1 ? pt_unmap_page(&t, va, NULL) : pt_unmap(&t, va, K4, NULL);
+			EXPECT_EQ(rc, m[i] ? 1 : 0);
+			m[i] = 0;
+		}
+		for (unsigned k = 0; k < 512; k += 37) {
+			uint64_t got = 0;
+			int rc = pt_translate(&t, base[r] + k * K4, &got, NULL, NULL);
+			EXPECT_EQ(rc, m[k] ? 0 : E_NOENT);
+			if (m[k])
+				EXPECT_EQ(got, m[k]);
+		}
+	}
+	EXPECT_EQ(pt_check(&t, 0, SV39_ENTRIES), 0);
+	pt_free_tables(&t, 0, SV39_ENTRIES);
+	EXPECT_EQ(p->live, 0);
+	EXPECT_EQ(p->errors, 0);
+}
+
+/* Upper-half root entries may be copies of another tree's (vm shares the
+ * kernel's): a walk through them is never cached, so a table the owner
+ * frees is not written through the copy afterwards. */
+KTEST(pt, single_page_cache_skips_shared_upper_half)
+{
+	SETUP(p, k);
+	struct pt t, u;
+	const uint64_t up = SV39_UPPER_START + 6 * M2;
+	uint64_t *kr, *tr;
+
+	ASSERT_EQ(pt_init(&t, &p->ops), 0);
+	ASSERT_EQ(pt_init(&u, &p->ops), 0);
+	k.keep_lo = SV39_ROOT_UPPER;
+	k.keep_hi = SV39_ENTRIES;
+	ASSERT_EQ(pt_map(&k, up + M2, 0x80000000, K4, PT_R, NULL), 0);   /* L1, L0 */
+	kr = pool_va(p, k.root);
+	tr = pool_va(p, t.root);
+	for (unsigned i = SV39_ROOT_UPPER; i < SV39_ENTRIES; i++)
+		tr[i] = kr[i];
+	/* Through the copy: a page in a new L0 table, mapped and unmapped. */
+	ASSERT_EQ(pt_map_page(&t, up + 3 * K4, 0x80003000, PT_R, NULL), 0);
+	ASSERT_EQ(pt_unmap_page(&t, up + 3 * K4, NULL), 1);
+	/* The owner replaces that empty table by a 2 MiB leaf; u reuses it. */
+	ASSERT_EQ(pt_map(&k, up, 0x80200000, M2, PT_R, NULL), 0);
+	ASSERT_EQ(pt_map_page(&u, 7 * M2, 0x90000000, PT_R, NULL), 0);
+	EXPECT_EQ(pt_map_page(&t, up + 3 * K4, 0x80003000, PT_R, NULL), E_EXIST);
+	EXPECT_EQ(pt_mapped_pages(&u, 0, G1), 1);
+	EXPECT_EQ(pt_mapped_pages(&k, up, M2), 512);
+	EXPECT_EQ(pt_check(&u, 0, SV39_ENTRIES), 0);
+	for (unsigned i = SV39_ROOT_UPPER; i < SV39_ENTRIES; i++)
+		tr[i] = 0;
+	pt_free_tables(&t, 0, SV39_ENTRIES);
+	pt_free_tables(&u, 0, SV39_ENTRIES);
+	pt_free_tables(&k, 0, SV39_ENTRIES);
+	EXPECT_EQ(p->live, 0);
+	EXPECT_EQ(p->errors, 0);
+}

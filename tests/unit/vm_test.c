@@ -745,3 +745,97 @@ KTEST(vm, parallel_descriptor_use)
 	vm_free(p.d);
 	EXPECT_ALL_RETURNED(f);
 }
+
+/* One 4 KiB page of a user descriptor (vm_map/vm_unmap's fast path, with
+ * the page's tables cached after the first call): the same errors, the
+ * same reservation checks, and fences: local always, remote only to harts
+ * where d is active, stale marks for harts where it ran before. */
+KTEST(vm, single_page_fast_path_fences_and_errors)
+{
+	SETUP(f, d);
+	const uintptr_t va = 0x100000;
+	const uint64_t pa = 0x80040000;
+	uint64_t got;
+	unsigned nl;
+
+	vm_load_task(d);                                  /* on cpu 0 */
+	ASSERT_EQ(vm_map(d, va, pa, K4, RW | VM_U), 0);   /* tables made */
+	nl = f->nlocal;
+	ASSERT_EQ(vm_unmap(d, va, K4), 0);
+	EXPECT_EQ(f->nlocal, nl + 1);
+	EXPECT_EQ(f->local_asid, (int)d->asid);
+	EXPECT_EQ(f->local_size, K4);
+	EXPECT_EQ(f->nremote, 0);
+	EXPECT_EQ(d->stale, 0);
+	ASSERT_EQ(vm_map(d, va, pa, K4, RW | VM_U), 0);
+	EXPECT_EQ(f->nlocal, nl + 2);
+	EXPECT_EQ(f->local_size, K4);
+	EXPECT_EQ(vm_map(d, va, pa + K4, K4, VM_R), E_EXIST);
+	EXPECT_EQ(f->nlocal, nl + 2);                     /* nothing changed */
+	EXPECT_EQ(vm_get_phys(d, va + 8, &got), 0);
+	EXPECT_EQ(got, pa + 8);
+
+	/* Argument errors, each before anything is touched. */
+	EXPECT_EQ(vm_map(NULL, va + K4, pa, K4, VM_R), E_INVAL);
+	EXPECT_EQ(vm_map(d, va + K4, pa, K4, VM_R | VM_G), E_INVAL);
+	EXPECT_EQ(vm_map(d, va + K4, pa, K4, VM_W), E_INVAL);
+	EXPECT_EQ(vm_map(d, va + K4, pa, K4, 0), E_INVAL);
+	EXPECT_EQ(vm_map(d, va + K4, pa, K4, VM_R | 0x40), E_INVAL);
+	EXPECT_EQ(vm_map(d, va + K4, pa + 8, K4, VM_R), E_ALIGN);
+	EXPECT_EQ(vm_map(d, va + K4 + 8, pa, K4, VM_R), E_ALIGN);
+	EXPECT_EQ(vm_map(d, SV39_LOWER_END, pa, K4, VM_R), E_RANGE);
+	EXPECT_EQ(vm_map(d, va + K4, 1ull << SV39_PA_BITS, K4, VM_R), E_RANGE);
+	EXPECT_EQ(vm_unmap(d, va + 8, K4), E_ALIGN);
+	EXPECT_EQ(vm_unmap(d, SV39_LOWER_END, K4), E_RANGE);
+	EXPECT_EQ(vm_unmap(d, va + K4, K4), E_NOENT);     /* hole, same table */
+	EXPECT_EQ(pt_mapped_pages(&d->pt, 0, SV39_LOWER_END), 1);
+	/* The top page of the lower half is fine. */
+	ASSERT_EQ(vm_map(d, SV39_LOWER_END - K4, pa, K4, VM_R), 0);
+	ASSERT_EQ(vm_unmap(d, SV39_LOWER_END - K4, K4), 0);
+
+	/* Reservations: room, guard gaps above and below. */
+	ASSERT(vm_new_segment(d, 0x110000, K4, 2 * K4, RW | VM_GROW_UP, "s") != NULL);
+	EXPECT_EQ(vm_map(d, 0x111000, pa, K4, VM_R), E_EXIST);
+	EXPECT_EQ(vm_map(d, 0x112000, pa, K4, VM_R), E_EXIST);
+	EXPECT_EQ(vm_map(d, 0x10f000, pa, K4, VM_R), E_EXIST);
+	EXPECT_EQ(vm_unmap(d, 0x110000, K4), E_BUSY);
+	EXPECT_EQ(vm_unmap(d, 0x112000, K4), E_NOENT);
+	ASSERT_EQ(vm_map(d, 0x113000, pa, K4, VM_R), 0);
+	ASSERT_EQ(vm_unmap(d, 0x113000, K4), 0);
+
+	/* Ran on cpu 1 before, not active there now: marked stale, no IPI. */
+	f->cpu = 1;
+	vm_load_task(d);
+	vm_unload_task(d);
+	f->cpu = 0;
+	ASSERT_EQ(vm_unmap(d, va, K4), 0);
+	EXPECT_EQ(f->nremote, 0);
+	EXPECT_EQ(d->stale, 0x2);
+	/* Active on cpu 3: fenced there before the call returns. */
+	f->cpu = 3;
+	vm_load_task(d);
+	f->cpu = 0;
+	ASSERT_EQ(vm_map(d, va, pa, K4, VM_R), 0);
+	EXPECT_EQ(f->nremote, 0);
+	ASSERT_EQ(vm_unmap(d, va, K4), 0);
+	ASSERT_EQ(f->nremote, 1);
+	EXPECT_EQ(f->remote[0].mask, 0x8);
+	EXPECT_EQ(f->remote[0].va, va);
+	EXPECT_EQ(f->remote[0].size, K4);
+	/* One page out of a 2 MiB leaf: a split, fenced as a whole. */
+	ASSERT_EQ(vm_map(d, 4 * M2, 0x80000000, M2, VM_R), 0);
+	ASSERT_EQ(vm_unmap(d, 4 * M2 + K4, K4), 0);
+	EXPECT_EQ(f->local_size, 0);
+	ASSERT_EQ(f->nremote, 2);
+	EXPECT_EQ(f->remote[1].mask, 0x8);
+	EXPECT_EQ(f->remote[1].size, 0);
+	EXPECT_EQ(pt_mapped_pages(&d->pt, 4 * M2, M2), 511);
+
+	f->cpu = 3;
+	vm_unload_task(d);
+	f->cpu = 0;
+	vm_unload_task(d);
+	EXPECT_EQ(vm_check(d), 0);
+	vm_free(d);
+	EXPECT_ALL_RETURNED(f);
+}
