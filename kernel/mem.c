@@ -85,6 +85,10 @@ static void sfence(int asid, uintptr_t va)
 static void fence_local(void *ctx, int asid, uintptr_t va, size_t size)
 {
 	(void)ctx;
+	if (size == ENV_PAGE_SIZE) {          /* the common case: one page */
+		sfence(asid, va);
+		return;
+	}
 	if (size == 0 || size / ENV_PAGE_SIZE > FENCE_PAGES_MAX) {
 		if (asid < 0)
 			sfence_vma_all();

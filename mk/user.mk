@@ -3,7 +3,7 @@
 UB := $(B)/user
 USER_SRCS := user/crt0.S user/ulib.c user/part.c mm/mm.c
 USER_OBJS := $(patsubst %,$(UB)/%.o,$(USER_SRCS))
-USER_CFLAGS = $(KARCH) --specs=picolibc.specs -std=gnu11 -O2 -g -Wall -Wextra \
+USER_CFLAGS = $(KARCH) $(PICOLIBC) -std=gnu11 -O2 -g -Wall -Wextra \
 	-Wno-unused-parameter -ffreestanding -fno-common -fno-pie \
 	-ftls-model=local-exec -Iinclude -Imm -Iuser -DUSER_BUILD
 
@@ -19,7 +19,7 @@ $(UB)/%.S.o: %.S | deps
 
 $(UB)/part.elf: $(USER_OBJS) user/user.ld
 	@echo "  ULD     $@"
-	$(Q)$(KCC) $(KARCH_LD) --specs=picolibc.specs -nostartfiles -static -no-pie \
+	$(Q)$(KCC) $(KARCH_LD) $(PICOLIBC) -nostartfiles -static -no-pie \
 		-Wl,--no-relax -T user/user.ld -Wl,--gc-sections -o $@ $(USER_OBJS)
 
 # The image goes into the kernel's .rodata through .incbin.
