@@ -318,7 +318,8 @@ void mem_init(const struct board *b, unsigned long fdt_pa, unsigned long fdt_siz
 	rc = kmalloc_global_init(&heap_src, NULL, timebase_hz);   /* TTL 1 s */
 	if (rc)
 		panic("mem: kmalloc_global_init: %s", err_str(rc));
-	kmalloc_tune_i(kmalloc_global(), 16, timebase_hz / 1000);   /* wait <= 1 ms for flushes */
+	/* grow by 4 pages at least (footprint), wait <= 1 ms for flushes */
+	kmalloc_tune_i(kmalloc_global(), 4, timebase_hz / 1000);
 	kmalloc_ready = true;
 	mem_init_hart_late();
 	timer_add_hook(reap_tick);

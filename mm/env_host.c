@@ -35,8 +35,8 @@ bool env_trylock(env_spinlock_t *l, unsigned long *flags)
 }
 
 /* CPU indexes for threads: the lowest free one, returned when the thread
- * exits, so live threads never share an index while at most ENV_MAX_CPUS
- * of them run (managers rely on that for their per-CPU data). */
+ * exits, so live threads never share an index; more than ENV_MAX_CPUS live
+ * threads is refused (managers rely on it for their per-CPU data). */
 static pthread_mutex_t cpu_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t cpu_key;
 static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
@@ -69,14 +69,12 @@ unsigned env_cpu(void)
 		pthread_mutex_lock(&cpu_lock);
 		while (c < ENV_MAX_CPUS && (cpu_used & ((uint64_t)1 << c)))
 			c++;
-		if (c == ENV_MAX_CPUS) {
-			/* more live threads than indexes: share one (slower,
-			 * still safe for the managers' per-CPU data) */
-			c = cpu_seen % ENV_MAX_CPUS;
-		} else {
-			cpu_used |= (uint64_t)1 << c;
-			pthread_setspecific(cpu_key, (void *)(uintptr_t)(c + 1));
-		}
+		/* the managers' per-CPU data assumes one live owner per index */
+		if (c == ENV_MAX_CPUS)
+			env_panic("env_cpu: more than %d live threads use the managers",
+				  ENV_MAX_CPUS);
+		cpu_used |= (uint64_t)1 << c;
+		pthread_setspecific(cpu_key, (void *)(uintptr_t)(c + 1));
 		if (c + 1 > cpu_seen)
 			cpu_seen = c + 1;
 		pthread_mutex_unlock(&cpu_lock);

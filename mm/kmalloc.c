@@ -24,7 +24,9 @@
 #define NCLS     KMALLOC_NCLASSES
 #define PAGE     ENV_PAGE_SIZE
 
-enum { ST_LIVE = 0xA1, ST_CACHED = 0xC2, ST_POOL = 0xF3, ST_META = 0x4D };
+/* ST_BIG: a live block too large for the caches (pool fallback of a large
+ * request); a state of its own keeps it off the free hot path. */
+enum { ST_LIVE = 0xA1, ST_BIG = 0xB4, ST_CACHED = 0xC2, ST_POOL = 0xF3, ST_META = 0x4D };
 enum { R_POOL = 1, R_LARGE = 2, R_META = 3 };
 #define KM_MAGIC 0x6B6D6131u
 #define POISON   0x6B
@@ -42,6 +44,10 @@ struct hdr {
 #endif
 };
 _Static_assert(sizeof(struct hdr) == HDR, "header size");
+/* The free hot path reads the first 8 header bytes as one word: g in bits
+ * 0-31, state 32-39, cpu 40-47, check 48-63. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "header word layout");
+#define CK_KEY 0x5A6Bu
 _Static_assert(HDR % 16 == 8, "payload must be 16-aligned when blocks start at 8 mod 16");
 
 /* A block in a cache or remote list: link and the time it was cached. */
@@ -77,6 +83,8 @@ _Static_assert(sizeof(struct pcls) == 32, "class entry is a power of two");
 struct kmalloc_pcpu {
 	uintptr_t span_lo, span_len;   /* payloads in [lo, lo+len) are in the pool */
 	uint64_t now;                  /* clock at the last slow path or reap */
+	uint64_t live_tag;             /* header word of our live blocks, minus g and check */
+	uint64_t scanned;              /* clock at the last expiry scan of the cache */
 	uint32_t cpu;
 	uint32_t flush_req;            /* set by other CPUs: flush everything */
 	uint64_t fails, bad_frees;
@@ -99,6 +107,16 @@ struct kmalloc_pcpu {
 #define BUMP(x)  __atomic_store_n(&(x), (x) + 1, __ATOMIC_RELAXED)
 #endif
 
+/* The public alloc/free entry points are leaves on their hot paths (every
+ * slow path is a tail call), so the frame the kernel's -fno-omit-frame-pointer
+ * would build is pure cost there: 5 of the ~45 instructions of each call.
+ * A trap inside one still shows its pc (sepc) and caller (ra). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define HOT_ENTRY __attribute__((optimize("omit-frame-pointer")))
+#else
+#define HOT_ENTRY
+#endif
+
 #ifdef KMALLOC_DEBUG
 #define CALLER() __builtin_return_address(0)
 #else
@@ -109,7 +127,7 @@ struct kmalloc_pcpu {
  * stale header at another size fail it with odds of 1 in 65536. */
 static inline uint16_t ck(const void *h, uint32_t g)
 {
-	return (uint16_t)(((uintptr_t)h >> 4) ^ (g << 6) ^ 0x5A6Bu);
+	return (uint16_t)(((uintptr_t)h >> 4) ^ (g << 6) ^ CK_KEY);
 }
 
 static inline uint64_t now_of(struct kmalloc_inst *km)
@@ -117,9 +135,24 @@ static inline uint64_t now_of(struct kmalloc_inst *km)
 	return km->clock.now ? km->clock.now(km->clock.ctx) : env_ticks();
 }
 
+/* env_cpu() < ENV_MAX_CPUS <= 256: the int cast only saves a zero extension. */
 static inline struct kmalloc_pcpu *pcpu_self(struct kmalloc_inst *km)
 {
-	return __atomic_load_n(&km->pcpu[env_cpu()], __ATOMIC_RELAXED);
+	return __atomic_load_n(&km->pcpu[(int)env_cpu()], __ATOMIC_RELAXED);
+}
+
+/* The header word a live block of g granules at h owned by pc must have:
+ * g, ST_LIVE, pc's cpu and ck(h, g), compared in one go. */
+static inline uint64_t live_word(const struct kmalloc_pcpu *pc, uintptr_t h, uint64_t g)
+{
+	return (g | pc->live_tag) ^ ((((uint64_t)h >> 4) ^ (g << 6)) << 48);
+}
+
+typedef uint64_t __attribute__((may_alias)) word_alias_t;
+
+static inline uint64_t hdr_word(const struct hdr *h)
+{
+	return *(const word_alias_t *)h;
 }
 
 static inline size_t gran_of(size_t size)
@@ -255,14 +288,41 @@ static void tree_erase(struct kmalloc_inst *km, struct fext *n)
 	km->nextents--;
 }
 
-/* Change the size of extent n in place (its address, hence position, stays). */
-static void tree_resize(struct fext *t, struct fext *n, uint32_t g)
+static void resize_rec(struct fext *t, struct fext *n, uint32_t g)
 {
+	if (!t)
+		env_panic("kmalloc_pool: extent %p not in the pool", (void *)n);
 	if (t == n)
 		ext_set(n, g);
 	else
-		tree_resize((uintptr_t)n < (uintptr_t)t ? t->l : t->r, n, g);
+		resize_rec((uintptr_t)n < (uintptr_t)t ? t->l : t->r, n, g);
 	upd(t);
+}
+
+#define PATH_MAX_DEPTH 48      /* deeper treaps (unlikely) take the recursion */
+
+/* Change the size of extent n in place (its address, hence position, stays).
+ * Subtree maxima are fixed bottom-up and only as far as they change. */
+static void tree_resize(struct kmalloc_inst *km, struct fext *n, uint32_t g)
+{
+	struct fext *path[PATH_MAX_DEPTH], *t = km->root;
+	int d = 0;
+
+	for (; t != n; t = (uintptr_t)n < (uintptr_t)t ? t->l : t->r) {
+		if (!t || d == PATH_MAX_DEPTH) {
+			resize_rec(km->root, n, g);
+			return;
+		}
+		path[d++] = t;
+	}
+	uint32_t old = n->max_g;
+	ext_set(n, g);
+	upd(n);
+	while (d > 0 && n->max_g != old) {
+		n = path[--d];
+		old = n->max_g;
+		upd(n);
+	}
 }
 
 /* Closest extents strictly below and above address a. */
@@ -299,7 +359,7 @@ static void pool_put(struct kmalloc_inst *km, uintptr_t a, uint32_t g)
 			g += hi->h.g;
 			tree_erase(km, hi);
 		}
-		tree_resize(km->root, lo, g);
+		tree_resize(km, lo, g);
 		return;
 	}
 	if (hi && (uintptr_t)hi == end) {
@@ -309,13 +369,18 @@ static void pool_put(struct kmalloc_inst *km, uintptr_t a, uint32_t g)
 	tree_insert(km, (struct fext *)a, g);
 }
 
-/* Lowest-address extent of at least g granules. */
-static struct fext *first_fit(struct kmalloc_inst *km, uint32_t g)
-{
-	struct fext *t = km->root;
+/* Good fit: among the first FIT_CANDIDATES extents of at least g granules
+ * in address order, the smallest (an exact fit ends the search at once).
+ * Plain address-ordered first fit splits big extents for small blocks and
+ * left the mixed-trace heap 25% above peak live; best fit over a bounded
+ * window keeps big extents for big blocks at a bounded cost per miss. */
+#define FIT_CANDIDATES 32
 
-	if (maxg(t) < g)
-		return NULL;
+#define FIT_DEPTH 48             /* deeper treaps (unlikely) fall back to first fit */
+
+/* Lowest-address extent of at least g granules. */
+static struct fext *first_fit(struct fext *t, uint32_t g)
+{
 	while (t) {
 		if (maxg(t->l) >= g)
 			t = t->l;
@@ -327,8 +392,53 @@ static struct fext *first_fit(struct kmalloc_inst *km, uint32_t g)
 	env_panic("kmalloc_pool: subtree maximum is wrong");
 }
 
+/* Is t a better fit than *best? Ends the walk (false) on an exact fit or
+ * when the candidates run out. */
+static inline bool fit_visit(struct fext *t, uint32_t g, struct fext **best, int *left)
+{
+	if (t->h.g < g)
+		return true;
+	if (!*best || t->h.g < (*best)->h.g)
+		*best = t;
+	return t->h.g != g && --*left > 0;
+}
+
+/* An in-order walk of the subtrees that hold a fit: the path to the first
+ * fit costs what first_fit's descent does, plus a push per left turn. */
+static struct fext *good_fit(struct kmalloc_inst *km, uint32_t g)
+{
+	struct fext *stack[FIT_DEPTH], *t = km->root, *best = NULL;
+	int sp = 0, left = FIT_CANDIDATES;
+
+	if (maxg(t) < g)
+		return NULL;
+	for (;;) {
+		while (t) {                     /* t->max_g >= g here */
+			if (maxg(t->l) >= g) {
+				if (sp == FIT_DEPTH)
+					return best ? best : first_fit(t, g);
+				stack[sp++] = t;
+				t = t->l;
+				continue;
+			}
+			if (!fit_visit(t, g, &best, &left))
+				return best;
+			t = maxg(t->r) >= g ? t->r : NULL;
+		}
+		if (!sp)
+			break;
+		t = stack[--sp];
+		if (!fit_visit(t, g, &best, &left))
+			return best;
+		t = maxg(t->r) >= g ? t->r : NULL;
+	}
+	if (!best)
+		env_panic("kmalloc_pool: subtree maximum is wrong");
+	return best;
+}
+
 /* Carve a block of *gp granules whose payload is aligned to `align` (a power
- * of two >= 16), from the top of the lowest extent that fits (from its bottom
+ * of two >= 16), from the top of a good fit (see good_fit; from its bottom
  * when `low`: per-CPU data, which then packs at the start of the heap).
  * *gp may grow by a leftover too small to be an extent. Returns the block
  * address or 0. Pool lock held. */
@@ -339,7 +449,7 @@ static uintptr_t pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align, 
 	struct fext *e;
 	uintptr_t a, end, b, tail;
 
-	if (need > UINT32_MAX || !(e = first_fit(km, (uint32_t)need)))
+	if (need > UINT32_MAX || !(e = good_fit(km, (uint32_t)need)))
 		return 0;
 	a = (uintptr_t)e;
 	end = a + (uintptr_t)e->h.g * 16;
@@ -362,7 +472,7 @@ static uintptr_t pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align, 
 	if (b == a)
 		tree_erase(km, e);
 	else
-		tree_resize(km->root, e, (uint32_t)((b - a) / 16));
+		tree_resize(km, e, (uint32_t)((b - a) / 16));
 	if (tail)
 		tree_insert(km, (struct fext *)(b + (uintptr_t)g * 16), (uint32_t)(tail / 16));
 	km->pool_free -= (uint64_t)g * 16;
@@ -509,6 +619,7 @@ static struct kmalloc_pcpu *pcpu_create(struct kmalloc_inst *km, unsigned cpu)
 	pc = (struct kmalloc_pcpu *)(a + HDR);
 	memset(pc, 0, sizeof(*pc));
 	pc->cpu = cpu;
+	pc->live_tag = (uint64_t)ST_LIVE << 32 | (uint64_t)cpu << 40 | (uint64_t)CK_KEY << 48;
 	pc->span_lo = 1;          /* empty span: no pointer passes the hot check */
 	pc->now = now_of(km);
 	__atomic_store_n(&km->pcpu[cpu], pc, __ATOMIC_RELEASE);
@@ -563,11 +674,20 @@ static bool flush_own(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool exp
 	return any;
 }
 
+static void scan_expired(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
+{
+	pc->scanned = pc->now;
+	flush_own(km, pc, true);
+}
+
 /* Owner: take the remote-free list into the cache, or into the pool. */
 static void drain_remote(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool to_pool)
 {
-	struct cblk *b = __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_ACQUIRE);
+	struct cblk *b = NULL;
 
+	/* A plain look first: the list is usually empty, the swap is not free. */
+	if (__atomic_load_n(&pc->remote, __ATOMIC_RELAXED))
+		b = __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_ACQUIRE);
 	if (to_pool) {
 		chain_to_pool(km, pc, b, true);
 		return;
@@ -678,6 +798,8 @@ static uintptr_t carve(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint32_
 /* ---- allocation ------------------------------------------------------------ */
 
 static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, void *caller);
+static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_t size, size_t align,
+						  unsigned long fl, void *caller);
 
 static void *set_live(struct kmalloc_pcpu *pc, uintptr_t a, uint32_t g, size_t size, void *caller)
 {
@@ -720,6 +842,11 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 		env_irq_restore(fl);
 		return p;
 	}
+	/* A miss carves from the pool: return expired blocks first, so they
+	 * coalesce before the pool is cut (once per TTL: the scan reads every
+	 * class). */
+	if (pc->now - pc->scanned >= km->ttl)
+		scan_expired(km, pc);
 	a = carve(km, pc, &g, align, &fl);
 	if (!a) {
 		BUMP(pc->fails);
@@ -733,26 +860,46 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 	return p;
 }
 
-static inline void *alloc(struct kmalloc_inst *km, size_t size, void *caller)
+/* Size 0, requests too small for a class of their own (they round up to
+ * MIN_G), and large ones. */
+static __attribute__((noinline)) void *alloc_cold(struct kmalloc_inst *km, size_t size,
+						  void *caller)
 {
 	if (size - 1 >= KMALLOC_SMALL_MAX)
 		return size ? alloc_large(km, size, 16, caller) : NULL;
-	size_t g = gran_of(size);
-	unsigned long fl = env_irq_save();
-	struct kmalloc_pcpu *pc = pcpu_self(km);
-	struct cblk *b;
-	if (pc && !__atomic_load_n(&pc->flush_req, __ATOMIC_RELAXED) && (b = pc->cls[g].head)) {
-		pc->cls[g].head = b->next;
-		BUMP(pc->cls[g].allocs);
-		b->h.state = ST_LIVE;
+	return alloc_slow(km, size, 16, env_irq_save(), caller);
+}
+
+/* Granules of the largest small block. A size that wraps when the header is
+ * added comes out below MIN_G, so one unsigned compare sends it, size 0,
+ * tiny and large sizes to alloc_cold. */
+#define SMALL_G ((KMALLOC_SMALL_MAX + HDR + KMALLOC_REDZONE + 15) / 16)
+_Static_assert((HDR + KMALLOC_REDZONE + 15) / 16 < MIN_G, "a wrapped size is not small");
+
+/* Hot path: pop the exact-size cache of this CPU. Flush requests from other
+ * CPUs are served on the slow paths and by kmalloc_reap (the timer). */
+static inline void *alloc(struct kmalloc_inst *km, size_t size, void *caller)
+{
+	size_t g = (size + HDR + KMALLOC_REDZONE + 15) >> 4;
+
+	if (__builtin_expect(g - MIN_G <= SMALL_G - MIN_G, 1)) {
+		unsigned long fl = env_irq_save();
+		struct kmalloc_pcpu *pc = pcpu_self(km);
+		struct cblk *b;
+		if (__builtin_expect(pc && (b = pc->cls[g].head) != NULL, 1)) {
+			pc->cls[g].head = b->next;
+			BUMP(pc->cls[g].allocs);
+			b->h.state = ST_LIVE;
 #ifdef KMALLOC_DEBUG
-		dbg_check_poison(b);
-		dbg_mark(&b->h, size, caller);
+			dbg_check_poison(b);
+			dbg_mark(&b->h, size, caller);
 #endif
-		env_irq_restore(fl);
-		return (char *)b + HDR;
+			env_irq_restore(fl);
+			return (char *)b + HDR;
+		}
+		return alloc_slow(km, size, 16, fl, caller);
 	}
-	return alloc_slow(km, size, 16, fl, caller);
+	return alloc_cold(km, size, caller);
 }
 
 /* Own pages for a large block; if the page source says no, a block carved
@@ -810,7 +957,7 @@ static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, voi
 	}
 	struct hdr *h = (struct hdr *)a;
 	h->g = g;
-	h->state = ST_LIVE;
+	h->state = ST_BIG;
 	h->cpu = (uint8_t)env_cpu();
 	h->check = ck(h, g);
 	dbg_mark(h, size, caller);
@@ -900,7 +1047,7 @@ static int classify(struct kmalloc_inst *km, const char *op, const void *p, stru
 		return refuse(km, op, p, E_INVAL, "not the start of a block", NULL, caller);
 	if (h->state == ST_CACHED || h->state == ST_POOL)
 		return refuse(km, op, p, E_EXIST, "double free", DBG_CALLER(h), caller);
-	if (h->state != ST_LIVE || h->cpu >= ENV_MAX_CPUS)
+	if (h->state != (h->g < NCLS ? ST_LIVE : ST_BIG) || h->cpu >= ENV_MAX_CPUS)
 		return refuse(km, op, p, E_CORRUPT, "block header damaged", NULL, caller);
 	bi->kind = R_POOL;
 	bi->h = h;
@@ -994,32 +1141,19 @@ static __attribute__((noinline)) int free_slow(struct kmalloc_inst *km, void *p,
 	return 0;
 }
 
-/* Hot path: a pointer in this CPU's pool span with a live header goes to
- * our cache, or onto its owner's remote list; anything else takes the slow
- * path, which finds out what the pointer is and says why it is refused. */
-static inline int free_(struct kmalloc_inst *km, void *p, void *caller)
+/* Not ours to cache: a block of another CPU with a sound header goes onto
+ * its owner's remote list without a lock; anything else to free_slow. */
+static __attribute__((noinline)) int free_other(struct kmalloc_inst *km, void *p, void *caller)
 {
 	uintptr_t a = (uintptr_t)p;
-
-	if (!p)
-		return 0;
 	unsigned long fl = env_irq_save();
 	struct kmalloc_pcpu *pc = pcpu_self(km);
-	if (pc && a - pc->span_lo < pc->span_len && !(a & 15) &&
-	    !__atomic_load_n(&pc->flush_req, __ATOMIC_RELAXED)) {
+
+	if (pc && a - pc->span_lo < pc->span_len && !(a & 15)) {
 		struct cblk *b = (struct cblk *)(a - HDR);
-		size_t g = b->h.g;
-		if (b->h.state == ST_LIVE && g < NCLS && b->h.check == ck(b, g) && dbg_redzone_ok(&b->h)) {
-			if (b->h.cpu == pc->cpu) {
-				b->h.state = ST_CACHED;
-				dbg_poison(b);
-				b->stamp = pc->now;
-				b->next = pc->cls[g].head;
-				pc->cls[g].head = b;
-				BUMP(pc->cls[g].frees);
-				env_irq_restore(fl);
-				return 0;
-			}
+		uint32_t g = b->h.g;
+		if (b->h.state == ST_LIVE && g < NCLS && b->h.check == ck(b, g) &&
+		    b->h.cpu != pc->cpu && dbg_redzone_ok(&b->h)) {
 			struct kmalloc_pcpu *o = __atomic_load_n(&km->pcpu[b->h.cpu], __ATOMIC_ACQUIRE);
 			if (o) {
 				b->h.state = ST_CACHED;
@@ -1037,6 +1171,38 @@ static inline int free_(struct kmalloc_inst *km, void *p, void *caller)
 	return free_slow(km, p, fl, caller);
 }
 
+/* Hot path: a 16-aligned pointer in this CPU's pool span whose header word
+ * says "live, ours, g granules, check matches" (one compare) goes to our
+ * cache. Anything else takes free_other, which pushes other CPUs' blocks
+ * onto their remote lists, or free_slow, which finds out what the pointer
+ * is and says why it is refused. */
+static inline int free_(struct kmalloc_inst *km, void *p, void *caller)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	if (!p)
+		return 0;
+	unsigned long fl = env_irq_save();
+	struct kmalloc_pcpu *pc = pcpu_self(km);
+	if (__builtin_expect(pc && a - pc->span_lo < pc->span_len && !(a & 15), 1)) {
+		struct cblk *b = (struct cblk *)(a - HDR);
+		uint64_t w = hdr_word(&b->h), g = b->h.g;   /* g: one more load, no zero extension */
+		if (__builtin_expect(w == live_word(pc, (uintptr_t)b, g) && g < NCLS &&
+				     dbg_redzone_ok(&b->h), 1)) {
+			b->h.state = ST_CACHED;
+			dbg_poison(b);
+			b->stamp = pc->now;
+			b->next = pc->cls[g].head;
+			pc->cls[g].head = b;
+			BUMP(pc->cls[g].frees);
+			env_irq_restore(fl);
+			return 0;
+		}
+	}
+	env_irq_restore(fl);
+	return free_other(km, p, caller);
+}
+
 /* ---- instance API ---------------------------------------------------------- */
 
 int kmalloc_init_i(struct kmalloc_inst *km, const struct kmalloc_page_source *src,
@@ -1049,7 +1215,7 @@ int kmalloc_init_i(struct kmalloc_inst *km, const struct kmalloc_page_source *sr
 	if (clk)
 		km->clock = *clk;
 	km->ttl = ttl;
-	km->grow_min_pages = 16;
+	km->grow_min_pages = KMALLOC_GROW_MIN_PAGES;
 	km->lock = (env_spinlock_t)ENV_SPINLOCK_INIT;
 	km->magic = KM_MAGIC;
 	return 0;
@@ -1072,7 +1238,7 @@ void kmalloc_destroy_i(struct kmalloc_inst *km)
 	km->magic = 0;
 }
 
-void *kmalloc_i(struct kmalloc_inst *km, size_t size)
+HOT_ENTRY void *kmalloc_i(struct kmalloc_inst *km, size_t size)
 {
 	return alloc(km, size, CALLER());
 }
@@ -1145,7 +1311,7 @@ void *kmalloc_aligned_i(struct kmalloc_inst *km, size_t size, size_t align)
 	return alloc_aligned(km, size, align, CALLER());
 }
 
-int kfree_i(struct kmalloc_inst *km, void *p)
+HOT_ENTRY int kfree_i(struct kmalloc_inst *km, void *p)
 {
 	return free_(km, p, CALLER());
 }
@@ -1170,7 +1336,7 @@ void kmalloc_reap_i(struct kmalloc_inst *km)
 
 	if (pc) {
 		service(km, pc);
-		flush_own(km, pc, true);
+		scan_expired(km, pc);
 	}
 	env_irq_restore(fl);
 }
@@ -1418,7 +1584,7 @@ int kmalloc_global_init(const struct kmalloc_page_source *src, const struct kmal
 }
 
 struct kmalloc_inst *kmalloc_global(void) { return &g_km; }
-void *kmalloc(size_t size) { return alloc(&g_km, size, CALLER()); }
+HOT_ENTRY void *kmalloc(size_t size) { return alloc(&g_km, size, CALLER()); }
 void *kzalloc(size_t size)
 {
 	void *p = alloc(&g_km, size, CALLER());
@@ -1429,7 +1595,7 @@ void *kzalloc(size_t size)
 void *kcalloc(size_t n, size_t size) { return kcalloc_i(&g_km, n, size); }
 void *krealloc(void *p, size_t size) { return realloc_(&g_km, p, size, CALLER()); }
 void *kmalloc_aligned(size_t size, size_t align) { return alloc_aligned(&g_km, size, align, CALLER()); }
-void kfree(void *p) { (void)free_(&g_km, p, CALLER()); }
+HOT_ENTRY void kfree(void *p) { (void)free_(&g_km, p, CALLER()); }
 size_t ksize(const void *p) { return ksize_i(&g_km, p); }
 void kmalloc_reap(void) { kmalloc_reap_i(&g_km); }
 void kmalloc_stats(struct kmalloc_stats *out) { kmalloc_stats_i(&g_km, out); }

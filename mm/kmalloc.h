@@ -7,7 +7,8 @@
  *
  * Concurrency contract: any CPU may call any function at any time, except the
  * functions marked QUIESCENT, which need that no other CPU uses the instance
- * meanwhile. Two threads that run at the same time must have different
+ * meanwhile. A CPU answers another CPU's flush request (made before an
+ * allocation fails) at its next slow path or kmalloc_reap, not on a cache hit. Two threads that run at the same time must have different
  * env_cpu() indexes (true in the kernel: one index per hart, interrupts off
  * around per-CPU data). Alignment of every block is at least 16 bytes.
  */
@@ -93,6 +94,7 @@ struct kmalloc_range {
 	void *caller;
 };
 struct kmalloc_inst {
+	struct kmalloc_pcpu *pcpu[ENV_MAX_CPUS];   /* first: the hot path indexes it */
 	struct kmalloc_page_source src;
 	struct kmalloc_clock clock;
 	uint64_t ttl;
@@ -104,7 +106,6 @@ struct kmalloc_inst {
 	struct kmalloc_range ranges[KMALLOC_MAX_RANGES]; /* sorted by base */
 	uint64_t heap_bytes, meta_bytes, pool_bytes, pool_free, large_bytes, plarge_bytes, peak;
 	uint64_t large_allocs, large_frees;
-	struct kmalloc_pcpu *pcpu[ENV_MAX_CPUS];
 	uint32_t magic;
 };
 
@@ -116,7 +117,9 @@ struct kmalloc_inst {
  * Returns 0, or E_INVAL (NULL km/src/get_pages/put_pages). */
 int kmalloc_init_i(struct kmalloc_inst *km, const struct kmalloc_page_source *src,
 		   const struct kmalloc_clock *clk, uint64_t ttl);
-/* Tuning: the pool grows by at least `grow_min_pages` (default 16) and by at
+/* Default of the smallest pool growth step, in pages. */
+#define KMALLOC_GROW_MIN_PAGES 4
+/* Tuning: the pool grows by at least `grow_min_pages` (default above) and by at
  * least 1/16 of the heap; a failing allocation waits up to `flush_wait` ticks
  * (default 0) for other CPUs to flush their caches on request. */
 void kmalloc_tune_i(struct kmalloc_inst *km, size_t grow_min_pages, uint64_t flush_wait);

@@ -1,7 +1,7 @@
 /* pmem.c - physical page layer on LMM: zones, NUMA nodes, per-CPU caches.
  *
- * Lock order: a CPU's cache owner flag (with interrupts off), then pm->lock.
- * The cache is touched only by its CPU; pm->lock guards LMM and counters.
+ * Locks: pm->lock only (LMM and counters). A CPU's cache is touched only by
+ * that CPU with interrupts off (refill and flush take pm->lock inside that).
  */
 #include "pmem.h"
 
@@ -40,6 +40,8 @@ int pmem_node_of(const pmem_t *pm, uintptr_t pa)
 }
 
 /* ---- init ---- */
+
+static void init_caches(pmem_t *pm);
 
 static int check_ram(const struct pmem_config *cfg)
 {
@@ -156,6 +158,7 @@ int pmem_init(pmem_t *pm, const struct pmem_config *cfg)
 	pm->no_cache = cfg->no_cache;
 	pm->nram = cfg->nram;
 	memcpy(pm->ram, cfg->ram, cfg->nram * sizeof(cfg->ram[0]));
+	init_caches(pm);
 	sort_ram(pm->ram, pm->nram);
 	for (unsigned i = 0; i < pm->nram; i++) {
 		struct pmem_range *r = &pm->ram[i];
@@ -189,6 +192,8 @@ int pmem_set_cpu_node(pmem_t *pm, unsigned cpu, int node)
 	if (cpu >= ENV_MAX_CPUS || node < 0 || node >= PMEM_MAX_NODES)
 		return E_INVAL;
 	__atomic_store_n(&pm->cpu_node[cpu], (int8_t)node, __ATOMIC_RELAXED);
+	/* Its free hint may name a range of the old node: drop it. */
+	__atomic_store_n(&pm->pcpu[cpu].len, 0, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -264,6 +269,39 @@ int pmem_free_pages(pmem_t *pm, uintptr_t pa, size_t npages)
 
 /* ---- per-CPU caches ---- */
 
+_Static_assert(sizeof(struct pmem_pcpu) == 512, "a cache is indexed with one shift");
+_Static_assert(PMEM_PCPU_BATCH <= PMEM_PCPU_PAGES, "a refill fits the cache");
+
+/* `top` has one writer (the owner) and readers elsewhere (cached_bytes).
+ * GCC 12 turns a relaxed atomic store into an amoswap on RISC-V; an aligned
+ * sd is single-copy atomic there, so the kernel uses a volatile store (the
+ * host keeps the atomic, which is what TSan understands). */
+static inline void set_top(struct pmem_pcpu *pc, uintptr_t *top)
+{
+#if defined(__riscv)
+	*(uintptr_t *volatile *)&pc->top = top;
+#else
+	__atomic_store_n(&pc->top, top, __ATOMIC_RELAXED);
+#endif
+}
+
+static inline unsigned cached_of(const struct pmem_pcpu *pc)
+{
+	return (unsigned)(__atomic_load_n(&pc->top, __ATOMIC_RELAXED) - pc->pages);
+}
+
+/* The calling CPU's cache. env_cpu() < ENV_MAX_CPUS <= 256: the int cast
+ * only saves the zero extension of the index. */
+static inline struct pmem_pcpu *my_pcpu(pmem_t *pm)
+{
+	struct pmem_pcpu *pc = &pm->pcpu[(int)env_cpu()];
+
+	/* Make GCC keep pc in a register instead of re-deriving each field
+	 * address from pm and the index (two adds per field otherwise). */
+	__asm__("" : "+r"(pc));
+	return pc;
+}
+
 #ifdef PMEM_DEBUG
 /* Debug builds stamp the last word of every cached free page and check it
  * when the page is handed out: a write after free shows up in the log. The
@@ -287,8 +325,8 @@ static void unstamp(pmem_t *pm, uintptr_t pa)
 
 static bool in_cache(const struct pmem_pcpu *pc, uintptr_t pa)
 {
-	for (unsigned i = 0; i < pc->count; i++)
-		if (pc->pages[i] == pa)
+	for (const uintptr_t *p = pc->pages; p < pc->top; p++)
+		if (*p == pa)
 			return true;
 	return false;
 }
@@ -301,10 +339,21 @@ static inline bool in_cache(const struct pmem_pcpu *pc, uintptr_t pa)
 }
 #endif
 
+static void init_caches(pmem_t *pm)
+{
+	for (unsigned c = 0; c < ENV_MAX_CPUS; c++) {
+		struct pmem_pcpu *pc = &pm->pcpu[c];
+		pc->top = pc->pages;
+		/* Cache off: always empty and always full, so every call takes
+		 * the slow path, which sends it to the lock. */
+		pc->limit = pm->no_cache ? pc->pages : pc->pages + PMEM_PCPU_PAGES;
+		pc->lo = pc->len = 0;
+	}
+}
+
 /* Fill an empty cache with up to a batch, all from one node: the CPU's own
  * while it has any, so local pages are always handed out first. */
-/* Off the fast path: keep them out of line so it stays small. */
-static __attribute__((noinline, cold)) void refill(pmem_t *pm, struct pmem_pcpu *pc, int node)
+static void refill(pmem_t *pm, struct pmem_pcpu *pc, int node)
 {
 	unsigned long irq = env_lock(&pm->lock);
 	uintptr_t pa;
@@ -328,14 +377,14 @@ static __attribute__((noinline, cold)) void refill(pmem_t *pm, struct pmem_pcpu 
 	env_unlock(&pm->lock, irq);
 	for (unsigned i = 0; i < n; i++)
 		stamp(pm, pc->pages[i]);
-	__atomic_store_n(&pc->count, n, __ATOMIC_RELAXED);
+	set_top(pc, pc->pages + n);
 }
 
 /* Give the n oldest cached pages back to LMM. */
-static __attribute__((noinline, cold)) void flush(pmem_t *pm, struct pmem_pcpu *pc, unsigned n)
+static void flush(pmem_t *pm, struct pmem_pcpu *pc, unsigned n)
 {
 	unsigned long irq = env_lock(&pm->lock);
-	unsigned left = pc->count - n;
+	unsigned left = (unsigned)(pc->top - pc->pages) - n;
 
 	for (unsigned i = 0; i < n; i++)
 		if (lmm_free(&pm->lmm, (void *)va_of(pm, pc->pages[i]), PAGE))
@@ -344,96 +393,128 @@ static __attribute__((noinline, cold)) void flush(pmem_t *pm, struct pmem_pcpu *
 	pm->flushes++;
 	env_unlock(&pm->lock, irq);
 	memmove(pc->pages, pc->pages + n, left * sizeof(pc->pages[0]));
-	__atomic_store_n(&pc->count, left, __ATOMIC_RELAXED);
+	set_top(pc, pc->pages + left);
 }
 
-/* Own the calling CPU's cache, or NULL (cache off or busy). Interrupts must
- * already be off. */
-static struct pmem_pcpu *own(pmem_t *pm)
+/* Empty cache (or cache off): refill, or the locked path. */
+static __attribute__((noinline, cold)) uintptr_t alloc_page_slow(pmem_t *pm)
 {
-	struct pmem_pcpu *pc = &pm->pcpu[env_cpu()];
+	struct pmem_pcpu *pc;
+	unsigned long irq;
+	uintptr_t pa = 0;
 
-	if (pm->no_cache || __atomic_exchange_n(&pc->busy, 1, __ATOMIC_ACQUIRE))
-		return NULL;
-	return pc;
-}
-
-static void release(struct pmem_pcpu *pc)
-{
-	__atomic_store_n(&pc->busy, 0, __ATOMIC_RELEASE);
+	if (pm->no_cache)
+		return pmem_alloc_pages(pm, 1, PAGE, 0, PMEM_NODE_ANY);
+	irq = env_irq_save();
+	pc = my_pcpu(pm);
+	if (pc->top == pc->pages)   /* an interrupt may have freed one meanwhile */
+		refill(pm, pc, my_node(pm));
+	if (pc->top != pc->pages) {
+		pa = pc->top[-1];
+		set_top(pc, pc->top - 1);
+		unstamp(pm, pa);
+	}
+	env_irq_restore(irq);
+	return pa;
 }
 
 uintptr_t pmem_alloc_page(pmem_t *pm)
 {
 	unsigned long irq = env_irq_save();
-	struct pmem_pcpu *pc = own(pm);
-	uintptr_t pa = 0;
-	unsigned n;
+	struct pmem_pcpu *pc = my_pcpu(pm);
+	uintptr_t *top = pc->top;
 
-	if (!pc) {
-		env_irq_restore(irq);
-		return pmem_alloc_pages(pm, 1, PAGE, 0, PMEM_NODE_ANY);
-	}
-	if (!pc->count)
-		refill(pm, pc, my_node(pm));
-	if ((n = pc->count)) {
-		pa = pc->pages[n - 1];
-		__atomic_store_n(&pc->count, n - 1, __ATOMIC_RELAXED);
+	if (__builtin_expect(top != pc->pages, 1)) {
+		uintptr_t pa = top[-1];
+		set_top(pc, top - 1);
 		unstamp(pm, pa);
+		env_irq_restore(irq);
+		return pa;
 	}
-	release(pc);
 	env_irq_restore(irq);
-	return pa;
+	return alloc_page_slow(pm);
 }
 
-int pmem_free_page(pmem_t *pm, uintptr_t pa)
+/* The whole pages of r without page 0 (never valid): [*lo, *lo + result).
+ * r does not wrap (checked at init), so last + 1 - first cannot overflow. */
+static uintptr_t whole_pages(const struct pmem_range *r, uintptr_t *lo)
+{
+	uint64_t last = r->base + (r->size - 1), first;
+
+	*lo = 0;
+	if (r->base > UINT64_MAX - PAGE_MASK)
+		return 0;
+	first = (r->base + PAGE_MASK) & ~(uint64_t)PAGE_MASK;
+	if (!first)
+		first = PAGE;
+	if (last < first || last - first + 1 < PAGE)
+		return 0;
+	*lo = first;
+	return (last - first + 1) & ~(uint64_t)PAGE_MASK;
+}
+
+/* Every check, then the cache (remembering the page's range as a hint for
+ * the hot path) or, for remote pages or with the cache off, the lock. */
+static __attribute__((noinline, cold)) int free_page_slow(pmem_t *pm, uintptr_t pa)
 {
 	const struct pmem_range *r;
 	struct pmem_pcpu *pc;
 	unsigned long irq;
-	unsigned n;
+	int rc = 0;
 
 	if (pa & PAGE_MASK)
 		return refuse(pm, "pmem_free_page", pa, E_ALIGN);
 	if (!pa || !(r = range_of(pm, pa, PAGE)))
 		return refuse(pm, "pmem_free_page", pa, E_RANGE);
-	irq = env_irq_save();
-	pc = own(pm);
 	/* Remote pages go home through LMM, so caches hold local pages only. */
-	if (pc && pm->nnodes > 1 && r->node != my_node(pm)) {
-		release(pc);
-		pc = NULL;
-	}
-	if (!pc) {
-		env_irq_restore(irq);
+	if (pm->no_cache || (pm->nnodes > 1 && r->node != my_node(pm)))
 		return pmem_free_pages(pm, pa, 1);
-	}
+	irq = env_irq_save();
+	pc = my_pcpu(pm);
 	if (in_cache(pc, pa)) {             /* always false unless PMEM_DEBUG */
-		release(pc);
-		env_irq_restore(irq);
-		return refuse(pm, "pmem_free_page", pa, E_EXIST);
+		rc = E_EXIST;
+	} else {
+		uintptr_t lo, len = whole_pages(r, &lo);
+		pc->lo = lo;
+		__atomic_store_n(&pc->len, len, __ATOMIC_RELAXED);
+		if (pc->top == pc->limit)
+			flush(pm, pc, PMEM_PCPU_BATCH);
+		stamp(pm, pa);
+		*pc->top = pa;
+		set_top(pc, pc->top + 1);
 	}
-	if (pc->count == PMEM_PCPU_PAGES)
-		flush(pm, pc, PMEM_PCPU_BATCH);
-	stamp(pm, pa);
-	n = pc->count;
-	pc->pages[n] = pa;
-	__atomic_store_n(&pc->count, n + 1, __ATOMIC_RELAXED);
-	release(pc);
 	env_irq_restore(irq);
-	return 0;
+	return rc ? refuse(pm, "pmem_free_page", pa, rc) : 0;
+}
+
+int pmem_free_page(pmem_t *pm, uintptr_t pa)
+{
+	unsigned long irq = env_irq_save();
+	struct pmem_pcpu *pc = my_pcpu(pm);
+	uintptr_t *top = pc->top;
+
+	/* In the hinted range (so in RAM, local, not page 0), aligned, and
+	 * room in the cache: push. Anything else is checked in full. */
+	if (__builtin_expect(pa - pc->lo < __atomic_load_n(&pc->len, __ATOMIC_RELAXED) &&
+			     !(pa & PAGE_MASK) && top != pc->limit &&
+			     !in_cache(pc, pa), 1)) {
+		stamp(pm, pa);
+		*top = pa;
+		set_top(pc, top + 1);
+		env_irq_restore(irq);
+		return 0;
+	}
+	env_irq_restore(irq);
+	return free_page_slow(pm, pa);
 }
 
 void pmem_flush_cpu(pmem_t *pm)
 {
 	unsigned long irq = env_irq_save();
-	struct pmem_pcpu *pc = own(pm);
+	struct pmem_pcpu *pc = my_pcpu(pm);
 
-	if (pc) {
-		if (pc->count)
-			flush(pm, pc, pc->count);
-		release(pc);
-	}
+	if (pc->top != pc->pages)
+		flush(pm, pc, (unsigned)(pc->top - pc->pages));
 	env_irq_restore(irq);
 }
 
@@ -444,7 +525,7 @@ static uint64_t cached_bytes(pmem_t *pm)
 	uint64_t n = 0;
 
 	for (unsigned c = 0; c < ENV_MAX_CPUS; c++)
-		n += __atomic_load_n(&pm->pcpu[c].count, __ATOMIC_RELAXED);
+		n += cached_of(&pm->pcpu[c]);
 	return n * PAGE;
 }
 
@@ -497,16 +578,18 @@ static int check_caches(pmem_t *pm)
 {
 	for (unsigned c = 0; c < ENV_MAX_CPUS; c++) {
 		const struct pmem_pcpu *pc = &pm->pcpu[c];
-		if (pc->count > PMEM_PCPU_PAGES) {
-			env_log("pmem_check: cpu %u cache count %u", c, pc->count);
+		unsigned n = (unsigned)(pc->top - pc->pages);
+		if (pc->top < pc->pages || n > PMEM_PCPU_PAGES ||
+		    pc->limit != (pm->no_cache ? pc->pages : pc->pages + PMEM_PCPU_PAGES)) {
+			env_log("pmem_check: cpu %u cache bounds broken", c);
 			return E_CORRUPT;
 		}
-		for (unsigned i = 0; i < pc->count; i++) {
+		for (unsigned i = 0; i < n; i++) {
 			uintptr_t pa = pc->pages[i];
 			if (check_page(pm, c, pa))
 				return E_CORRUPT;
 			for (unsigned d = c; d < ENV_MAX_CPUS; d++)
-				for (unsigned j = d == c ? i + 1 : 0; j < pm->pcpu[d].count; j++)
+				for (unsigned j = d == c ? i + 1 : 0; j < cached_of(&pm->pcpu[d]); j++)
 					if (pm->pcpu[d].pages[j] == pa) {
 						env_log("pmem_check: page %#lx cached twice (cpu %u, %u)",
 							(unsigned long)pa, c, d);

@@ -10,9 +10,13 @@
  * need not be aligned. Physical page 0 is never handed out (0 means failure).
  *
  * Locking: one env spinlock (irq-saving) around LMM. A CPU's cache is used
- * only by that CPU with interrupts off; an owner flag taken with one atomic
- * swap sends the call to the locked path if the cache is somehow busy
- * (shared host thread indexes), so it is never corrupted.
+ * only by that CPU with interrupts off, so the page hot path takes no lock
+ * and no atomic read-modify-write; this needs that no two callers running
+ * at the same time share an env_cpu() index (the kernel: one per hart; the
+ * host: one per live thread, up to ENV_MAX_CPUS threads). Other CPUs only
+ * read a cache's fill level (pmem_avail, pmem_stats), or all of it when
+ * quiet (pmem_check). A pmem_t must not move after pmem_init (the caches
+ * point into it).
  *
  * Double frees: refused (E_EXIST, logged) when the second copy reaches LMM:
  * at once on the locked path (pmem_free_pages, no_cache), at the next flush
@@ -35,7 +39,7 @@
 #define PMEM_MAX_RESV     64    /* reserved ranges */
 #define PMEM_MAX_NODES    16
 #define PMEM_MAX_REGIONS  (2 * PMEM_MAX_RANGES)
-#define PMEM_PCPU_PAGES   64    /* per-CPU cache capacity */
+#define PMEM_PCPU_PAGES   60    /* per-CPU cache capacity (struct is 512 B) */
 #define PMEM_PCPU_BATCH   32    /* pages moved per refill or flush */
 
 #define PMEM_DMA32_LIMIT  ((uint64_t)1 << 32)
@@ -73,25 +77,32 @@ struct pmem_stats {
 	uint64_t refused;           /* bad frees refused */
 };
 
+/* One CPU's cache: a stack of free pages. Owner-only, except that other
+ * CPUs read `top` (fill level). `lo`/`len` cache the RAM range of the last
+ * page freed on the slow path, when every page in it may be cached here
+ * (local node): a free inside it skips the range search. */
 struct pmem_pcpu {
-	uint32_t busy;              /* owner flag, see header comment */
-	uint32_t count;             /* pages[0..count) are free pages (pa) */
+	uintptr_t *top;             /* pages[0..top) are cached free pages (pa) */
+	uintptr_t *limit;           /* pages + capacity; == pages when no_cache */
+	uintptr_t lo, len;          /* pa - lo < len: page-aligned, in RAM, local */
 	uintptr_t pages[PMEM_PCPU_PAGES];
 } __attribute__((aligned(64)));
 
 typedef struct pmem {
+	/* Per-CPU caches first, so the hot path reaches them with one shift
+	 * and an add. */
+	struct pmem_pcpu pcpu[ENV_MAX_CPUS];
+	uintptr_t va_offset;
+	bool no_cache;
 	env_spinlock_t lock;        /* guards lmm, regions, counters below */
 	lmm_t lmm;
 	lmm_region_t regions[PMEM_MAX_REGIONS];
 	unsigned nregions;
 	struct pmem_range ram[PMEM_MAX_RANGES];     /* sorted by base */
 	unsigned nram, nnodes;
-	uintptr_t va_offset;
-	bool no_cache;
 	uint64_t total, reserved;
 	uint64_t refills, flushes, slow_allocs, slow_frees, refused;
 	int8_t cpu_node[ENV_MAX_CPUS];
-	struct pmem_pcpu pcpu[ENV_MAX_CPUS];
 } pmem_t;
 
 /* Build pm from cfg: one LMM region per (RAM range x zone), free RAM minus

@@ -390,3 +390,117 @@ KTEST(pmem, no_cache_takes_lock_every_time)
 	EXPECT_EQ(st.free, MB);
 	EXPECT_EQ(pmem_check(pm), 0);
 }
+
+/* The free hot path trusts a per-CPU hint (the RAM range of the last page
+ * it cached): refusals must still come out right once the hint is set, a
+ * page of another range must still be taken, and remote pages must still
+ * go to LMM. */
+KTEST(pmem, hot_path_checks_with_hint_set)
+{
+	const uint64_t B = 0x80000000;
+	pmem_t *pm = mkpmem(2 * MB, PG, B, NULL, 0, 0);
+	struct pmem_stats st;
+	uintptr_t p, q, pages[PMEM_PCPU_PAGES + 8];
+	size_t start;
+
+	ASSERT(pm != NULL);
+	start = pmem_avail(pm);
+	p = pmem_alloc_page(pm);
+	ASSERT(p != 0);
+	EXPECT_EQ(pmem_free_page(pm, p), 0);            /* sets the hint */
+	p = pmem_alloc_page(pm);
+	EXPECT_EQ(pmem_free_page(pm, p + 8), E_ALIGN);  /* inside the hinted range */
+	EXPECT_EQ(pmem_free_page(pm, p + PG - 1), E_ALIGN);
+	EXPECT_EQ(pmem_free_page(pm, B + 2 * MB), E_RANGE);
+	EXPECT_EQ(pmem_free_page(pm, B - PG), E_RANGE);
+	EXPECT_EQ(pmem_free_page(pm, 0), E_RANGE);
+	pmem_stats(pm, &st);
+	EXPECT_EQ(st.refused, 5);
+	EXPECT_EQ(pmem_avail(pm), start - PG);
+	EXPECT_EQ(pmem_free_page(pm, p), 0);
+	/* More frees than the cache holds: flushes, nothing lost. */
+	for (unsigned i = 0; i < PMEM_PCPU_PAGES + 8; i++)
+		ASSERT((pages[i] = pmem_alloc_page(pm)) != 0);
+	for (unsigned i = 0; i < PMEM_PCPU_PAGES + 8; i++)
+		EXPECT_EQ(pmem_free_page(pm, pages[i]), 0);
+	pmem_stats(pm, &st);
+	EXPECT_GE(st.flushes, 1);
+	EXPECT_LE(st.cached, PMEM_PCPU_PAGES * PG);
+	EXPECT_EQ(pmem_avail(pm), start);
+	EXPECT_EQ(pmem_check(pm), 0);
+	/* A run from the locked path, freed page by page through the cache. */
+	q = pmem_alloc_pages(pm, 4, 0, 0, PMEM_NODE_ANY);
+	ASSERT(q != 0);
+	for (unsigned i = 0; i < 4; i++)
+		EXPECT_EQ(pmem_free_page(pm, q + i * PG), 0);
+	EXPECT_EQ(pmem_avail(pm), start);
+	EXPECT_EQ(pmem_check(pm), 0);
+	pmem_flush_cpu(pm);
+}
+
+KTEST(pmem, hint_follows_ranges_and_nodes)
+{
+	const uint64_t B = 0x80000000;
+	pmem_t *pm = ktest_mem(sizeof(*pm), 64);
+	char *m = ktest_mem(2 * MB, PG);
+	/* Two ranges with a hole between them, same node; then two nodes. */
+	struct pmem_range ram[2] = { { B, MB / 2, 0 }, { B + MB, MB / 2, 0 } };
+	struct pmem_config cfg = { .ram = ram, .nram = 2, .va_offset = (uintptr_t)m - B };
+	struct pmem_stats st;
+	uintptr_t a, b;
+
+	ASSERT(pm && m);
+	ASSERT_EQ(pmem_init(pm, &cfg), 0);
+	/* Every page through the locked path, then back through the cache:
+	 * the hint moves between the two ranges, nothing is refused. */
+	size_t n = 0;
+	uintptr_t *all = ktest_mem(MB / PG * sizeof(uintptr_t), 8);
+	ASSERT(all != NULL);
+	while (n < MB / PG && (all[n] = pmem_alloc_pages(pm, 1, 0, 0, PMEM_NODE_ANY)))
+		n++;
+	ASSERT_EQ(n, MB / PG);
+	EXPECT(all[0] / MB != all[n - 1] / MB);       /* both ranges */
+	for (size_t i = 0; i < n; i++)                  /* front, back, front... */
+		EXPECT_EQ(pmem_free_page(pm, all[i % 2 ? n - 1 - i / 2 : i / 2]), 0);
+	pmem_stats(pm, &st);
+	EXPECT_EQ(st.refused, 0);
+	EXPECT_EQ(pmem_avail(pm), MB);
+	EXPECT_EQ(pmem_check(pm), 0);
+	a = pmem_alloc_page(pm);
+	ASSERT(a != 0);
+	EXPECT_EQ(pmem_free_page(pm, a), 0);            /* hint: a's range */
+	EXPECT_EQ(pmem_free_page(pm, B + MB / 2), E_RANGE);   /* the hole */
+	EXPECT_EQ(pmem_free_page(pm, B + MB - PG), E_RANGE);
+	pmem_stats(pm, &st);
+	EXPECT_EQ(st.refused, 2);
+	EXPECT_EQ(pmem_check(pm), 0);
+	pmem_flush_cpu(pm);
+	EXPECT_EQ(pmem_avail(pm), MB);
+
+	/* Node 1 for the second range: its pages bypass a node-0 CPU's cache
+	 * even after that cache's hint was set by a local page. */
+	ram[1].node = 1;
+	ASSERT_EQ(pmem_init(pm, &cfg), 0);
+	ASSERT_EQ(pmem_set_cpu_node(pm, env_cpu(), 0), 0);
+	a = pmem_alloc_pages(pm, 1, 0, PMEM_STRICT_NODE, 0);
+	b = pmem_alloc_pages(pm, 1, 0, PMEM_STRICT_NODE, 1);
+	ASSERT(a && b);
+	EXPECT_EQ(pmem_free_page(pm, a), 0);
+	pmem_stats(pm, &st);
+	EXPECT_EQ(st.cached, PG);
+	EXPECT_EQ(pmem_free_page(pm, b), 0);
+	pmem_stats(pm, &st);
+	EXPECT_EQ(st.cached, PG);                       /* b went to LMM */
+	EXPECT_EQ(st.slow_frees, 1);
+	/* Moving this CPU to node 1 drops the hint: a node-0 page now goes
+	 * to LMM too. */
+	a = pmem_alloc_page(pm);                        /* from the cache: node 0 */
+	ASSERT_EQ(pmem_node_of(pm, a), 0);
+	ASSERT_EQ(pmem_set_cpu_node(pm, env_cpu(), 1), 0);
+	EXPECT_EQ(pmem_free_page(pm, a), 0);
+	pmem_stats(pm, &st);
+	EXPECT_EQ(st.cached, 0);
+	EXPECT_EQ(st.slow_frees, 2);
+	EXPECT_EQ(pmem_avail(pm), MB);
+	EXPECT_EQ(pmem_check(pm), 0);
+}
