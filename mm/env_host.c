@@ -75,8 +75,8 @@ unsigned env_cpu(void)
 				  ENV_MAX_CPUS);
 		cpu_used |= (uint64_t)1 << c;
 		pthread_setspecific(cpu_key, (void *)(uintptr_t)(c + 1));
-		if (c + 1 > cpu_seen)
-			cpu_seen = c + 1;
+		if (c + 1 > cpu_seen)   /* read without the mutex by env_ncpus */
+			__atomic_store_n(&cpu_seen, c + 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&cpu_lock);
 		my_cpu_plus1 = c + 1;
 	}

@@ -3,10 +3,15 @@
  * pointers and lets walkers resynchronise, per-CPU caches of parked chunks in
  * front of the pool and a lock-free deferred list for the fast path.
  *
+ * CPU caches have two tiers: slots that only their CPU fills (no lock: one
+ * header CAS per free and one per allocation, which is also the double-free
+ * guard) and, behind them, a depot of lists under a per-CPU lock that other
+ * CPUs steal whole (producer/consumer).
+ *
  * Lock order (see docs/UMM.md): a CPU may WAIT for a chunk lock only at a
  * higher address than every chunk lock it holds; a lower chunk is only ever
- * try-locked, and on failure everything is released (back-off). CPU cache
- * locks are leaves: no chunk lock is waited for while one is held.
+ * try-locked, and on failure everything is released (back-off). Depot locks
+ * are leaves: no chunk lock is waited for while one is held.
  */
 #include "umm.h"
 
@@ -19,7 +24,9 @@
  *  bit  3      PARKED    freed, held in a CPU cache or the deferred list
  *  bit  4      PENDING   freed while someone held LOCK; the holder parks it
  *  bits 5-7    reserved, zero
- *  bits 8-15   user tags
+ *  bits 8-15   user tags; while PARKED: 1 + index of the CPU whose slots
+ *              list the chunk, DEPOT in a depot list, 0 elsewhere
+ *              (deferred list, backing off)
  *  bits 16-20  log2 of the alignment asked for (0: default 16)
  *  bits 21-63  size in 16-byte units, header included
  */
@@ -50,6 +57,9 @@ _Static_assert((H_TAG_MASK & H_ALIGN_MASK) == 0 && (H_ALIGN_MASK & H_SIZE_MASK) 
 _Static_assert(((uint64_t)1 << (64 - H_SIZE_SHIFT)) * UNIT >= ((uint64_t)1 << 30),
 	       "size field covers a 1 GiB pool");
 _Static_assert(HDR + sizeof(void *) <= UNIT, "a one-unit chunk holds a list link");
+_Static_assert(ENV_MAX_CPUS < 255, "a parked chunk's tag field holds 1 + its CPU index");
+#define H_OWNER(o)  ((uint64_t)(o) << H_TAG_SHIFT)
+#define DEPOT       255u           /* owner field of chunks in a depot list */
 
 static inline size_t h_units(uint64_t h) { return (size_t)(h >> H_SIZE_SHIFT); }
 static inline uint8_t h_tags(uint64_t h) { return (uint8_t)(h >> H_TAG_SHIFT); }
@@ -136,6 +146,12 @@ static inline bool bm_test(const umm_t *m, uintptr_t c)
 	size_t i = bidx(m, c);
 	return (__atomic_load_n(&m->bitmap[i / 64], __ATOMIC_ACQUIRE) >> (i % 64)) & 1;
 }
+/* The same for a check whose result a CAS then validates: no ordering. */
+static inline bool bm_test_rlx(const umm_t *m, uintptr_t c)
+{
+	size_t i = bidx(m, c);
+	return (__atomic_load_n(&m->bitmap[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
+}
 static inline void bm_set(umm_t *m, uintptr_t c)
 {
 	size_t i = bidx(m, c);
@@ -218,7 +234,7 @@ static void bad_input(umm_t *m, const char *who, const void *p, const char *why)
  * Chunks of 1..16 units exactly, then four classes per doubling up to 256
  * units (4 KiB). Requests that fall in a class are rounded up to it, so a
  * parked chunk fits every later request of its class. */
-static int class_of(size_t units, size_t *cu)
+static inline __attribute__((always_inline)) int class_of(size_t units, size_t *cu)
 {
 	if (units <= 16) {
 		*cu = units;
@@ -226,12 +242,14 @@ static int class_of(size_t units, size_t *cu)
 	}
 	if (units > 256)
 		return -1;
-	unsigned b = 63 - (unsigned)__builtin_clzll(units - 1);
+	/* b = floor(log2(units - 1)), 4..7; compares, since rv64imac has no
+	 * count-leading-zeros instruction (a libcall on the hot path) */
+	unsigned b = 4 + (units > 32) + (units > 64) + (units > 128);
 	size_t step = (size_t)1 << (b - 2);
 	*cu = (units + step - 1) & ~(step - 1);
 	return 16 + (int)(b - 4) * 4 + (int)(*cu >> (b - 2)) - 5;
 }
-static int exact_class(size_t units)
+static inline int exact_class(size_t units)
 {
 	size_t cu;
 	int i = class_of(units, &cu);
@@ -282,8 +300,8 @@ static void unlock_chunk(umm_t *m, uintptr_t c, uint64_t clr, uint64_t set)
 	do {
 		n = (h & ~(H_LOCK | clr)) | set;
 		defer = (n & H_PENDING) != 0;
-		if (defer)
-			n = (n & ~H_PENDING) | H_PARKED;
+		if (defer)   /* parked, in no CPU's slots: owner field 0 */
+			n = (n & ~(H_PENDING | H_TAG_MASK)) | H_PARKED;
 	} while (!hcas(c, &h, n));
 	if (defer)
 		push_deferred(m, c);
@@ -307,8 +325,10 @@ static int claim(uintptr_t c, uint64_t bits, uint64_t *out)
 			}
 			continue;
 		}
-		if (hcas(c, &h, h | bits)) {
-			*out = h | bits;
+		/* parking replaces the tags by the slot owner (bits) */
+		uint64_t n = (bits & H_PARKED) ? (h & ~H_TAG_MASK) | bits : h | bits;
+		if (hcas(c, &h, n)) {
+			*out = n;
 			return CLAIM_OK;
 		}
 	}
@@ -336,7 +356,7 @@ static void park(umm_t *m, uintptr_t c)
 {
 	uint64_t h = hload(c), n;
 	do {
-		n = (h & ~(H_LOCK | H_PENDING)) | H_PARKED;
+		n = (h & ~(H_LOCK | H_PENDING | H_TAG_MASK)) | H_PARKED;
 	} while (!hcas(c, &h, n));
 	if (h & H_PENDING)
 		bad_input(m, "umm_free", (void *)(c + HDR), "double free");
@@ -438,33 +458,24 @@ static void drain(umm_t *m, struct umm_cpu *me)
 	}
 }
 
-/* Slow path: empty every CPU cache into the pool (on allocation failure). */
-static void flush_caches(umm_t *m, struct umm_cpu *me)
-{
-	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
-		struct umm_cpu *cp = &m->cpu[i];
-		void *heads[UMM_NCLASSES];
+/* ---- CPU caches ------------------------------------------------------------
+ * Slots (docs/UMM.md): slot[k][j] of CPU X holds 1 + the unit index of a
+ * chunk parked there, 0 if empty. Rules:
+ *  - only X writes a non-zero value, into an empty slot, and with interrupts
+ *    off; X lists a chunk BEFORE its header says PARKED with owner X;
+ *  - a chunk leaves X's slots only through a CAS on its header that requires
+ *    PARKED and owner X: X's pop (which clears its slot first), or another
+ *    CPU's take, which clears every slot of X listing the chunk afterwards;
+ *  - whoever's header CAS fails drops its copy of the entry.
+ * So a parked chunk is listed exactly where its owner field says, a chunk
+ * that is not parked is listed nowhere (between the transitions above, only
+ * by the CPU doing them), and a thief that read a slot long ago can only win
+ * a chunk that is really parked there now. */
 
-		if (!__atomic_load_n(&cp->cached, __ATOMIC_RELAXED))
-			continue;
-		unsigned long fl = env_lock(&cp->lock);
-		memcpy(heads, cp->head, sizeof(heads));
-		memset(cp->head, 0, sizeof(cp->head));
-		for (int k = 0; k < UMM_NCLASSES; k++)
-			set_count(cp, k, 0);
-		__atomic_store_n(&cp->cached, 0, __ATOMIC_RELAXED);
-		env_unlock(&cp->lock, fl);
-		for (unsigned k = 0; k < UMM_NCLASSES; k++) {
-			for (uintptr_t c = (uintptr_t)heads[k], next; c; c = next) {
-				next = (uintptr_t)*(void **)(c + HDR);
-				claim_parked(me, c);
-				free_claimed(m, me, c, false);
-			}
-		}
-	}
-}
-
-/* ---- CPU caches ------------------------------------------------------------ */
+static inline uint32_t sload(const uint32_t *s) { return __atomic_load_n(s, __ATOMIC_RELAXED); }
+static inline void sstore(uint32_t *s, uint32_t v) { __atomic_store_n(s, v, __ATOMIC_RELAXED); }
+static inline uintptr_t slot_chunk(const umm_t *m, uint32_t v) { return m->base + (uintptr_t)(v - 1) * UNIT; }
+static inline uint32_t slot_val(const umm_t *m, uintptr_t c) { return (uint32_t)((c - m->base) / UNIT + 1); }
 
 static size_t class_units(int k)
 {
@@ -474,64 +485,274 @@ static size_t class_units(int k)
 	return (size_t)((k - 16) % 4 + 5) << (b - 2);
 }
 
-/* A parked chunk taken from a cache becomes the caller's block. A
- * neighbour may hold LOCK to update PREVFREE: keep both. */
-static void unpark(uintptr_t c, uint8_t tags)
+/* Is h (read at c, possibly stale: the chunk may have been taken and its
+ * memory reused since a slot named it) a chunk of `units` parked with owner
+ * field `own`? Checked against the bitmap; the caller's CAS is on the exact
+ * value read, as in find(). */
+static inline bool parked_as(const umm_t *m, uintptr_t c, uint64_t h, size_t units, unsigned own)
 {
-	uint64_t h = hload(c);
-	while (!hcas(c, &h, (h & (H_LOCK | H_PREVFREE)) | mkused(h_units(h), tags, 0)))
+	return (h & (H_USED | H_PARKED | H_PENDING | H_TAG_MASK)) == (H_USED | H_PARKED | H_OWNER(own)) &&
+	       h_units(h) == units && bm_test_rlx(m, c);
+}
+
+enum { TAKE_USE, TAKE_MOVE, TAKE_FREE };
+
+/* Header transition of a parked chunk (owner `own`) to the caller's block
+ * (TAKE_USE, `arg` the tags), to owner `arg` (TAKE_MOVE) or to a locked,
+ * unparked chunk to be freed (TAKE_FREE, waits for a neighbour's LOCK: slow
+ * path only). A neighbour's LOCK and PREVFREE are kept. False if it is not
+ * parked there (any more). */
+static inline __attribute__((always_inline)) bool take_hdr(const umm_t *m, struct umm_cpu *me,
+							   uintptr_t c, size_t units, unsigned own,
+							   int mode, unsigned arg)
+{
+	uint64_t h, n;
+
+	SPEC_BEGIN();
+	h = __atomic_load_n((uint64_t *)c, __ATOMIC_RELAXED);   /* the CAS validates it */
+	SPEC_END();
+	for (;;) {
+		if (!parked_as(m, c, h, units, own))
+			return false;
+		if (mode == TAKE_USE) {
+			n = (h & (H_LOCK | H_PREVFREE)) | mkused(units, (uint8_t)arg, 0);
+		} else if (mode == TAKE_MOVE) {
+			n = (h & ~H_TAG_MASK) | H_OWNER(arg);
+		} else if (h & H_LOCK) {
+			padd(&me->retries, 1);
+			env_cpu_relax();
+			h = spec_load(c);
+			continue;
+		} else {
+			n = (h | H_LOCK) & ~(H_PARKED | H_TAG_MASK);
+		}
+		if (spec_cas(c, &h, n))
+			return true;
+	}
+}
+
+/* After taking v's chunk from CPU cp's class k by its header: clear the
+ * slots of cp that still list it. */
+static void unlist(struct umm_cpu *cp, int k, uint32_t v)
+{
+	for (unsigned j = 0; j < UMM_SLOTS; j++) {
+		uint32_t e = v;
+		if (sload(&cp->slot[k][j]) == v)
+			__atomic_compare_exchange_n(&cp->slot[k][j], &e, 0, false, __ATOMIC_RELAXED,
+						    __ATOMIC_RELAXED);
+	}
+}
+
+/* Slow path: free every chunk of a depot list we took. */
+static void free_list(umm_t *m, struct umm_cpu *me, uintptr_t c, size_t units)
+{
+	for (uintptr_t next; c; c = next) {
+		next = (uintptr_t)*(void **)(c + HDR);
+		if (!take_hdr(m, me, c, units, DEPOT, TAKE_FREE, 0))
+			env_panic("umm_flush: depot chunk %p not parked", (void *)c);
+		free_claimed(m, me, c, false);
+	}
+}
+
+/* Slow path: empty every CPU cache into the pool (on allocation failure). */
+static void flush_caches(umm_t *m, struct umm_cpu *me)
+{
+	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
+		struct umm_cpu *cp = &m->cpu[i];
+		void *heads[UMM_NCLASSES];
+
+		if (__atomic_load_n(&cp->cached, __ATOMIC_RELAXED)) {
+			unsigned long fl = env_lock(&cp->lock);
+			memcpy(heads, cp->head, sizeof(heads));
+			memset(cp->head, 0, sizeof(cp->head));
+			for (int k = 0; k < UMM_NCLASSES; k++)
+				set_count(cp, k, 0);
+			__atomic_store_n(&cp->cached, 0, __ATOMIC_RELAXED);
+			env_unlock(&cp->lock, fl);
+			for (int k = 0; k < UMM_NCLASSES; k++)
+				free_list(m, me, (uintptr_t)heads[k], class_units(k));
+		}
+		for (int k = 0; k < UMM_NCLASSES; k++) {
+			if (!__atomic_load_n(&cp->top[k], __ATOMIC_RELAXED))
+				continue;
+			for (unsigned j = 0; j < UMM_SLOTS; j++) {
+				uint32_t v = sload(&cp->slot[k][j]);
+				uintptr_t c = slot_chunk(m, v);
+				if (v && take_hdr(m, me, c, class_units(k), cp->own, TAKE_FREE, 0)) {
+					unlist(cp, k, v);
+					free_claimed(m, me, c, false);
+				}
+			}
+		}
+	}
+}
+
+static __attribute__((noinline)) void sample_peak_cold(umm_t *m)
+{
+	sample_peak(m);
+}
+
+static inline void count_cache_alloc(umm_t *m, struct umm_cpu *me, size_t bytes)
+{
+	uint64_t n = ld(&me->c_allocs) + 1;
+	cadd(&me->c_in, bytes);
+	__atomic_store_n(&me->c_allocs, n, __ATOMIC_RELAXED);
+	if ((n & 255) == 0)
+		sample_peak_cold(m);
+}
+
+/* Thieves look at CPUs below m->seen only: raise it before our first park. */
+static inline void note_seen(umm_t *m, const struct umm_cpu *me)
+{
+	unsigned s = __atomic_load_n(&m->seen, __ATOMIC_RELAXED);
+	while (s < me->own && !__atomic_compare_exchange_n(&m->seen, &s, me->own, true,
+							   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
 }
 
-static void count_cache_alloc(umm_t *m, struct umm_cpu *me, size_t bytes)
+/* Pop a parked chunk of class k from our own slots, top down (interrupts
+ * off, so no other code of this CPU runs in between). */
+static __attribute__((noinline)) uintptr_t cache_pop_full(umm_t *m, struct umm_cpu *me, int k,
+							     size_t units, uint8_t tags)
 {
-	cadd(&me->c_in, bytes);
-	cadd(&me->c_allocs, 1);
-	if ((me->c_allocs & 255) == 0)
-		sample_peak(m);
-}
+	unsigned long fl = env_irq_save();
+	unsigned t = me->top[k];
+	uintptr_t c = 0;
 
-static uintptr_t cache_pop(umm_t *m, struct umm_cpu *me, int k, uint8_t tags)
-{
-	unsigned long fl;
-	uintptr_t c;
-
-	if (!env_trylock(&me->lock, &fl))
-		return 0;
-	c = (uintptr_t)me->head[k];
-	if (c) {
-		size_t bytes = class_units(k) * UNIT;
-		me->head[k] = *(void **)(c + HDR);
-		set_count(me, k, me->count[k] - 1u);
-		__atomic_store_n(&me->cached, me->cached - (uint32_t)bytes, __ATOMIC_RELAXED);
-		count_cache_alloc(m, me, bytes);
+	while (t) {
+		uint32_t *sl = &me->slot[k][--t];
+		uint32_t v = sload(sl);
+		if (!v)
+			continue;   /* taken by another CPU */
+		sstore(sl, 0);
+		if (take_hdr(m, me, slot_chunk(m, v), units, me->own, TAKE_USE, tags)) {
+			c = slot_chunk(m, v);
+			count_cache_alloc(m, me, units * UNIT);
+			break;
+		}
 	}
-	env_unlock(&me->lock, fl);
-	if (c)
-		unpark(c, tags);
+	__atomic_store_n(&me->top[k], (uint8_t)t, __ATOMIC_RELAXED);
+	env_irq_restore(fl);
 	return c;
 }
 
-/* Our class k is empty: take another CPU's whole list of that class (its
- * blocks were probably freed there after we allocated them: producer and
- * consumer). The fast path only try-locks; the slow path may wait, as cache
- * locks are leaves and it holds nothing else here. */
-static uintptr_t cache_steal(umm_t *m, struct umm_cpu *me, int k, uint8_t tags, bool fast)
+/* The common case of cache_pop_full, straight-line: the top slot holds a
+ * chunk that is still ours. */
+static inline uintptr_t cache_pop(umm_t *m, struct umm_cpu *me, int k, size_t units, uint8_t tags)
 {
-	unsigned n = env_ncpus(), self = (unsigned)(me - m->cpu);
-	size_t bytes = class_units(k) * UNIT;
+	unsigned long fl = env_irq_save();
+	unsigned t = me->top[k];
+	uint32_t v = t ? sload(&me->slot[k][t - 1]) : 0;
+
+	if (v) {
+		uintptr_t c = slot_chunk(m, v);
+		sstore(&me->slot[k][t - 1], 0);
+		__atomic_store_n(&me->top[k], (uint8_t)(t - 1), __ATOMIC_RELAXED);
+		if (take_hdr(m, me, c, units, me->own, TAKE_USE, tags)) {
+			count_cache_alloc(m, me, units * UNIT);
+			env_irq_restore(fl);
+			return c;
+		}
+		/* another CPU won it: the slot stays empty, try the others */
+	}
+	env_irq_restore(fl);
+	return t > 1 || (t && !v) ? cache_pop_full(m, me, k, units, tags) : 0;
+}
+
+/* Our class k is empty: take another CPU's parked chunks of class k (probably
+ * freed there after we allocated them: producer and consumer), one for the
+ * caller and up to our cap moved into our slots. Never waits: the header CAS
+ * decides who gets a chunk. */
+static uintptr_t cache_steal(umm_t *m, struct umm_cpu *me, int k, uint8_t tags)
+{
+	unsigned n = __atomic_load_n(&m->seen, __ATOMIC_RELAXED), i = me->victim;
+	size_t units = class_units(k);
+	uintptr_t got = 0;
+
+	if (n > ENV_MAX_CPUS)
+		n = ENV_MAX_CPUS;
+	note_seen(m, me);   /* chunks we move into our slots must be visible */
+	for (unsigned d = 0; d < n && !got; d++, i++) {
+		struct umm_cpu *cp = &m->cpu[i % n];
+		unsigned t = __atomic_load_n(&cp->top[k], __ATOMIC_RELAXED);
+		if (cp == me || !t)
+			continue;
+		unsigned long fl = env_irq_save();   /* we fill our own slots */
+		unsigned mt = me->top[k];
+		for (unsigned j = 0; j < t && j < UMM_SLOTS && (!got || mt < m->cap[k]); j++) {
+			uint32_t v = sload(&cp->slot[k][j]);
+			uintptr_t c = slot_chunk(m, v);
+			if (!v)
+				continue;
+			if (!got) {
+				if (take_hdr(m, me, c, units, cp->own, TAKE_USE, tags)) {
+					unlist(cp, k, v);
+					got = c;
+				}
+				continue;
+			}
+			sstore(&me->slot[k][mt], v);   /* listed before it is ours */
+			if (take_hdr(m, me, c, units, cp->own, TAKE_MOVE, me->own)) {
+				unlist(cp, k, v);
+				mt++;
+			} else {
+				sstore(&me->slot[k][mt], 0);
+			}
+		}
+		__atomic_store_n(&me->top[k], (uint8_t)mt, __ATOMIC_RELAXED);
+		env_irq_restore(fl);
+		if (got)
+			me->victim = i % n;
+	}
+	if (got) {
+		padd(&me->p_in, units * UNIT);
+		padd(&me->p_allocs, 1);
+	}
+	return got;
+}
+
+enum { PUSH_NO, PUSH_DONE, PUSH_BAD };
+
+/* ---- depots: the slots' overflow, linked lists under the CPU's lock ------
+ * Chunks in a depot are parked with owner field DEPOT, so no slot pop or
+ * slot steal can take them; only the depot lock holder does. */
+
+static uintptr_t depot_pop(umm_t *m, struct umm_cpu *me, int k, uint8_t tags)
+{
+	unsigned long fl;
+	uintptr_t c;
+	size_t units = class_units(k);
+
+	if (!__atomic_load_n(&me->count[k], __ATOMIC_RELAXED) || !env_trylock(&me->lock, &fl))
+		return 0;
+	c = (uintptr_t)me->head[k];
+	if (c) {
+		me->head[k] = *(void **)(c + HDR);
+		set_count(me, k, me->count[k] - 1u);
+		__atomic_store_n(&me->cached, me->cached - (uint32_t)(units * UNIT), __ATOMIC_RELAXED);
+		if (!take_hdr(m, me, c, units, DEPOT, TAKE_USE, tags))
+			env_panic("umm_alloc: depot chunk %p not parked", (void *)c);
+		count_cache_alloc(m, me, units * UNIT);
+	}
+	env_unlock(&me->lock, fl);
+	return c;
+}
+
+/* Take another CPU's whole depot list of class k: one chunk for the caller,
+ * the rest into our depot (producer and consumer). Try-locks only. */
+static uintptr_t depot_steal(umm_t *m, struct umm_cpu *me, int k, uint8_t tags)
+{
+	unsigned n = __atomic_load_n(&m->seen, __ATOMIC_RELAXED);
+	size_t units = class_units(k), bytes = units * UNIT;
 	unsigned long fl;
 
-	for (unsigned i = 0; i < n && i < ENV_MAX_CPUS; i++) {
+	if (n > ENV_MAX_CPUS)
+		n = ENV_MAX_CPUS;
+	for (unsigned i = 0; i < n; i++) {
 		struct umm_cpu *cp = &m->cpu[i];
-		if (i == self || !__atomic_load_n(&cp->count[k], __ATOMIC_RELAXED))
+		if (cp == me || !__atomic_load_n(&cp->count[k], __ATOMIC_RELAXED) ||
+		    !env_trylock(&cp->lock, &fl))
 			continue;
-		if (fast) {
-			if (!env_trylock(&cp->lock, &fl))
-				continue;
-		} else {
-			fl = env_lock(&cp->lock);
-		}
 		uintptr_t c = (uintptr_t)cp->head[k];
 		unsigned got = cp->count[k];
 		cp->head[k] = NULL;
@@ -542,60 +763,59 @@ static uintptr_t cache_steal(umm_t *m, struct umm_cpu *me, int k, uint8_t tags, 
 			continue;
 		uintptr_t rest = (uintptr_t)*(void **)(c + HDR);
 		if (rest && env_trylock(&me->lock, &fl)) {
-			/* splice the rest in front of whatever we have now */
-			void **tail = (void **)(rest + HDR);
+			/* our list is almost always empty here (we steal when
+			 * it is): append to it rather than walk the stolen
+			 * list, a chain of cache misses on another CPU's lines */
+			void **tail = &me->head[k];
 			while (*tail)
 				tail = (void **)((uintptr_t)*tail + HDR);
-			*tail = me->head[k];
-			me->head[k] = (void *)rest;
+			*tail = (void *)rest;
 			set_count(me, k, me->count[k] + got - 1);
 			__atomic_store_n(&me->cached, me->cached + (uint32_t)((got - 1) * bytes),
 					 __ATOMIC_RELAXED);
 			env_unlock(&me->lock, fl);
 			rest = 0;
 		}
-		/* our cache is busy (a trap on this CPU): the rest goes to the
-		 * deferred list, still parked */
+		/* our depot is busy (a trap on this CPU): the rest goes to
+		 * the deferred list, as plain parked chunks */
 		while (rest) {
 			uintptr_t nx = (uintptr_t)*(void **)(rest + HDR);
+			if (!take_hdr(m, me, rest, units, DEPOT, TAKE_MOVE, 0))
+				env_panic("umm_alloc: depot chunk %p not parked", (void *)rest);
 			push_deferred(m, rest);
 			rest = nx;
 		}
+		if (!take_hdr(m, me, c, units, DEPOT, TAKE_USE, tags))
+			env_panic("umm_alloc: depot chunk %p not parked", (void *)c);
 		padd(&me->p_in, bytes);
 		padd(&me->p_allocs, 1);
-		unpark(c, tags);
 		return c;
 	}
 	return 0;
 }
 
-enum { PUSH_NO, PUSH_DONE, PUSH_BAD };
-
-static int cache_push(umm_t *m, struct umm_cpu *me, uintptr_t c, size_t units, int k)
+/* Park live chunk c of class k in our depot (our slots are full). */
+static int depot_push(umm_t *m, struct umm_cpu *me, uintptr_t c, size_t units, int k)
 {
 	unsigned long fl;
 	uint64_t h;
 	size_t bytes = units * UNIT;
 	int r = PUSH_NO;
 
-	/* The cap is per class, so a class that is not being reused cannot
-	 * block the others (a consumer's cache full of sizes its producer has
-	 * plenty of would send every free to the pool). */
-	if ((size_t)(__atomic_load_n(&me->count[k], __ATOMIC_RELAXED) + 1) * bytes > m->cache_cap ||
+	note_seen(m, me);
+	if ((size_t)(__atomic_load_n(&me->count[k], __ATOMIC_RELAXED) + 1) * bytes > m->depot_cap ||
 	    !env_trylock(&me->lock, &fl))
 		return PUSH_NO;
-	if ((size_t)(me->count[k] + 1) * bytes <= m->cache_cap) {
-		int cl = claim(c, H_PARKED, &h);
+	if ((size_t)(me->count[k] + 1) * bytes <= m->depot_cap) {
+		int cl = claim(c, H_PARKED | H_OWNER(DEPOT), &h);
 		if (cl == CLAIM_BAD) {
 			r = PUSH_BAD;
 		} else {
-			/* CLAIM_PENDING: the lock holder parks it; it is freed all the same. */
 			if (cl == CLAIM_OK) {
 				*(void **)(c + HDR) = me->head[k];
 				me->head[k] = (void *)c;
 				set_count(me, k, me->count[k] + 1u);
-				__atomic_store_n(&me->cached, me->cached + (uint32_t)bytes,
-						 __ATOMIC_RELAXED);
+				__atomic_store_n(&me->cached, me->cached + (uint32_t)bytes, __ATOMIC_RELAXED);
 			}
 			cadd(&me->c_out, bytes);
 			cadd(&me->c_frees, 1);
@@ -605,6 +825,49 @@ static int cache_push(umm_t *m, struct umm_cpu *me, uintptr_t c, size_t units, i
 	env_unlock(&me->lock, fl);
 	return r;
 }
+
+
+/* Park live chunk c of class k in our slots: listed first, then claimed by
+ * its header CAS (the double-free guard); unlisted again if that fails. */
+static __attribute__((noinline)) int cache_push_full(umm_t *m, struct umm_cpu *me, uintptr_t c,
+						      size_t units, int k)
+{
+	unsigned long fl;
+	unsigned t, j;
+	uint64_t h;
+	int r = PUSH_NO;
+
+	note_seen(m, me);
+	fl = env_irq_save();
+	t = me->top[k];
+	while (t && !sload(&me->slot[k][t - 1]))
+		t--;   /* slots emptied by other CPUs */
+	j = t;
+	if (t >= m->cap[k])   /* full to the cap: reuse a slot emptied below */
+		for (j = 0; j < t && sload(&me->slot[k][j]); j++)
+			;
+	if (j < m->cap[k] && (c - m->base) / UNIT < UINT32_MAX) {
+		sstore(&me->slot[k][j], slot_val(m, c));
+		int cl = claim(c, H_PARKED | H_OWNER(me->own), &h);
+		if (cl != CLAIM_OK)
+			sstore(&me->slot[k][j], 0);
+		else if (j == t)
+			t++;
+		if (cl == CLAIM_BAD) {
+			r = PUSH_BAD;
+		} else {
+			/* CLAIM_PENDING: the lock holder parks it on the
+			 * deferred list; it is freed all the same. */
+			cadd(&me->c_out, units * UNIT);
+			cadd(&me->c_frees, 1);
+			r = PUSH_DONE;
+		}
+	}
+	__atomic_store_n(&me->top[k], (uint8_t)t, __ATOMIC_RELAXED);
+	env_irq_restore(fl);
+	return r;
+}
+
 
 /* ---- search and carve ------------------------------------------------------ */
 
@@ -759,9 +1022,15 @@ int umm_init(umm_t *m, void *space, size_t size)
 	memset(m->bitmap, 0, bmbytes);
 	m->base = base;
 	m->end = base + units * UNIT;
-	m->cache_cap = (units * UNIT) / 256;     /* per class and CPU */
-	if (m->cache_cap > 64 * 1024)
-		m->cache_cap = 64 * 1024;
+	/* a CPU parks at most min(64 KiB, pool / 256) per class */
+	size_t cap = (units * UNIT) / 256 < 64 * 1024 ? (units * UNIT) / 256 : 64 * 1024;
+	for (int k = 0; k < UMM_NCLASSES; k++) {
+		size_t n = cap / (class_units(k) * UNIT);
+		m->cap[k] = (uint8_t)(n < UMM_SLOTS ? n : UMM_SLOTS);
+	}
+	m->depot_cap = cap;
+	for (unsigned i = 0; i < ENV_MAX_CPUS; i++)
+		m->cpu[i].own = (uint8_t)(i + 1);
 	hstore(base, mkfree(units, 0));
 	fstore(m->end, units);
 	bm_set(m, base);
@@ -813,7 +1082,8 @@ static void *alloc_common(umm_t *m, size_t size, size_t align, uint8_t tags, boo
 		int k = class_of(need, &cu);
 		if (k >= 0) {
 			need = cu;
-			if ((c = cache_pop(m, me, k, tags)) || (c = cache_steal(m, me, k, tags, fast)))
+			if ((c = cache_pop_full(m, me, k, cu, tags)) || (c = depot_pop(m, me, k, tags)) ||
+			    (c = depot_steal(m, me, k, tags)) || (c = cache_steal(m, me, k, tags)))
 				return (void *)(c + HDR);
 		}
 	}
@@ -831,14 +1101,40 @@ static void *alloc_common(umm_t *m, size_t size, size_t align, uint8_t tags, boo
 	return (void *)(c + HDR);
 }
 
+/* Hot path of both allocators: a request of a class size served from this
+ * CPU's own slots (no size check needed: a hit is a chunk of the pool). */
+#define SMALL_MAX (256 * UNIT - HDR)   /* largest size of a class */
+_Static_assert((SMALL_MAX + HDR + UNIT - 1) / UNIT == 256, "SMALL_MAX is the top class");
+
+static inline __attribute__((always_inline)) uintptr_t alloc_hot(umm_t *m, size_t size, uint8_t tags)
+{
+	size_t units = units_for(size), cu = units;
+	int k = units <= 16 ? (int)units - 1 : class_of(units, &cu);
+	return cache_pop(m, &m->cpu[env_cpu() % ENV_MAX_CPUS], k, cu, tags);
+}
+
+static __attribute__((noinline)) void *alloc_cold(umm_t *m, size_t size, uint8_t tags, bool fast)
+{
+	if (!size_ok(m, size, fast ? "umm_alloc_fast" : "umm_alloc"))
+		return NULL;
+	return alloc_common(m, size, 0, tags, fast);
+}
+
 void *umm_alloc(umm_t *m, size_t size, uint8_t tags)
 {
-	return size_ok(m, size, "umm_alloc") ? alloc_common(m, size, 0, tags, false) : NULL;
+	uintptr_t c;
+	if (size - 1 < SMALL_MAX && !__atomic_load_n(&m->deferred, __ATOMIC_RELAXED) &&
+	    (c = alloc_hot(m, size, tags)))
+		return (void *)(c + HDR);
+	return alloc_cold(m, size, tags, false);
 }
 
 void *umm_alloc_fast(umm_t *m, size_t size, uint8_t tags)
 {
-	return size_ok(m, size, "umm_alloc_fast") ? alloc_common(m, size, 0, tags, true) : NULL;
+	uintptr_t c;
+	if (size - 1 < SMALL_MAX && (c = alloc_hot(m, size, tags)))
+		return (void *)(c + HDR);
+	return alloc_cold(m, size, tags, true);
 }
 
 void *umm_alloc_aligned(umm_t *m, size_t size, size_t align, uint8_t tags)
@@ -869,7 +1165,9 @@ static void free_common(umm_t *m, void *p, bool fast, const char *who)
 	size_t units = h_units(h);
 	int k = exact_class(units), r;
 	if (k >= 0 && (h & H_USED) && !(h & (H_PARKED | H_PENDING))) {
-		r = cache_push(m, me, c, units, k);
+		r = cache_push_full(m, me, c, units, k);
+		if (r == PUSH_NO)
+			r = depot_push(m, me, c, units, k);
 		if (r == PUSH_DONE)
 			return;
 		if (r == PUSH_BAD) {
@@ -892,14 +1190,52 @@ static void free_common(umm_t *m, void *p, bool fast, const char *who)
 	}
 }
 
+/* Hot path of both frees: a live block of a class size parked in this CPU's
+ * slots, straight-line. False (nothing done) whenever anything else must
+ * look at it: the full path (free_common) repeats every check. */
+static inline __attribute__((always_inline)) bool free_hot(umm_t *m, void *p)
+{
+	uintptr_t c = (uintptr_t)p - HDR;
+	if (c < m->base || c >= m->end || ((c - m->base) % UNIT) || !bm_test_rlx(m, c))
+		return false;
+	/* relaxed: the claim CAS below is on this exact value */
+	uint64_t h = __atomic_load_n((uint64_t *)c, __ATOMIC_RELAXED);
+	size_t units = h_units(h);
+	int k = units <= 16 ? (int)units - 1 : exact_class(units);
+	if (k < 0 || !(h & H_USED) || (h & (H_PARKED | H_PENDING)))
+		return false;
+	struct umm_cpu *me = &m->cpu[env_cpu() % ENV_MAX_CPUS];
+	unsigned long fl = env_irq_save();
+	unsigned t = me->top[k];
+
+	if (t < m->cap[k] && !(h & H_LOCK) && (c - m->base) / UNIT < UINT32_MAX &&
+	    __atomic_load_n(&m->seen, __ATOMIC_RELAXED) >= me->own) {
+		/* listed first, then claimed by the header CAS (the double
+		 * free guard); unlisted again if the CAS fails */
+		sstore(&me->slot[k][t], slot_val(m, c));
+		if (hcas(c, &h, (h & ~H_TAG_MASK) | H_PARKED | H_OWNER(me->own))) {
+			__atomic_store_n(&me->top[k], (uint8_t)(t + 1), __ATOMIC_RELAXED);
+			cadd(&me->c_out, units * UNIT);
+			cadd(&me->c_frees, 1);
+			env_irq_restore(fl);
+			return true;
+		}
+		sstore(&me->slot[k][t], 0);
+	}
+	env_irq_restore(fl);
+	return false;
+}
+
 void umm_free(umm_t *m, void *p)
 {
-	free_common(m, p, false, "umm_free");
+	if (__atomic_load_n(&m->deferred, __ATOMIC_RELAXED) || !free_hot(m, p))
+		free_common(m, p, false, "umm_free");
 }
 
 void umm_free_fast(umm_t *m, void *p)
 {
-	free_common(m, p, true, "umm_free_fast");
+	if (!free_hot(m, p))
+		free_common(m, p, true, "umm_free_fast");
 }
 
 size_t umm_usable_size(umm_t *m, const void *p)
@@ -1029,8 +1365,8 @@ int umm_iterate(umm_t *m, int (*cb)(void *p, size_t size, uint8_t tags, bool in_
 		tries = 0;
 		if (h & (H_LOCK | H_PENDING))
 			changed = true;
-		int r = cb((void *)(x + HDR), s * UNIT - HDR, h_tags(h),
-			   (h & H_USED) && !(h & H_PARKED), arg);
+		bool live = (h & H_USED) && !(h & H_PARKED);
+		int r = cb((void *)(x + HDR), s * UNIT - HDR, live ? h_tags(h) : 0, live, arg);
 		if (r)
 			return r;
 	}
@@ -1049,6 +1385,12 @@ void umm_stats(umm_t *m, struct umm_stats *out)
 		out->lock_retries += ld(&cp->retries);
 		out->errors += ld(&cp->errors);
 		out->parked_bytes += __atomic_load_n(&cp->cached, __ATOMIC_RELAXED);
+		for (int k = 0; k < UMM_NCLASSES; k++) {
+			unsigned t = __atomic_load_n(&cp->top[k], __ATOMIC_RELAXED);
+			for (unsigned j = 0; j < t && j < UMM_SLOTS; j++)
+				if (sload(&cp->slot[k][j]))
+					out->parked_bytes += class_units(k) * UNIT;
+		}
 	}
 	out->live_bytes = live_bytes(m);
 	out->peak_bytes = __atomic_load_n(&m->peak, __ATOMIC_RELAXED);
@@ -1069,38 +1411,64 @@ void umm_stats(umm_t *m, struct umm_stats *out)
 
 /* Parked chunks listed in caches and on the deferred list: each must be a
  * parked boundary of its class. Returns their bytes, or -1 (logged). */
+static long long check_depot(umm_t *m, unsigned i)
+{
+	long long bytes = 0;
+	for (int k = 0; k < UMM_NCLASSES; k++) {
+		unsigned entries = 0;
+		for (uintptr_t c = (uintptr_t)m->cpu[i].head[k]; c; c = (uintptr_t)*(void **)(c + HDR)) {
+			entries++;
+			if (c < m->base || c >= m->end || !parked_as(m, c, hload(c), class_units(k), DEPOT)) {
+				env_log("umm_check: bad depot chunk %p (cpu %u class %d)", (void *)c, i, k);
+				return -1;
+			}
+			bytes += (long long)class_units(k) * UNIT;
+		}
+		if (entries != m->cpu[i].count[k]) {
+			env_log("umm_check: cpu %u class %d: %u entries, count %u", i, k, entries,
+				m->cpu[i].count[k]);
+			return -1;
+		}
+	}
+	if (bytes != m->cpu[i].cached) {
+		env_log("umm_check: cpu %u depot holds %lld bytes, counter says %u", i, bytes, m->cpu[i].cached);
+		return -1;
+	}
+	return bytes;
+}
+
 static long long check_parked(umm_t *m)
 {
 	long long bytes = 0;
 	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
-		long long cpu_bytes = 0;
-		for (unsigned k = 0; k < UMM_NCLASSES; k++) {
-			unsigned entries = 0;
-			for (uintptr_t c = (uintptr_t)m->cpu[i].head[k]; c; c = (uintptr_t)*(void **)(c + HDR)) {
-				entries++;
-				uint64_t h = hload(c);
-				if (c < m->base || c >= m->end || !bm_test(m, c) || !(h & H_PARKED) ||
-				    exact_class(h_units(h)) != (int)k) {
-					env_log("umm_check: bad cached chunk %p (cpu %u class %u)", (void *)c, i, k);
-					return -1;
-				}
-				cpu_bytes += (long long)h_units(h) * UNIT;
-			}
-			if (entries != m->cpu[i].count[k]) {
-				env_log("umm_check: cpu %u class %u: %u entries, count %u", i, k, entries,
-					m->cpu[i].count[k]);
+		for (int k = 0; k < UMM_NCLASSES; k++) {
+			unsigned t = m->cpu[i].top[k];
+			if (t > m->cap[k]) {
+				env_log("umm_check: cpu %u class %d: top %u above cap %u", i, k, t, m->cap[k]);
 				return -1;
 			}
+			for (unsigned j = 0; j < UMM_SLOTS; j++) {
+				uint32_t v = m->cpu[i].slot[k][j];
+				uintptr_t c = slot_chunk(m, v);
+				if (!v)
+					continue;
+				if (j >= t || c >= m->end || !bm_test(m, c) ||
+				    !parked_as(m, c, hload(c), class_units(k), i + 1)) {
+					env_log("umm_check: bad cached chunk %p (cpu %u class %d slot %u)",
+						(void *)c, i, k, j);
+					return -1;
+				}
+				bytes += (long long)class_units(k) * UNIT;
+			}
 		}
-		if (cpu_bytes != m->cpu[i].cached) {
-			env_log("umm_check: cpu %u caches %lld bytes, counter says %u", i, cpu_bytes,
-				m->cpu[i].cached);
+		long long depot = check_depot(m, i);
+		if (depot < 0)
 			return -1;
-		}
-		bytes += cpu_bytes;
+		bytes += depot;
 	}
 	for (uintptr_t c = (uintptr_t)m->deferred; c; c = (uintptr_t)*(void **)(c + HDR)) {
-		if (c < m->base || c >= m->end || !bm_test(m, c) || !(hload(c) & H_PARKED)) {
+		if (c < m->base || c >= m->end || !bm_test(m, c) || !(hload(c) & H_PARKED) ||
+		    (hload(c) & H_TAG_MASK)) {
 			env_log("umm_check: bad deferred chunk %p", (void *)c);
 			return -1;
 		}

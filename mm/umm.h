@@ -7,18 +7,27 @@
 
 #include "env.h"
 
-/* Size classes served by the per-CPU caches (chunks up to 4 KiB). */
+/* Size classes served by the per-CPU caches (chunks up to 4 KiB), and the
+ * slots each CPU has per class. */
 #define UMM_NCLASSES 32
+#define UMM_SLOTS    16
 
-/* Per-CPU state: a small cache of parked chunks per size class, the search
- * start (rover) and counters. Padded so CPUs never share a cache line. */
+/* Per-CPU state: parked chunks per size class, the search start (rover) and
+ * counters. Only its CPU (interrupts off) fills slots and writes the
+ * counters; other CPUs only empty slots, by compare-and-swap (docs/UMM.md).
+ * Padded so CPUs never share a cache line. */
 struct umm_cpu {
-	env_spinlock_t lock;            /* guards head[], cached; never waited on by the fast path */
-	uint32_t cached;                /* bytes parked here */
+	uint32_t slot[UMM_NCLASSES][UMM_SLOTS]; /* unit index + 1 of a parked chunk; 0: empty */
+	uint8_t top[UMM_NCLASSES];      /* slots at and above top[k] are empty */
+	uint8_t own;                    /* 1 + this CPU's index: the owner field of its parked chunks */
 	uintptr_t rover;                /* chunk to start the next search at (0: unset) */
+	unsigned victim;                /* CPU last stolen from */
+	/* depot: overflow of the slots, lists per class under `lock` */
+	env_spinlock_t lock;            /* guards head[], count[], cached; never waited on by the fast path */
+	uint32_t cached;                /* bytes in the depot */
 	void *head[UMM_NCLASSES];
 	uint16_t count[UMM_NCLASSES];   /* entries in head[k]; read racily by stealers */
-	/* counters written under `lock` (cache path) */
+	/* counters written by this CPU only, interrupts off (cache path) */
 	uint64_t c_allocs, c_frees, c_in, c_out;
 	/* counters written with atomic adds (pool path) */
 	uint64_t p_allocs, p_frees, p_in, p_out;
@@ -29,10 +38,12 @@ typedef struct umm {
 	uintptr_t base;                 /* first chunk header (base + 8 is 16-aligned) */
 	uintptr_t end;                  /* end sentinel header */
 	uint64_t *bitmap;               /* one bit per 16-byte unit: set at chunk starts */
-	size_t cache_cap;               /* bytes a CPU cache may hold per class */
+	uint8_t cap[UMM_NCLASSES];      /* slots a CPU may fill per class */
+	size_t depot_cap;               /* bytes a CPU depot may hold per class */
 	void *deferred;                 /* Treiber stack of chunks freed by the fast path */
 	uint64_t peak;                  /* sampled peak of live bytes */
 	uint32_t magic;
+	unsigned seen;                  /* 1 + highest CPU index that parked a chunk */
 	struct umm_cpu cpu[ENV_MAX_CPUS];
 } umm_t;
 

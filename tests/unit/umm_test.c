@@ -485,3 +485,156 @@ KTEST(umm, stress_contended)
 {
 	stress(KT_CTX, 3u << 20, 1);
 }
+
+/* ---- cross-CPU slot stealing ------------------------------------------------
+ * Producers allocate a few small classes (their caches stay empty, so they
+ * take chunks from the consumer's slots and depot), hand each block through
+ * shared cells to CPU 0, which checks its pattern and frees it into its own
+ * cache; CPU 0 also allocates and frees the same classes itself, so owner
+ * pops race the takers for the same slots. */
+#define NCELLS 64
+
+struct steal {
+	umm_t *m;
+	uintptr_t cell[NCELLS];
+	uint64_t deadline;
+	unsigned bad_pattern, bad_alloc, handed, ops;
+};
+
+static void steal_release(struct steal *st, void *p, bool fast)
+{
+	if (!pattern_ok(p))
+		__atomic_fetch_add(&st->bad_pattern, 1, __ATOMIC_RELAXED);
+	if (fast)
+		umm_free_fast(st->m, p);
+	else
+		umm_free(st->m, p);
+}
+
+static void steal_thread(unsigned id, void *arg)
+{
+	struct steal *st = arg;
+	uint64_t s = 0x2545f4914f6cdd1dull * (id + 1);
+	unsigned ops = 0, handed = 0;
+
+	for (unsigned it = 0; it < 400000u; it++) {
+		if ((it & 255) == 0 && env_ticks() > st->deadline)
+			break;
+		uint64_t r = rnd(&s);
+		size_t size = 24 + 40 * (r % 3);   /* three classes */
+		unsigned c = (unsigned)(r >> 16) % NCELLS;
+		if (id == 0) {
+			/* consumer: free what producers handed over, and race
+			 * them with our own pops and pushes */
+			void *p = (void *)__atomic_exchange_n(&st->cell[c], 0, __ATOMIC_ACQ_REL);
+			if (p)
+				steal_release(st, p, r & 1);
+			void *q = (r & 2) ? umm_alloc_fast(st->m, size, 1) : umm_alloc(st->m, size, 1);
+			if (q) {
+				fill(q, size, r);
+				if (!pattern_ok(q))
+					__atomic_fetch_add(&st->bad_pattern, 1, __ATOMIC_RELAXED);
+				if (r & 4)
+					umm_free_fast(st->m, q);
+				else
+					umm_free(st->m, q);
+			}
+			ops++;
+			continue;
+		}
+		void *p = (r & 8) ? umm_alloc_fast(st->m, size, (uint8_t)id) : NULL;
+		if (!p)
+			p = umm_alloc(st->m, size, (uint8_t)id);
+		if (!p) {
+			__atomic_fetch_add(&st->bad_alloc, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		fill(p, size, r);
+		uintptr_t zero = 0;
+		if (__atomic_compare_exchange_n(&st->cell[c], &zero, (uintptr_t)p, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED))
+			handed++;
+		else
+			steal_release(st, p, r & 16);
+		ops++;
+	}
+	__atomic_fetch_add(&st->ops, ops, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&st->handed, handed, __ATOMIC_RELAXED);
+}
+
+KTEST(umm, stress_steal)
+{
+	struct steal *st = ktest_mem(sizeof(*st), 64);
+	umm_t *m = mkpool(2u << 20);
+	struct umm_stats s;
+	ASSERT(st && m);
+	st->m = m;
+	st->deadline = env_ticks() + env_ticks_per_sec() * ktest_stress_seconds() / 2;
+	ktest_parallel(ktest_ncpus(), steal_thread, st);
+	for (unsigned c = 0; c < NCELLS; c++)
+		if (st->cell[c])
+			steal_release(st, (void *)st->cell[c], false);
+	EXPECT_EQ(st->bad_pattern, 0);
+	EXPECT_EQ(st->bad_alloc, 0);
+	EXPECT_GE(st->ops, 1000);
+	umm_stats(m, &s);
+	EXPECT_EQ(s.live_bytes, 0);
+	EXPECT_EQ(s.errors, 0);
+	EXPECT_EQ(s.allocs, s.frees);
+	EXPECT_EQ(umm_check(m), 0);
+	EXPECT(all_free(m));
+	printf("umm steal: %u cpus, %u ops, %u handed over, %llu parked bytes before the flush\n",
+	       ktest_ncpus(), st->ops, st->handed, (unsigned long long)s.parked_bytes);
+}
+
+/* ---- racing double frees ------------------------------------------------------
+ * Every CPU frees the same block at once, round after round: exactly one free
+ * per round succeeds, every other one is reported as a double free. */
+struct dfree {
+	umm_t *m;
+	void *blk;
+	unsigned round, done, rounds;
+};
+
+static void dfree_thread(unsigned id, void *arg)
+{
+	struct dfree *d = arg;
+	unsigned n = ktest_ncpus();
+
+	for (unsigned r = 1; r <= d->rounds; r++) {
+		if (id == 0) {
+			void *p = umm_alloc(d->m, 16 + 24 * (r % 8), 0);
+			__atomic_store_n(&d->blk, p, __ATOMIC_RELEASE);
+			__atomic_store_n(&d->round, r, __ATOMIC_RELEASE);
+		}
+		while (__atomic_load_n(&d->round, __ATOMIC_ACQUIRE) < r)
+			env_cpu_relax();
+		void *p = __atomic_load_n(&d->blk, __ATOMIC_ACQUIRE);
+		if ((r + id) & 1)
+			umm_free_fast(d->m, p);
+		else
+			umm_free(d->m, p);
+		__atomic_fetch_add(&d->done, 1, __ATOMIC_ACQ_REL);
+		while (__atomic_load_n(&d->done, __ATOMIC_ACQUIRE) < r * n)
+			env_cpu_relax();
+	}
+}
+
+KTEST(umm, racing_double_free)
+{
+	struct dfree *d = ktest_mem(sizeof(*d), 64);
+	umm_t *m = mkpool(256 * 1024);
+	struct umm_stats s;
+	ASSERT(d && m);
+	d->m = m;
+	/* spin barriers: few rounds when CPUs may outnumber cores (host) */
+	d->rounds = 160 / ktest_ncpus() < 16 ? 16 : 160 / ktest_ncpus();
+	ktest_parallel(ktest_ncpus(), dfree_thread, d);
+	umm_stats(m, &s);
+	EXPECT_EQ(s.allocs, d->rounds);
+	EXPECT_EQ(s.frees, d->rounds);
+	EXPECT_EQ(s.errors, (uint64_t)d->rounds * (ktest_ncpus() - 1));
+	EXPECT_EQ(s.live_bytes, 0);
+	EXPECT_EQ(umm_check(m), 0);
+	EXPECT(all_free(m));
+}
