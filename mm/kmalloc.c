@@ -438,8 +438,9 @@ static struct fext *good_fit(struct kmalloc_inst *km, uint32_t g)
 }
 
 /* Carve a block of *gp granules whose payload is aligned to `align` (a power
- * of two >= 16), from the top of a good fit (see good_fit; from its bottom
- * when `low`: per-CPU data, which then packs at the start of the heap).
+ * of two >= 16), from the top of a good fit (see good_fit; from the bottom
+ * of the lowest fit when `low`: per-CPU data, which then packs at the start
+ * of the heap).
  * *gp may grow by a leftover too small to be an extent. Returns the block
  * address or 0. Pool lock held. */
 static uintptr_t pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align, bool low)
@@ -449,7 +450,13 @@ static uintptr_t pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align, 
 	struct fext *e;
 	uintptr_t a, end, b, tail;
 
-	if (need > UINT32_MAX || !(e = good_fit(km, (uint32_t)need)))
+	if (need > UINT32_MAX || maxg(km->root) < need)
+		return 0;
+	/* Per-CPU data takes the lowest fit, so it packs at the start of the
+	 * heap whatever holes the blocks have left by then; blocks take the
+	 * best of a few fits. */
+	e = low ? first_fit(km->root, (uint32_t)need) : good_fit(km, (uint32_t)need);
+	if (!e)
 		return 0;
 	a = (uintptr_t)e;
 	end = a + (uintptr_t)e->h.g * 16;
