@@ -551,19 +551,28 @@ static inline void peak_update(struct kmalloc_inst *km)
 
 /* Grow the pool by a chunk that fits g granules at `align`. Called with
  * interrupts restored and no lock. */
+static bool add_chunk(struct kmalloc_inst *km, void *base, size_t np);
+
 static bool grow(struct kmalloc_inst *km, uint32_t g, size_t align)
 {
 	uint64_t bytes = (uint64_t)g * 16 + align + 2 * MIN_EXT;
 	size_t np = (size_t)((bytes + PAGE - 1) / PAGE);
 	size_t minp = km->grow_min_pages, prop = (size_t)(km->pool_bytes / 16 / PAGE);
-	struct kmalloc_range r = { 0 };
-	uintptr_t lo, hi;
-	unsigned long fl;
 	void *base;
-	int i;
 
 	size_t fit = np;
+	uint32_t idle = 0;
 
+	/* One CPU grows at a time: CPUs that ran short together would each
+	 * take a chunk (and a chunk taken later may sit below per-CPU data
+	 * made earlier, splitting the pool for good). The others wait and
+	 * retry the pool. */
+	if (!__atomic_compare_exchange_n(&km->growing, &idle, 1, false,
+					 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+		while (__atomic_load_n(&km->growing, __ATOMIC_ACQUIRE))
+			env_cpu_relax();
+		return true;
+	}
 	if (np < minp)
 		np = minp;
 	if (np < prop)
@@ -571,8 +580,22 @@ static bool grow(struct kmalloc_inst *km, uint32_t g, size_t align)
 	base = km->src.get_pages(km->src.ctx, np);
 	if (!base && np > fit)          /* short of pages: just what fits */
 		base = km->src.get_pages(km->src.ctx, np = fit);
-	if (!base)
+	if (!base || !add_chunk(km, base, np)) {
+		__atomic_store_n(&km->growing, 0, __ATOMIC_RELEASE);
 		return false;
+	}
+	__atomic_store_n(&km->growing, 0, __ATOMIC_RELEASE);
+	return true;
+}
+
+/* Put np pages at base into the pool as a new range. Pool lock inside. */
+static bool add_chunk(struct kmalloc_inst *km, void *base, size_t np)
+{
+	struct kmalloc_range r = { 0 };
+	uintptr_t lo, hi;
+	unsigned long fl;
+	int i;
+
 	r.base = (uintptr_t)base;
 	r.end = r.base + np * PAGE;
 	r.kind = R_POOL;

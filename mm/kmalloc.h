@@ -101,6 +101,7 @@ struct kmalloc_inst {
 	size_t grow_min_pages;
 	uint64_t flush_wait;
 	env_spinlock_t lock;            /* the pool lock: tree, ranges, totals */
+	uint32_t growing;               /* one CPU at a time takes pages (grow) */
 	void *root;                     /* pool: treap of free extents by address */
 	uint32_t nranges, nextents;
 	struct kmalloc_range ranges[KMALLOC_MAX_RANGES]; /* sorted by base */
