@@ -30,10 +30,11 @@
 _start:
 	csrw	sie, zero
 	csrw	sscratch, zero
-	/* Only one hart boots. OpenSBI 1.1's HSM can let a hart that the
-	 * kernel is starting leave its wait before it stores the start
-	 * address, so that hart arrives here instead of _secondary_start:
-	 * it waits for the index the boot hart posts in start_mailbox. */
+	/* Only one hart boots. A hart the kernel starts through HSM has been
+	 * seen to arrive here (the firmware's default address) instead of at
+	 * _secondary_start, apparently released before OpenSBI 1.1 stored its
+	 * start address: it waits for the index the boot hart posts in
+	 * start_mailbox. */
 	lla	t0, boot_claimed
 	li	t1, 1
 	amoswap.w.aq t1, t1, (t0)
