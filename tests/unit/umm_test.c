@@ -52,6 +52,18 @@ static bool all_free(umm_t *m)
 	return st.live_bytes == 0 && umm_check(m) == 0;
 }
 
+/* After a stress: nothing live, no refusals, every allocation freed, the
+ * pool consistent and back to one free chunk. Leaves the stats in *s. */
+static void expect_drained(struct ktest_ctx *kt__, umm_t *m, struct umm_stats *s)
+{
+	umm_stats(m, s);
+	EXPECT_EQ(s->live_bytes, 0);
+	EXPECT_EQ(s->errors, 0);
+	EXPECT_EQ(s->allocs, s->frees);
+	EXPECT_EQ(umm_check(m), 0);
+	EXPECT(all_free(m));
+}
+
 KTEST(umm, init)
 {
 	umm_t *m = ktest_mem(sizeof(umm_t), 64);
@@ -463,12 +475,7 @@ static void stress(struct ktest_ctx *kt__, size_t pool, unsigned contended)
 	EXPECT_EQ(st->bad_walks, 0);
 	EXPECT_GE(st->walks, 1);
 	EXPECT_GE(st->ops, 1000);
-	umm_stats(m, &s);
-	EXPECT_EQ(s.live_bytes, 0);
-	EXPECT_EQ(s.errors, 0);
-	EXPECT_EQ(s.allocs, s.frees);
-	EXPECT_EQ(umm_check(m), 0);
-	EXPECT(all_free(m));
+	expect_drained(KT_CTX, m, &s);
 	printf("umm stress%s: %u cpus, %u ops, %llu lock retries, %llu failures\n",
 	       contended ? " (contended)" : "", ktest_ncpus(), st->ops,
 	       (unsigned long long)s.lock_retries, (unsigned long long)s.failures);
@@ -577,12 +584,7 @@ KTEST(umm, stress_steal)
 	EXPECT_EQ(st->bad_pattern, 0);
 	EXPECT_EQ(st->bad_alloc, 0);
 	EXPECT_GE(st->ops, 1000);
-	umm_stats(m, &s);
-	EXPECT_EQ(s.live_bytes, 0);
-	EXPECT_EQ(s.errors, 0);
-	EXPECT_EQ(s.allocs, s.frees);
-	EXPECT_EQ(umm_check(m), 0);
-	EXPECT(all_free(m));
+	expect_drained(KT_CTX, m, &s);
 	printf("umm steal: %u cpus, %u ops, %u handed over, %llu parked bytes before the flush\n",
 	       ktest_ncpus(), st->ops, st->handed, (unsigned long long)s.parked_bytes);
 }
