@@ -47,7 +47,7 @@ KCFLAGS  := $(KARCH) $(PICOLIBC) -std=gnu11 -O2 -g -Wall -Wextra \
 	    -fno-omit-frame-pointer -ftls-model=local-exec \
 	    -Iinclude -Imm -Iplatform -Isbi -Ikernel -Itests -DKERNEL_BUILD
 KLDFLAGS := $(KARCH_LD) $(PICOLIBC) -nostartfiles -static -no-pie \
-	    -Wl,--no-relax -T linker/kernel.ld -Wl,--gc-sections
+	    -T linker/kernel.ld -Wl,--gc-sections
 
 include $(sort $(wildcard mk/*.mk))
 

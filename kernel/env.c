@@ -37,6 +37,8 @@ bool env_trylock(env_spinlock_t *l, unsigned long *flags)
 	return false;
 }
 
+unsigned char env_zero_block[ENV_ZERO_SIZE] __attribute__((aligned(64)));
+
 unsigned env_ncpus(void)
 {
 	return harts_online;

@@ -28,6 +28,8 @@ void hart_setup_tls(unsigned index, unsigned long hartid)
 	h->hartid = hartid;
 	h->stack_lo = hart_stack_lo(index);
 	h->emerg_sp = (unsigned long)emerg_stacks[index] + EMERG_STACK_SIZE;
+	for (unsigned i = 0; i < ENV_NSLOTS; i++)
+		h->env_slots[i] = env_zero_block;
 	/* entry.S finds the kernel tp in the top word of the user-trap stack */
 	h->utrap_top = (unsigned long)utrap_stacks[index] + UTRAP_STACK_SIZE - 16;
 	*(unsigned long *)h->utrap_top = (unsigned long)h->tls;

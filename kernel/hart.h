@@ -49,6 +49,8 @@ struct hart {
 	jmp_buf sched_jb;               /* back to part_run_hart when none is left */
 
 	unsigned trap_depth;
+	uintptr_t irq_pc;               /* S-mode pc the interrupt being handled stopped; 0 from U-mode */
+	uint64_t reaped_at;             /* timer_ticks at the last kmalloc reap (mem.c) */
 	unsigned in_heap_grow;          /* inside kmalloc's page source (mem.c) */
 	volatile bool expect_fault;     /* a test wants the next fault reported, not panicked */
 	volatile unsigned long fault_cause;
@@ -57,7 +59,8 @@ struct hart {
 	_Alignas(64) unsigned long stack_lo;
 	unsigned long emerg_sp;
 	unsigned long cpu;              /* == index; read by env_cpu() in mm/env.h */
-	unsigned long tp_pad[5];
+	void *env_slots[ENV_NSLOTS];    /* env_slot_get() in mm/env.h */
+	unsigned long tp_pad[5 - ENV_NSLOTS];
 
 	_Alignas(64) unsigned char tls[HART_TLS_MAX];
 };
@@ -68,6 +71,8 @@ _Static_assert(__builtin_offsetof(struct hart, emerg_sp) - __builtin_offsetof(st
 	       (unsigned long)HART_TP_EMERG_SP, "hart.h: HART_TP_EMERG_SP");
 _Static_assert(__builtin_offsetof(struct hart, cpu) - __builtin_offsetof(struct hart, tls) ==
 	       (unsigned long)ENV_KERNEL_TP_CPU, "hart.h: ENV_KERNEL_TP_CPU");
+_Static_assert(__builtin_offsetof(struct hart, env_slots) - __builtin_offsetof(struct hart, tls) ==
+	       (unsigned long)ENV_KERNEL_TP_SLOTS, "hart.h: ENV_KERNEL_TP_SLOTS");
 
 /* Stack of hart index i: [hart_stack_lo(i), +KSTACK_SIZE), with its guard
  * page just below. */

@@ -233,13 +233,18 @@ static unsigned probe_asid_bits(uint64_t satp)
 }
 
 /* The TTL reaper: every REAP_TICKS ticks each hart returns its expired
- * cached blocks to the pool (a hart reaps only its own cache). */
+ * cached blocks to the pool (a hart reaps only its own cache). A tick that
+ * stopped the hart inside kmalloc's hot path leaves it to the next tick. */
 #define REAP_TICKS 10
 
 static void reap_tick(void)
 {
-	if (this_hart()->timer_ticks % REAP_TICKS == 0)
+	struct hart *h = this_hart();
+
+	if (h->timer_ticks - h->reaped_at >= REAP_TICKS && !kmalloc_hot_pc(h->irq_pc)) {
+		h->reaped_at = h->timer_ticks;
 		kmalloc_reap();
+	}
 }
 
 /* Every hart once kmalloc runs: make its per-CPU data now, so it sits low

@@ -46,7 +46,10 @@ static void interrupt(struct trap_frame *tf, unsigned long code)
 {
 	switch (code) {
 	case IRQ_S_TIMER:
+		/* tick hooks look at it: kmalloc_hot_pc (kernel/mem.c) */
+		this_hart()->irq_pc = tf->sepc;
 		timer_tick();
+		this_hart()->irq_pc = 0;
 		break;
 	case IRQ_S_SOFT:
 		csr_clear(sip, SIE_SSIE);

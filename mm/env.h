@@ -54,6 +54,34 @@ static inline unsigned env_cpu(void)
 #else
 unsigned env_cpu(void);
 #endif
+/* Per-CPU pointer slots: one pointer per CPU and slot for a manager's hot
+ * path (the global kmalloc instance keeps its per-CPU data in one), read and
+ * written by the CPU itself in one instruction. Kernel: in struct hart just
+ * below tp (kernel/hart.h checks the offset); host: thread-local, so a slot
+ * dies with its thread. A slot starts as env_zero_block: a hot path reads
+ * zeros there (empty lists, empty ranges) and goes to its slow path, which
+ * sets the slot, without testing for NULL. Nothing writes env_zero_block. */
+enum { ENV_SLOT_KMALLOC, ENV_NSLOTS };
+#define ENV_ZERO_SIZE 16384
+extern unsigned char env_zero_block[ENV_ZERO_SIZE];
+#ifdef KERNEL_BUILD
+#define ENV_KERNEL_TP_SLOTS (-40)
+static inline __attribute__((always_inline)) void *env_slot_get(unsigned i)
+{
+	void *v;
+	__asm__("ld %0, %1(tp)" : "=r"(v) : "i"(ENV_KERNEL_TP_SLOTS + 8 * (int)i));
+	return v;
+}
+static inline __attribute__((always_inline)) void env_slot_set(unsigned i, void *v)
+{
+	__asm__ volatile("sd %0, %1(tp)" :: "r"(v), "i"(ENV_KERNEL_TP_SLOTS + 8 * (int)i) : "memory");
+}
+#else
+extern _Thread_local void *env_slots[ENV_NSLOTS];
+static inline void *env_slot_get(unsigned i) { return env_slots[i]; }
+static inline void env_slot_set(unsigned i, void *v) { env_slots[i] = v; }
+#endif
+
 /* Number of CPU indexes in use (kernel: harts online; host: threads seen). */
 unsigned env_ncpus(void);
 
@@ -70,10 +98,10 @@ static inline unsigned long env_irq_save(void)
 	return v & 2;   /* sstatus.SIE */
 }
 
+/* flags is 0 or SIE: setting it back needs no branch. */
 static inline void env_irq_restore(unsigned long flags)
 {
-	if (flags)
-		__asm__ volatile("csrsi sstatus, 2" ::: "memory");
+	__asm__ volatile("csrs sstatus, %0" :: "r"(flags) : "memory");
 }
 #else
 unsigned long env_irq_save(void);

