@@ -26,8 +26,11 @@
 
 /* ST_BIG: a live block too large for the caches (pool fallback of a large
  * request); a state of its own keeps it off the free hot path. */
-/* ST_CACHED is 0: the free hot path stores it without loading a constant. */
-enum { ST_LIVE = 0xA1, ST_BIG = 0xB4, ST_CACHED = 0x00, ST_POOL = 0xF3, ST_META = 0x4D };
+/* ST_CACHED is 0: the free hot path stores it without loading a constant.
+ * ST_CARVED: taken from the pool, its owner not yet set (pool_take writes
+ * the header under the pool lock, so a census never reads a stale one). */
+enum { ST_LIVE = 0xA1, ST_BIG = 0xB4, ST_CACHED = 0x00, ST_POOL = 0xF3, ST_META = 0x4D,
+       ST_CARVED = 0x3C };
 enum { R_POOL = 1, R_LARGE = 2, R_META = 3 };
 #define KM_MAGIC 0x6B6D6131u
 #define POISON   0x6B
@@ -84,10 +87,12 @@ _Static_assert(ENV_MAX_CPUS <= 256, "owner cpu is a byte");
 _Static_assert((KMALLOC_SMALL_MAX + HDR + KMALLOC_REDZONE + 15) / 16 + MIN_G - 1 < NCLS,
 	       "classes cover every small block");
 
-/* 32 bytes, so the hot path indexes with one shift; `out` is cold. */
+/* 32 bytes, so the hot path indexes with one shift. Frees are not counted:
+ * kmalloc_stats derives them (allocs - live, from a census of the pool). */
 struct pcls {
 	struct clink *head;
-	uint64_t allocs, frees, misses;
+	uint64_t allocs, misses;
+	uint64_t pad;
 };
 _Static_assert(sizeof(struct pcls) == 32, "class entry is a power of two");
 
@@ -100,7 +105,6 @@ struct kmalloc_pcpu {
 	uint32_t flush_req;            /* set by other CPUs: flush everything */
 	uint64_t fails, bad_frees;
 	struct pcls cls[NCLS];
-	uint64_t out[NCLS];            /* blocks that left the cache for the pool */
 	/* Written by other CPUs: keep it off the owner's lines. */
 	char pad0[64];
 	struct clink *remote;
@@ -117,6 +121,11 @@ struct kmalloc_pcpu {
 #else
 #define BUMP(x)  __atomic_store_n(&(x), (x) + 1, __ATOMIC_RELAXED)
 #endif
+/* A block's state byte changes outside the pool lock (hot paths, remote
+ * frees) while kmalloc_stats may read it (census): single-byte relaxed
+ * accesses, a plain sb/lbu on RISC-V. */
+#define SET_STATE(h, v) __atomic_store_n(&(h)->state, (uint8_t)(v), __ATOMIC_RELAXED)
+#define GET_STATE(h)    __atomic_load_n(&(h)->state, __ATOMIC_RELAXED)
 
 #define likely(x) __builtin_expect(!!(x), 1)
 
@@ -276,7 +285,7 @@ static void split(struct fext *t, uintptr_t key, struct fext **lo, struct fext *
 static void ext_set(struct fext *e, uint32_t g)
 {
 	e->h.g = g;
-	e->h.state = ST_POOL;
+	SET_STATE(&e->h, ST_POOL);
 	e->h.check = ck(e, g);
 }
 
@@ -368,7 +377,7 @@ static void pool_put(struct kmalloc_inst *km, uintptr_t a, uint32_t g)
 	if ((lo && (uintptr_t)lo + (uintptr_t)lo->h.g * 16 > a) || (hi && (uintptr_t)hi < end))
 		env_panic("kmalloc_pool: block %p overlaps a free extent", (void *)a);
 	km->pool_free += (uint64_t)g * 16;
-	((struct hdr *)a)->state = ST_POOL;   /* a stale pointer to it reads "free" */
+	SET_STATE((struct hdr *)a, ST_POOL);   /* a stale pointer to it reads "free" */
 	if (lo && (uintptr_t)lo + (uintptr_t)lo->h.g * 16 == a) {
 		g += lo->h.g;
 		if (hi && (uintptr_t)hi == end) {
@@ -499,6 +508,11 @@ static uintptr_t pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align, 
 	if (tail)
 		tree_insert(km, (struct fext *)(b + (uintptr_t)g * 16), (uint32_t)(tail / 16));
 	km->pool_free -= (uint64_t)g * 16;
+	struct hdr *h = (struct hdr *)b;
+	h->g = g;
+	h->cpu = 0;
+	h->check = ck(h, g);
+	SET_STATE(h, ST_CARVED);
 	*gp = g;
 	return b;
 }
@@ -659,9 +673,7 @@ static struct kmalloc_pcpu *pcpu_create(struct kmalloc_inst *km, unsigned cpu)
 	}
 	if (!a)
 		return NULL;
-	((struct hdr *)a)->g = g;
-	((struct hdr *)a)->state = ST_META;
-	((struct hdr *)a)->check = ck((void *)a, g);
+	SET_STATE((struct hdr *)a, ST_META);   /* g and check: pool_take */
 	pc = (struct kmalloc_pcpu *)(a + HDR);
 	memset(pc, 0, sizeof(*pc));
 	pc->cpu = cpu;
@@ -674,8 +686,7 @@ static struct kmalloc_pcpu *pcpu_create(struct kmalloc_inst *km, unsigned cpu)
 
 /* Give a chain of cached blocks (linked by next) back to the pool. `counter`
  * (the owner's or the reclaimer's pcpu, may be NULL) counts them as out. */
-static void chain_to_pool(struct kmalloc_inst *km, struct kmalloc_pcpu *counter, struct clink *l,
-			  bool count_frees)
+static void chain_to_pool(struct kmalloc_inst *km, struct clink *l)
 {
 	while (l) {
 		unsigned long fl = env_lock(&km->lock);
@@ -683,11 +694,6 @@ static void chain_to_pool(struct kmalloc_inst *km, struct kmalloc_pcpu *counter,
 		for (int n = 0; l && n < 64; n++) {
 			struct cblk *b = CB(l);
 			struct clink *next = l->next;
-			if (counter) {
-				if (count_frees)
-					BUMP(counter->cls[b->h.g].frees);
-				BUMP(counter->out[b->h.g]);
-			}
 			pool_put(km, (uintptr_t)b, b->h.g);
 			l = next;
 		}
@@ -717,7 +723,7 @@ static bool flush_own(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool exp
 			tailp = &(*tailp)->next;
 		any = true;
 	}
-	chain_to_pool(km, pc, out, false);
+	chain_to_pool(km, out);
 	return any;
 }
 
@@ -736,7 +742,7 @@ static void drain_remote(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool 
 	if (__atomic_load_n(&pc->remote, __ATOMIC_RELAXED))
 		l = __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_ACQUIRE);
 	if (to_pool) {
-		chain_to_pool(km, pc, l, true);
+		chain_to_pool(km, l);
 		return;
 	}
 	while (l) {
@@ -745,7 +751,6 @@ static void drain_remote(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool 
 		l->stamp = pc->now;
 		l->next = cl->head;
 		cl->head = l;
-		BUMP(cl->frees);
 		l = next;
 	}
 }
@@ -777,9 +782,7 @@ static void reclaim_all(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, unsign
 		struct kmalloc_pcpu *o = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
 		if (!o || o == pc)
 			continue;
-		/* Stolen blocks are counted on our own counters, so we need some. */
-		if (pc)
-			chain_to_pool(km, pc, __atomic_exchange_n(&o->remote, NULL, __ATOMIC_ACQUIRE), true);
+		chain_to_pool(km, __atomic_exchange_n(&o->remote, NULL, __ATOMIC_ACQUIRE));
 		__atomic_store_n(&o->flush_req, 1, __ATOMIC_RELEASE);
 		asked = true;
 	}
@@ -852,10 +855,9 @@ static void *set_live(struct kmalloc_pcpu *pc, uintptr_t a, uint32_t g, size_t s
 {
 	struct hdr *h = (struct hdr *)a;
 
-	h->g = g;
-	h->state = ST_LIVE;
+	(void)g;                 /* g and check: pool_take */
 	h->cpu = (uint8_t)pc->cpu;
-	h->check = ck(h, g);
+	SET_STATE(h, ST_LIVE);
 	dbg_mark(h, size, caller);
 	return (char *)h + HDR;
 }
@@ -948,7 +950,7 @@ static inline __attribute__((always_inline)) void *alloc_pc(struct kmalloc_inst 
 		if (likely(l != NULL)) {
 			pc->cls[g].head = l->next;
 			BUMP(pc->cls[g].allocs);
-			CB(l)->h.state = ST_LIVE;
+			SET_STATE(&CB(l)->h, ST_LIVE);
 #ifdef KMALLOC_DEBUG
 			dbg_check_poison(CB(l));
 			dbg_mark(&CB(l)->h, size, caller);
@@ -1027,11 +1029,9 @@ static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, voi
 		env_irq_restore(fl);
 		return NULL;
 	}
-	struct hdr *h = (struct hdr *)a;
-	h->g = g;
-	h->state = ST_BIG;
+	struct hdr *h = (struct hdr *)a;   /* g and check: pool_take */
 	h->cpu = (uint8_t)env_cpu();
-	h->check = ck(h, g);
+	SET_STATE(h, ST_BIG);
 	dbg_mark(h, size, caller);
 	unsigned long lf = env_lock(&km->lock);
 	km->large_allocs++;
@@ -1152,7 +1152,7 @@ static void free_block(struct kmalloc_inst *km, struct hdr *h)
 	unsigned cpu = env_cpu();
 	struct kmalloc_pcpu *pc;
 
-	h->state = ST_CACHED;
+	SET_STATE(h, ST_CACHED);
 	if (g >= NCLS) {
 		unsigned long fl = env_lock(&km->lock);
 		km->plarge_bytes -= (uint64_t)g * 16;
@@ -1167,7 +1167,6 @@ static void free_block(struct kmalloc_inst *km, struct hdr *h)
 		b->stamp = pc->now;
 		b->next = pc->cls[g].head;
 		pc->cls[g].head = CL(b);
-		BUMP(pc->cls[g].frees);
 		return;
 	}
 	pc = __atomic_load_n(&km->pcpu[h->cpu], __ATOMIC_ACQUIRE);
@@ -1233,7 +1232,7 @@ static __attribute__((noinline)) int free_other(struct kmalloc_inst *km, void *p
 		    b->h.cpu != pc->cpu && dbg_redzone_ok(&b->h)) {
 			struct kmalloc_pcpu *o = __atomic_load_n(&km->pcpu[b->h.cpu], __ATOMIC_ACQUIRE);
 			if (o) {
-				b->h.state = ST_CACHED;
+				SET_STATE(&b->h, ST_CACHED);
 				dbg_poison(b);
 				struct clink *old = __atomic_load_n(&o->remote, __ATOMIC_RELAXED);
 				do {
@@ -1268,12 +1267,11 @@ static inline __attribute__((always_inline)) int free_pc(struct kmalloc_inst *km
 		uint64_t g = hdr_word(&CB(l)->h) ^ pc->live_tag;
 		if (likely(g < NCLS && dbg_redzone_ok(&CB(l)->h))) {
 			unsigned long fl = irq ? env_irq_save() : 0;
-			CB(l)->h.state = ST_CACHED;
+			SET_STATE(&CB(l)->h, ST_CACHED);
 			dbg_poison(CB(l));
 			l->stamp = pc->now;
 			l->next = pc->cls[g].head;
 			pc->cls[g].head = l;
-			BUMP(pc->cls[g].frees);
 			if (irq)
 				env_irq_restore(fl);
 			return 0;
@@ -1436,14 +1434,67 @@ void kmalloc_reap_all_i(struct kmalloc_inst *km)
 		if (!pc)
 			continue;
 		flush_own(km, pc, false);
-		/* Counted on the owner: its counters are the only ones that
-		 * changed here, and no one else writes them now. */
-		chain_to_pool(km, pc, __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_ACQUIRE), true);
+		chain_to_pool(km, __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_ACQUIRE));
 		__atomic_store_n(&pc->flush_req, 0, __ATOMIC_RELEASE);
 	}
 }
 
 /* ---- stats, dump, check ---------------------------------------------------- */
+
+/* Bytes of the pool by block state, from a walk of every run of pool chunks
+ * block by block (blocks tile a run from its first header: add_chunk). */
+struct census {
+	uint64_t live, cached, pool, meta, big;
+	const char *err;
+	uintptr_t at;
+};
+
+/* Pool lock held: block sizes do not change under it (only the pool splits
+ * and merges, and pool_take writes a carved block's header before letting
+ * go), states may (hot paths, remote frees), so under load the split between
+ * live and cached is a snapshot. With st, counts blocks per class: live ones
+ * in st->cls[c].frees, cached ones in .cached. */
+static void census(struct kmalloc_inst *km, struct census *cs, struct kmalloc_stats *st)
+{
+	for (uint32_t i = 0; i < km->nranges && !cs->err; i++) {
+		uintptr_t lo, hi, a;
+
+		if (km->ranges[i].kind != R_POOL ||
+		    (i && km->ranges[i - 1].kind == R_POOL && km->ranges[i - 1].end == km->ranges[i].base))
+			continue;   /* not the first chunk of a run */
+		pool_span(km, (int)i, &lo, &hi);
+		for (a = lo + 8; a < hi - 8 && !cs->err;) {
+			struct hdr *h = (struct hdr *)a;
+			uint32_t g = h->g;
+			uint64_t bytes = (uint64_t)g * 16;
+			if (g < MIN_G || bytes > hi - 8 - a) {
+				cs->err = "block sizes do not tile the pool";
+				break;
+			}
+			switch (GET_STATE(h)) {
+			case ST_LIVE:
+			case ST_CARVED:
+				cs->live += bytes;
+				if (st && g < NCLS)
+					st->cls[g].frees++;
+				break;
+			case ST_CACHED:
+				cs->cached += bytes;
+				if (st && g < NCLS)
+					st->cls[g].cached++;
+				break;
+			case ST_POOL: cs->pool += bytes; break;
+			case ST_META: cs->meta += bytes; break;
+			case ST_BIG: cs->big += bytes; break;
+			default: cs->err = "block state unknown"; break;
+			}
+			if (!cs->err)
+				a += bytes;
+		}
+		if (cs->err)
+			cs->at = a;
+	}
+}
 
 void kmalloc_stats_i(struct kmalloc_inst *km, struct kmalloc_stats *out)
 {
@@ -1459,19 +1510,21 @@ void kmalloc_stats_i(struct kmalloc_inst *km, struct kmalloc_stats *out)
 			s->allocs += a;
 			s->misses += m;
 			s->hits += a - m;
-			s->frees += RD(pc->cls[c].frees);
-			s->cached -= RD(pc->out[c]);
 		}
 		out->failures += RD(pc->fails);
 		out->bad_frees += RD(pc->bad_frees);
 	}
+	struct census cs = { 0 };
+	unsigned long fl = env_lock(&km->lock);
+	census(km, &cs, out);   /* live blocks per class into .frees for now */
 	for (unsigned c = 0; c < NCLS; c++) {
 		struct kmalloc_class_stats *s = &out->cls[c];
-		s->cached += s->frees - s->hits;   /* frees - hits - out, wrapping */
-		out->live_bytes += (s->allocs - s->frees) * c * 16;
+		uint64_t live = s->frees;
+		/* under load the counters and the census are not one instant */
+		s->frees = s->allocs > live ? s->allocs - live : 0;
+		out->live_bytes += live * c * 16;
 		out->cached_bytes += s->cached * c * 16;
 	}
-	unsigned long fl = env_lock(&km->lock);
 	out->live_bytes += km->large_bytes + km->plarge_bytes;
 	out->pool_free_bytes = km->pool_free;
 	out->peak_bytes = km->peak;
@@ -1612,6 +1665,7 @@ static const char *check_pcpu(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, 
 			return e;
 		if (++n > limit)
 			return "remote list loops";
+		*bytes += (uint64_t)b->h.g * 16;
 	}
 	return NULL;
 }
@@ -1619,7 +1673,8 @@ static const char *check_pcpu(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, 
 int kmalloc_check_i(struct kmalloc_inst *km, unsigned flags)
 {
 	struct walk w = { .km = km };
-	uint64_t cached = 0, live = 0;
+	struct census cs = { 0 };
+	uint64_t cached = 0;
 	unsigned long fl;
 
 	if (km->magic != KM_MAGIC) {
@@ -1645,15 +1700,26 @@ int kmalloc_check_i(struct kmalloc_inst *km, unsigned flags)
 		if (!pc || (pc != me && !(flags & KMALLOC_CHECK_ALL)))
 			continue;
 		w.err = check_pcpu(km, pc, &cached, &w.at);
-		for (unsigned c = 0; c < NCLS; c++)
-			live += (RD(pc->cls[c].allocs) - RD(pc->cls[c].frees)) * c * 16;
 	}
-	/* Every pool byte is free, cached, or live (remote-pending blocks count
-	 * as live until their owner takes them). */
-	if (!w.err && (flags & KMALLOC_CHECK_ALL) &&
-	    km->pool_free + cached + live + km->plarge_bytes + km->meta_bytes != km->pool_bytes) {
+	/* Block headers tile the pool; the free ones are the tree's extents.
+	 * Quiescent, also: the cached ones are exactly those on the lists, and
+	 * per-CPU data and large blocks in the pool match their totals. */
+	if (!w.err) {
+		census(km, &cs, NULL);
+		w.at = cs.at;
+		if (cs.err)
+			w.err = cs.err;
+		else if (cs.live + cs.cached + cs.pool + cs.meta + cs.big != km->pool_bytes)
+			w.err = "block sizes do not add up to the pool";
+		else if (cs.pool != km->pool_free)
+			w.err = "free blocks disagree with the pool total";
+	}
+	if (!w.err && (flags & KMALLOC_CHECK_ALL)) {
 		w.at = 0;
-		w.err = "bytes do not add up (pool free + cached + live + meta != pool)";
+		if (cs.cached != cached)
+			w.err = "cached blocks in the pool disagree with the cache lists";
+		else if (cs.meta != km->meta_bytes || cs.big != km->plarge_bytes)
+			w.err = "per-CPU data or large blocks in the pool disagree with their totals";
 	}
 	env_unlock(&km->lock, fl);
 	if (w.err) {
