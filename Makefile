@@ -131,6 +131,7 @@ run: $(KB)/kernel.elf
 		$(QEMU) -append "$(BOOTARGS)"
 
 debug: $(KB)/kernel.elf
+	$(Q)bash ci/deps.sh debug
 	@echo "QEMU waits for gdb on :1234; in another shell:"
 	@echo "  gdb-multiarch $(KB)/kernel.elf -ex 'target remote :1234'"
 	$(QEMU) -append "$(BOOTARGS)" -S -s

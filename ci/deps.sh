@@ -4,11 +4,15 @@
 # exact command instead of trying sudo.
 set -eu
 
-# Packages by purpose; `ci/deps.sh bench` adds the benchmark peers.
+# Packages by purpose; `ci/deps.sh bench` adds the benchmark peers,
+# `ci/deps.sh debug` the debugger.
 PKGS="gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf binutils-riscv64-unknown-elf
 qemu-system-misc opensbi device-tree-compiler libfdt-dev clang libclang-rt-14-dev"
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev"
+fi
+if [ "${1:-}" = debug ]; then
+	PKGS="$PKGS gdb-multiarch"
 fi
 
 missing=""
