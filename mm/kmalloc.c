@@ -3,10 +3,12 @@
  * coalesced pool (treap of free extents), large blocks on their own pages.
  *
  * Locks: one, km->lock (the pool: treap, range table, totals). Per-CPU data
- * is touched only by its owner with interrupts off, never under another
- * lock, so there is no lock order to keep. Other CPUs reach a CPU's cache
- * only through its remote-free list (CAS push, exchange to take all) and its
- * flush_req flag. The page source is called with no lock held.
+ * is touched only by its owner, never under another lock, so there is no
+ * lock order to keep; interrupts are off around it except in the hot paths
+ * of section kmalloc_hot, where an interrupt must not call in (see
+ * kmalloc_hot_pc). Other CPUs reach a CPU's cache only through its
+ * remote-free list (CAS push, exchange to take all) and its flush_req flag.
+ * The page source is called with no lock held.
  *
  * Layout: blocks and free extents start at 8 mod 16 and span a multiple of
  * 16 bytes, so a payload after the 8-byte header is 16-aligned. A pool chunk
