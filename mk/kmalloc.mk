@@ -20,3 +20,18 @@ bench-kmalloc: $(HB)/kmalloc_bench
 	$(Q)bash bench/kmalloc_bench.sh $(HB)/kmalloc_bench
 
 .PHONY: bench-kmalloc
+
+# The debug build (-DKMALLOC_DEBUG: red zones, poisoning, the caller in
+# messages) runs the kmalloc suite again, including its debug-only tests.
+KDEBUG_SRCS := tests/host/main.c tests/host/env.c tests/ktest.c mm/env_host.c mm/kmalloc.c \
+	       tests/unit/kmalloc_test.c
+
+$(HB)/unit-kdebug: $(KDEBUG_SRCS) $(wildcard include/*.h mm/*.h tests/*.h) | $(HB)
+	@echo "  HOSTCC  $@ (KMALLOC_DEBUG)"
+	$(Q)$(HOST_CC) $(HOST_BASE) $(HOST_ASAN) -DKMALLOC_DEBUG -o $@ $(KDEBUG_SRCS) -lpthread
+
+test-kmalloc-debug: $(HB)/unit-kdebug
+	$(Q)$(HB)/unit-kdebug kmalloc
+
+TEST_STEPS += test-kmalloc-debug
+.PHONY: test-kmalloc-debug
