@@ -15,119 +15,9 @@
  * [B, E) contributes [B+8, E-8); the 8-byte pads are claimed when a chunk
  * adjacent to it arrives, so adjacent chunks coalesce into one extent.
  */
-#include "kmalloc.h"
+#include "kmalloc_int.h"
 
 #include <string.h>
-
-#include "env.h"
-#include "err.h"
-
-#define HDR      KMALLOC_HDR
-#define NCLS     KMALLOC_NCLASSES
-#define PAGE     ENV_PAGE_SIZE
-
-/* ST_BIG: a live block too large for the caches (pool fallback of a large
- * request); a state of its own keeps it off the free hot path. */
-/* ST_CACHED is 0: the free hot path stores it without loading a constant.
- * ST_CARVED: taken from the pool, its owner not yet set (pool_take writes
- * the header under the pool lock, so a census never reads a stale one). */
-enum { ST_LIVE = 0xA1, ST_BIG = 0xB4, ST_CACHED = 0x00, ST_POOL = 0xF3, ST_META = 0x4D,
-       ST_CARVED = 0x3C };
-enum { R_POOL = 1, R_LARGE = 2, R_META = 3 };
-#define KM_MAGIC 0x6B6D6131u
-#define POISON   0x6B
-#define RZ_BYTE  0xFB
-
-struct hdr {
-	uint32_t g;          /* size in 16-byte granules, header included */
-	uint8_t state;
-	uint8_t cpu;         /* owner: the CPU whose cache the block returns to */
-	uint16_t check;      /* CK_KEY: tells a header from other bytes */
-#ifdef KMALLOC_DEBUG
-	uint32_t req;        /* requested size: the red zone starts there */
-	uint32_t pad;
-	void *caller;
-#endif
-};
-_Static_assert(sizeof(struct hdr) == HDR, "header size");
-/* The free hot path reads the first 8 header bytes as one word: g in bits
- * 0-31, state 32-39, cpu 40-47, check 48-63. */
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "header word layout");
-#define CK_KEY 0x5A6Bu
-_Static_assert(HDR % 16 == 8, "payload must be 16-aligned when blocks start at 8 mod 16");
-
-/* A block in a cache or remote list: link and the time it was cached.
- * Lists link payload addresses (struct clink), which is what the hot paths
- * hand out and take back; struct cblk is the same block seen from its
- * header. CB and CL convert. */
-struct clink {
-	struct clink *next;
-	uint64_t stamp;
-};
-struct cblk {
-	struct hdr h;
-	struct clink *next;
-	uint64_t stamp;
-};
-_Static_assert(__builtin_offsetof(struct cblk, next) == HDR, "clink is the payload of a cblk");
-#define CB(l) ((struct cblk *)((char *)(l) - HDR))
-#define CL(b) ((struct clink *)((char *)(b) + HDR))
-
-/* A free extent of the pool: a treap node by address, with the largest
- * extent size of its subtree for first-fit descent. */
-struct fext {
-	struct hdr h;
-	struct fext *l, *r;
-	uint32_t max_g;
-	uint32_t pad;
-};
-#define MIN_EXT  ((sizeof(struct fext) + 15) & ~(size_t)15)
-#define MIN_G    ((uint32_t)(MIN_EXT / 16))
-_Static_assert(sizeof(struct cblk) <= MIN_EXT, "cached block fits the smallest block");
-_Static_assert(ENV_MAX_CPUS <= 256, "owner cpu is a byte");
-/* A small block may absorb a leftover of up to MIN_G - 1 granules. */
-_Static_assert((KMALLOC_SMALL_MAX + HDR + KMALLOC_REDZONE + 15) / 16 + MIN_G - 1 < NCLS,
-	       "classes cover every small block");
-
-/* 32 bytes, so the hot path indexes with one shift. Frees are not counted:
- * kmalloc_stats derives them (allocs - live, from a census of the pool). */
-struct pcls {
-	struct clink *head;
-	uint64_t allocs, misses;
-	uint64_t pad;
-};
-_Static_assert(sizeof(struct pcls) == 32, "class entry is a power of two");
-
-struct kmalloc_pcpu {
-	uintptr_t span_lo, span_len;   /* payloads in [lo, lo+len) are in the pool */
-	uint64_t now;                  /* clock at the last slow path or reap */
-	uint64_t live_tag;             /* header word of our live blocks, minus g and check */
-	uint64_t scanned;              /* clock at the last expiry scan of the cache */
-	uint32_t cpu;
-	uint32_t flush_req;            /* set by other CPUs: flush everything */
-	uint64_t fails, bad_frees;
-	struct pcls cls[NCLS];
-	/* Written by other CPUs: keep it off the owner's lines. */
-	char pad0[64];
-	struct clink *remote;
-	char pad1[56];
-};
-
-/* Counters have one writer (the owner); others read them while it runs.
- * GCC 12 turns a relaxed 64-bit atomic store into amoswap on RISC-V; an
- * aligned sd is single-copy atomic there, so the kernel uses a volatile
- * store (the host keeps the atomic, which is what TSan understands). */
-#define RD(x)    __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#if defined(__riscv)
-#define BUMP(x)  (*(volatile uint64_t *)&(x) = (x) + 1)
-#else
-#define BUMP(x)  __atomic_store_n(&(x), (x) + 1, __ATOMIC_RELAXED)
-#endif
-/* A block's state byte changes outside the pool lock (hot paths, remote
- * frees) while kmalloc_stats may read it (census): single-byte relaxed
- * accesses, a plain sb/lbu on RISC-V. */
-#define SET_STATE(h, v) __atomic_store_n(&(h)->state, (uint8_t)(v), __ATOMIC_RELAXED)
-#define GET_STATE(h)    __atomic_load_n(&(h)->state, __ATOMIC_RELAXED)
 
 #define likely(x) __builtin_expect(!!(x), 1)
 
@@ -153,40 +43,6 @@ static struct kmalloc_inst g_km;   /* the global instance (kmalloc, kfree, ...) 
 #else
 #define CALLER() ((void *)0)
 #endif
-
-/* The check field of every header. A constant, so that the free hot path
- * compares a whole header word with one xor (live_tag); stray bytes pass it
- * with odds of 1 in 65536, and the state, owner and size must match too.
- * (Headers left inside larger blocks by coalescing are never ST_LIVE.) */
-static inline uint16_t ck(const void *h, uint32_t g)
-{
-	(void)h, (void)g;
-	return CK_KEY;
-}
-
-static inline uint64_t now_of(struct kmalloc_inst *km)
-{
-	return km->clock.now ? km->clock.now(km->clock.ctx) : env_ticks();
-}
-
-/* env_cpu() < ENV_MAX_CPUS <= 256: the int cast only saves a zero extension. */
-static inline struct kmalloc_pcpu *pcpu_self(struct kmalloc_inst *km)
-{
-	return __atomic_load_n(&km->pcpu[(int)env_cpu()], __ATOMIC_RELAXED);
-}
-
-typedef uint64_t __attribute__((may_alias)) word_alias_t;
-
-static inline uint64_t hdr_word(const struct hdr *h)
-{
-	return *(const word_alias_t *)h;
-}
-
-static inline size_t gran_of(size_t size)
-{
-	size_t g = (size + HDR + KMALLOC_REDZONE + 15) >> 4;
-	return g < MIN_G ? MIN_G : g;
-}
 
 /* ---- debug aids ------------------------------------------------------------ */
 
@@ -233,425 +89,6 @@ static inline void dbg_check_poison(struct cblk *b) { }
 #define DBG_CALLER(h) ((void *)0)
 #endif
 
-/* ---- the pool: treap of free extents by address ---------------------------- */
-
-static inline uint32_t prio(const struct fext *n)
-{
-	uint64_t x = (uintptr_t)n * 0x9E3779B97F4A7C15ull;
-	return (uint32_t)(x >> 32);
-}
-
-static inline uint32_t maxg(const struct fext *n)
-{
-	return n ? n->max_g : 0;
-}
-
-static void upd(struct fext *n)
-{
-	uint32_t m = n->h.g, a = maxg(n->l), b = maxg(n->r);
-	n->max_g = m > a ? (m > b ? m : b) : (a > b ? a : b);
-}
-
-static struct fext *merge(struct fext *a, struct fext *b)
-{
-	if (!a)
-		return b;
-	if (!b)
-		return a;
-	if (prio(a) > prio(b)) {
-		a->r = merge(a->r, b);
-		upd(a);
-		return a;
-	}
-	b->l = merge(a, b->l);
-	upd(b);
-	return b;
-}
-
-/* Nodes below `key` go to *lo, the others to *hi. */
-static void split(struct fext *t, uintptr_t key, struct fext **lo, struct fext **hi)
-{
-	if (!t) {
-		*lo = *hi = NULL;
-	} else if ((uintptr_t)t < key) {
-		split(t->r, key, &t->r, hi);
-		upd(t);
-		*lo = t;
-	} else {
-		split(t->l, key, lo, &t->l);
-		upd(t);
-		*hi = t;
-	}
-}
-
-static void ext_set(struct fext *e, uint32_t g)
-{
-	e->h.g = g;
-	SET_STATE(&e->h, ST_POOL);
-	e->h.check = ck(e, g);
-}
-
-static void tree_insert(struct kmalloc_inst *km, struct fext *n, uint32_t g)
-{
-	struct fext *a, *b;
-
-	ext_set(n, g);
-	n->l = n->r = NULL;
-	n->max_g = g;
-	split(km->root, (uintptr_t)n, &a, &b);
-	km->root = merge(merge(a, n), b);
-	km->nextents++;
-}
-
-static void tree_erase(struct kmalloc_inst *km, struct fext *n)
-{
-	struct fext *a, *m, *c;
-
-	split(km->root, (uintptr_t)n, &a, &m);
-	split(m, (uintptr_t)n + 1, &m, &c);
-	if (m != n)
-		env_panic("kmalloc_pool: extent %p not in the pool", (void *)n);
-	km->root = merge(a, c);
-	km->nextents--;
-}
-
-static void resize_rec(struct fext *t, struct fext *n, uint32_t g)
-{
-	if (!t)
-		env_panic("kmalloc_pool: extent %p not in the pool", (void *)n);
-	if (t == n)
-		ext_set(n, g);
-	else
-		resize_rec((uintptr_t)n < (uintptr_t)t ? t->l : t->r, n, g);
-	upd(t);
-}
-
-#define PATH_MAX_DEPTH 48      /* deeper treaps (unlikely) take the recursion */
-
-/* Change the size of extent n in place (its address, hence position, stays).
- * Subtree maxima are fixed bottom-up and only as far as they change. */
-static void tree_resize(struct kmalloc_inst *km, struct fext *n, uint32_t g)
-{
-	struct fext *path[PATH_MAX_DEPTH], *t = km->root;
-	int d = 0;
-
-	for (; t != n; t = (uintptr_t)n < (uintptr_t)t ? t->l : t->r) {
-		if (!t || d == PATH_MAX_DEPTH) {
-			resize_rec(km->root, n, g);
-			return;
-		}
-		path[d++] = t;
-	}
-	uint32_t old = n->max_g;
-	ext_set(n, g);
-	upd(n);
-	while (d > 0 && n->max_g != old) {
-		n = path[--d];
-		old = n->max_g;
-		upd(n);
-	}
-}
-
-/* Closest extents strictly below and above address a. */
-static void neighbours(struct kmalloc_inst *km, uintptr_t a, struct fext **lo, struct fext **hi)
-{
-	*lo = *hi = NULL;
-	for (struct fext *t = km->root; t;) {
-		if ((uintptr_t)t < a) {
-			*lo = t;
-			t = t->r;
-		} else if ((uintptr_t)t > a) {
-			*hi = t;
-			t = t->l;
-		} else {
-			env_panic("kmalloc_pool: block %p already in the pool", (void *)a);
-		}
-	}
-}
-
-/* Give [a, a + 16g) to the pool, coalescing with both neighbours. */
-static void pool_put(struct kmalloc_inst *km, uintptr_t a, uint32_t g)
-{
-	struct fext *lo, *hi;
-	uintptr_t end = a + (uintptr_t)g * 16;
-
-	neighbours(km, a, &lo, &hi);
-	if ((lo && (uintptr_t)lo + (uintptr_t)lo->h.g * 16 > a) || (hi && (uintptr_t)hi < end))
-		env_panic("kmalloc_pool: block %p overlaps a free extent", (void *)a);
-	km->pool_free += (uint64_t)g * 16;
-	SET_STATE((struct hdr *)a, ST_POOL);   /* a stale pointer to it reads "free" */
-	if (lo && (uintptr_t)lo + (uintptr_t)lo->h.g * 16 == a) {
-		g += lo->h.g;
-		if (hi && (uintptr_t)hi == end) {
-			g += hi->h.g;
-			tree_erase(km, hi);
-		}
-		tree_resize(km, lo, g);
-		return;
-	}
-	if (hi && (uintptr_t)hi == end) {
-		g += hi->h.g;
-		tree_erase(km, hi);
-	}
-	tree_insert(km, (struct fext *)a, g);
-}
-
-/* Good fit: among the first FIT_CANDIDATES extents of at least g granules
- * in address order, the smallest (an exact fit ends the search at once).
- * Plain address-ordered first fit splits big extents for small blocks and
- * left the mixed-trace heap 25% above peak live; best fit over a bounded
- * window keeps big extents for big blocks at a bounded cost per miss. */
-#define FIT_CANDIDATES 32
-
-#define FIT_DEPTH 48             /* deeper treaps (unlikely) fall back to first fit */
-
-/* Lowest-address extent of at least g granules. */
-static struct fext *first_fit(struct fext *t, uint32_t g)
-{
-	while (t) {
-		if (maxg(t->l) >= g)
-			t = t->l;
-		else if (t->h.g >= g)
-			return t;
-		else
-			t = t->r;
-	}
-	env_panic("kmalloc_pool: subtree maximum is wrong");
-}
-
-/* Is t a better fit than *best? Ends the walk (false) on an exact fit or
- * when the candidates run out. */
-static inline bool fit_visit(struct fext *t, uint32_t g, struct fext **best, int *left)
-{
-	if (t->h.g < g)
-		return true;
-	if (!*best || t->h.g < (*best)->h.g)
-		*best = t;
-	return t->h.g != g && --*left > 0;
-}
-
-/* An in-order walk of the subtrees that hold a fit: the path to the first
- * fit costs what first_fit's descent does, plus a push per left turn. */
-static struct fext *good_fit(struct kmalloc_inst *km, uint32_t g)
-{
-	struct fext *stack[FIT_DEPTH], *t = km->root, *best = NULL;
-	int sp = 0, left = FIT_CANDIDATES;
-
-	if (maxg(t) < g)
-		return NULL;
-	for (;;) {
-		while (t) {                     /* t->max_g >= g here */
-			if (maxg(t->l) >= g) {
-				if (sp == FIT_DEPTH)
-					return best ? best : first_fit(t, g);
-				stack[sp++] = t;
-				t = t->l;
-				continue;
-			}
-			if (!fit_visit(t, g, &best, &left))
-				return best;
-			t = maxg(t->r) >= g ? t->r : NULL;
-		}
-		if (!sp)
-			break;
-		t = stack[--sp];
-		if (!fit_visit(t, g, &best, &left))
-			return best;
-		t = maxg(t->r) >= g ? t->r : NULL;
-	}
-	if (!best)
-		env_panic("kmalloc_pool: subtree maximum is wrong");
-	return best;
-}
-
-/* Carve a block of *gp granules whose payload is aligned to `align` (a power
- * of two >= 16), from the top of a good fit (see good_fit; from the bottom
- * of the lowest fit when `low`: per-CPU data, which then packs at the start
- * of the heap).
- * *gp may grow by a leftover too small to be an extent. Returns the block
- * address or 0. Pool lock held. */
-static uintptr_t pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align, bool low)
-{
-	uint32_t g = *gp;
-	uint64_t need = align > 16 ? (uint64_t)g + align / 16 + MIN_G : g;
-	struct fext *e;
-	uintptr_t a, end, b, tail;
-
-	if (need > UINT32_MAX || maxg(km->root) < need)
-		return 0;
-	/* Per-CPU data takes the lowest fit, so it packs at the start of the
-	 * heap whatever holes the blocks have left by then; blocks take the
-	 * best of a few fits. */
-	e = low ? first_fit(km->root, (uint32_t)need) : good_fit(km, (uint32_t)need);
-	if (!e)
-		return 0;
-	a = (uintptr_t)e;
-	end = a + (uintptr_t)e->h.g * 16;
-	if (low) {
-		b = ((a + HDR + align - 1) & ~(uintptr_t)(align - 1)) - HDR;
-		if (b != a && b - a < MIN_EXT)
-			b += align;
-	} else {
-		b = ((end - (uintptr_t)g * 16 + HDR) & ~(uintptr_t)(align - 1)) - HDR;
-	}
-	tail = end - b - (uintptr_t)g * 16;
-	if (tail && tail < MIN_EXT) {
-		g += (uint32_t)(tail / 16);
-		tail = 0;
-	}
-	if (b - a < MIN_EXT) {          /* only when align == 16: take it whole */
-		g += (uint32_t)((b - a) / 16);
-		b = a;
-	}
-	if (b == a)
-		tree_erase(km, e);
-	else
-		tree_resize(km, e, (uint32_t)((b - a) / 16));
-	if (tail)
-		tree_insert(km, (struct fext *)(b + (uintptr_t)g * 16), (uint32_t)(tail / 16));
-	km->pool_free -= (uint64_t)g * 16;
-	struct hdr *h = (struct hdr *)b;
-	h->g = g;
-	h->cpu = 0;
-	h->check = ck(h, g);
-	SET_STATE(h, ST_CARVED);
-	*gp = g;
-	return b;
-}
-
-/* ---- page ranges ----------------------------------------------------------- */
-
-/* Index of the range holding a, or -1. Pool lock held. */
-static int range_find(struct kmalloc_inst *km, uintptr_t a)
-{
-	int lo = 0, hi = (int)km->nranges - 1;
-
-	while (lo <= hi) {
-		int mid = (lo + hi) / 2;
-		if (a < km->ranges[mid].base)
-			hi = mid - 1;
-		else if (a >= km->ranges[mid].end)
-			lo = mid + 1;
-		else
-			return mid;
-	}
-	return -1;
-}
-
-static int range_add(struct kmalloc_inst *km, const struct kmalloc_range *r)
-{
-	uint32_t i = km->nranges;
-
-	if (i == KMALLOC_MAX_RANGES)
-		return E_NOMEM;
-	while (i > 0 && km->ranges[i - 1].base > r->base) {
-		km->ranges[i] = km->ranges[i - 1];
-		i--;
-	}
-	km->ranges[i] = *r;
-	km->nranges++;
-	return (int)i;
-}
-
-static void range_del(struct kmalloc_inst *km, int i)
-{
-	memmove(&km->ranges[i], &km->ranges[i + 1],
-		(km->nranges - (uint32_t)i - 1) * sizeof(km->ranges[0]));
-	km->nranges--;
-}
-
-/* Run of adjacent pool ranges around range i: [*lo, *hi). */
-static void pool_span(struct kmalloc_inst *km, int i, uintptr_t *lo, uintptr_t *hi)
-{
-	int a = i, b = i;
-
-	while (a > 0 && km->ranges[a - 1].kind == R_POOL && km->ranges[a - 1].end == km->ranges[a].base)
-		a--;
-	while (b + 1 < (int)km->nranges && km->ranges[b + 1].kind == R_POOL &&
-	       km->ranges[b + 1].base == km->ranges[b].end)
-		b++;
-	*lo = km->ranges[a].base;
-	*hi = km->ranges[b].end;
-}
-
-static inline void peak_update(struct kmalloc_inst *km)
-{
-	uint64_t used = km->pool_bytes - km->pool_free + km->large_bytes;
-	if (used > km->peak)
-		km->peak = used;
-}
-
-/* Grow the pool by a chunk that fits g granules at `align`. Called with
- * interrupts restored and no lock. */
-static bool add_chunk(struct kmalloc_inst *km, void *base, size_t np);
-
-static bool grow(struct kmalloc_inst *km, uint32_t g, size_t align)
-{
-	uint64_t bytes = (uint64_t)g * 16 + align + 2 * MIN_EXT;
-	size_t np = (size_t)((bytes + PAGE - 1) / PAGE);
-	size_t minp = km->grow_min_pages, prop = (size_t)(km->pool_bytes / 16 / PAGE);
-	void *base;
-
-	size_t fit = np;
-	uint32_t idle = 0;
-
-	/* One CPU grows at a time: CPUs that ran short together would each
-	 * take a chunk (and a chunk taken later may sit below per-CPU data
-	 * made earlier, splitting the pool for good). The others wait and
-	 * retry the pool. */
-	if (!__atomic_compare_exchange_n(&km->growing, &idle, 1, false,
-					 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-		while (__atomic_load_n(&km->growing, __ATOMIC_ACQUIRE))
-			env_cpu_relax();
-		return true;
-	}
-	if (np < minp)
-		np = minp;
-	if (np < prop)
-		np = prop;
-	base = km->src.get_pages(km->src.ctx, np);
-	if (!base && np > fit)          /* short of pages: just what fits */
-		base = km->src.get_pages(km->src.ctx, np = fit);
-	if (!base || !add_chunk(km, base, np)) {
-		__atomic_store_n(&km->growing, 0, __ATOMIC_RELEASE);
-		return false;
-	}
-	__atomic_store_n(&km->growing, 0, __ATOMIC_RELEASE);
-	return true;
-}
-
-/* Put np pages at base into the pool as a new range. Pool lock inside. */
-static bool add_chunk(struct kmalloc_inst *km, void *base, size_t np)
-{
-	struct kmalloc_range r = { 0 };
-	uintptr_t lo, hi;
-	unsigned long fl;
-	int i;
-
-	r.base = (uintptr_t)base;
-	r.end = r.base + np * PAGE;
-	r.kind = R_POOL;
-	fl = env_lock(&km->lock);
-	i = range_add(km, &r);
-	if (i < 0) {
-		env_unlock(&km->lock, fl);
-		km->src.put_pages(km->src.ctx, base, np);
-		return false;
-	}
-	/* Claim the pads shared with adjacent pool chunks (see the top). */
-	lo = r.base + 8;
-	hi = r.end - 8;
-	if (i > 0 && km->ranges[i - 1].kind == R_POOL && km->ranges[i - 1].end == r.base)
-		lo = r.base - 8;
-	if (i + 1 < (int)km->nranges && km->ranges[i + 1].kind == R_POOL && km->ranges[i + 1].base == r.end)
-		hi = r.end + 8;
-	km->heap_bytes += np * PAGE;
-	km->pool_bytes += hi - lo;
-	pool_put(km, lo, (uint32_t)((hi - lo) / 16));
-	env_unlock(&km->lock, fl);
-	return true;
-}
-
 /* ---- per-CPU caches -------------------------------------------------------- */
 
 /* Per-CPU data is a block carved from the pool (state ST_META, refused by
@@ -664,13 +101,13 @@ static struct kmalloc_pcpu *pcpu_create(struct kmalloc_inst *km, unsigned cpu)
 
 	for (int tries = 0; !a && tries < 8; tries++) {
 		unsigned long fl = env_lock(&km->lock);
-		a = pool_take(km, &g, 16, true);
+		a = kmalloc_pool_take(km, &g, 16, true);
 		if (a) {
 			km->meta_bytes += (uint64_t)g * 16;
-			peak_update(km);
+			kmalloc_peak_update(km);
 		}
 		env_unlock(&km->lock, fl);
-		if (!a && !grow(km, g, 16))
+		if (!a && !kmalloc_pool_grow(km, g, 16))
 			return NULL;
 	}
 	if (!a)
@@ -696,7 +133,7 @@ static void chain_to_pool(struct kmalloc_inst *km, struct clink *l)
 		for (int n = 0; l && n < 64; n++) {
 			struct cblk *b = CB(l);
 			struct clink *next = l->next;
-			pool_put(km, (uintptr_t)b, b->h.g);
+			kmalloc_pool_put(km, (uintptr_t)b, b->h.g);
 			l = next;
 		}
 		env_unlock(&km->lock, fl);
@@ -817,9 +254,9 @@ static uintptr_t carve(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint32_
 
 	for (;;) {
 		unsigned long lf = env_lock(&km->lock);
-		uintptr_t a = pool_take(km, gp, align, false);
+		uintptr_t a = kmalloc_pool_take(km, gp, align, false);
 		if (a)
-			peak_update(km);
+			kmalloc_peak_update(km);
 		env_unlock(&km->lock, lf);
 		if (a)
 			return a;
@@ -832,7 +269,7 @@ static uintptr_t carve(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint32_
 		if (grows >= 0 && grows < 8) {
 			bool ok;
 			env_irq_restore(*fl);
-			ok = grow(km, *gp, align);
+			ok = kmalloc_pool_grow(km, *gp, align);
 			*fl = env_irq_save();
 			grows = ok ? grows + 1 : -1;
 			if (ok)
@@ -1003,11 +440,11 @@ static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, voi
 		r.cpu = env_cpu();
 		r.caller = caller;
 		fl = env_lock(&km->lock);
-		if (range_add(km, &r) >= 0) {
+		if (kmalloc_range_add(km, &r) >= 0) {
 			km->heap_bytes += np * PAGE;
 			km->large_bytes += np * PAGE;
 			km->large_allocs++;
-			peak_update(km);
+			kmalloc_peak_update(km);
 			env_unlock(&km->lock, fl);
 #ifdef KMALLOC_DEBUG
 			memset((char *)r.payload + size, RZ_BYTE, r.end - r.payload - size);
@@ -1086,7 +523,7 @@ static int classify(struct kmalloc_inst *km, const char *op, const void *p, stru
 {
 	uintptr_t a = (uintptr_t)p, lo, hi;
 	unsigned long fl = env_lock(&km->lock);
-	int i = range_find(km, a);
+	int i = kmalloc_range_find(km, a);
 	struct kmalloc_range *r = i >= 0 ? &km->ranges[i] : NULL;
 
 	if (!r || r->kind == R_META) {
@@ -1104,7 +541,7 @@ static int classify(struct kmalloc_inst *km, const char *op, const void *p, stru
 			return refuse(km, op, p, E_INVAL, "points inside a large block", r->caller, caller);
 		return 0;
 	}
-	pool_span(km, i, &lo, &hi);
+	kmalloc_pool_span(km, i, &lo, &hi);
 	env_unlock(&km->lock, fl);
 	unsigned long ifl = env_irq_save();
 	struct kmalloc_pcpu *pc = pcpu_self(km);
@@ -1133,11 +570,11 @@ static int classify(struct kmalloc_inst *km, const char *op, const void *p, stru
 static void free_large(struct kmalloc_inst *km, void *p)
 {
 	unsigned long fl = env_lock(&km->lock);
-	int i = range_find(km, (uintptr_t)p);
+	int i = kmalloc_range_find(km, (uintptr_t)p);
 	struct kmalloc_range r = km->ranges[i];
 	size_t np = (r.end - r.base) / PAGE;
 
-	range_del(km, i);
+	kmalloc_range_del(km, i);
 	km->heap_bytes -= np * PAGE;
 	km->large_bytes -= np * PAGE;
 	km->large_frees++;
@@ -1159,7 +596,7 @@ static void free_block(struct kmalloc_inst *km, struct hdr *h)
 		unsigned long fl = env_lock(&km->lock);
 		km->plarge_bytes -= (uint64_t)g * 16;
 		km->large_frees++;
-		pool_put(km, (uintptr_t)h, g);
+		kmalloc_pool_put(km, (uintptr_t)h, g);
 		env_unlock(&km->lock, fl);
 		return;
 	}
@@ -1195,7 +632,7 @@ static __attribute__((noinline)) int free_slow(struct kmalloc_inst *km, void *p,
 	if (bi.kind == R_LARGE) {
 #ifdef KMALLOC_DEBUG
 		unsigned long lf = env_lock(&km->lock);
-		struct kmalloc_range *r = &km->ranges[range_find(km, (uintptr_t)p)];
+		struct kmalloc_range *r = &km->ranges[kmalloc_range_find(km, (uintptr_t)p)];
 		const unsigned char *z = (const unsigned char *)p + r->req;
 		size_t n = r->end - r->payload - r->req;
 		env_unlock(&km->lock, lf);
@@ -1374,7 +811,7 @@ static void *realloc_(struct kmalloc_inst *km, void *p, size_t size, void *calle
 			bi.h->req = (uint32_t)size;
 		} else {
 			unsigned long fl = env_lock(&km->lock);
-			km->ranges[range_find(km, (uintptr_t)p)].req = size;
+			km->ranges[kmalloc_range_find(km, (uintptr_t)p)].req = size;
 			env_unlock(&km->lock, fl);
 		}
 		memset((char *)p + size, RZ_BYTE, bi.usable + (bi.kind == R_POOL ? KMALLOC_REDZONE : 0) - size);
@@ -1439,296 +876,6 @@ void kmalloc_reap_all_i(struct kmalloc_inst *km)
 		chain_to_pool(km, __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_ACQUIRE));
 		__atomic_store_n(&pc->flush_req, 0, __ATOMIC_RELEASE);
 	}
-}
-
-/* ---- stats, dump, check ---------------------------------------------------- */
-
-/* Bytes of the pool by block state, from a walk of every run of pool chunks
- * block by block (blocks tile a run from its first header: add_chunk). */
-struct census {
-	uint64_t live, cached, pool, meta, big;
-	const char *err;
-	uintptr_t at;
-};
-
-/* Pool lock held: block sizes do not change under it (only the pool splits
- * and merges, and pool_take writes a carved block's header before letting
- * go), states may (hot paths, remote frees), so under load the split between
- * live and cached is a snapshot. With st, counts blocks per class: live ones
- * in st->cls[c].frees, cached ones in .cached. */
-static void census(struct kmalloc_inst *km, struct census *cs, struct kmalloc_stats *st)
-{
-	for (uint32_t i = 0; i < km->nranges && !cs->err; i++) {
-		uintptr_t lo, hi, a;
-
-		if (km->ranges[i].kind != R_POOL ||
-		    (i && km->ranges[i - 1].kind == R_POOL && km->ranges[i - 1].end == km->ranges[i].base))
-			continue;   /* not the first chunk of a run */
-		pool_span(km, (int)i, &lo, &hi);
-		for (a = lo + 8; a < hi - 8 && !cs->err;) {
-			struct hdr *h = (struct hdr *)a;
-			uint32_t g = h->g;
-			uint64_t bytes = (uint64_t)g * 16;
-			if (g < MIN_G || bytes > hi - 8 - a) {
-				cs->err = "block sizes do not tile the pool";
-				break;
-			}
-			switch (GET_STATE(h)) {
-			case ST_LIVE:
-			case ST_CARVED:
-				cs->live += bytes;
-				if (st && g < NCLS)
-					st->cls[g].frees++;
-				break;
-			case ST_CACHED:
-				cs->cached += bytes;
-				if (st && g < NCLS)
-					st->cls[g].cached++;
-				break;
-			case ST_POOL: cs->pool += bytes; break;
-			case ST_META: cs->meta += bytes; break;
-			case ST_BIG: cs->big += bytes; break;
-			default: cs->err = "block state unknown"; break;
-			}
-			if (!cs->err)
-				a += bytes;
-		}
-		if (cs->err)
-			cs->at = a;
-	}
-}
-
-void kmalloc_stats_i(struct kmalloc_inst *km, struct kmalloc_stats *out)
-{
-	memset(out, 0, sizeof(*out));
-	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
-		struct kmalloc_pcpu *pc = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
-		if (!pc)
-			continue;
-		out->cpus++;
-		for (unsigned c = 0; c < NCLS; c++) {
-			struct kmalloc_class_stats *s = &out->cls[c];
-			uint64_t a = RD(pc->cls[c].allocs), m = RD(pc->cls[c].misses);
-			s->allocs += a;
-			s->misses += m;
-			s->hits += a - m;
-		}
-		out->failures += RD(pc->fails);
-		out->bad_frees += RD(pc->bad_frees);
-	}
-	struct census cs = { 0 };
-	unsigned long fl = env_lock(&km->lock);
-	census(km, &cs, out);   /* live blocks per class into .frees for now */
-	for (unsigned c = 0; c < NCLS; c++) {
-		struct kmalloc_class_stats *s = &out->cls[c];
-		uint64_t live = s->frees;
-		/* under load the counters and the census are not one instant */
-		s->frees = s->allocs > live ? s->allocs - live : 0;
-		out->live_bytes += live * c * 16;
-		out->cached_bytes += s->cached * c * 16;
-	}
-	out->live_bytes += km->large_bytes + km->plarge_bytes;
-	out->pool_free_bytes = km->pool_free;
-	out->peak_bytes = km->peak;
-	out->heap_bytes = km->heap_bytes;
-	out->meta_bytes = km->meta_bytes;
-	out->large_allocs = km->large_allocs;
-	out->large_frees = km->large_frees;
-	out->pool_extents = km->nextents;
-	out->ranges = km->nranges;
-	for (uint32_t i = 0; i < km->nranges; i++)
-		out->pool_runs += km->ranges[i].kind == R_POOL &&
-			!(i && km->ranges[i - 1].kind == R_POOL && km->ranges[i - 1].end == km->ranges[i].base);
-	env_unlock(&km->lock, fl);
-}
-
-void kmalloc_dump_i(struct kmalloc_inst *km)
-{
-	static struct kmalloc_stats s;   /* too big for a kernel stack */
-	static env_spinlock_t dump_lock = ENV_SPINLOCK_INIT;
-	unsigned long fl = env_lock(&dump_lock);
-
-	kmalloc_stats_i(km, &s);
-	env_log("kmalloc: heap %llu B (+%llu meta), live %llu, cached %llu, pool free %llu in %u extents, peak %llu",
-		(unsigned long long)s.heap_bytes, (unsigned long long)s.meta_bytes,
-		(unsigned long long)s.live_bytes, (unsigned long long)s.cached_bytes,
-		(unsigned long long)s.pool_free_bytes, s.pool_extents, (unsigned long long)s.peak_bytes);
-	env_log("kmalloc: large allocs %llu frees %llu, failures %llu, refused frees %llu, ranges %u",
-		(unsigned long long)s.large_allocs, (unsigned long long)s.large_frees,
-		(unsigned long long)s.failures, (unsigned long long)s.bad_frees, s.ranges);
-	for (unsigned c = 0; c < NCLS; c++) {
-		struct kmalloc_class_stats *k = &s.cls[c];
-		if (k->allocs)
-			env_log("kmalloc:  %5u B: allocs %llu frees %llu hits %llu misses %llu cached %llu",
-				c * 16, (unsigned long long)k->allocs, (unsigned long long)k->frees,
-				(unsigned long long)k->hits, (unsigned long long)k->misses,
-				(unsigned long long)k->cached);
-	}
-	env_unlock(&dump_lock, fl);
-}
-
-struct walk {
-	struct kmalloc_inst *km;
-	uintptr_t prev_end;
-	uint64_t bytes;
-	uint32_t n;
-	const char *err;
-	uintptr_t at;
-};
-
-static uint32_t walk_tree(struct walk *w, struct fext *t, uint32_t parent_prio, int depth)
-{
-	if (!t || w->err)
-		return 0;
-	if (depth > 200 || prio(t) > parent_prio) {
-		w->err = "treap shape broken";
-		return 0;
-	}
-	uint32_t m = walk_tree(w, t->l, prio(t), depth + 1);
-	uintptr_t a = (uintptr_t)t;
-	int ri = range_find(w->km, a);
-	uintptr_t lo, hi;
-	if (!w->err) {
-		w->at = a;
-		if (t->h.state != ST_POOL || t->h.check != ck(t, t->h.g) || t->h.g < MIN_G || (a & 15) != 8)
-			w->err = "extent header bad";
-		else if (a <= w->prev_end && w->prev_end)
-			w->err = a == w->prev_end ? "adjacent extents not coalesced" : "extents overlap";
-		else if (ri < 0 || w->km->ranges[ri].kind != R_POOL)
-			w->err = "extent outside the pool";
-		else if ((pool_span(w->km, ri, &lo, &hi), a + (uintptr_t)t->h.g * 16 > hi - 8))
-			w->err = "extent runs past its chunk";
-	}
-	w->prev_end = a + (uintptr_t)t->h.g * 16;
-	w->bytes += (uint64_t)t->h.g * 16;
-	w->n++;
-	uint32_t r = walk_tree(w, t->r, prio(t), depth + 1);
-	if (m < t->h.g)
-		m = t->h.g;
-	if (m < r)
-		m = r;
-	if (!w->err && t->max_g != m) {
-		w->at = a;
-		w->err = "subtree maximum wrong";
-	}
-	return m;
-}
-
-/* A cached block: in the pool, right header, not overlapping a free extent. */
-static const char *check_cached(struct kmalloc_inst *km, struct cblk *b, uint32_t cpu, int cls)
-{
-	int ri = range_find(km, (uintptr_t)b);
-	struct fext *lo, *hi;
-
-	if (ri < 0 || km->ranges[ri].kind != R_POOL || ((uintptr_t)b & 15) != 8)
-		return "cached block outside the pool";
-	if (b->h.state != ST_CACHED || b->h.check != ck(b, b->h.g) || b->h.cpu != cpu)
-		return "cached block header bad";
-	if ((cls >= 0 && b->h.g != (uint32_t)cls) || b->h.g >= NCLS || b->h.g < MIN_G)
-		return "cached block in the wrong class";
-	for (struct fext *t = km->root; t;)    /* neighbours() panics on equality */
-		if ((uintptr_t)t == (uintptr_t)b)
-			return "cached block is also free in the pool";
-		else
-			t = (uintptr_t)t < (uintptr_t)b ? t->r : t->l;
-	neighbours(km, (uintptr_t)b, &lo, &hi);
-	if ((lo && (uintptr_t)lo + (uintptr_t)lo->h.g * 16 > (uintptr_t)b) ||
-	    (hi && (uintptr_t)hi < (uintptr_t)b + (uintptr_t)b->h.g * 16))
-		return "cached block overlaps a free extent";
-	return NULL;
-}
-
-static const char *check_pcpu(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint64_t *bytes,
-			      uintptr_t *at)
-{
-	uint64_t limit = km->pool_bytes / MIN_EXT + 1;
-	const char *e;
-
-	for (uint32_t c = 0; c < NCLS; c++) {
-		uint64_t n = 0, last = UINT64_MAX;
-		for (struct clink *l = pc->cls[c].head; l; l = l->next) {
-			struct cblk *b = CB(l);
-			*at = (uintptr_t)b;
-			if ((e = check_cached(km, b, pc->cpu, (int)c)))
-				return e;
-			if (++n > limit)
-				return "cache list loops";
-			if (b->stamp > last)
-				return "cache list not in free order";
-			last = b->stamp;
-			*bytes += (uint64_t)c * 16;
-		}
-	}
-	uint64_t n = 0;
-	for (struct clink *l = __atomic_load_n(&pc->remote, __ATOMIC_ACQUIRE); l; l = l->next) {
-		struct cblk *b = CB(l);
-		*at = (uintptr_t)b;
-		if ((e = check_cached(km, b, pc->cpu, -1)))
-			return e;
-		if (++n > limit)
-			return "remote list loops";
-		*bytes += (uint64_t)b->h.g * 16;
-	}
-	return NULL;
-}
-
-int kmalloc_check_i(struct kmalloc_inst *km, unsigned flags)
-{
-	struct walk w = { .km = km };
-	struct census cs = { 0 };
-	uint64_t cached = 0;
-	unsigned long fl;
-
-	if (km->magic != KM_MAGIC) {
-		env_log("kmalloc_check: instance not initialised");
-		return E_CORRUPT;
-	}
-	fl = env_lock(&km->lock);
-	for (uint32_t i = 0; i < km->nranges && !w.err; i++) {
-		struct kmalloc_range *r = &km->ranges[i];
-		w.at = r->base;
-		if ((r->base | r->end) & (PAGE - 1) || r->end <= r->base || r->kind < R_POOL || r->kind > R_META)
-			w.err = "range malformed";
-		else if (i && km->ranges[i - 1].end > r->base)
-			w.err = "ranges overlap";
-	}
-	if (!w.err)
-		walk_tree(&w, km->root, UINT32_MAX, 0);
-	if (!w.err && (w.bytes != km->pool_free || w.n != km->nextents))
-		w.err = "pool totals disagree with the extents";
-	struct kmalloc_pcpu *me = pcpu_self(km);
-	for (unsigned i = 0; i < ENV_MAX_CPUS && !w.err; i++) {
-		struct kmalloc_pcpu *pc = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
-		if (!pc || (pc != me && !(flags & KMALLOC_CHECK_ALL)))
-			continue;
-		w.err = check_pcpu(km, pc, &cached, &w.at);
-	}
-	/* Block headers tile the pool; the free ones are the tree's extents.
-	 * Quiescent, also: the cached ones are exactly those on the lists, and
-	 * per-CPU data and large blocks in the pool match their totals. */
-	if (!w.err) {
-		census(km, &cs, NULL);
-		w.at = cs.at;
-		if (cs.err)
-			w.err = cs.err;
-		else if (cs.live + cs.cached + cs.pool + cs.meta + cs.big != km->pool_bytes)
-			w.err = "block sizes do not add up to the pool";
-		else if (cs.pool != km->pool_free)
-			w.err = "free blocks disagree with the pool total";
-	}
-	if (!w.err && (flags & KMALLOC_CHECK_ALL)) {
-		w.at = 0;
-		if (cs.cached != cached)
-			w.err = "cached blocks in the pool disagree with the cache lists";
-		else if (cs.meta != km->meta_bytes || cs.big != km->plarge_bytes)
-			w.err = "per-CPU data or large blocks in the pool disagree with their totals";
-	}
-	env_unlock(&km->lock, fl);
-	if (w.err) {
-		env_log("kmalloc_check: %s at %p", w.err, (void *)w.at);
-		return E_CORRUPT;
-	}
-	return 0;
 }
 
 /* ---- the global instance ------------------------------------------------- */

@@ -1,0 +1,192 @@
+/* kmalloc_int.h - what the kmalloc sources share (kmalloc.c: caches and
+ * entry points; kmalloc_pool.c: the pool and page ranges; kmalloc_stats.c:
+ * statistics and checks). Not for other modules: the contract is kmalloc.h.
+ */
+#ifndef MM_KMALLOC_INT_H
+#define MM_KMALLOC_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "env.h"
+#include "err.h"
+#include "kmalloc.h"
+
+#define HDR      KMALLOC_HDR
+#define NCLS     KMALLOC_NCLASSES
+#define PAGE     ENV_PAGE_SIZE
+
+/* ST_BIG: a live block too large for the caches (pool fallback of a large
+ * request); a state of its own keeps it off the free hot path. */
+/* ST_CACHED is 0: the free hot path stores it without loading a constant.
+ * ST_CARVED: taken from the pool, its owner not yet set (pool_take writes
+ * the header under the pool lock, so a census never reads a stale one). */
+enum { ST_LIVE = 0xA1, ST_BIG = 0xB4, ST_CACHED = 0x00, ST_POOL = 0xF3, ST_META = 0x4D,
+       ST_CARVED = 0x3C };
+enum { R_POOL = 1, R_LARGE = 2, R_META = 3 };
+#define KM_MAGIC 0x6B6D6131u
+#define POISON   0x6B
+#define RZ_BYTE  0xFB
+
+struct hdr {
+	uint32_t g;          /* size in 16-byte granules, header included */
+	uint8_t state;
+	uint8_t cpu;         /* owner: the CPU whose cache the block returns to */
+	uint16_t check;      /* CK_KEY: tells a header from other bytes */
+#ifdef KMALLOC_DEBUG
+	uint32_t req;        /* requested size: the red zone starts there */
+	uint32_t pad;
+	void *caller;
+#endif
+};
+_Static_assert(sizeof(struct hdr) == HDR, "header size");
+/* The free hot path reads the first 8 header bytes as one word: g in bits
+ * 0-31, state 32-39, cpu 40-47, check 48-63. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "header word layout");
+#define CK_KEY 0x5A6Bu
+_Static_assert(HDR % 16 == 8, "payload must be 16-aligned when blocks start at 8 mod 16");
+
+/* A block in a cache or remote list: link and the time it was cached.
+ * Lists link payload addresses (struct clink), which is what the hot paths
+ * hand out and take back; struct cblk is the same block seen from its
+ * header. CB and CL convert. */
+struct clink {
+	struct clink *next;
+	uint64_t stamp;
+};
+struct cblk {
+	struct hdr h;
+	struct clink *next;
+	uint64_t stamp;
+};
+_Static_assert(__builtin_offsetof(struct cblk, next) == HDR, "clink is the payload of a cblk");
+#define CB(l) ((struct cblk *)((char *)(l) - HDR))
+#define CL(b) ((struct clink *)((char *)(b) + HDR))
+
+/* A free extent of the pool: a treap node by address, with the largest
+ * extent size of its subtree for first-fit descent. */
+struct fext {
+	struct hdr h;
+	struct fext *l, *r;
+	uint32_t max_g;
+	uint32_t pad;
+};
+#define MIN_EXT  ((sizeof(struct fext) + 15) & ~(size_t)15)
+#define MIN_G    ((uint32_t)(MIN_EXT / 16))
+_Static_assert(sizeof(struct cblk) <= MIN_EXT, "cached block fits the smallest block");
+_Static_assert(ENV_MAX_CPUS <= 256, "owner cpu is a byte");
+/* A small block may absorb a leftover of up to MIN_G - 1 granules. */
+_Static_assert((KMALLOC_SMALL_MAX + HDR + KMALLOC_REDZONE + 15) / 16 + MIN_G - 1 < NCLS,
+	       "classes cover every small block");
+
+/* 32 bytes, so the hot path indexes with one shift. Frees are not counted:
+ * kmalloc_stats derives them (allocs - live, from a census of the pool). */
+struct pcls {
+	struct clink *head;
+	uint64_t allocs, misses;
+	uint64_t pad;
+};
+_Static_assert(sizeof(struct pcls) == 32, "class entry is a power of two");
+
+struct kmalloc_pcpu {
+	uintptr_t span_lo, span_len;   /* payloads in [lo, lo+len) are in the pool */
+	uint64_t now;                  /* clock at the last slow path or reap */
+	uint64_t live_tag;             /* header word of our live blocks, minus g and check */
+	uint64_t scanned;              /* clock at the last expiry scan of the cache */
+	uint32_t cpu;
+	uint32_t flush_req;            /* set by other CPUs: flush everything */
+	uint64_t fails, bad_frees;
+	struct pcls cls[NCLS];
+	/* Written by other CPUs: keep it off the owner's lines. */
+	char pad0[64];
+	struct clink *remote;
+	char pad1[56];
+};
+
+/* Counters have one writer (the owner); others read them while it runs.
+ * GCC 12 turns a relaxed 64-bit atomic store into amoswap on RISC-V; an
+ * aligned sd is single-copy atomic there, so the kernel uses a volatile
+ * store (the host keeps the atomic, which is what TSan understands). */
+#define RD(x)    __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#if defined(__riscv)
+#define BUMP(x)  (*(volatile uint64_t *)&(x) = (x) + 1)
+#else
+#define BUMP(x)  __atomic_store_n(&(x), (x) + 1, __ATOMIC_RELAXED)
+#endif
+/* A block's state byte changes outside the pool lock (hot paths, remote
+ * frees) while kmalloc_stats may read it (census): single-byte relaxed
+ * accesses, a plain sb/lbu on RISC-V. */
+#define SET_STATE(h, v) __atomic_store_n(&(h)->state, (uint8_t)(v), __ATOMIC_RELAXED)
+#define GET_STATE(h)    __atomic_load_n(&(h)->state, __ATOMIC_RELAXED)
+
+/* The check field of every header. A constant, so that the free hot path
+ * compares a whole header word with one xor (live_tag); stray bytes pass it
+ * with odds of 1 in 65536, and the state, owner and size must match too.
+ * (Headers left inside larger blocks by coalescing are never ST_LIVE.) */
+static inline uint16_t ck(const void *h, uint32_t g)
+{
+	(void)h, (void)g;
+	return CK_KEY;
+}
+
+static inline uint64_t now_of(struct kmalloc_inst *km)
+{
+	return km->clock.now ? km->clock.now(km->clock.ctx) : env_ticks();
+}
+
+/* env_cpu() < ENV_MAX_CPUS <= 256: the int cast only saves a zero extension. */
+static inline struct kmalloc_pcpu *pcpu_self(struct kmalloc_inst *km)
+{
+	return __atomic_load_n(&km->pcpu[(int)env_cpu()], __ATOMIC_RELAXED);
+}
+
+typedef uint64_t __attribute__((may_alias)) word_alias_t;
+
+static inline uint64_t hdr_word(const struct hdr *h)
+{
+	return *(const word_alias_t *)h;
+}
+
+static inline size_t gran_of(size_t size)
+{
+	size_t g = (size + HDR + KMALLOC_REDZONE + 15) >> 4;
+	return g < MIN_G ? MIN_G : g;
+}
+
+static inline uint32_t prio(const struct fext *n)
+{
+	uint64_t x = (uintptr_t)n * 0x9E3779B97F4A7C15ull;
+	return (uint32_t)(x >> 32);
+}
+
+static inline uint32_t maxg(const struct fext *n)
+{
+	return n ? n->max_g : 0;
+}
+
+/* ---- kmalloc_pool.c: the pool (treap of free extents) and page ranges ----
+ * All of them with km->lock held, except kmalloc_pool_grow (none held). */
+
+/* Free extents just below and above address a (NULL if none). */
+void kmalloc_pool_neighbours(struct kmalloc_inst *km, uintptr_t a, struct fext **lo,
+			     struct fext **hi);
+/* Give [a, a + 16g) to the pool, coalescing with both neighbours. */
+void kmalloc_pool_put(struct kmalloc_inst *km, uintptr_t a, uint32_t g);
+/* A block of *gp granules (aligned payload; lowest fit if low, else a good
+ * fit), its header written (size, check, ST_CARVED); *gp may grow by a
+ * leftover too small to keep. 0 if nothing fits. */
+uintptr_t kmalloc_pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align, bool low);
+/* Index of the range holding address a, or -1. */
+int kmalloc_range_find(struct kmalloc_inst *km, uintptr_t a);
+/* Insert r in address order; its index, or -1 when the table is full. */
+int kmalloc_range_add(struct kmalloc_inst *km, const struct kmalloc_range *r);
+void kmalloc_range_del(struct kmalloc_inst *km, int i);
+/* Bounds of the run of adjacent pool chunks around range i. */
+void kmalloc_pool_span(struct kmalloc_inst *km, int i, uintptr_t *lo, uintptr_t *hi);
+/* Raise km->peak to the bytes now outside the pool. */
+void kmalloc_peak_update(struct kmalloc_inst *km);
+/* Add a chunk of pages from the page source that can hold g granules at
+ * alignment align; one CPU at a time. Called with no lock held. */
+bool kmalloc_pool_grow(struct kmalloc_inst *km, uint32_t g, size_t align);
+
+#endif

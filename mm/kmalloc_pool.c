@@ -1,0 +1,414 @@
+/* kmalloc_pool.c - kmalloc's pool: free extents in a treap keyed by address
+ * (good fit, coalescing on every insert) and the table of page ranges the
+ * pool and large blocks come from. Everything here runs under km->lock
+ * except the growth step, which calls the page source with no lock held.
+ */
+#include "kmalloc_int.h"
+
+#include <string.h>
+
+static void upd(struct fext *n)
+{
+	uint32_t m = n->h.g, a = maxg(n->l), b = maxg(n->r);
+	n->max_g = m > a ? (m > b ? m : b) : (a > b ? a : b);
+}
+
+static struct fext *merge(struct fext *a, struct fext *b)
+{
+	if (!a)
+		return b;
+	if (!b)
+		return a;
+	if (prio(a) > prio(b)) {
+		a->r = merge(a->r, b);
+		upd(a);
+		return a;
+	}
+	b->l = merge(a, b->l);
+	upd(b);
+	return b;
+}
+
+/* Nodes below `key` go to *lo, the others to *hi. */
+static void split(struct fext *t, uintptr_t key, struct fext **lo, struct fext **hi)
+{
+	if (!t) {
+		*lo = *hi = NULL;
+	} else if ((uintptr_t)t < key) {
+		split(t->r, key, &t->r, hi);
+		upd(t);
+		*lo = t;
+	} else {
+		split(t->l, key, lo, &t->l);
+		upd(t);
+		*hi = t;
+	}
+}
+
+static void ext_set(struct fext *e, uint32_t g)
+{
+	e->h.g = g;
+	SET_STATE(&e->h, ST_POOL);
+	e->h.check = ck(e, g);
+}
+
+static void tree_insert(struct kmalloc_inst *km, struct fext *n, uint32_t g)
+{
+	struct fext *a, *b;
+
+	ext_set(n, g);
+	n->l = n->r = NULL;
+	n->max_g = g;
+	split(km->root, (uintptr_t)n, &a, &b);
+	km->root = merge(merge(a, n), b);
+	km->nextents++;
+}
+
+static void tree_erase(struct kmalloc_inst *km, struct fext *n)
+{
+	struct fext *a, *m, *c;
+
+	split(km->root, (uintptr_t)n, &a, &m);
+	split(m, (uintptr_t)n + 1, &m, &c);
+	if (m != n)
+		env_panic("kmalloc_pool: extent %p not in the pool", (void *)n);
+	km->root = merge(a, c);
+	km->nextents--;
+}
+
+static void resize_rec(struct fext *t, struct fext *n, uint32_t g)
+{
+	if (!t)
+		env_panic("kmalloc_pool: extent %p not in the pool", (void *)n);
+	if (t == n)
+		ext_set(n, g);
+	else
+		resize_rec((uintptr_t)n < (uintptr_t)t ? t->l : t->r, n, g);
+	upd(t);
+}
+
+#define PATH_MAX_DEPTH 48      /* deeper treaps (unlikely) take the recursion */
+
+/* Change the size of extent n in place (its address, hence position, stays).
+ * Subtree maxima are fixed bottom-up and only as far as they change. */
+static void tree_resize(struct kmalloc_inst *km, struct fext *n, uint32_t g)
+{
+	struct fext *path[PATH_MAX_DEPTH], *t = km->root;
+	int d = 0;
+
+	for (; t != n; t = (uintptr_t)n < (uintptr_t)t ? t->l : t->r) {
+		if (!t || d == PATH_MAX_DEPTH) {
+			resize_rec(km->root, n, g);
+			return;
+		}
+		path[d++] = t;
+	}
+	uint32_t old = n->max_g;
+	ext_set(n, g);
+	upd(n);
+	while (d > 0 && n->max_g != old) {
+		n = path[--d];
+		old = n->max_g;
+		upd(n);
+	}
+}
+
+/* Closest extents strictly below and above address a. */
+void kmalloc_pool_neighbours(struct kmalloc_inst *km, uintptr_t a, struct fext **lo, struct fext **hi)
+{
+	*lo = *hi = NULL;
+	for (struct fext *t = km->root; t;) {
+		if ((uintptr_t)t < a) {
+			*lo = t;
+			t = t->r;
+		} else if ((uintptr_t)t > a) {
+			*hi = t;
+			t = t->l;
+		} else {
+			env_panic("kmalloc_pool: block %p already in the pool", (void *)a);
+		}
+	}
+}
+
+/* Give [a, a + 16g) to the pool, coalescing with both neighbours. */
+void kmalloc_pool_put(struct kmalloc_inst *km, uintptr_t a, uint32_t g)
+{
+	struct fext *lo, *hi;
+	uintptr_t end = a + (uintptr_t)g * 16;
+
+	kmalloc_pool_neighbours(km, a, &lo, &hi);
+	if ((lo && (uintptr_t)lo + (uintptr_t)lo->h.g * 16 > a) || (hi && (uintptr_t)hi < end))
+		env_panic("kmalloc_pool: block %p overlaps a free extent", (void *)a);
+	km->pool_free += (uint64_t)g * 16;
+	SET_STATE((struct hdr *)a, ST_POOL);   /* a stale pointer to it reads "free" */
+	if (lo && (uintptr_t)lo + (uintptr_t)lo->h.g * 16 == a) {
+		g += lo->h.g;
+		if (hi && (uintptr_t)hi == end) {
+			g += hi->h.g;
+			tree_erase(km, hi);
+		}
+		tree_resize(km, lo, g);
+		return;
+	}
+	if (hi && (uintptr_t)hi == end) {
+		g += hi->h.g;
+		tree_erase(km, hi);
+	}
+	tree_insert(km, (struct fext *)a, g);
+}
+
+/* Good fit: among the first FIT_CANDIDATES extents of at least g granules
+ * in address order, the smallest (an exact fit ends the search at once).
+ * Plain address-ordered first fit splits big extents for small blocks and
+ * left the mixed-trace heap 25% above peak live; best fit over a bounded
+ * window keeps big extents for big blocks at a bounded cost per miss. */
+#define FIT_CANDIDATES 32
+
+#define FIT_DEPTH 48             /* deeper treaps (unlikely) fall back to first fit */
+
+/* Lowest-address extent of at least g granules. */
+static struct fext *first_fit(struct fext *t, uint32_t g)
+{
+	while (t) {
+		if (maxg(t->l) >= g)
+			t = t->l;
+		else if (t->h.g >= g)
+			return t;
+		else
+			t = t->r;
+	}
+	env_panic("kmalloc_pool: subtree maximum is wrong");
+}
+
+/* Is t a better fit than *best? Ends the walk (false) on an exact fit or
+ * when the candidates run out. */
+static inline bool fit_visit(struct fext *t, uint32_t g, struct fext **best, int *left)
+{
+	if (t->h.g < g)
+		return true;
+	if (!*best || t->h.g < (*best)->h.g)
+		*best = t;
+	return t->h.g != g && --*left > 0;
+}
+
+/* An in-order walk of the subtrees that hold a fit: the path to the first
+ * fit costs what first_fit's descent does, plus a push per left turn. */
+static struct fext *good_fit(struct kmalloc_inst *km, uint32_t g)
+{
+	struct fext *stack[FIT_DEPTH], *t = km->root, *best = NULL;
+	int sp = 0, left = FIT_CANDIDATES;
+
+	if (maxg(t) < g)
+		return NULL;
+	for (;;) {
+		while (t) {                     /* t->max_g >= g here */
+			if (maxg(t->l) >= g) {
+				if (sp == FIT_DEPTH)
+					return best ? best : first_fit(t, g);
+				stack[sp++] = t;
+				t = t->l;
+				continue;
+			}
+			if (!fit_visit(t, g, &best, &left))
+				return best;
+			t = maxg(t->r) >= g ? t->r : NULL;
+		}
+		if (!sp)
+			break;
+		t = stack[--sp];
+		if (!fit_visit(t, g, &best, &left))
+			return best;
+		t = maxg(t->r) >= g ? t->r : NULL;
+	}
+	if (!best)
+		env_panic("kmalloc_pool: subtree maximum is wrong");
+	return best;
+}
+
+/* Carve a block of *gp granules whose payload is aligned to `align` (a power
+ * of two >= 16), from the top of a good fit (see good_fit; from the bottom
+ * of the lowest fit when `low`: per-CPU data, which then packs at the start
+ * of the heap).
+ * *gp may grow by a leftover too small to be an extent. Returns the block
+ * address or 0. Pool lock held. */
+uintptr_t kmalloc_pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align, bool low)
+{
+	uint32_t g = *gp;
+	uint64_t need = align > 16 ? (uint64_t)g + align / 16 + MIN_G : g;
+	struct fext *e;
+	uintptr_t a, end, b, tail;
+
+	if (need > UINT32_MAX || maxg(km->root) < need)
+		return 0;
+	/* Per-CPU data takes the lowest fit, so it packs at the start of the
+	 * heap whatever holes the blocks have left by then; blocks take the
+	 * best of a few fits. */
+	e = low ? first_fit(km->root, (uint32_t)need) : good_fit(km, (uint32_t)need);
+	if (!e)
+		return 0;
+	a = (uintptr_t)e;
+	end = a + (uintptr_t)e->h.g * 16;
+	if (low) {
+		b = ((a + HDR + align - 1) & ~(uintptr_t)(align - 1)) - HDR;
+		if (b != a && b - a < MIN_EXT)
+			b += align;
+	} else {
+		b = ((end - (uintptr_t)g * 16 + HDR) & ~(uintptr_t)(align - 1)) - HDR;
+	}
+	tail = end - b - (uintptr_t)g * 16;
+	if (tail && tail < MIN_EXT) {
+		g += (uint32_t)(tail / 16);
+		tail = 0;
+	}
+	if (b - a < MIN_EXT) {          /* only when align == 16: take it whole */
+		g += (uint32_t)((b - a) / 16);
+		b = a;
+	}
+	if (b == a)
+		tree_erase(km, e);
+	else
+		tree_resize(km, e, (uint32_t)((b - a) / 16));
+	if (tail)
+		tree_insert(km, (struct fext *)(b + (uintptr_t)g * 16), (uint32_t)(tail / 16));
+	km->pool_free -= (uint64_t)g * 16;
+	struct hdr *h = (struct hdr *)b;
+	h->g = g;
+	h->cpu = 0;
+	h->check = ck(h, g);
+	SET_STATE(h, ST_CARVED);
+	*gp = g;
+	return b;
+}
+
+/* ---- page ranges ----------------------------------------------------------- */
+
+/* Index of the range holding a, or -1. Pool lock held. */
+int kmalloc_range_find(struct kmalloc_inst *km, uintptr_t a)
+{
+	int lo = 0, hi = (int)km->nranges - 1;
+
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2;
+		if (a < km->ranges[mid].base)
+			hi = mid - 1;
+		else if (a >= km->ranges[mid].end)
+			lo = mid + 1;
+		else
+			return mid;
+	}
+	return -1;
+}
+
+int kmalloc_range_add(struct kmalloc_inst *km, const struct kmalloc_range *r)
+{
+	uint32_t i = km->nranges;
+
+	if (i == KMALLOC_MAX_RANGES)
+		return E_NOMEM;
+	while (i > 0 && km->ranges[i - 1].base > r->base) {
+		km->ranges[i] = km->ranges[i - 1];
+		i--;
+	}
+	km->ranges[i] = *r;
+	km->nranges++;
+	return (int)i;
+}
+
+void kmalloc_range_del(struct kmalloc_inst *km, int i)
+{
+	memmove(&km->ranges[i], &km->ranges[i + 1],
+		(km->nranges - (uint32_t)i - 1) * sizeof(km->ranges[0]));
+	km->nranges--;
+}
+
+/* Run of adjacent pool ranges around range i: [*lo, *hi). */
+void kmalloc_pool_span(struct kmalloc_inst *km, int i, uintptr_t *lo, uintptr_t *hi)
+{
+	int a = i, b = i;
+
+	while (a > 0 && km->ranges[a - 1].kind == R_POOL && km->ranges[a - 1].end == km->ranges[a].base)
+		a--;
+	while (b + 1 < (int)km->nranges && km->ranges[b + 1].kind == R_POOL &&
+	       km->ranges[b + 1].base == km->ranges[b].end)
+		b++;
+	*lo = km->ranges[a].base;
+	*hi = km->ranges[b].end;
+}
+
+void kmalloc_peak_update(struct kmalloc_inst *km)
+{
+	uint64_t used = km->pool_bytes - km->pool_free + km->large_bytes;
+	if (used > km->peak)
+		km->peak = used;
+}
+
+/* Grow the pool by a chunk that fits g granules at `align`. Called with
+ * interrupts restored and no lock. */
+static bool add_chunk(struct kmalloc_inst *km, void *base, size_t np);
+
+bool kmalloc_pool_grow(struct kmalloc_inst *km, uint32_t g, size_t align)
+{
+	uint64_t bytes = (uint64_t)g * 16 + align + 2 * MIN_EXT;
+	size_t np = (size_t)((bytes + PAGE - 1) / PAGE);
+	size_t minp = km->grow_min_pages, prop = (size_t)(km->pool_bytes / 16 / PAGE);
+	void *base;
+
+	size_t fit = np;
+	uint32_t idle = 0;
+
+	/* One CPU grows at a time: CPUs that ran short together would each
+	 * take a chunk (and a chunk taken later may sit below per-CPU data
+	 * made earlier, splitting the pool for good). The others wait and
+	 * retry the pool. */
+	if (!__atomic_compare_exchange_n(&km->growing, &idle, 1, false,
+					 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+		while (__atomic_load_n(&km->growing, __ATOMIC_ACQUIRE))
+			env_cpu_relax();
+		return true;
+	}
+	if (np < minp)
+		np = minp;
+	if (np < prop)
+		np = prop;
+	base = km->src.get_pages(km->src.ctx, np);
+	if (!base && np > fit)          /* short of pages: just what fits */
+		base = km->src.get_pages(km->src.ctx, np = fit);
+	if (!base || !add_chunk(km, base, np)) {
+		__atomic_store_n(&km->growing, 0, __ATOMIC_RELEASE);
+		return false;
+	}
+	__atomic_store_n(&km->growing, 0, __ATOMIC_RELEASE);
+	return true;
+}
+
+/* Put np pages at base into the pool as a new range. Pool lock inside. */
+static bool add_chunk(struct kmalloc_inst *km, void *base, size_t np)
+{
+	struct kmalloc_range r = { 0 };
+	uintptr_t lo, hi;
+	unsigned long fl;
+	int i;
+
+	r.base = (uintptr_t)base;
+	r.end = r.base + np * PAGE;
+	r.kind = R_POOL;
+	fl = env_lock(&km->lock);
+	i = kmalloc_range_add(km, &r);
+	if (i < 0) {
+		env_unlock(&km->lock, fl);
+		km->src.put_pages(km->src.ctx, base, np);
+		return false;
+	}
+	/* Claim the pads shared with adjacent pool chunks (see the top). */
+	lo = r.base + 8;
+	hi = r.end - 8;
+	if (i > 0 && km->ranges[i - 1].kind == R_POOL && km->ranges[i - 1].end == r.base)
+		lo = r.base - 8;
+	if (i + 1 < (int)km->nranges && km->ranges[i + 1].kind == R_POOL && km->ranges[i + 1].base == r.end)
+		hi = r.end + 8;
+	km->heap_bytes += np * PAGE;
+	km->pool_bytes += hi - lo;
+	kmalloc_pool_put(km, lo, (uint32_t)((hi - lo) / 16));
+	env_unlock(&km->lock, fl);
+	return true;
+}
