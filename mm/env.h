@@ -52,7 +52,14 @@ static inline unsigned env_cpu(void)
 	return (unsigned)v;
 }
 #else
-unsigned env_cpu(void);
+/* Host: cached per thread; the first call of a thread assigns it. */
+extern _Thread_local unsigned env_cpu_plus1;
+unsigned env_cpu_slow(void);
+static inline unsigned env_cpu(void)
+{
+	unsigned v = env_cpu_plus1;
+	return v ? v - 1 : env_cpu_slow();
+}
 #endif
 /* Per-CPU pointer slots: one pointer per CPU and slot for a manager's hot
  * path (the global kmalloc instance keeps its per-CPU data in one), read and
@@ -104,8 +111,8 @@ static inline void env_irq_restore(unsigned long flags)
 	__asm__ volatile("csrs sstatus, %0" :: "r"(flags) : "memory");
 }
 #else
-unsigned long env_irq_save(void);
-void env_irq_restore(unsigned long flags);
+static inline unsigned long env_irq_save(void) { return 0; }
+static inline void env_irq_restore(unsigned long flags) { (void)flags; }
 #endif
 
 /* One line of diagnostic output; the format is printf's, without newline. */

@@ -42,7 +42,7 @@ static pthread_key_t cpu_key;
 static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 static uint64_t cpu_used;
 static unsigned cpu_seen;
-static _Thread_local unsigned my_cpu_plus1;
+_Thread_local unsigned env_cpu_plus1;
 unsigned char env_zero_block[ENV_ZERO_SIZE] __attribute__((aligned(64)));
 _Thread_local void *env_slots[ENV_NSLOTS] = { [0 ... ENV_NSLOTS - 1] = env_zero_block };
 
@@ -62,9 +62,9 @@ static void cpu_key_init(void)
 
 _Static_assert(ENV_MAX_CPUS <= 64, "env_host: one bit per CPU index");
 
-unsigned env_cpu(void)
+unsigned env_cpu_slow(void)
 {
-	if (!my_cpu_plus1) {
+	if (!env_cpu_plus1) {
 		unsigned c = 0;
 
 		pthread_once(&cpu_once, cpu_key_init);
@@ -80,9 +80,9 @@ unsigned env_cpu(void)
 		if (c + 1 > cpu_seen)   /* read without the mutex by env_ncpus */
 			__atomic_store_n(&cpu_seen, c + 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&cpu_lock);
-		my_cpu_plus1 = c + 1;
+		env_cpu_plus1 = c + 1;
 	}
-	return my_cpu_plus1 - 1;
+	return env_cpu_plus1 - 1;
 }
 
 unsigned env_ncpus(void)
@@ -101,16 +101,6 @@ uint64_t env_ticks(void)
 uint64_t env_ticks_per_sec(void)
 {
 	return 1000000000u;
-}
-
-unsigned long env_irq_save(void)
-{
-	return 0;
-}
-
-void env_irq_restore(unsigned long flags)
-{
-	(void)flags;
 }
 
 void env_log(const char *fmt, ...)

@@ -1,17 +1,20 @@
 /* umm.c - micro memory manager: chunks with per-chunk micro locks taken by
  * compare-and-swap on the header word, a boundary bitmap that validates
- * pointers and lets walkers resynchronise, per-CPU caches of parked chunks in
+ * pointers and lets walkers resynchronise, per-CPU caches of freed chunks in
  * front of the pool and a lock-free deferred list for the fast path.
  *
- * CPU caches have two tiers: slots that only their CPU fills (no lock: one
- * header CAS per free and one per allocation, which is also the double-free
- * guard) and, behind them, a depot of lists under a per-CPU lock that other
- * CPUs steal whole (producer/consumer).
+ * CPU caches have two tiers: slots that only their CPU touches (interrupts
+ * off, no atomic read-modify-write: a cached chunk keeps its USED header and
+ * is marked by a key in its first payload word) and, behind them, per-class
+ * transfer stacks of batches shared by all CPUs (one CAS or exchange per
+ * batch), which carry chunks from the CPU that frees them to the one that
+ * allocates (producer/consumer).
  *
  * Lock order (see docs/UMM.md): a CPU may WAIT for a chunk lock only at a
  * higher address than every chunk lock it holds; a lower chunk is only ever
- * try-locked, and on failure everything is released (back-off). Depot locks
- * are leaves: no chunk lock is waited for while one is held.
+ * try-locked, and on failure everything is released (back-off). No other
+ * lock exists: slots are per CPU with interrupts off, transfer stacks and
+ * the deferred list are lock-free.
  */
 #include "umm.h"
 
@@ -21,12 +24,11 @@
  *  bit  0      USED      chunk belongs to a user or is parked
  *  bit  1      PREVFREE  the chunk just below is free (its footer is valid)
  *  bit  2      LOCK      micro lock
- *  bit  3      PARKED    freed, held in a CPU cache or the deferred list
+ *  bit  3      PARKED    freed, on the deferred list (or a free backing off)
  *  bit  4      PENDING   freed while someone held LOCK; the holder parks it
- *  bits 5-7    reserved, zero
- *  bits 8-15   user tags; while PARKED: 1 + index of the CPU whose slots
- *              list the chunk, DEPOT in a depot list, 0 elsewhere
- *              (deferred list, backing off)
+ *  bit  5      MARK      set only inside umm_check (cache entry seen)
+ *  bits 6-7    reserved, zero
+ *  bits 8-15   user tags (0 while PARKED)
  *  bits 16-20  log2 of the alignment asked for (0: default 16)
  *  bits 21-63  size in 16-byte units, header included
  */
@@ -36,6 +38,7 @@
 #define H_PARKED    ((uint64_t)1 << 3)
 #define H_PENDING   ((uint64_t)1 << 4)
 #define H_RSVD      ((uint64_t)7 << 5)
+#define H_MARK      ((uint64_t)1 << 5)
 #define H_TAG_SHIFT   8
 #define H_TAG_MASK    ((uint64_t)0xff << H_TAG_SHIFT)
 #define H_ALIGN_SHIFT 16
@@ -57,9 +60,7 @@ _Static_assert((H_TAG_MASK & H_ALIGN_MASK) == 0 && (H_ALIGN_MASK & H_SIZE_MASK) 
 _Static_assert(((uint64_t)1 << (64 - H_SIZE_SHIFT)) * UNIT >= ((uint64_t)1 << 30),
 	       "size field covers a 1 GiB pool");
 _Static_assert(HDR + sizeof(void *) <= UNIT, "a one-unit chunk holds a list link");
-_Static_assert(ENV_MAX_CPUS < 255, "a parked chunk's tag field holds 1 + its CPU index");
-#define H_OWNER(o)  ((uint64_t)(o) << H_TAG_SHIFT)
-#define DEPOT       255u           /* owner field of chunks in a depot list */
+_Static_assert(HDR + 3 * sizeof(uint64_t) <= 2 * UNIT, "a two-unit chunk holds key and two links");
 
 static inline size_t h_units(uint64_t h) { return (size_t)(h >> H_SIZE_SHIFT); }
 static inline uint8_t h_tags(uint64_t h) { return (uint8_t)(h >> H_TAG_SHIFT); }
@@ -179,34 +180,48 @@ static uintptr_t next_boundary(const umm_t *m, uintptr_t c, size_t words)
 /* ---- counters ----------------------------------------------------------- */
 static inline struct umm_cpu *cpu_of(umm_t *m) { return &m->cpu[env_cpu() % ENV_MAX_CPUS]; }
 static inline void padd(uint64_t *ctr, uint64_t v) { __atomic_fetch_add(ctr, v, __ATOMIC_RELAXED); }
-/* Counters owned by a CPU cache lock: plain arithmetic, atomic access so
- * umm_stats can read them at any time. */
+/* Counters of the cache path, written by their CPU only (interrupts off):
+ * plain arithmetic, atomic access so umm_stats can read them at any time. */
 static inline void cadd(uint64_t *ctr, uint64_t v)
 {
 	__atomic_store_n(ctr, __atomic_load_n(ctr, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
 }
 static inline uint64_t ld(const uint64_t *ctr) { return __atomic_load_n(ctr, __ATOMIC_RELAXED); }
 
-static inline void set_count(struct umm_cpu *cp, int k, unsigned n)
+/* Chunk units of size class k (the classes: see class_of below). */
+static size_t class_units(int k)
 {
-	__atomic_store_n(&cp->count[k], (uint16_t)n, __ATOMIC_RELAXED);
+	if (k < 16)
+		return (size_t)k + 1;
+	unsigned b = 4 + (unsigned)(k - 16) / 4;
+	return (size_t)((k - 16) % 4 + 5) << (b - 2);
 }
 
-static uint64_t live_bytes(umm_t *m)
+/* Sum over the CPU indexes below n (ENV_MAX_CPUS for exact figures). */
+static uint64_t live_bytes_n(umm_t *m, unsigned n)
 {
 	uint64_t in = 0, out = 0;
-	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
-		in += ld(&m->cpu[i].c_in) + ld(&m->cpu[i].p_in);
-		out += ld(&m->cpu[i].c_out) + ld(&m->cpu[i].p_out);
+	for (unsigned i = 0; i < n && i < ENV_MAX_CPUS; i++) {
+		const struct umm_cpu *cp = &m->cpu[i];
+		in += ld(&cp->p_in);
+		out += ld(&cp->p_out);
+		for (int k = 0; k < UMM_NCLASSES; k++) {
+			uint64_t b = class_units(k) * UNIT;
+			in += ld(&cp->c_alloc[k]) * b;
+			out += ld(&cp->c_free[k]) * b;
+		}
 	}
 	return in - out;
 }
 
-/* The peak is sampled (every 64th allocation of a CPU and in umm_stats)
- * so that no allocation touches a pool-wide counter. */
+static uint64_t live_bytes(umm_t *m) { return live_bytes_n(m, ENV_MAX_CPUS); }
+
+/* The peak is sampled (every 64th pool allocation of a CPU and 1024th
+ * cache allocation of a CPU and class, summing the CPU indexes in use; and
+ * in umm_stats) so that no allocation touches a pool-wide counter. */
 static void sample_peak(umm_t *m)
 {
-	uint64_t live = live_bytes(m), old = __atomic_load_n(&m->peak, __ATOMIC_RELAXED);
+	uint64_t live = live_bytes_n(m, env_ncpus()), old = __atomic_load_n(&m->peak, __ATOMIC_RELAXED);
 	if ((int64_t)live < 0)
 		return;
 	while (live > old && !__atomic_compare_exchange_n(&m->peak, &old, live, true,
@@ -253,7 +268,7 @@ static inline int exact_class(size_t units)
 {
 	size_t cu;
 	int i = class_of(units, &cu);
-	return cu == units ? i : -1;
+	return i >= 0 && cu == units ? i : -1;
 }
 
 static inline size_t units_for(size_t size) { return (size + HDR + UNIT - 1) / UNIT; }
@@ -300,7 +315,7 @@ static void unlock_chunk(umm_t *m, uintptr_t c, uint64_t clr, uint64_t set)
 	do {
 		n = (h & ~(H_LOCK | clr)) | set;
 		defer = (n & H_PENDING) != 0;
-		if (defer)   /* parked, in no CPU's slots: owner field 0 */
+		if (defer)   /* parked, tags 0 */
 			n = (n & ~(H_PENDING | H_TAG_MASK)) | H_PARKED;
 	} while (!hcas(c, &h, n));
 	if (defer)
@@ -309,10 +324,10 @@ static void unlock_chunk(umm_t *m, uintptr_t c, uint64_t clr, uint64_t set)
 
 enum { CLAIM_OK, CLAIM_BAD, CLAIM_PENDING };
 
-/* Take a live block from its owner: sets `bits` (LOCK or PARKED) on a used,
- * unparked, unlocked header. If a neighbour holds the lock, mark the block
- * PENDING so the holder parks it (never waits). */
-static int claim(uintptr_t c, uint64_t bits, uint64_t *out)
+/* Take a live block from its owner: sets LOCK on a used, unparked,
+ * unlocked header. If a neighbour holds the lock, mark the block PENDING so
+ * the holder parks it (never waits). */
+static int claim(uintptr_t c, uint64_t *out)
 {
 	uint64_t h = hload(c);
 	for (;;) {
@@ -325,10 +340,8 @@ static int claim(uintptr_t c, uint64_t bits, uint64_t *out)
 			}
 			continue;
 		}
-		/* parking replaces the tags by the slot owner (bits) */
-		uint64_t n = (bits & H_PARKED) ? (h & ~H_TAG_MASK) | bits : h | bits;
-		if (hcas(c, &h, n)) {
-			*out = n;
+		if (hcas(c, &h, h | H_LOCK)) {
+			*out = h | H_LOCK;
 			return CLAIM_OK;
 		}
 	}
@@ -459,132 +472,73 @@ static void drain(umm_t *m, struct umm_cpu *me)
 }
 
 /* ---- CPU caches ------------------------------------------------------------
- * Slots (docs/UMM.md): slot[k][j] of CPU X holds 1 + the unit index of a
- * chunk parked there, 0 if empty. Rules:
- *  - only X writes a non-zero value, into an empty slot, and with interrupts
- *    off; X lists a chunk BEFORE its header says PARKED with owner X;
- *  - a chunk leaves X's slots only through a CAS on its header that requires
- *    PARKED and owner X: X's pop (which clears its slot first), or another
- *    CPU's take, which clears every slot of X listing the chunk afterwards;
- *  - whoever's header CAS fails drops its copy of the entry.
- * So a parked chunk is listed exactly where its owner field says, a chunk
- * that is not parked is listed nowhere (between the transitions above, only
- * by the CPU doing them), and a thief that read a slot long ago can only win
- * a chunk that is really parked there now. */
+ * A cached chunk keeps the header of a live block (USED, its tags, align 0):
+ * to the pool it is allocated, so neighbours may still LOCK it and change
+ * its PREVFREE, exactly as for a user's block. What marks it cached is its
+ * key, secret ^ address, in payload word 0; it is stored on the way in and
+ * cleared on every way out (to a user, or to the pool), so a key never
+ * outlives its cache entry and a fresh block never carries one.
+ *
+ * Slots: slot[k][0 .. top[k]) of a CPU list its cached chunks of class k
+ * (slot_val: offset and tags). Only that CPU reads or writes them, with
+ * interrupts off; relaxed atomic accesses let umm_stats read them racily.
+ * No atomic read-modify-write on either hot path.
+ *
+ * Transfer stacks: when a CPU's slots of class k are full, the oldest half
+ * moves to xfer[k] as one batch: its first chunk (the head) lists the
+ * others' slot entries from payload word W_ENTRY on, their number in
+ * W_COUNT and the next batch in W_BATCH (so a batch is as large as its
+ * head can list; one-unit chunks have no room and never leave the slots
+ * this way). A batch is pushed with one CAS; a CPU whose slots are empty
+ * takes the whole stack with one exchange (so no pop ever reads a stale
+ * link: no ABA), keeps one batch and pushes the rest back with one CAS.
+ * The taker copies the entries into its slots without touching those
+ * chunks. Bytes in the stacks are counted per CPU (xnet_add) and bounded
+ * by m->xfer_cap per class.
+ *
+ * Flush requests: see honour_flush and alloc_common.
+ */
 
-static inline uint32_t sload(const uint32_t *s) { return __atomic_load_n(s, __ATOMIC_RELAXED); }
-static inline void sstore(uint32_t *s, uint32_t v) { __atomic_store_n(s, v, __ATOMIC_RELAXED); }
-static inline uintptr_t slot_chunk(const umm_t *m, uint32_t v) { return m->base + (uintptr_t)(v - 1) * UNIT; }
-static inline uint32_t slot_val(const umm_t *m, uintptr_t c) { return (uint32_t)((c - m->base) / UNIT + 1); }
+/* Slots are guarded by turning interrupts off on the kernel's harts (on
+ * the host env_irq_save is an inline no-op). */
+#define irq_off()   env_irq_save()
+#define irq_on(fl)  env_irq_restore(fl)
 
-static size_t class_units(int k)
+static inline uintptr_t sload(const uintptr_t *s) { return __atomic_load_n(s, __ATOMIC_RELAXED); }
+static inline void sstore(uintptr_t *s, uintptr_t v) { __atomic_store_n(s, v, __ATOMIC_RELAXED); }
+/* A slot entry: the chunk's offset in the pool, shifted, with the chunk's
+ * tags in the low byte, so that an allocation whose tags match needs no read
+ * of the header (a dependent load on the hot path). */
+_Static_assert(MAX_UNITS * UNIT < ((uint64_t)1 << 59), "a slot entry holds offset << 4");
+static inline uintptr_t slot_val(const umm_t *m, uintptr_t c, uint8_t tags)
 {
-	if (k < 16)
-		return (size_t)k + 1;
-	unsigned b = 4 + (unsigned)(k - 16) / 4;
-	return (size_t)((k - 16) % 4 + 5) << (b - 2);
+	return ((c - m->base) << 4) | tags;
 }
-
-/* Is h (read at c, possibly stale: the chunk may have been taken and its
- * memory reused since a slot named it) a chunk of `units` parked with owner
- * field `own`? Checked against the bitmap; the caller's CAS is on the exact
- * value read, as in find(). */
-static inline bool parked_as(const umm_t *m, uintptr_t c, uint64_t h, size_t units, unsigned own)
+static inline uintptr_t slot_chunk(const umm_t *m, uintptr_t v)
 {
-	return (h & (H_USED | H_PARKED | H_PENDING | H_TAG_MASK)) == (H_USED | H_PARKED | H_OWNER(own)) &&
-	       h_units(h) == units && bm_test_rlx(m, c);
+	return m->base + ((v >> 4) & ~(uintptr_t)(UNIT - 1));
 }
+static inline uint8_t tload(const uint8_t *t) { return __atomic_load_n(t, __ATOMIC_RELAXED); }
+static inline void tstore(uint8_t *t, unsigned v) { __atomic_store_n(t, (uint8_t)v, __ATOMIC_RELAXED); }
 
-enum { TAKE_USE, TAKE_MOVE, TAKE_FREE };
+/* Payload word i of chunk c. Word 0 (the key) is read by other CPUs only for
+ * ordered double-free checks and speculative walks: atomic, relaxed. */
+static inline uint64_t *pword(uintptr_t c, unsigned i) { return (uint64_t *)(c + HDR) + i; }
+static inline uint64_t key_of(const umm_t *m, uintptr_t c) { return m->secret ^ c; }
+static inline uint64_t w0load(uintptr_t c) { return __atomic_load_n(pword(c, 0), __ATOMIC_RELAXED); }
+static inline void w0store(uintptr_t c, uint64_t v) { __atomic_store_n(pword(c, 0), v, __ATOMIC_RELAXED); }
+static inline uintptr_t link_of(uintptr_t c, unsigned i) { return (uintptr_t)*pword(c, i); }
+static inline void set_link(uintptr_t c, unsigned i, uintptr_t v) { *pword(c, i) = (uint64_t)v; }
+#define W_COUNT 1   /* batch head: entries that follow from W_ENTRY */
+#define W_BATCH 2   /* batch head: next batch */
+#define W_ENTRY 3   /* batch head: slot entries of the batch's other chunks */
 
-/* Header transition of a parked chunk (owner `own`) to the caller's block
- * (TAKE_USE, `arg` the tags), to owner `arg` (TAKE_MOVE) or to a locked,
- * unparked chunk to be freed (TAKE_FREE, waits for a neighbour's LOCK: slow
- * path only). A neighbour's LOCK and PREVFREE are kept. False if it is not
- * parked there (any more). */
-static inline __attribute__((always_inline)) bool take_hdr(const umm_t *m, struct umm_cpu *me,
-							   uintptr_t c, size_t units, unsigned own,
-							   int mode, unsigned arg)
+/* Is used chunk c (header h) in a cache? Only default-aligned chunks of a
+ * class size are ever cached; the key decides. */
+static inline bool cached(const umm_t *m, uintptr_t c, uint64_t h)
 {
-	uint64_t h, n;
-
-	SPEC_BEGIN();
-	h = __atomic_load_n((uint64_t *)c, __ATOMIC_RELAXED);   /* the CAS validates it */
-	SPEC_END();
-	for (;;) {
-		if (!parked_as(m, c, h, units, own))
-			return false;
-		if (mode == TAKE_USE) {
-			n = (h & (H_LOCK | H_PREVFREE)) | mkused(units, (uint8_t)arg, 0);
-		} else if (mode == TAKE_MOVE) {
-			n = (h & ~H_TAG_MASK) | H_OWNER(arg);
-		} else if (h & H_LOCK) {
-			padd(&me->retries, 1);
-			env_cpu_relax();
-			h = spec_load(c);
-			continue;
-		} else {
-			n = (h | H_LOCK) & ~(H_PARKED | H_TAG_MASK);
-		}
-		if (spec_cas(c, &h, n))
-			return true;
-	}
-}
-
-/* After taking v's chunk from CPU cp's class k by its header: clear the
- * slots of cp that still list it. */
-static void unlist(struct umm_cpu *cp, int k, uint32_t v)
-{
-	for (unsigned j = 0; j < UMM_SLOTS; j++) {
-		uint32_t e = v;
-		if (sload(&cp->slot[k][j]) == v)
-			__atomic_compare_exchange_n(&cp->slot[k][j], &e, 0, false, __ATOMIC_RELAXED,
-						    __ATOMIC_RELAXED);
-	}
-}
-
-/* Slow path: free every chunk of a depot list we took. */
-static void free_list(umm_t *m, struct umm_cpu *me, uintptr_t c, size_t units)
-{
-	for (uintptr_t next; c; c = next) {
-		next = (uintptr_t)*(void **)(c + HDR);
-		if (!take_hdr(m, me, c, units, DEPOT, TAKE_FREE, 0))
-			env_panic("umm_flush: depot chunk %p not parked", (void *)c);
-		free_claimed(m, me, c, false);
-	}
-}
-
-/* Slow path: empty every CPU cache into the pool (on allocation failure). */
-static void flush_caches(umm_t *m, struct umm_cpu *me)
-{
-	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
-		struct umm_cpu *cp = &m->cpu[i];
-		void *heads[UMM_NCLASSES];
-
-		if (__atomic_load_n(&cp->cached, __ATOMIC_RELAXED)) {
-			unsigned long fl = env_lock(&cp->lock);
-			memcpy(heads, cp->head, sizeof(heads));
-			memset(cp->head, 0, sizeof(cp->head));
-			for (int k = 0; k < UMM_NCLASSES; k++)
-				set_count(cp, k, 0);
-			__atomic_store_n(&cp->cached, 0, __ATOMIC_RELAXED);
-			env_unlock(&cp->lock, fl);
-			for (int k = 0; k < UMM_NCLASSES; k++)
-				free_list(m, me, (uintptr_t)heads[k], class_units(k));
-		}
-		for (int k = 0; k < UMM_NCLASSES; k++) {
-			if (!__atomic_load_n(&cp->top[k], __ATOMIC_RELAXED))
-				continue;
-			for (unsigned j = 0; j < UMM_SLOTS; j++) {
-				uint32_t v = sload(&cp->slot[k][j]);
-				uintptr_t c = slot_chunk(m, v);
-				if (v && take_hdr(m, me, c, class_units(k), cp->own, TAKE_FREE, 0)) {
-					unlist(cp, k, v);
-					free_claimed(m, me, c, false);
-				}
-			}
-		}
-	}
+	return !(h & (H_PARKED | H_ALIGN_MASK)) && exact_class(h_units(h)) >= 0 &&
+	       w0load(c) == key_of(m, c);
 }
 
 static __attribute__((noinline)) void sample_peak_cold(umm_t *m)
@@ -592,282 +546,290 @@ static __attribute__((noinline)) void sample_peak_cold(umm_t *m)
 	sample_peak(m);
 }
 
-static inline void count_cache_alloc(umm_t *m, struct umm_cpu *me, size_t bytes)
+/* Cache-path counters are per class (one counter per operation; bytes
+ * follow from the class size). */
+static inline void count_cache_alloc(umm_t *m, struct umm_cpu *me, int k)
 {
-	uint64_t n = ld(&me->c_allocs) + 1;
-	cadd(&me->c_in, bytes);
-	__atomic_store_n(&me->c_allocs, n, __ATOMIC_RELAXED);
-	if ((n & 255) == 0)
+	uint64_t n = ld(&me->c_alloc[k]) + 1;
+	__atomic_store_n(&me->c_alloc[k], n, __ATOMIC_RELAXED);
+	if ((n & 1023) == 0)
 		sample_peak_cold(m);
 }
 
-/* Thieves look at CPUs below m->seen only: raise it before our first park. */
-static inline void note_seen(umm_t *m, const struct umm_cpu *me)
+static inline void count_cache_free(struct umm_cpu *me, int k)
 {
-	unsigned s = __atomic_load_n(&m->seen, __ATOMIC_RELAXED);
-	while (s < me->own && !__atomic_compare_exchange_n(&m->seen, &s, me->own, true,
-							   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		;
+	cadd(&me->c_free[k], 1);
 }
 
-/* Pop a parked chunk of class k from our own slots, top down (interrupts
- * off, so no other code of this CPU runs in between). */
-static __attribute__((noinline)) uintptr_t cache_pop_full(umm_t *m, struct umm_cpu *me, int k,
-							     size_t units, uint8_t tags)
+/* Cached chunk c (tags `had`) becomes the caller's block: its tags change
+ * only when they differ (a CAS: a neighbour may hold LOCK or change PREVFREE
+ * meanwhile); its key goes. */
+static inline __attribute__((always_inline)) void unpark_use(uintptr_t c, uint8_t had, uint8_t tags)
 {
-	unsigned long fl = env_irq_save();
-	unsigned t = me->top[k];
+	if (__builtin_expect(had != tags, 0)) {
+		uint64_t h = __atomic_load_n((uint64_t *)c, __ATOMIC_RELAXED);
+		while (!hcas(c, &h, (h & ~H_TAG_MASK) | ((uint64_t)tags << H_TAG_SHIFT)))
+			;
+	}
+	w0store(c, 0);
+}
+
+/* Cached chunk c (no longer listed anywhere) goes back to the pool, through
+ * the claim and merge of a user's free; no counter changes (its bytes were
+ * counted free when the user freed it). Fast: never waits, a busy
+ * neighbourhood defers it. */
+static void release_cached(umm_t *m, struct umm_cpu *me, uintptr_t c, bool fast)
+{
+	uint64_t h;
+
+	w0store(c, 0);   /* its key must not outlive its cache entry */
+	int r = claim(c, &h);
+	if (r == CLAIM_BAD)
+		env_panic("umm_free: cached chunk %p is not a used chunk", (void *)c);
+	if (r == CLAIM_OK && !free_claimed(m, me, c, fast)) {
+		park(m, c);
+		push_deferred(m, c);
+	}
+	/* CLAIM_PENDING: the neighbour holding its lock parks it */
+}
+
+/* Take up to `n` entries of our class k out of the slots, the oldest
+ * (bottom) ones first. Returns how many. */
+static unsigned slots_take(struct umm_cpu *me, int k, uintptr_t *out, unsigned n)
+{
+	unsigned long fl = irq_off();
+	unsigned t = tload(&me->top[k]);
+
+	if (n > t)
+		n = t;
+	for (unsigned j = 0; j < n; j++)
+		out[j] = sload(&me->slot[k][j]);
+	for (unsigned j = n; j < t; j++)
+		sstore(&me->slot[k][j - n], sload(&me->slot[k][j]));
+	tstore(&me->top[k], t - n);
+	irq_on(fl);
+	return n;
+}
+
+/* Return all our cached chunks to the pool (slots only). */
+static void flush_slots(umm_t *m, struct umm_cpu *me, bool fast)
+{
+	uintptr_t v[UMM_SLOTS];
+
+	for (int k = 0; k < UMM_NCLASSES; k++) {
+		if (!tload(&me->top[k]))
+			continue;
+		unsigned n = slots_take(me, k, v, UMM_SLOTS);
+		for (unsigned j = 0; j < n; j++)
+			release_cached(m, me, slot_chunk(m, v[j]), fast);
+	}
+}
+
+/* A flush was requested (a failing allocation raised m->flush_gen): give
+ * our slots back before anything else. One load and a branch when not. */
+static inline bool flush_due(const umm_t *m, const struct umm_cpu *me)
+{
+	return __atomic_load_n(&m->flush_gen, __ATOMIC_RELAXED) != __atomic_load_n(&me->gen, __ATOMIC_RELAXED);
+}
+
+/* Cold paths: honour a flush request, then bypass the cache for the next
+ * LEAN_OPS calls (our gen stays behind until then, so the hot paths keep
+ * coming here): the failing allocation retries while every CPU frees into
+ * the pool, instead of scattering freshly cached chunks through it. True
+ * while the cache is to be bypassed. */
+#define LEAN_OPS 1024
+static bool honour_flush(umm_t *m, struct umm_cpu *me, bool fast)
+{
+	uint32_t g = __atomic_load_n(&m->flush_gen, __ATOMIC_RELAXED);
+
+	if (g == __atomic_load_n(&me->gen, __ATOMIC_RELAXED))
+		return false;
+	if (__atomic_load_n(&me->honoured, __ATOMIC_RELAXED) != g) {
+		__atomic_store_n(&me->honoured, g, __ATOMIC_RELAXED);
+		__atomic_store_n(&me->lean, LEAN_OPS, __ATOMIC_RELAXED);
+		flush_slots(m, me, fast);
+	}
+	unsigned n = __atomic_load_n(&me->lean, __ATOMIC_RELAXED);
+	if (n) {
+		__atomic_store_n(&me->lean, n - 1, __ATOMIC_RELAXED);
+		return true;
+	}
+	__atomic_store_n(&me->gen, g, __ATOMIC_RELAXED);
+	return false;
+}
+
+/* Bytes in the transfer stacks are counted per CPU (pushed minus taken,
+ * plain arithmetic with interrupts off, so no atomic read-modify-write);
+ * their sum over the CPUs below n is the stack's content. Read racily for
+ * the bound, exact when quiescent. */
+static inline void xnet_add(struct umm_cpu *me, int k, int64_t d)
+{
+	cadd(&me->x_net[k], (uint64_t)d);
+}
+
+static uint64_t xfer_bytes(const umm_t *m, int k, unsigned n)
+{
+	uint64_t sum = 0;
+	for (unsigned i = 0; i < n && i < ENV_MAX_CPUS; i++)
+		sum += ld(&m->cpu[i].x_net[k]);
+	return sum;
+}
+
+/* Push one batch b on x. */
+static void xfer_push(struct umm_xfer *x, uintptr_t b)
+{
+	void *old = __atomic_load_n(&x->head, __ATOMIC_RELAXED);
+	do {
+		set_link(b, W_BATCH, (uintptr_t)old);
+	} while (!__atomic_compare_exchange_n(&x->head, &old, (void *)b, true, __ATOMIC_RELEASE,
+					      __ATOMIC_RELAXED));
+}
+
+/* Push back a chain of batches (linked through W_BATCH, last link 0) that
+ * we took: one CAS if the stack is still empty, as it mostly is; else its
+ * tail is linked to what others pushed meanwhile. */
+static void xfer_push_chain(struct umm_xfer *x, uintptr_t first)
+{
+	void *old = NULL;
+	uintptr_t tail = 0;
+
+	while (!__atomic_compare_exchange_n(&x->head, &old, (void *)first, false, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED)) {
+		if (!tail)
+			for (tail = first; link_of(tail, W_BATCH);)
+				tail = link_of(tail, W_BATCH);
+		set_link(tail, W_BATCH, (uintptr_t)old);
+	}
+}
+
+/* Our class k slots are full: move their oldest half to the transfer stack
+ * as one batch, or to the pool if the stacks of the class hold their bound
+ * already (the bound keeps idle memory finite; it is read racily). */
+static void spill(umm_t *m, struct umm_cpu *me, int k, bool fast)
+{
+	uintptr_t v[UMM_SLOTS], b;
+	unsigned n = slots_take(me, k, v, m->batch[k]);
+	size_t bytes = n * class_units(k) * UNIT;
+
+	if (!n)
+		return;
+	b = slot_chunk(m, v[0]);
+	if (xfer_bytes(m, k, env_ncpus()) + bytes > m->xfer_cap) {
+		for (unsigned j = 0; j < n; j++)
+			release_cached(m, me, slot_chunk(m, v[j]), fast);
+		return;
+	}
+	/* the head lists the others' slot entries (offset and tags): the
+	 * taker copies them into its slots without touching those chunks */
+	set_link(b, W_COUNT, n - 1);
+	for (unsigned j = 1; j < n; j++)
+		set_link(b, W_ENTRY + j - 1, v[j]);
+	unsigned long fl = irq_off();
+	xnet_add(me, k, (int64_t)bytes);   /* before the push: a taker subtracts after */
+	irq_on(fl);
+	xfer_push(&m->xfer[k], b);
+}
+
+/* Take the whole stack of class k, keep its first batch, push the rest back.
+ * Returns the batch's head, 0 if there was none. */
+static uintptr_t xfer_take(umm_t *m, int k)
+{
+	struct umm_xfer *x = &m->xfer[k];
+
+	if (!__atomic_load_n(&x->head, __ATOMIC_RELAXED))
+		return 0;
+	uintptr_t b = (uintptr_t)__atomic_exchange_n(&x->head, NULL, __ATOMIC_ACQUIRE);
+	if (b && link_of(b, W_BATCH))
+		xfer_push_chain(x, link_of(b, W_BATCH));
+	return b;
+}
+
+/* Our class k slots are empty: refill them from a batch of the transfer
+ * stack, the first chunk for the caller. Returns it, or 0. */
+static uintptr_t refill(umm_t *m, struct umm_cpu *me, int k, uint8_t tags, bool fast)
+{
+	uintptr_t c = xfer_take(m, k);
+	size_t bytes = class_units(k) * UNIT;
+	unsigned n, j;
+
+	if (!c)
+		return 0;
+	n = (unsigned)link_of(c, W_COUNT);
+	unsigned long fl = irq_off();
+	unsigned t = tload(&me->top[k]);
+	for (j = 0; j < n && t < m->cap[k]; j++)   /* full: an interrupt filled them */
+		sstore(&me->slot[k][t++], link_of(c, W_ENTRY + j));
+	tstore(&me->top[k], t);
+	unpark_use(c, h_tags(hload(c)), tags);
+	count_cache_alloc(m, me, k);
+	xnet_add(me, k, -(int64_t)((n + 1) * bytes));
+	irq_on(fl);
+	for (; j < n; j++)
+		release_cached(m, me, slot_chunk(m, link_of(c, W_ENTRY + j)), fast);
+	return c;
+}
+
+/* Slow path, on allocation failure: every transfer stack to the pool. */
+static void flush_xfer(umm_t *m, struct umm_cpu *me)
+{
+	for (int k = 0; k < UMM_NCLASSES; k++) {
+		struct umm_xfer *x = &m->xfer[k];
+		if (!__atomic_load_n(&x->head, __ATOMIC_RELAXED))
+			continue;
+		uintptr_t b = (uintptr_t)__atomic_exchange_n(&x->head, NULL, __ATOMIC_ACQUIRE), nb;
+		uint64_t n = 0;
+		for (; b; b = nb) {
+			unsigned cnt = (unsigned)link_of(b, W_COUNT);
+			nb = link_of(b, W_BATCH);
+			for (unsigned j = 0; j < cnt; j++)
+				release_cached(m, me, slot_chunk(m, link_of(b, W_ENTRY + j)), false);
+			release_cached(m, me, b, false);   /* its entries are read: now it */
+			n += cnt + 1;
+		}
+		unsigned long fl = irq_off();
+		xnet_add(me, k, -(int64_t)(n * class_units(k) * UNIT));
+		irq_on(fl);
+	}
+}
+
+/* Cache used chunk c of class k (checked: live, align 0, not cached) in our
+ * slots; false if they are full. */
+static inline __attribute__((always_inline)) bool slots_put(umm_t *m, struct umm_cpu *me, uintptr_t c,
+							    int k, uint8_t tags)
+{
+	unsigned long fl = irq_off();
+	unsigned t = tload(&me->top[k]);
+
+	if (t >= m->cap[k]) {
+		irq_on(fl);
+		return false;
+	}
+	w0store(c, key_of(m, c));
+	sstore(&me->slot[k][t], slot_val(m, c, tags));
+	tstore(&me->top[k], t + 1);
+	count_cache_free(me, k);
+	irq_on(fl);
+	return true;
+}
+
+/* Pop a cached chunk of class k from our slots for the caller; 0 if none. */
+static inline __attribute__((always_inline)) uintptr_t slots_get(umm_t *m, struct umm_cpu *me, int k,
+								 uint8_t tags)
+{
+	unsigned long fl = irq_off();
+	unsigned t = tload(&me->top[k]);
 	uintptr_t c = 0;
 
-	while (t) {
-		uint32_t *sl = &me->slot[k][--t];
-		uint32_t v = sload(sl);
-		if (!v)
-			continue;   /* taken by another CPU */
-		sstore(sl, 0);
-		if (take_hdr(m, me, slot_chunk(m, v), units, me->own, TAKE_USE, tags)) {
-			c = slot_chunk(m, v);
-			count_cache_alloc(m, me, units * UNIT);
-			break;
-		}
+	if (t) {
+		uintptr_t v = sload(&me->slot[k][t - 1]);
+		c = slot_chunk(m, v);
+		tstore(&me->top[k], t - 1);
+		unpark_use(c, (uint8_t)v, tags);
+		count_cache_alloc(m, me, k);
 	}
-	__atomic_store_n(&me->top[k], (uint8_t)t, __ATOMIC_RELAXED);
-	env_irq_restore(fl);
+	irq_on(fl);
 	return c;
 }
-
-/* The common case of cache_pop_full, straight-line: the top slot holds a
- * chunk that is still ours. */
-static inline uintptr_t cache_pop(umm_t *m, struct umm_cpu *me, int k, size_t units, uint8_t tags)
-{
-	unsigned long fl = env_irq_save();
-	unsigned t = me->top[k];
-	uint32_t v = t ? sload(&me->slot[k][t - 1]) : 0;
-
-	if (v) {
-		uintptr_t c = slot_chunk(m, v);
-		sstore(&me->slot[k][t - 1], 0);
-		__atomic_store_n(&me->top[k], (uint8_t)(t - 1), __ATOMIC_RELAXED);
-		if (take_hdr(m, me, c, units, me->own, TAKE_USE, tags)) {
-			count_cache_alloc(m, me, units * UNIT);
-			env_irq_restore(fl);
-			return c;
-		}
-		/* another CPU won it: the slot stays empty, try the others */
-	}
-	env_irq_restore(fl);
-	return t > 1 || (t && !v) ? cache_pop_full(m, me, k, units, tags) : 0;
-}
-
-/* Our class k is empty: take another CPU's parked chunks of class k (probably
- * freed there after we allocated them: producer and consumer), one for the
- * caller and up to our cap moved into our slots. Never waits: the header CAS
- * decides who gets a chunk. */
-static uintptr_t cache_steal(umm_t *m, struct umm_cpu *me, int k, uint8_t tags)
-{
-	unsigned n = __atomic_load_n(&m->seen, __ATOMIC_RELAXED), i = me->victim;
-	size_t units = class_units(k);
-	uintptr_t got = 0;
-
-	if (n > ENV_MAX_CPUS)
-		n = ENV_MAX_CPUS;
-	note_seen(m, me);   /* chunks we move into our slots must be visible */
-	for (unsigned d = 0; d < n && !got; d++, i++) {
-		struct umm_cpu *cp = &m->cpu[i % n];
-		unsigned t = __atomic_load_n(&cp->top[k], __ATOMIC_RELAXED);
-		if (cp == me || !t)
-			continue;
-		unsigned long fl = env_irq_save();   /* we fill our own slots */
-		unsigned mt = me->top[k];
-		for (unsigned j = 0; j < t && j < UMM_SLOTS && (!got || mt < m->cap[k]); j++) {
-			uint32_t v = sload(&cp->slot[k][j]);
-			uintptr_t c = slot_chunk(m, v);
-			if (!v)
-				continue;
-			if (!got) {
-				if (take_hdr(m, me, c, units, cp->own, TAKE_USE, tags)) {
-					unlist(cp, k, v);
-					got = c;
-				}
-				continue;
-			}
-			sstore(&me->slot[k][mt], v);   /* listed before it is ours */
-			if (take_hdr(m, me, c, units, cp->own, TAKE_MOVE, me->own)) {
-				unlist(cp, k, v);
-				mt++;
-			} else {
-				sstore(&me->slot[k][mt], 0);
-			}
-		}
-		__atomic_store_n(&me->top[k], (uint8_t)mt, __ATOMIC_RELAXED);
-		env_irq_restore(fl);
-		if (got)
-			me->victim = i % n;
-	}
-	if (got) {
-		padd(&me->p_in, units * UNIT);
-		padd(&me->p_allocs, 1);
-	}
-	return got;
-}
-
-enum { PUSH_NO, PUSH_DONE, PUSH_BAD };
-
-/* ---- depots: the slots' overflow, linked lists under the CPU's lock ------
- * Chunks in a depot are parked with owner field DEPOT, so no slot pop or
- * slot steal can take them; only the depot lock holder does. */
-
-static uintptr_t depot_pop(umm_t *m, struct umm_cpu *me, int k, uint8_t tags)
-{
-	unsigned long fl;
-	uintptr_t c;
-	size_t units = class_units(k);
-
-	if (!__atomic_load_n(&me->count[k], __ATOMIC_RELAXED) || !env_trylock(&me->lock, &fl))
-		return 0;
-	c = (uintptr_t)me->head[k];
-	if (c) {
-		me->head[k] = *(void **)(c + HDR);
-		set_count(me, k, me->count[k] - 1u);
-		__atomic_store_n(&me->cached, me->cached - (uint32_t)(units * UNIT), __ATOMIC_RELAXED);
-		if (!take_hdr(m, me, c, units, DEPOT, TAKE_USE, tags))
-			env_panic("umm_alloc: depot chunk %p not parked", (void *)c);
-		count_cache_alloc(m, me, units * UNIT);
-	}
-	env_unlock(&me->lock, fl);
-	return c;
-}
-
-/* Take another CPU's whole depot list of class k: one chunk for the caller,
- * the rest into our depot (producer and consumer). Try-locks only. */
-static uintptr_t depot_steal(umm_t *m, struct umm_cpu *me, int k, uint8_t tags)
-{
-	unsigned n = __atomic_load_n(&m->seen, __ATOMIC_RELAXED);
-	size_t units = class_units(k), bytes = units * UNIT;
-	unsigned long fl;
-
-	if (n > ENV_MAX_CPUS)
-		n = ENV_MAX_CPUS;
-	for (unsigned i = 0; i < n; i++) {
-		struct umm_cpu *cp = &m->cpu[i];
-		if (cp == me || !__atomic_load_n(&cp->count[k], __ATOMIC_RELAXED) ||
-		    !env_trylock(&cp->lock, &fl))
-			continue;
-		uintptr_t c = (uintptr_t)cp->head[k];
-		unsigned got = cp->count[k];
-		cp->head[k] = NULL;
-		set_count(cp, k, 0);
-		__atomic_store_n(&cp->cached, cp->cached - (uint32_t)(got * bytes), __ATOMIC_RELAXED);
-		env_unlock(&cp->lock, fl);
-		if (!c)
-			continue;
-		uintptr_t rest = (uintptr_t)*(void **)(c + HDR);
-		if (rest && env_trylock(&me->lock, &fl)) {
-			/* our list is almost always empty here (we steal when
-			 * it is): append to it rather than walk the stolen
-			 * list, a chain of cache misses on another CPU's lines */
-			void **tail = &me->head[k];
-			while (*tail)
-				tail = (void **)((uintptr_t)*tail + HDR);
-			*tail = (void *)rest;
-			set_count(me, k, me->count[k] + got - 1);
-			__atomic_store_n(&me->cached, me->cached + (uint32_t)((got - 1) * bytes),
-					 __ATOMIC_RELAXED);
-			env_unlock(&me->lock, fl);
-			rest = 0;
-		}
-		/* our depot is busy (a trap on this CPU): the rest goes to
-		 * the deferred list, as plain parked chunks */
-		while (rest) {
-			uintptr_t nx = (uintptr_t)*(void **)(rest + HDR);
-			if (!take_hdr(m, me, rest, units, DEPOT, TAKE_MOVE, 0))
-				env_panic("umm_alloc: depot chunk %p not parked", (void *)rest);
-			push_deferred(m, rest);
-			rest = nx;
-		}
-		if (!take_hdr(m, me, c, units, DEPOT, TAKE_USE, tags))
-			env_panic("umm_alloc: depot chunk %p not parked", (void *)c);
-		padd(&me->p_in, bytes);
-		padd(&me->p_allocs, 1);
-		return c;
-	}
-	return 0;
-}
-
-/* Park live chunk c of class k in our depot (our slots are full). */
-static int depot_push(umm_t *m, struct umm_cpu *me, uintptr_t c, size_t units, int k)
-{
-	unsigned long fl;
-	uint64_t h;
-	size_t bytes = units * UNIT;
-	int r = PUSH_NO;
-
-	note_seen(m, me);
-	if ((size_t)(__atomic_load_n(&me->count[k], __ATOMIC_RELAXED) + 1) * bytes > m->depot_cap ||
-	    !env_trylock(&me->lock, &fl))
-		return PUSH_NO;
-	if ((size_t)(me->count[k] + 1) * bytes <= m->depot_cap) {
-		int cl = claim(c, H_PARKED | H_OWNER(DEPOT), &h);
-		if (cl == CLAIM_BAD) {
-			r = PUSH_BAD;
-		} else {
-			if (cl == CLAIM_OK) {
-				*(void **)(c + HDR) = me->head[k];
-				me->head[k] = (void *)c;
-				set_count(me, k, me->count[k] + 1u);
-				__atomic_store_n(&me->cached, me->cached + (uint32_t)bytes, __ATOMIC_RELAXED);
-			}
-			cadd(&me->c_out, bytes);
-			cadd(&me->c_frees, 1);
-			r = PUSH_DONE;
-		}
-	}
-	env_unlock(&me->lock, fl);
-	return r;
-}
-
-
-/* Park live chunk c of class k in our slots: listed first, then claimed by
- * its header CAS (the double-free guard); unlisted again if that fails. */
-static __attribute__((noinline)) int cache_push_full(umm_t *m, struct umm_cpu *me, uintptr_t c,
-						      size_t units, int k)
-{
-	unsigned long fl;
-	unsigned t, j;
-	uint64_t h;
-	int r = PUSH_NO;
-
-	note_seen(m, me);
-	fl = env_irq_save();
-	t = me->top[k];
-	while (t && !sload(&me->slot[k][t - 1]))
-		t--;   /* slots emptied by other CPUs */
-	j = t;
-	if (t >= m->cap[k])   /* full to the cap: reuse a slot emptied below */
-		for (j = 0; j < t && sload(&me->slot[k][j]); j++)
-			;
-	if (j < m->cap[k] && (c - m->base) / UNIT < UINT32_MAX) {
-		sstore(&me->slot[k][j], slot_val(m, c));
-		int cl = claim(c, H_PARKED | H_OWNER(me->own), &h);
-		if (cl != CLAIM_OK)
-			sstore(&me->slot[k][j], 0);
-		else if (j == t)
-			t++;
-		if (cl == CLAIM_BAD) {
-			r = PUSH_BAD;
-		} else {
-			/* CLAIM_PENDING: the lock holder parks it on the
-			 * deferred list; it is freed all the same. */
-			cadd(&me->c_out, units * UNIT);
-			cadd(&me->c_frees, 1);
-			r = PUSH_DONE;
-		}
-	}
-	__atomic_store_n(&me->top[k], (uint8_t)t, __ATOMIC_RELAXED);
-	env_irq_restore(fl);
-	return r;
-}
-
 
 /* ---- search and carve ------------------------------------------------------ */
 
@@ -1000,6 +962,18 @@ static uintptr_t find(umm_t *m, struct umm_cpu *me, size_t need, size_t align, u
 
 /* ---- public API ------------------------------------------------------------ */
 
+/* The key secret: mixed from the pool address and the clock, never zero in
+ * its low bits' combination with a chunk address (chunks sit at 8 mod 16,
+ * the secret's low nibble is 5), so a zeroed payload is never a key. */
+static uint64_t make_secret(const void *space)
+{
+	uint64_t z = (uint64_t)(uintptr_t)space ^ (env_ticks() * 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	z ^= z >> 31;
+	return (z & ~(uint64_t)0xf) | 0x5;
+}
+
 int umm_init(umm_t *m, void *space, size_t size)
 {
 	if (!m || !space)
@@ -1022,15 +996,20 @@ int umm_init(umm_t *m, void *space, size_t size)
 	memset(m->bitmap, 0, bmbytes);
 	m->base = base;
 	m->end = base + units * UNIT;
-	/* a CPU parks at most min(64 KiB, pool / 256) per class */
-	size_t cap = (units * UNIT) / 256 < 64 * 1024 ? (units * UNIT) / 256 : 64 * 1024;
+	m->secret = make_secret(space);
+	/* a CPU's slots hold at most min(64 KiB, pool / 1024) per class, the
+	 * transfer stacks of a class four times that */
+	size_t cap = (units * UNIT) / 1024 < 64 * 1024 ? (units * UNIT) / 1024 : 64 * 1024;
 	for (int k = 0; k < UMM_NCLASSES; k++) {
 		size_t n = cap / (class_units(k) * UNIT);
 		m->cap[k] = (uint8_t)(n < UMM_SLOTS ? n : UMM_SLOTS);
+		/* half the slots, as many as the head's payload can list
+		 * after key, count and link (one-unit chunks: none) */
+		size_t fit = 2 * class_units(k) - 1 >= W_ENTRY ? 2 * class_units(k) - 1 - W_ENTRY + 1 : 0;
+		size_t half = ((size_t)m->cap[k] + 1) / 2;
+		m->batch[k] = (uint8_t)(half < fit ? half : fit);
 	}
-	m->depot_cap = cap;
-	for (unsigned i = 0; i < ENV_MAX_CPUS; i++)
-		m->cpu[i].own = (uint8_t)(i + 1);
+	m->xfer_cap = 4 * cap;
 	hstore(base, mkfree(units, 0));
 	fstore(m->end, units);
 	bm_set(m, base);
@@ -1069,6 +1048,57 @@ static uintptr_t chunk_of(umm_t *m, const void *p, const char *who)
 	return c;
 }
 
+/* A live block: used, not parked or being freed, not cached. */
+static bool live_block(const umm_t *m, uintptr_t c, uint64_t h)
+{
+	return (h & H_USED) && !(h & (H_PARKED | H_PENDING)) && !cached(m, c, h);
+}
+
+/* Slow path on allocation failure: ask every CPU to flush its slots at its
+ * next call, flush ours and every transfer stack, drain the deferred list. */
+static void reclaim(umm_t *m, struct umm_cpu *me)
+{
+	uint32_t g = __atomic_add_fetch(&m->flush_gen, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&me->honoured, g, __ATOMIC_RELAXED);
+	__atomic_store_n(&me->gen, g, __ATOMIC_RELAXED);
+	flush_slots(m, me, false);
+	flush_xfer(m, me);
+	drain(m, me);
+}
+
+/* Slow path, still failing after reclaim: other CPUs give their slots back
+ * at their next call. Wait for those holding cached chunks to do so, until
+ * `limit` (host threads and QEMU harts may wait long for a core). A CPU
+ * that let a wait time out is marked and not waited for again until it
+ * honours a request (it may be idle for good), so an idle CPU costs one
+ * wait, not one per failing allocation. True if every one awaited did. */
+static bool await_flush(umm_t *m, struct umm_cpu *me, uint64_t limit)
+{
+	uint32_t g = __atomic_load_n(&m->flush_gen, __ATOMIC_RELAXED);
+
+	for (;;) {
+		bool pending = false, late = env_ticks() > limit;
+		for (unsigned i = 0; i < ENV_MAX_CPUS && (!pending || late); i++) {
+			struct umm_cpu *cp = &m->cpu[i];
+			uint32_t h = __atomic_load_n(&cp->honoured, __ATOMIC_RELAXED);
+			if (cp == me || h == g || __atomic_load_n(&cp->missed, __ATOMIC_RELAXED) == h + 1)
+				continue;
+			bool holds = false;
+			for (int k = 0; k < UMM_NCLASSES && !holds; k++)
+				holds = tload(&cp->top[k]) != 0;
+			if (holds && late)   /* a waiter marks it; several may, alike */
+				__atomic_store_n(&cp->missed, h + 1, __ATOMIC_RELAXED);
+			pending |= holds;
+		}
+		if (!pending)
+			return true;
+		if (late)
+			return false;
+		for (unsigned i = 0; i < 64; i++)
+			env_cpu_relax();
+	}
+}
+
 static void *alloc_common(umm_t *m, size_t size, size_t align, uint8_t tags, bool fast)
 {
 	struct umm_cpu *me = cpu_of(m);
@@ -1076,22 +1106,29 @@ static void *alloc_common(umm_t *m, size_t size, size_t align, uint8_t tags, boo
 	unsigned alog = align > UNIT ? (unsigned)__builtin_ctzll(align) : 0;
 	uintptr_t c;
 
+	bool lean = honour_flush(m, me, fast);
 	if (!fast)
 		drain(m, me);
-	if (!alog) {
+	if (!alog && !lean) {
 		int k = class_of(need, &cu);
 		if (k >= 0) {
 			need = cu;
-			if ((c = cache_pop_full(m, me, k, cu, tags)) || (c = depot_pop(m, me, k, tags)) ||
-			    (c = depot_steal(m, me, k, tags)) || (c = cache_steal(m, me, k, tags)))
+			if ((c = slots_get(m, me, k, tags)) || (c = refill(m, me, k, tags, fast)))
 				return (void *)(c + HDR);
 		}
 	}
 	c = find(m, me, need, align, tags, alog, fast);
 	if (!c && !fast) {
-		drain(m, me);
-		flush_caches(m, me);
-		c = find(m, me, need, align, tags, alog, false);
+		/* other CPUs keep caching while they honour the request, so a
+		 * few rounds, within 250 ms in all */
+		uint64_t limit = env_ticks() + env_ticks_per_sec() / 4 + 1;
+		bool more = true;
+		for (unsigned round = 0; !c && more && round < 4; round++) {
+			if (round)   /* after a time-out: one last try */
+				more = await_flush(m, me, limit);
+			reclaim(m, me);
+			c = find(m, me, need, align, tags, alog, false);
+		}
 	}
 	if (!c) {
 		padd(&me->failures, 1);
@@ -1108,9 +1145,15 @@ _Static_assert((SMALL_MAX + HDR + UNIT - 1) / UNIT == 256, "SMALL_MAX is the top
 
 static inline __attribute__((always_inline)) uintptr_t alloc_hot(umm_t *m, size_t size, uint8_t tags)
 {
+	/* the CPU first: on the host it is a call, and fewer values live
+	 * across it means fewer registers saved */
+	struct umm_cpu *me = &m->cpu[env_cpu() % ENV_MAX_CPUS];
 	size_t units = units_for(size), cu = units;
 	int k = units <= 16 ? (int)units - 1 : class_of(units, &cu);
-	return cache_pop(m, &m->cpu[env_cpu() % ENV_MAX_CPUS], k, cu, tags);
+
+	if (flush_due(m, me))
+		return 0;
+	return slots_get(m, me, k, tags);
 }
 
 static __attribute__((noinline)) void *alloc_cold(umm_t *m, size_t size, uint8_t tags, bool fast)
@@ -1148,34 +1191,42 @@ void *umm_alloc_aligned(umm_t *m, size_t size, size_t align, uint8_t tags)
 	return alloc_common(m, size, align, tags, false);
 }
 
+/* Cache live chunk c of class k: our slots, else (full) after moving their
+ * oldest half to the transfer stack. False: c must go to the pool. */
+static bool cache_put(umm_t *m, struct umm_cpu *me, uintptr_t c, int k, uint8_t tags, bool fast)
+{
+
+	if (slots_put(m, me, c, k, tags))
+		return true;
+	if (!m->batch[k])
+		return false;
+	spill(m, me, k, fast);
+	return slots_put(m, me, c, k, tags);
+}
+
 static void free_common(umm_t *m, void *p, bool fast, const char *who)
 {
 	struct umm_cpu *me;
 	uintptr_t c;
 	uint64_t h;
+	int k, r;
 
 	if (!p)
 		return;
 	if (!(c = chunk_of(m, p, who)))
 		return;
 	me = cpu_of(m);
+	bool lean = honour_flush(m, me, fast);
 	if (!fast)
 		drain(m, me);   /* before claiming: draining may wait for our chunk */
 	h = hload(c);
-	size_t units = h_units(h);
-	int k = exact_class(units), r;
-	if (k >= 0 && (h & H_USED) && !(h & (H_PARKED | H_PENDING))) {
-		r = cache_push_full(m, me, c, units, k);
-		if (r == PUSH_NO)
-			r = depot_push(m, me, c, units, k);
-		if (r == PUSH_DONE)
-			return;
-		if (r == PUSH_BAD) {
-			bad_input(m, who, p, "double free");
-			return;
-		}
+	if (!live_block(m, c, h)) {
+		bad_input(m, who, p, "double free");
+		return;
 	}
-	r = claim(c, H_LOCK, &h);
+	if (!lean && !(h & H_ALIGN_MASK) && (k = exact_class(h_units(h))) >= 0 && cache_put(m, me, c, k, h_tags(h), fast))
+		return;
+	r = claim(c, &h);
 	if (r == CLAIM_BAD) {
 		bad_input(m, who, p, "double free");
 		return;
@@ -1190,40 +1241,26 @@ static void free_common(umm_t *m, void *p, bool fast, const char *who)
 	}
 }
 
-/* Hot path of both frees: a live block of a class size parked in this CPU's
- * slots, straight-line. False (nothing done) whenever anything else must
- * look at it: the full path (free_common) repeats every check. */
+/* Hot path of both frees: a live block of a class size cached in this CPU's
+ * slots, straight-line, no atomic read-modify-write. False (nothing done)
+ * whenever anything else must look at it: free_common repeats every check
+ * and reports errors. */
 static inline __attribute__((always_inline)) bool free_hot(umm_t *m, void *p)
 {
+	struct umm_cpu *me = &m->cpu[env_cpu() % ENV_MAX_CPUS];   /* first: see alloc_hot */
 	uintptr_t c = (uintptr_t)p - HDR;
 	if (c < m->base || c >= m->end || ((c - m->base) % UNIT) || !bm_test_rlx(m, c))
 		return false;
-	/* relaxed: the claim CAS below is on this exact value */
+	/* relaxed: the caller's own ordering makes its block's header visible */
 	uint64_t h = __atomic_load_n((uint64_t *)c, __ATOMIC_RELAXED);
 	size_t units = h_units(h);
 	int k = units <= 16 ? (int)units - 1 : exact_class(units);
-	if (k < 0 || !(h & H_USED) || (h & (H_PARKED | H_PENDING)))
+	if (k < 0 || (h & (H_USED | H_PARKED | H_PENDING | H_ALIGN_MASK)) != H_USED ||
+	    w0load(c) == key_of(m, c))
 		return false;
-	struct umm_cpu *me = &m->cpu[env_cpu() % ENV_MAX_CPUS];
-	unsigned long fl = env_irq_save();
-	unsigned t = me->top[k];
-
-	if (t < m->cap[k] && !(h & H_LOCK) && (c - m->base) / UNIT < UINT32_MAX &&
-	    __atomic_load_n(&m->seen, __ATOMIC_RELAXED) >= me->own) {
-		/* listed first, then claimed by the header CAS (the double
-		 * free guard); unlisted again if the CAS fails */
-		sstore(&me->slot[k][t], slot_val(m, c));
-		if (hcas(c, &h, (h & ~H_TAG_MASK) | H_PARKED | H_OWNER(me->own))) {
-			__atomic_store_n(&me->top[k], (uint8_t)(t + 1), __ATOMIC_RELAXED);
-			cadd(&me->c_out, units * UNIT);
-			cadd(&me->c_frees, 1);
-			env_irq_restore(fl);
-			return true;
-		}
-		sstore(&me->slot[k][t], 0);
-	}
-	env_irq_restore(fl);
-	return false;
+	if (flush_due(m, me))
+		return false;
+	return slots_put(m, me, c, k, h_tags(h));
 }
 
 void umm_free(umm_t *m, void *p)
@@ -1238,13 +1275,26 @@ void umm_free_fast(umm_t *m, void *p)
 		free_common(m, p, true, "umm_free_fast");
 }
 
+void umm_flush(umm_t *m)
+{
+	struct umm_cpu *me = cpu_of(m);
+
+	uint32_t g = __atomic_load_n(&m->flush_gen, __ATOMIC_RELAXED);
+
+	__atomic_store_n(&me->honoured, g, __ATOMIC_RELAXED);
+	__atomic_store_n(&me->gen, g, __ATOMIC_RELAXED);
+	__atomic_store_n(&me->lean, 0, __ATOMIC_RELAXED);
+	flush_slots(m, me, false);
+	drain(m, me);
+}
+
 size_t umm_usable_size(umm_t *m, const void *p)
 {
 	uintptr_t c = chunk_of(m, p, "umm_usable_size");
 	if (!c)
 		return 0;
 	uint64_t h = hload(c);
-	if (!(h & H_USED) || (h & (H_PARKED | H_PENDING))) {
+	if (!live_block(m, c, h)) {
 		bad_input(m, "umm_usable_size", p, "not a live block");
 		return 0;
 	}
@@ -1312,8 +1362,9 @@ void *umm_realloc(umm_t *m, void *p, size_t size)
 		return umm_alloc(m, size, 0);
 	if (!(c = chunk_of(m, p, "umm_realloc")) || !size_ok(m, size, "umm_realloc"))
 		return NULL;
+	honour_flush(m, me, false);
 	drain(m, me);   /* before claiming: draining may wait for our chunk */
-	if (!(h = claim_wait(me, c))) {
+	if (cached(m, c, hload(c)) || !(h = claim_wait(me, c))) {
 		bad_input(m, "umm_realloc", p, "not a live block");
 		return NULL;
 	}
@@ -1343,6 +1394,7 @@ void *umm_realloc(umm_t *m, void *p, size_t size)
 	return q;
 }
 
+
 int umm_iterate(umm_t *m, int (*cb)(void *p, size_t size, uint8_t tags, bool in_use, void *arg),
 		void *arg)
 {
@@ -1355,7 +1407,7 @@ int umm_iterate(umm_t *m, int (*cb)(void *p, size_t size, uint8_t tags, bool in_
 		uint64_t h = spec_load(x);
 		size_t s = h_units(h);
 		y = fits(m, x, s) ? x + s * UNIT : x;
-		if (y == x || !bm_test(m, y) || !bm_test(m, x) || spec_load(x) != h) {
+		if (y == x || !bm_test(m, x) || !bm_test(m, y) || spec_load(x) != h) {
 			/* x changed: read it again; if it vanished (or keeps
 			 * changing), resume at the next boundary above it */
 			changed = true;
@@ -1366,6 +1418,13 @@ int umm_iterate(umm_t *m, int (*cb)(void *p, size_t size, uint8_t tags, bool in_
 		if (h & (H_LOCK | H_PENDING))
 			changed = true;
 		bool live = (h & H_USED) && !(h & H_PARKED);
+		if (live) {
+			/* a cached chunk's key word may be a user's payload by
+			 * now: speculative, like the header reads */
+			SPEC_BEGIN();
+			live = !cached(m, x, h);
+			SPEC_END();
+		}
 		int r = cb((void *)(x + HDR), s * UNIT - HDR, live ? h_tags(h) : 0, live, arg);
 		if (r)
 			return r;
@@ -1379,19 +1438,20 @@ void umm_stats(umm_t *m, struct umm_stats *out)
 	sample_peak(m);
 	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
 		struct umm_cpu *cp = &m->cpu[i];
-		out->allocs += ld(&cp->c_allocs) + ld(&cp->p_allocs);
-		out->frees += ld(&cp->c_frees) + ld(&cp->p_frees);
+		out->allocs += ld(&cp->p_allocs);
+		out->frees += ld(&cp->p_frees);
+		for (int k = 0; k < UMM_NCLASSES; k++) {
+			out->allocs += ld(&cp->c_alloc[k]);
+			out->frees += ld(&cp->c_free[k]);
+		}
 		out->failures += ld(&cp->failures);
 		out->lock_retries += ld(&cp->retries);
 		out->errors += ld(&cp->errors);
-		out->parked_bytes += __atomic_load_n(&cp->cached, __ATOMIC_RELAXED);
-		for (int k = 0; k < UMM_NCLASSES; k++) {
-			unsigned t = __atomic_load_n(&cp->top[k], __ATOMIC_RELAXED);
-			for (unsigned j = 0; j < t && j < UMM_SLOTS; j++)
-				if (sload(&cp->slot[k][j]))
-					out->parked_bytes += class_units(k) * UNIT;
-		}
+		for (int k = 0; k < UMM_NCLASSES; k++)
+			out->parked_bytes += (uint64_t)tload(&cp->top[k]) * class_units(k) * UNIT;
 	}
+	for (int k = 0; k < UMM_NCLASSES; k++)
+		out->parked_bytes += xfer_bytes(m, k, ENV_MAX_CPUS);
 	out->live_bytes = live_bytes(m);
 	out->peak_bytes = __atomic_load_n(&m->peak, __ATOMIC_RELAXED);
 	if (out->peak_bytes < out->live_bytes)
@@ -1409,63 +1469,96 @@ void umm_stats(umm_t *m, struct umm_stats *out)
 		}                                                             \
 	} while (0)
 
-/* Parked chunks listed in caches and on the deferred list: each must be a
- * parked boundary of its class. Returns their bytes, or -1 (logged). */
-static long long check_depot(umm_t *m, unsigned i)
+/* One cache entry c of class k. Marking: it must be a boundary, used,
+ * unmarked (else it is listed twice), align 0, of class k, keyed; it gets
+ * MARK. Unmarking: MARK is cleared; false where it was not set (the first
+ * entry the marking pass did not reach, or a cycle). */
+static bool visit(umm_t *m, uintptr_t c, int k, bool mark)
 {
-	long long bytes = 0;
-	for (int k = 0; k < UMM_NCLASSES; k++) {
-		unsigned entries = 0;
-		for (uintptr_t c = (uintptr_t)m->cpu[i].head[k]; c; c = (uintptr_t)*(void **)(c + HDR)) {
-			entries++;
-			if (c < m->base || c >= m->end || !parked_as(m, c, hload(c), class_units(k), DEPOT)) {
-				env_log("umm_check: bad depot chunk %p (cpu %u class %d)", (void *)c, i, k);
-				return -1;
-			}
-			bytes += (long long)class_units(k) * UNIT;
-		}
-		if (entries != m->cpu[i].count[k]) {
-			env_log("umm_check: cpu %u class %d: %u entries, count %u", i, k, entries,
-				m->cpu[i].count[k]);
-			return -1;
-		}
+	if (c < m->base || c >= m->end || (c - m->base) % UNIT || !bm_test(m, c))
+		return false;
+	uint64_t h = hload(c);
+	if (!mark) {
+		if (!(h & H_MARK))
+			return false;
+		hstore(c, h & ~H_MARK);
+		return true;
 	}
-	if (bytes != m->cpu[i].cached) {
-		env_log("umm_check: cpu %u depot holds %lld bytes, counter says %u", i, bytes, m->cpu[i].cached);
-		return -1;
-	}
-	return bytes;
+	if ((h & (H_USED | H_PARKED | H_PENDING | H_LOCK | H_MARK | H_ALIGN_MASK)) != H_USED ||
+	    h_units(h) != class_units(k) || w0load(c) != key_of(m, c))
+		return false;
+	hstore(c, h | H_MARK);
+	return true;
 }
 
-static long long check_parked(umm_t *m)
+/* Walk every slot and transfer-stack entry (mark, or unmark), checking the
+ * lists when marking. Returns the bytes listed, or -1 (logged). */
+static long long cache_lists(umm_t *m, bool mark)
 {
 	long long bytes = 0;
-	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
+	for (unsigned i = 0; i < ENV_MAX_CPUS; i++)
 		for (int k = 0; k < UMM_NCLASSES; k++) {
 			unsigned t = m->cpu[i].top[k];
-			if (t > m->cap[k]) {
+			if (mark && t > m->cap[k]) {
 				env_log("umm_check: cpu %u class %d: top %u above cap %u", i, k, t, m->cap[k]);
 				return -1;
 			}
-			for (unsigned j = 0; j < UMM_SLOTS; j++) {
-				uint32_t v = m->cpu[i].slot[k][j];
-				uintptr_t c = slot_chunk(m, v);
-				if (!v)
-					continue;
-				if (j >= t || c >= m->end || !bm_test(m, c) ||
-				    !parked_as(m, c, hload(c), class_units(k), i + 1)) {
+			for (unsigned j = 0; j < t && j < UMM_SLOTS; j++) {
+				uintptr_t v = m->cpu[i].slot[k][j], c = slot_chunk(m, v);
+				/* (the tags byte is checked once c is known to be a chunk) */
+				if (mark && (!visit(m, c, k, true) || (uint8_t)v != h_tags(hload(c)))) {
 					env_log("umm_check: bad cached chunk %p (cpu %u class %d slot %u)",
 						(void *)c, i, k, j);
 					return -1;
 				}
-				bytes += (long long)class_units(k) * UNIT;
+				if (!mark)
+					visit(m, c, k, false);
 			}
+			bytes += (long long)t * (long long)(class_units(k) * UNIT);
 		}
-		long long depot = check_depot(m, i);
-		if (depot < 0)
+	for (int k = 0; k < UMM_NCLASSES; k++) {
+		long long xb = 0, cb = (long long)(class_units(k) * UNIT);
+		/* a head's words are read only once it passed */
+		for (uintptr_t b = (uintptr_t)m->xfer[k].head; b; b = link_of(b, W_BATCH)) {
+			if (!visit(m, b, k, mark)) {
+				if (!mark)
+					break;
+				env_log("umm_check: bad transfer batch %p (class %d)", (void *)b, k);
+				return -1;
+			}
+			uintptr_t n = link_of(b, W_COUNT);
+			if (n >= m->batch[k]) {
+				if (!mark)
+					continue;
+				env_log("umm_check: transfer batch %p (class %d) lists %lu", (void *)b, k,
+					(unsigned long)n);
+				return -1;
+			}
+			for (unsigned j = 0; j < n; j++) {
+				uintptr_t v = link_of(b, W_ENTRY + j), c = slot_chunk(m, v);
+				if (!mark) {
+					visit(m, c, k, false);
+				} else if (!visit(m, c, k, true) || (uint8_t)v != h_tags(hload(c))) {
+					env_log("umm_check: bad transfer chunk %p (class %d)", (void *)c, k);
+					return -1;
+				}
+			}
+			xb += (long long)(n + 1) * cb;
+		}
+		if (mark && (xb != (long long)xfer_bytes(m, k, ENV_MAX_CPUS) || (xb && !m->batch[k]))) {
+			env_log("umm_check: class %d: transfer stack holds %lld bytes, counters %llu", k, xb,
+				(unsigned long long)xfer_bytes(m, k, ENV_MAX_CPUS));
 			return -1;
-		bytes += depot;
+		}
+		bytes += xb;
 	}
+	return bytes;
+}
+
+/* Deferred-list bytes (parked chunks, tags 0), or -1 (logged). */
+static long long check_deferred(umm_t *m)
+{
+	long long bytes = 0;
 	for (uintptr_t c = (uintptr_t)m->deferred; c; c = (uintptr_t)*(void **)(c + HDR)) {
 		if (c < m->base || c >= m->end || !bm_test(m, c) || !(hload(c) & H_PARKED) ||
 		    (hload(c) & H_TAG_MASK)) {
@@ -1480,7 +1573,7 @@ static long long check_parked(umm_t *m)
 int umm_check(umm_t *m)
 {
 	size_t chunks = 0, bits = 0;
-	uint64_t live = 0, parked = 0;
+	uint64_t live = 0, parked = 0, keyed = 0;
 	bool prev_free = false;
 	uintptr_t x;
 
@@ -1497,6 +1590,8 @@ int umm_check(umm_t *m)
 		if (h & H_USED) {
 			if (h & H_PARKED)
 				parked += s * UNIT;
+			else if (cached(m, x, h))
+				keyed += s * UNIT;
 			else
 				live += s * UNIT;
 		} else {
@@ -1515,9 +1610,13 @@ int umm_check(umm_t *m)
 	for (size_t i = 0; i <= bidx(m, m->end) / 64; i++)
 		bits += (size_t)__builtin_popcountll(m->bitmap[i]);
 	CHECK(bits == chunks + 1, "bitmap has %zu boundaries, walk found %zu", bits, chunks + 1);
-	long long listed = check_parked(m);
-	CHECK(listed >= 0 && (uint64_t)listed == parked, "parked chunks: %llu in the pool, %lld listed",
-	      (unsigned long long)parked, listed);
+	long long listed = cache_lists(m, true);
+	cache_lists(m, false);   /* clear the marks, also after a failure */
+	CHECK(listed >= 0 && (uint64_t)listed == keyed, "cached chunks: %llu keyed in the pool, %lld listed",
+	      (unsigned long long)keyed, listed);
+	long long deferred = check_deferred(m);
+	CHECK(deferred >= 0 && (uint64_t)deferred == parked, "parked chunks: %llu in the pool, %lld listed",
+	      (unsigned long long)parked, deferred);
 	CHECK(live == live_bytes(m), "live bytes: walk %llu, counters %llu",
 	      (unsigned long long)live, (unsigned long long)live_bytes(m));
 	return 0;

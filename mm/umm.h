@@ -12,38 +12,46 @@
 #define UMM_NCLASSES 32
 #define UMM_SLOTS    16
 
-/* Per-CPU state: parked chunks per size class, the search start (rover) and
- * counters. Only its CPU (interrupts off) fills slots and writes the
- * counters; other CPUs only empty slots, by compare-and-swap (docs/UMM.md).
- * Padded so CPUs never share a cache line. */
+/* Per-CPU state: cached chunks per size class, the search start (rover) and
+ * counters. Only its CPU (interrupts off) touches its slots and writes the
+ * cache counters; others only read them racily (umm_stats). Padded so CPUs
+ * never share a cache line. */
 struct umm_cpu {
-	uint32_t slot[UMM_NCLASSES][UMM_SLOTS]; /* unit index + 1 of a parked chunk; 0: empty */
-	uint8_t top[UMM_NCLASSES];      /* slots at and above top[k] are empty */
-	uint8_t own;                    /* 1 + this CPU's index: the owner field of its parked chunks */
+	uintptr_t slot[UMM_NCLASSES][UMM_SLOTS]; /* (offset << 4) | tags of cached chunks, below top[k] */
+	uint8_t top[UMM_NCLASSES];      /* entries in slot[k] */
+	uint32_t gen;                   /* flush generation the hot paths accept */
+	uint32_t honoured;              /* flush generation whose request was carried out */
+	uint32_t lean;                  /* calls left that bypass the cache after a flush */
+	uint32_t missed;                /* 1 + honoured when a wait for it timed out (set by others) */
 	uintptr_t rover;                /* chunk to start the next search at (0: unset) */
-	unsigned victim;                /* CPU last stolen from */
-	/* depot: overflow of the slots, lists per class under `lock` */
-	env_spinlock_t lock;            /* guards head[], count[], cached; never waited on by the fast path */
-	uint32_t cached;                /* bytes in the depot */
-	void *head[UMM_NCLASSES];
-	uint16_t count[UMM_NCLASSES];   /* entries in head[k]; read racily by stealers */
 	/* counters written by this CPU only, interrupts off (cache path) */
-	uint64_t c_allocs, c_frees, c_in, c_out;
+	uint64_t c_alloc[UMM_NCLASSES], c_free[UMM_NCLASSES];   /* per class */
+	uint64_t x_net[UMM_NCLASSES];   /* bytes pushed on minus taken from transfer stacks */
 	/* counters written with atomic adds (pool path) */
 	uint64_t p_allocs, p_frees, p_in, p_out;
 	uint64_t failures, retries, errors;
+} __attribute__((aligned(64)));
+
+/* Transfer stack of one class: batches of cached chunks on their way from
+ * the CPU that freed them to one that allocates (lock-free, docs/UMM.md). */
+struct umm_xfer {
+	void *head;                     /* first chunk of the top batch (bytes: umm_cpu.x_net) */
 } __attribute__((aligned(64)));
 
 typedef struct umm {
 	uintptr_t base;                 /* first chunk header (base + 8 is 16-aligned) */
 	uintptr_t end;                  /* end sentinel header */
 	uint64_t *bitmap;               /* one bit per 16-byte unit: set at chunk starts */
+	uint64_t secret;                /* cached chunk c holds secret ^ c in payload word 0 */
 	uint8_t cap[UMM_NCLASSES];      /* slots a CPU may fill per class */
-	size_t depot_cap;               /* bytes a CPU depot may hold per class */
+	uint8_t batch[UMM_NCLASSES];    /* chunks per transfer batch (0: none) */
+	size_t xfer_cap;                /* bytes the transfer stack of a class may hold */
+	uint32_t flush_gen;             /* raised by a failing allocation: CPUs flush their slots */
+	uint32_t magic;
+	/* written rarely: on the line the hot paths read anyway */
 	void *deferred;                 /* Treiber stack of chunks freed by the fast path */
 	uint64_t peak;                  /* sampled peak of live bytes */
-	uint32_t magic;
-	unsigned seen;                  /* 1 + highest CPU index that parked a chunk */
+	struct umm_xfer xfer[UMM_NCLASSES];
 	struct umm_cpu cpu[ENV_MAX_CPUS];
 } umm_t;
 
@@ -55,7 +63,7 @@ struct umm_stats {
 	uint64_t failures;      /* allocations that returned NULL for lack of memory or contention */
 	uint64_t lock_retries;  /* failed micro-lock attempts, waits and walk restarts */
 	uint64_t errors;        /* bad input rejected: foreign/interior pointers, double frees, bad sizes */
-	uint64_t parked_bytes;  /* freed chunk bytes held in CPU caches (not the deferred list) */
+	uint64_t parked_bytes;  /* freed chunk bytes held in CPU slots and transfer stacks (not the deferred list) */
 	size_t capacity;        /* largest block the empty pool can return */
 };
 
@@ -64,7 +72,9 @@ struct umm_stats {
  * E_RANGE (too small, or more than 2^42 units). Does not zero the space. */
 int umm_init(umm_t *ctx, void *space, size_t size);
 
-/* Slow path: may wait on micro locks. First drains the deferred list. A block
+/* Slow path: may wait on micro locks. First drains the deferred list. On
+ * failure it reclaims cached memory (see umm_flush; it may wait up to 250 ms
+ * for other CPUs to give theirs back) and tries again. A block
  * of at least `size` bytes, 16-byte aligned, carrying `tags`; NULL if size is
  * 0 or larger than the pool (counted as errors) or nothing fits (failures).
  * Not for trap context. */
@@ -86,10 +96,29 @@ void umm_free(umm_t *ctx, void *p);
 /* Fast path free: never waits; may park the block in a CPU cache or on the
  * deferred list, which later slow-path calls drain. Same checks as umm_free. */
 void umm_free_fast(umm_t *ctx, void *p);
+/*
+ * Double frees are detected when the two frees are ordered (same CPU, or the
+ * second after the first returned, as seen through the caller's own
+ * synchronisation): the block is then free, deferred or cached, and cached
+ * blocks carry a key in their first payload word. Two frees of one pointer
+ * racing on two CPUs are a data race of the caller and are not detected
+ * (as in glibc, jemalloc and mimalloc). A live block whose first word
+ * happens to equal its key (secret ^ address, the secret a 64-bit value
+ * mixed per pool) reads as freed: its free is refused as a double free.
+ */
+/* Slow path: return the calling CPU's cached chunks (its slots) to the pool
+ * and drain the deferred list. A hart going idle, or a thread about to exit,
+ * should call it: a CPU's slots (at most UMM_SLOTS chunks and about
+ * min(64 KiB, pool / 1024) bytes per class) are otherwise given back only
+ * when that CPU calls in again after an allocation failure raised a flush
+ * request; they stay stranded if it never does. A failing slow-path
+ * allocation flushes its own slots and every transfer stack before it
+ * retries, so only other CPUs' slots can keep memory from it. */
+void umm_flush(umm_t *ctx);
 /* Bytes usable at p (>= the size asked for); 0 if p is not a live block. */
 size_t umm_usable_size(umm_t *ctx, const void *p);
-/* Call cb for every chunk in address order (parked chunks report in_use
- * false). Safe while other CPUs allocate and free. cb returns 0 to go on,
+/* Call cb for every chunk in address order (cached and parked chunks report
+ * in_use false, tags 0). Safe while other CPUs allocate and free. cb returns 0 to go on,
  * > 0 to stop (returned). Returns 0 for a walk that saw no concurrent change,
  * E_BUSY when chunks changed under it (some may have been skipped or shown
  * in a stale state), E_INVAL for a NULL cb. */

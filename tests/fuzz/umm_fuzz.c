@@ -1,6 +1,7 @@
 /* umm_fuzz.c - libFuzzer target: random umm calls (both paths, aligned,
- * realloc, bad pointers, walks) against a shadow list of live blocks, with
- * umm_check and the counters compared to the shadow after every step. */
+ * realloc, bad pointers, double frees of cached blocks, flushes, walks)
+ * against a shadow list of live blocks, with umm_check and the counters
+ * compared to the shadow after every step. */
 #include "umm.h"
 
 #include <stdio.h>
@@ -110,7 +111,7 @@ static int walk_cb(void *p, size_t size, uint8_t tags, bool in_use, void *arg)
 
 static void step(struct in *in)
 {
-	unsigned op = take(in, 1) % 10, i = nlive ? take(in, 1) % nlive : 0;
+	unsigned op = take(in, 1) % 11, i = nlive ? take(in, 1) % nlive : 0;
 	uint64_t errors_before;
 	struct umm_stats st;
 	size_t size;
@@ -198,6 +199,16 @@ static void step(struct in *in)
 			if (st.errors != errors_before + 1)
 				DIE("double free not rejected");
 		}
+		break;
+	}
+	case 10: {                                      /* this CPU's cache back to the pool */
+		umm_flush(&pool);
+		umm_stats(&pool, &st);
+		uint64_t before = st.parked_bytes;
+		umm_flush(&pool);                       /* nothing left to give back */
+		umm_stats(&pool, &st);
+		if (st.parked_bytes != before)
+			DIE("second flush changed the cache");
 		break;
 	}
 	default: {

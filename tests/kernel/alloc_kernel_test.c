@@ -20,6 +20,7 @@
 static umm_t *volatile tick_pool;
 static volatile uint64_t tick_allocs[MAX_HARTS], tick_null[MAX_HARTS];
 static void *tick_held[MAX_HARTS];
+static volatile bool tick_stop[MAX_HARTS];   /* set by the hart's worker when it ends */
 
 /* Timer context: fast path only; a NULL (contention) is allowed. */
 static void umm_tick(void)
@@ -28,7 +29,7 @@ static void umm_tick(void)
 	unsigned i = this_hart()->index;
 	uint8_t *p;
 
-	if (!pool)
+	if (!pool || tick_stop[i])
 		return;
 	if (tick_held[i]) {
 		p = tick_held[i];
@@ -85,6 +86,16 @@ static void umm_worker(unsigned i, void *arg)
 	for (unsigned k = 0; k < SLOTS; k++)
 		if (mine[k])
 			umm_free(s->pool, mine[k]);
+	/* this hart's tick stops using the pool, its held block is freed,
+	 * then its cached chunks go back (the tick runs on this hart only) */
+	unsigned h = this_hart()->index;
+	tick_stop[h] = true;
+	__asm__ volatile("" ::: "memory");
+	if (tick_held[h]) {
+		umm_free(s->pool, tick_held[h]);
+		tick_held[h] = NULL;
+	}
+	umm_flush(s->pool);
 }
 
 KTEST(umm, timer_interrupt_fast_path_during_cross_hart_stress)
@@ -93,12 +104,13 @@ KTEST(umm, timer_interrupt_fast_path_during_cross_hart_stress)
 	void *space = ktest_mem(size, 4096);
 	struct ustress s;
 	struct umm_stats st;
-	static umm_t pool;   /* about 29 KiB: not on the stack */
+	static umm_t pool;   /* about 320 KiB: not on the stack */
 
 	ASSERT(space != NULL);
 	ASSERT_EQ(umm_init(&pool, space, size), 0);
 	memset((void *)tick_allocs, 0, sizeof(tick_allocs));
 	memset(tick_held, 0, sizeof(tick_held));
+	memset((void *)tick_stop, 0, sizeof(tick_stop));
 	s.pool = &pool;
 	s.bad = 0;
 	s.deadline = rdtime() + timebase_hz;   /* 1 s */

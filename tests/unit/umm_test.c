@@ -454,6 +454,7 @@ static void stress_thread(unsigned id, void *arg)
 	for (unsigned i = 0; i < NLOCAL; i++)
 		if (local[i])
 			release(st, local[i], i & 1);
+	umm_flush(st->m);   /* our cached chunks back to the pool before we go */
 	__atomic_fetch_add(&st->ops, (unsigned)ops, __ATOMIC_RELAXED);
 }
 
@@ -481,9 +482,11 @@ static void stress(struct ktest_ctx *kt__, size_t pool, unsigned contended)
 	       (unsigned long long)s.lock_retries, (unsigned long long)s.failures);
 }
 
+/* 7 MiB: about 1 MiB is live at any time; CPUs' caches hold a few MiB
+ * more between flush requests, which they honour only when they run. */
 KTEST(umm, stress_cross_cpu)
 {
-	stress(KT_CTX, 6u << 20, 0);
+	stress(KT_CTX, 7u << 20, 0);
 }
 
 /* Big blocks in a small pool: the pool path, fast-path refusals, deferred
@@ -493,12 +496,12 @@ KTEST(umm, stress_contended)
 	stress(KT_CTX, 3u << 20, 1);
 }
 
-/* ---- cross-CPU slot stealing ------------------------------------------------
- * Producers allocate a few small classes (their caches stay empty, so they
- * take chunks from the consumer's slots and depot), hand each block through
+/* ---- producer/consumer hand-off ---------------------------------------------
+ * Producers allocate a few small classes (their slots stay empty, so they
+ * refill from batches of the transfer stacks), hand each block through
  * shared cells to CPU 0, which checks its pattern and frees it into its own
- * cache; CPU 0 also allocates and frees the same classes itself, so owner
- * pops race the takers for the same slots. */
+ * slots, spilling batches to the transfer stacks; CPU 0 also allocates and
+ * frees the same classes itself, so its spills race the producers' takes. */
 #define NCELLS 64
 
 struct steal {
@@ -565,11 +568,12 @@ static void steal_thread(unsigned id, void *arg)
 			steal_release(st, p, r & 16);
 		ops++;
 	}
+	umm_flush(st->m);
 	__atomic_fetch_add(&st->ops, ops, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&st->handed, handed, __ATOMIC_RELAXED);
 }
 
-KTEST(umm, stress_steal)
+KTEST(umm, stress_handoff)
 {
 	struct steal *st = ktest_mem(sizeof(*st), 64);
 	umm_t *m = mkpool(2u << 20);
@@ -585,58 +589,201 @@ KTEST(umm, stress_steal)
 	EXPECT_EQ(st->bad_alloc, 0);
 	EXPECT_GE(st->ops, 1000);
 	expect_drained(KT_CTX, m, &s);
-	printf("umm steal: %u cpus, %u ops, %u handed over, %llu parked bytes before the flush\n",
+	printf("umm handoff: %u cpus, %u ops, %u handed over, %llu parked bytes before the flush\n",
 	       ktest_ncpus(), st->ops, st->handed, (unsigned long long)s.parked_bytes);
 }
 
-/* ---- racing double frees ------------------------------------------------------
- * Every CPU frees the same block at once, round after round: exactly one free
- * per round succeeds, every other one is reported as a double free. */
+/* ---- double frees ----------------------------------------------------------
+ * Same CPU: blocks cached in the slots, in a transfer batch and in the pool
+ * are freed twice; every second free is refused and changes nothing. */
+KTEST(umm, double_free_same_cpu)
+{
+	umm_t *m = mkpool(POOL);
+	struct umm_stats s0, s;
+	void *p[48];
+	ASSERT(m);
+	for (unsigned i = 0; i < 48; i++) {
+		p[i] = umm_alloc(m, 40, (uint8_t)i);   /* one class: its slots overflow */
+		ASSERT(p[i]);
+	}
+	umm_stats(m, &s0);
+	for (unsigned i = 0; i < 48; i++)
+		(i & 1 ? umm_free_fast : umm_free)(m, p[i]);
+	umm_stats(m, &s);
+	EXPECT_EQ(s.frees - s0.frees, 48);
+	EXPECT_EQ(s.errors, s0.errors);
+	EXPECT(s.parked_bytes > (uint64_t)UMM_SLOTS * 48);   /* slots and a transfer batch */
+	for (unsigned i = 0; i < 48; i++) {
+		(i & 1 ? umm_free : umm_free_fast)(m, p[i]);
+		EXPECT_EQ(umm_usable_size(m, p[i]), 0);
+		EXPECT(umm_realloc(m, p[i], 100) == NULL);
+	}
+	umm_stats(m, &s);
+	EXPECT_EQ(s.frees - s0.frees, 48);
+	EXPECT_EQ(s.errors - s0.errors, 3 * 48);
+	EXPECT_EQ(s.live_bytes, 0);
+	EXPECT_EQ(umm_check(m), 0);
+	/* cached blocks are reused whole, and each only once */
+	void *q[48];
+	for (unsigned i = 0; i < 48; i++) {
+		q[i] = umm_alloc_fast(m, 40, 7);
+		ASSERT(q[i]);
+		for (unsigned j = 0; j < i; j++)
+			EXPECT(q[j] != q[i]);
+	}
+	for (unsigned i = 0; i < 48; i++)
+		umm_free(m, q[i]);
+	EXPECT(all_free(m));
+}
+
+/* Ordered across CPUs: round r, one CPU allocates and frees a block (it
+ * stays cached there), then every CPU in turn frees it again, each after
+ * the previous one returned; all those frees are refused. */
 struct dfree {
 	umm_t *m;
 	void *blk;
-	unsigned round, done, rounds;
+	unsigned turn, rounds, n;
 };
 
 static void dfree_thread(unsigned id, void *arg)
 {
 	struct dfree *d = arg;
-	unsigned n = ktest_ncpus();
+	unsigned n = d->n, steps = n + 1;
 
-	for (unsigned r = 1; r <= d->rounds; r++) {
-		if (id == 0) {
-			void *p = umm_alloc(d->m, 16 + 24 * (r % 8), 0);
-			__atomic_store_n(&d->blk, p, __ATOMIC_RELEASE);
-			__atomic_store_n(&d->round, r, __ATOMIC_RELEASE);
+	for (unsigned r = 0; r < d->rounds; r++) {
+		unsigned owner = r % n;
+		/* turn r * steps: the owner's alloc and free; then one step
+		 * per CPU (the owner last, a same-CPU repeat) */
+		for (unsigned st = 0; st < steps; st++) {
+			unsigned who = st == 0 ? owner : (owner + st) % n;
+			if (who != id)
+				continue;
+			while (__atomic_load_n(&d->turn, __ATOMIC_ACQUIRE) != r * steps + st)
+				env_cpu_relax();
+			if (st == 0) {
+				void *p = umm_alloc(d->m, 16 + 24 * (r % 8), 0);
+				if (p)
+					umm_free(d->m, p);
+				d->blk = p;
+			} else if ((r + st) & 1) {
+				umm_free_fast(d->m, d->blk);
+			} else {
+				umm_free(d->m, d->blk);
+			}
+			__atomic_store_n(&d->turn, r * steps + st + 1, __ATOMIC_RELEASE);
 		}
-		while (__atomic_load_n(&d->round, __ATOMIC_ACQUIRE) < r)
-			env_cpu_relax();
-		void *p = __atomic_load_n(&d->blk, __ATOMIC_ACQUIRE);
-		if ((r + id) & 1)
-			umm_free_fast(d->m, p);
-		else
-			umm_free(d->m, p);
-		__atomic_fetch_add(&d->done, 1, __ATOMIC_ACQ_REL);
-		while (__atomic_load_n(&d->done, __ATOMIC_ACQUIRE) < r * n)
-			env_cpu_relax();
 	}
+	while (__atomic_load_n(&d->turn, __ATOMIC_ACQUIRE) != d->rounds * steps)
+		env_cpu_relax();
+	umm_flush(d->m);
 }
 
-KTEST(umm, racing_double_free)
+KTEST(umm, double_free_ordered_cross_cpu)
 {
 	struct dfree *d = ktest_mem(sizeof(*d), 64);
 	umm_t *m = mkpool(256 * 1024);
 	struct umm_stats s;
 	ASSERT(d && m);
 	d->m = m;
-	/* spin barriers: few rounds when CPUs may outnumber cores (host) */
-	d->rounds = 160 / ktest_ncpus() < 16 ? 16 : 160 / ktest_ncpus();
-	ktest_parallel(ktest_ncpus(), dfree_thread, d);
+	d->n = ktest_ncpus();
+	/* spin hand-offs: few rounds when CPUs may outnumber cores (host) */
+	d->rounds = 160 / d->n < 16 ? 16 : 160 / d->n;
+	ktest_parallel(d->n, dfree_thread, d);
 	umm_stats(m, &s);
 	EXPECT_EQ(s.allocs, d->rounds);
 	EXPECT_EQ(s.frees, d->rounds);
-	EXPECT_EQ(s.errors, (uint64_t)d->rounds * (ktest_ncpus() - 1));
+	EXPECT_EQ(s.errors, (uint64_t)d->rounds * d->n);
 	EXPECT_EQ(s.live_bytes, 0);
 	EXPECT_EQ(umm_check(m), 0);
+	EXPECT(all_free(m));
+}
+
+/* ---- flushing ------------------------------------------------------------------
+ * umm_flush gives this CPU's cached chunks back: nothing parked, one free
+ * chunk. Cached chunks are reported free, with tags 0, by umm_iterate. */
+KTEST(umm, flush)
+{
+	umm_t *m = mkpool(POOL);
+	struct umm_stats s;
+	void *p[8];
+	ASSERT(m);
+	for (unsigned i = 0; i < 8; i++) {
+		p[i] = umm_alloc(m, 24 + 16 * i, 0x33);   /* eight classes: all stay in the slots */
+		ASSERT(p[i]);
+	}
+	for (unsigned i = 0; i < 8; i++)
+		umm_free(m, p[i]);
+	umm_stats(m, &s);
+	EXPECT(s.parked_bytes > 0);
+	EXPECT_EQ(s.live_bytes, 0);
+	struct walk w = { .tag = 0x33 };
+	EXPECT_EQ(umm_iterate(m, walk_cb, &w), 0);
+	EXPECT_EQ(w.nused, 0);
+	EXPECT_EQ(w.tagged, 0);
+	EXPECT_GE(w.nfree, 9);   /* the eight cached, the rest */
+	EXPECT_EQ(umm_check(m), 0);
+	umm_flush(m);
+	umm_stats(m, &s);
+	EXPECT_EQ(s.parked_bytes, 0);
+	struct walk w2 = { 0 };
+	EXPECT_EQ(umm_iterate(m, walk_cb, &w2), 0);
+	EXPECT_EQ(w2.nfree, 1);
+	EXPECT_EQ(w2.free, s.capacity);
+	EXPECT_EQ(umm_check(m), 0);
+}
+
+/* A failing allocation raises a flush request that a CPU idle in umm honours
+ * at its next call: CPU 1 caches blocks and waits; CPU 0's large allocation
+ * fails while they are cached, CPU 1 makes one call, CPU 0 then succeeds. */
+struct freq {
+	umm_t *m;
+	unsigned phase;
+	void *big;
+};
+
+static void freq_thread(unsigned id, void *arg)
+{
+	struct freq *f = arg;
+	if (id == 1) {
+		void *p[UMM_SLOTS];
+		for (unsigned i = 0; i < UMM_SLOTS; i++)
+			p[i] = umm_alloc(f->m, 200, 0);
+		for (unsigned i = 0; i < UMM_SLOTS; i++)
+			umm_free(f->m, p[i]);
+		__atomic_store_n(&f->phase, 1, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&f->phase, __ATOMIC_ACQUIRE) != 2)
+			env_cpu_relax();
+		umm_free(f->m, NULL);            /* no-op, not a umm call that honours */
+		umm_free_fast(f->m, umm_alloc_fast(f->m, 100000, 0));   /* honours */
+		__atomic_store_n(&f->phase, 3, __ATOMIC_RELEASE);
+	} else if (id == 0) {
+		struct umm_stats s;
+		while (__atomic_load_n(&f->phase, __ATOMIC_ACQUIRE) != 1)
+			env_cpu_relax();
+		umm_stats(f->m, &s);
+		f->big = umm_alloc(f->m, s.capacity, 0);   /* fails: CPU 1 holds cached chunks */
+		__atomic_store_n(&f->phase, 2, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&f->phase, __ATOMIC_ACQUIRE) != 3)
+			env_cpu_relax();
+		if (!f->big)
+			f->big = umm_alloc(f->m, s.capacity, 0);
+		else
+			f->big = NULL;   /* should not have fit */
+	}
+}
+
+KTEST(umm, flush_request)
+{
+	struct freq *f = ktest_mem(sizeof(*f), 64);
+	umm_t *m = mkpool(POOL);
+	ASSERT(f && m);
+	if (ktest_ncpus() < 2) {
+		printf("umm flush_request: needs 2 cpus, skipped\n");
+		return;
+	}
+	f->m = m;
+	ktest_parallel(2, freq_thread, f);
+	EXPECT(f->big != NULL);
+	umm_free(m, f->big);
 	EXPECT(all_free(m));
 }
