@@ -62,14 +62,16 @@ struct kmalloc_clock {
 
 struct kmalloc_class_stats {
 	uint64_t allocs;     /* blocks handed out */
-	uint64_t frees;      /* blocks given back */
+	uint64_t frees;      /* blocks given back: allocs minus the live blocks a
+			      * census of the pool finds (not counted on kfree) */
 	uint64_t hits;       /* allocations served from a per-CPU cache */
 	uint64_t misses;     /* allocations carved from the pool */
 	uint64_t cached;     /* blocks now in caches or remote-free lists */
 };
 
 /* About 10 KiB: keep it off small stacks. Sizes in bytes. Class c holds
- * blocks of c * 16 bytes including the header. */
+ * blocks of c * 16 bytes including the header. kmalloc_stats walks every
+ * block of the pool (census): for monitoring and tests, not hot loops. */
 struct kmalloc_stats {
 	struct kmalloc_class_stats cls[KMALLOC_NCLASSES];
 	uint64_t live_bytes;    /* live blocks (small: block size; large: pages) */
@@ -162,7 +164,8 @@ void kmalloc_reap_i(struct kmalloc_inst *km);
 bool kmalloc_hot_pc(uintptr_t pc);
 /* QUIESCENT. Return every cached block of every CPU to the pool. */
 void kmalloc_reap_all_i(struct kmalloc_inst *km);
-/* Snapshot of the counters (other CPUs' counters may be mid-update). */
+/* Snapshot: the per-CPU allocation counters and a census of the pool under
+ * the pool lock (under load the two are not one instant; quiescent, exact). */
 void kmalloc_stats_i(struct kmalloc_inst *km, struct kmalloc_stats *out);
 void kmalloc_dump_i(struct kmalloc_inst *km);
 /* Walk the pool, the ranges, the calling CPU's cache and remote list (all
