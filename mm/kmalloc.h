@@ -168,9 +168,12 @@ void kmalloc_reap_all_i(struct kmalloc_inst *km);
  * the pool lock (under load the two are not one instant; quiescent, exact). */
 void kmalloc_stats_i(struct kmalloc_inst *km, struct kmalloc_stats *out);
 void kmalloc_dump_i(struct kmalloc_inst *km);
-/* Walk the pool, the ranges, the calling CPU's cache and remote list (all
- * CPUs' with KMALLOC_CHECK_ALL, which is QUIESCENT and also checks that the
- * bytes add up). Returns 0 or E_CORRUPT after logging the first problem. */
+/* Walk the ranges, the free-extent tree, every block of the pool (headers
+ * must tile it) and the calling CPU's cache and remote list (all CPUs' with
+ * KMALLOC_CHECK_ALL, which is QUIESCENT and also checks that the cached
+ * blocks are exactly those on the lists and that per-CPU data and large
+ * blocks in the pool match their totals). Returns 0 or E_CORRUPT after
+ * logging the first problem. */
 #define KMALLOC_CHECK_ALL 1u
 int kmalloc_check_i(struct kmalloc_inst *km, unsigned flags);
 
