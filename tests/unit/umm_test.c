@@ -391,15 +391,23 @@ static size_t stress_size(uint64_t *s, unsigned contended)
 	return 16 + r % 240;
 }
 
-static void release(struct stress *st, void *p, bool fast)
+/* Count a block whose pattern was damaged in *bad (any thread). */
+static void check_pattern(unsigned *bad, const void *p)
 {
 	if (!pattern_ok(p))
-		__atomic_fetch_add(&st->bad_pattern, 1, __ATOMIC_RELAXED);
-	if (fast)
-		umm_free_fast(st->m, p);
-	else
-		umm_free(st->m, p);
+		__atomic_fetch_add(bad, 1, __ATOMIC_RELAXED);
 }
+
+/* Check p's pattern, then free it through the fast or the slow path. */
+static void checked_free(umm_t *m, unsigned *bad, void *p, bool fast)
+{
+	check_pattern(bad, p);
+	if (fast)
+		umm_free_fast(m, p);
+	else
+		umm_free(m, p);
+}
+
 
 static void stress_thread(unsigned id, void *arg)
 {
@@ -425,8 +433,7 @@ static void stress_thread(unsigned id, void *arg)
 		bool fast = st->contended ? (r & 1) : (r & 7) == 0;
 		if (local[i] && (r & 15) == 3) {
 			/* realloc keeps the prefix: check it, then refill */
-			if (!pattern_ok(local[i]))
-				__atomic_fetch_add(&st->bad_pattern, 1, __ATOMIC_RELAXED);
+			check_pattern(&st->bad_pattern, local[i]);
 			size_t ns = stress_size(&s, st->contended);
 			void *q = umm_realloc(st->m, local[i], ns);
 			if (q) {
@@ -436,7 +443,7 @@ static void stress_thread(unsigned id, void *arg)
 			continue;
 		}
 		if (local[i])
-			release(st, local[i], fast);
+			checked_free(st->m, &st->bad_pattern, local[i], fast);
 		size_t size = stress_size(&s, st->contended);
 		local[i] = fast ? umm_alloc_fast(st->m, size, (uint8_t)id) : umm_alloc(st->m, size, (uint8_t)id);
 		if (local[i])
@@ -453,7 +460,7 @@ static void stress_thread(unsigned id, void *arg)
 	}
 	for (unsigned i = 0; i < NLOCAL; i++)
 		if (local[i])
-			release(st, local[i], i & 1);
+			checked_free(st->m, &st->bad_pattern, local[i], i & 1);
 	umm_flush(st->m);   /* our cached chunks back to the pool before we go */
 	__atomic_fetch_add(&st->ops, (unsigned)ops, __ATOMIC_RELAXED);
 }
@@ -470,7 +477,7 @@ static void stress(struct ktest_ctx *kt__, size_t pool, unsigned contended)
 	ktest_parallel(ktest_ncpus(), stress_thread, st);
 	for (unsigned k = 0; k < NSLOTS; k++)
 		if (st->slots[k])
-			release(st, (void *)st->slots[k], false);
+			checked_free(st->m, &st->bad_pattern, (void *)st->slots[k], false);
 	EXPECT_EQ(st->bad_pattern, 0);
 	EXPECT_EQ(st->bad_alloc, 0);
 	EXPECT_EQ(st->bad_walks, 0);
@@ -511,15 +518,6 @@ struct steal {
 	unsigned bad_pattern, bad_alloc, handed, ops;
 };
 
-static void steal_release(struct steal *st, void *p, bool fast)
-{
-	if (!pattern_ok(p))
-		__atomic_fetch_add(&st->bad_pattern, 1, __ATOMIC_RELAXED);
-	if (fast)
-		umm_free_fast(st->m, p);
-	else
-		umm_free(st->m, p);
-}
 
 static void steal_thread(unsigned id, void *arg)
 {
@@ -538,16 +536,11 @@ static void steal_thread(unsigned id, void *arg)
 			 * them with our own pops and pushes */
 			void *p = (void *)__atomic_exchange_n(&st->cell[c], 0, __ATOMIC_ACQ_REL);
 			if (p)
-				steal_release(st, p, r & 1);
+				checked_free(st->m, &st->bad_pattern, p, r & 1);
 			void *q = (r & 2) ? umm_alloc_fast(st->m, size, 1) : umm_alloc(st->m, size, 1);
 			if (q) {
 				fill(q, size, r);
-				if (!pattern_ok(q))
-					__atomic_fetch_add(&st->bad_pattern, 1, __ATOMIC_RELAXED);
-				if (r & 4)
-					umm_free_fast(st->m, q);
-				else
-					umm_free(st->m, q);
+				checked_free(st->m, &st->bad_pattern, q, r & 4);
 			}
 			ops++;
 			continue;
@@ -565,7 +558,7 @@ static void steal_thread(unsigned id, void *arg)
 						__ATOMIC_RELAXED))
 			handed++;
 		else
-			steal_release(st, p, r & 16);
+			checked_free(st->m, &st->bad_pattern, p, r & 16);
 		ops++;
 	}
 	umm_flush(st->m);
@@ -584,7 +577,7 @@ KTEST(umm, stress_handoff)
 	ktest_parallel(ktest_ncpus(), steal_thread, st);
 	for (unsigned c = 0; c < NCELLS; c++)
 		if (st->cell[c])
-			steal_release(st, (void *)st->cell[c], false);
+			checked_free(st->m, &st->bad_pattern, (void *)st->cell[c], false);
 	EXPECT_EQ(st->bad_pattern, 0);
 	EXPECT_EQ(st->bad_alloc, 0);
 	EXPECT_GE(st->ops, 1000);
