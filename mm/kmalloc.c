@@ -290,11 +290,11 @@ static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, voi
 static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_t size, size_t align,
 						  unsigned long fl, void *caller);
 
-static void *set_live(struct kmalloc_pcpu *pc, uintptr_t a, uint32_t g, size_t size, void *caller)
+/* A block pool_take carved (size and check written there) becomes live. */
+static void *set_live(struct kmalloc_pcpu *pc, uintptr_t a, size_t size, void *caller)
 {
 	struct hdr *h = (struct hdr *)a;
 
-	(void)g;                 /* g and check: pool_take */
 	h->cpu = (uint8_t)pc->cpu;
 	SET_STATE(h, ST_LIVE);
 	dbg_mark(h, size, caller);
@@ -332,7 +332,7 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 		pc->cls[g].head = l->next;
 		BUMP(pc->cls[g].allocs);
 		dbg_check_poison(CB(l));
-		void *p = set_live(pc, (uintptr_t)CB(l), g, size, caller);
+		void *p = set_live(pc, (uintptr_t)CB(l), size, caller);
 		env_irq_restore(fl);
 		return p;
 	}
@@ -349,7 +349,7 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 	}
 	BUMP(pc->cls[g].allocs);
 	BUMP(pc->cls[g].misses);
-	void *p = set_live(pc, a, g, size, caller);
+	void *p = set_live(pc, a, size, caller);
 	env_irq_restore(fl);
 	return p;
 }
@@ -553,7 +553,7 @@ static int classify(struct kmalloc_inst *km, const char *op, const void *p, stru
 	if ((a & 15) || a < lo + 16)
 		return refuse(km, op, p, E_INVAL, "not the start of a block", NULL, caller);
 	struct hdr *h = (struct hdr *)(a - HDR);
-	bool hdr_ok = h->check == ck(h, h->g) && h->g >= MIN_G && a - HDR + (uintptr_t)h->g * 16 <= hi;
+	bool hdr_ok = h->check == CK_KEY && h->g >= MIN_G && a - HDR + (uintptr_t)h->g * 16 <= hi;
 	if (!hdr_ok)
 		return refuse(km, op, p, E_INVAL, "not the start of a block", NULL, caller);
 	if (h->state == ST_CACHED || h->state == ST_POOL)
@@ -667,7 +667,7 @@ static __attribute__((noinline)) int free_other(struct kmalloc_inst *km, void *p
 	if (pc && a - pc->span_lo < pc->span_len && !(a & 15)) {
 		struct cblk *b = (struct cblk *)(a - HDR);
 		uint32_t g = b->h.g;
-		if (b->h.state == ST_LIVE && g < NCLS && b->h.check == ck(b, g) &&
+		if (b->h.state == ST_LIVE && g < NCLS && b->h.check == CK_KEY &&
 		    b->h.cpu != pc->cpu && dbg_redzone_ok(&b->h)) {
 			struct kmalloc_pcpu *o = __atomic_load_n(&km->pcpu[b->h.cpu], __ATOMIC_ACQUIRE);
 			if (o) {

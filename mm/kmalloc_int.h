@@ -43,6 +43,10 @@ _Static_assert(sizeof(struct hdr) == HDR, "header size");
 /* The free hot path reads the first 8 header bytes as one word: g in bits
  * 0-31, state 32-39, cpu 40-47, check 48-63. */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "header word layout");
+/* The check field of every header. A constant, so that the free hot path
+ * compares a whole header word with one xor (live_tag); stray bytes pass it
+ * with odds of 1 in 65536, and the state, owner and size must match too.
+ * (Headers left inside larger blocks by coalescing are never ST_LIVE.) */
 #define CK_KEY 0x5A6Bu
 _Static_assert(HDR % 16 == 8, "payload must be 16-aligned when blocks start at 8 mod 16");
 
@@ -118,16 +122,6 @@ struct kmalloc_pcpu {
  * accesses, a plain sb/lbu on RISC-V. */
 #define SET_STATE(h, v) __atomic_store_n(&(h)->state, (uint8_t)(v), __ATOMIC_RELAXED)
 #define GET_STATE(h)    __atomic_load_n(&(h)->state, __ATOMIC_RELAXED)
-
-/* The check field of every header. A constant, so that the free hot path
- * compares a whole header word with one xor (live_tag); stray bytes pass it
- * with odds of 1 in 65536, and the state, owner and size must match too.
- * (Headers left inside larger blocks by coalescing are never ST_LIVE.) */
-static inline uint16_t ck(const void *h, uint32_t g)
-{
-	(void)h, (void)g;
-	return CK_KEY;
-}
 
 static inline uint64_t now_of(struct kmalloc_inst *km)
 {

@@ -49,7 +49,7 @@ static void ext_set(struct fext *e, uint32_t g)
 {
 	e->h.g = g;
 	SET_STATE(&e->h, ST_POOL);
-	e->h.check = ck(e, g);
+	e->h.check = CK_KEY;
 }
 
 static void tree_insert(struct kmalloc_inst *km, struct fext *n, uint32_t g)
@@ -274,7 +274,7 @@ uintptr_t kmalloc_pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align,
 	struct hdr *h = (struct hdr *)b;
 	h->g = g;
 	h->cpu = 0;
-	h->check = ck(h, g);
+	h->check = CK_KEY;
 	SET_STATE(h, ST_CARVED);
 	*gp = g;
 	return b;

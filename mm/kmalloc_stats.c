@@ -154,7 +154,7 @@ static uint32_t walk_tree(struct walk *w, struct fext *t, uint32_t parent_prio, 
 	uintptr_t lo, hi;
 	if (!w->err) {
 		w->at = a;
-		if (t->h.state != ST_POOL || t->h.check != ck(t, t->h.g) || t->h.g < MIN_G || (a & 15) != 8)
+		if (t->h.state != ST_POOL || t->h.check != CK_KEY || t->h.g < MIN_G || (a & 15) != 8)
 			w->err = "extent header bad";
 		else if (a <= w->prev_end && w->prev_end)
 			w->err = a == w->prev_end ? "adjacent extents not coalesced" : "extents overlap";
@@ -186,7 +186,7 @@ static const char *check_cached(struct kmalloc_inst *km, struct cblk *b, uint32_
 
 	if (ri < 0 || km->ranges[ri].kind != R_POOL || ((uintptr_t)b & 15) != 8)
 		return "cached block outside the pool";
-	if (b->h.state != ST_CACHED || b->h.check != ck(b, b->h.g) || b->h.cpu != cpu)
+	if (b->h.state != ST_CACHED || b->h.check != CK_KEY || b->h.cpu != cpu)
 		return "cached block header bad";
 	if ((cls >= 0 && b->h.g != (uint32_t)cls) || b->h.g >= NCLS || b->h.g < MIN_G)
 		return "cached block in the wrong class";
