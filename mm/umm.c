@@ -501,8 +501,6 @@ static void drain(umm_t *m, struct umm_cpu *me)
 
 /* Slots are guarded by turning interrupts off on the kernel's harts (on
  * the host env_irq_save is an inline no-op). */
-#define irq_off()   env_irq_save()
-#define irq_on(fl)  env_irq_restore(fl)
 
 static inline uintptr_t sload(const uintptr_t *s) { return __atomic_load_n(s, __ATOMIC_RELAXED); }
 static inline void sstore(uintptr_t *s, uintptr_t v) { __atomic_store_n(s, v, __ATOMIC_RELAXED); }
@@ -597,7 +595,7 @@ static void release_cached(umm_t *m, struct umm_cpu *me, uintptr_t c, bool fast)
  * (bottom) ones first. Returns how many. */
 static unsigned slots_take(struct umm_cpu *me, int k, uintptr_t *out, unsigned n)
 {
-	unsigned long fl = irq_off();
+	unsigned long fl = env_irq_save();
 	unsigned t = tload(&me->top[k]);
 
 	if (n > t)
@@ -607,7 +605,7 @@ static unsigned slots_take(struct umm_cpu *me, int k, uintptr_t *out, unsigned n
 	for (unsigned j = n; j < t; j++)
 		sstore(&me->slot[k][j - n], sload(&me->slot[k][j]));
 	tstore(&me->top[k], t - n);
-	irq_on(fl);
+	env_irq_restore(fl);
 	return n;
 }
 
@@ -724,9 +722,9 @@ static void spill(umm_t *m, struct umm_cpu *me, int k, bool fast)
 	set_link(b, W_COUNT, n - 1);
 	for (unsigned j = 1; j < n; j++)
 		set_link(b, W_ENTRY + j - 1, v[j]);
-	unsigned long fl = irq_off();
+	unsigned long fl = env_irq_save();
 	xnet_add(me, k, (int64_t)bytes);   /* before the push: a taker subtracts after */
-	irq_on(fl);
+	env_irq_restore(fl);
 	xfer_push(&m->xfer[k], b);
 }
 
@@ -755,7 +753,7 @@ static uintptr_t refill(umm_t *m, struct umm_cpu *me, int k, uint8_t tags, bool 
 	if (!c)
 		return 0;
 	n = (unsigned)link_of(c, W_COUNT);
-	unsigned long fl = irq_off();
+	unsigned long fl = env_irq_save();
 	unsigned t = tload(&me->top[k]);
 	for (j = 0; j < n && t < m->cap[k]; j++)   /* full: an interrupt filled them */
 		sstore(&me->slot[k][t++], link_of(c, W_ENTRY + j));
@@ -763,7 +761,7 @@ static uintptr_t refill(umm_t *m, struct umm_cpu *me, int k, uint8_t tags, bool 
 	unpark_use(c, h_tags(hload(c)), tags);
 	count_cache_alloc(m, me, k);
 	xnet_add(me, k, -(int64_t)((n + 1) * bytes));
-	irq_on(fl);
+	env_irq_restore(fl);
 	for (; j < n; j++)
 		release_cached(m, me, slot_chunk(m, link_of(c, W_ENTRY + j)), fast);
 	return c;
@@ -786,9 +784,9 @@ static void flush_xfer(umm_t *m, struct umm_cpu *me)
 			release_cached(m, me, b, false);   /* its entries are read: now it */
 			n += cnt + 1;
 		}
-		unsigned long fl = irq_off();
+		unsigned long fl = env_irq_save();
 		xnet_add(me, k, -(int64_t)(n * class_units(k) * UNIT));
-		irq_on(fl);
+		env_irq_restore(fl);
 	}
 }
 
@@ -797,18 +795,18 @@ static void flush_xfer(umm_t *m, struct umm_cpu *me)
 static inline __attribute__((always_inline)) bool slots_put(umm_t *m, struct umm_cpu *me, uintptr_t c,
 							    int k, uint8_t tags)
 {
-	unsigned long fl = irq_off();
+	unsigned long fl = env_irq_save();
 	unsigned t = tload(&me->top[k]);
 
 	if (t >= m->cap[k]) {
-		irq_on(fl);
+		env_irq_restore(fl);
 		return false;
 	}
 	w0store(c, key_of(m, c));
 	sstore(&me->slot[k][t], slot_val(m, c, tags));
 	tstore(&me->top[k], t + 1);
 	count_cache_free(me, k);
-	irq_on(fl);
+	env_irq_restore(fl);
 	return true;
 }
 
@@ -816,7 +814,7 @@ static inline __attribute__((always_inline)) bool slots_put(umm_t *m, struct umm
 static inline __attribute__((always_inline)) uintptr_t slots_get(umm_t *m, struct umm_cpu *me, int k,
 								 uint8_t tags)
 {
-	unsigned long fl = irq_off();
+	unsigned long fl = env_irq_save();
 	unsigned t = tload(&me->top[k]);
 	uintptr_t c = 0;
 
@@ -827,7 +825,7 @@ static inline __attribute__((always_inline)) uintptr_t slots_get(umm_t *m, struc
 		unpark_use(c, (uint8_t)v, tags);
 		count_cache_alloc(m, me, k);
 	}
-	irq_on(fl);
+	env_irq_restore(fl);
 	return c;
 }
 
