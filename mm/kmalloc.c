@@ -2,7 +2,8 @@
  * exact-size caches with a TTL, lock-free remote frees, an address-ordered
  * coalesced pool (treap of free extents), large blocks on their own pages.
  *
- * Locks: one, km->lock (the pool: treap, range table, totals). Per-CPU data
+ * Locks: one, km->lock (the pool: treap, page map writes, range lists,
+ * totals; the page map is read without it). Per-CPU data
  * is touched only by its owner, never under another lock, so there is no
  * lock order to keep; interrupts are off around it except in the hot paths
  * of section kmalloc_hot, where an interrupt must not call in (see
@@ -118,7 +119,9 @@ static struct kmalloc_pcpu *pcpu_create(struct kmalloc_inst *km, unsigned cpu)
 	pc->cpu = cpu;
 	pc->live_tag = (uint64_t)ST_LIVE << 32 | (uint64_t)cpu << 40 | (uint64_t)CK_KEY << 48;
 	pc->span_lo = 1;          /* empty span: no pointer passes the hot check */
-	pc->now = now_of(km);
+	pc->now = pc->oldest = now_of(km);   /* nothing cached: no stamp is older */
+	for (uint32_t c = 0; c < NCLS; c++)
+		pc->cls[c].oldest = pc->now;
 	__atomic_store_n(&km->pcpu[cpu], pc, __ATOMIC_RELEASE);
 	return pc;
 }
@@ -140,36 +143,54 @@ static void chain_to_pool(struct kmalloc_inst *km, struct clink *l)
 	}
 }
 
+/* Cut class list cl where its blocks have expired (all of it when !expired)
+ * onto *tailp; returns the new tail pointer. cl->oldest becomes the stamp
+ * of the last block kept (now if none). */
+static struct clink **cut_expired(struct pcls *cl, uint64_t now, uint64_t ttl, bool expired,
+				  struct clink **tailp)
+{
+	struct clink **pp = &cl->head;
+	uint64_t last = now;
+
+	if (expired)
+		while (*pp && now - (*pp)->stamp < ttl) {
+			last = (*pp)->stamp;
+			pp = &(*pp)->next;
+		}
+	cl->oldest = last;
+	if (!*pp)
+		return tailp;
+	*tailp = *pp;      /* stamps only decrease along a list: cut here */
+	*pp = NULL;
+	while (*tailp)
+		tailp = &(*tailp)->next;
+	return tailp;
+}
+
 /* Cached blocks older than the TTL (all of them when !expired_only) go back
- * to the pool. Owner only (or QUIESCENT). Returns whether any went. */
+ * to the pool. Owner only (or QUIESCENT). Lists whose oldest stamp has not
+ * expired are skipped unread, and the whole cache when pc->oldest has not:
+ * a miss pays a compare, not a walk of the cache. Returns whether any went. */
 static bool flush_own(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool expired_only)
 {
 	struct clink *out = NULL, **tailp = &out;
-	bool any = false;
+	uint64_t now = pc->now, ttl = km->ttl, low = now;
 
+	if (expired_only && now - pc->oldest < ttl)
+		return false;
 	for (uint32_t c = MIN_G; c < NCLS; c++) {
-		struct clink **pp = &pc->cls[c].head;
-		if (!*pp)
-			continue;
-		if (expired_only)
-			while (*pp && pc->now - (*pp)->stamp < km->ttl)
-				pp = &(*pp)->next;
-		if (!*pp)
-			continue;
-		*tailp = *pp;      /* stamps only decrease along a list: cut here */
-		*pp = NULL;
-		while (*tailp)
-			tailp = &(*tailp)->next;
-		any = true;
+		struct pcls *cl = &pc->cls[c];
+		if (!cl->head)
+			cl->oldest = now;   /* later pushes are stamped >= now */
+		else if (!expired_only || now - cl->oldest >= ttl)
+			tailp = cut_expired(cl, now, ttl, expired_only, tailp);
+		if (cl->oldest < low)
+			low = cl->oldest;
 	}
+	pc->oldest = low;
+	bool any = out != NULL;
 	chain_to_pool(km, out);
 	return any;
-}
-
-static void scan_expired(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
-{
-	pc->scanned = pc->now;
-	flush_own(km, pc, true);
 }
 
 /* Owner: take the remote-free list into the cache, or into the pool. */
@@ -194,10 +215,11 @@ static void drain_remote(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool 
 	}
 }
 
-/* Slow-path housekeeping of the owner: clock, flush requests, remote frees. */
+/* Slow-path housekeeping of the owner: flush requests, remote frees. The
+ * clock is not read here (ticks are coarse): kmalloc_reap_i reads it, and
+ * one pool miss in CLOCK_EVERY_MISSES. */
 static void service(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
 {
-	pc->now = now_of(km);
 	if (__atomic_load_n(&pc->flush_req, __ATOMIC_ACQUIRE)) {
 		flush_own(km, pc, false);
 		drain_remote(km, pc, true);
@@ -337,10 +359,14 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 		return p;
 	}
 	/* A miss carves from the pool: return expired blocks first, so they
-	 * coalesce before the pool is cut (once per TTL: the scan reads every
-	 * class). */
-	if (pc->now - pc->scanned >= km->ttl)
-		scan_expired(km, pc);
+	 * coalesce before the pool is cut (a compare unless some expired).
+	 * A CPU that never reaps (a host thread) still reads the clock now
+	 * and then, so its cache ages. */
+	if (++pc->misses >= CLOCK_EVERY_MISSES) {
+		pc->misses = 0;
+		pc->now = now_of(km);
+	}
+	flush_own(km, pc, true);
 	a = carve(km, pc, &g, align, &fl);
 	if (!a) {
 		BUMP(pc->fails);
@@ -420,7 +446,7 @@ static inline void *alloc(struct kmalloc_inst *km, size_t size, void *caller)
 static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, void *caller)
 {
 	size_t extra = align > PAGE ? align - PAGE : 0;
-	struct kmalloc_range r = { 0 };
+	struct kmalloc_range r = { .kind = R_LARGE };
 	unsigned long fl;
 	size_t np;
 	void *base;
@@ -436,22 +462,20 @@ static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, voi
 		r.end = r.base + np * PAGE;
 		r.payload = (r.base + align - 1) & ~(uintptr_t)(align - 1);
 		r.req = size;
-		r.kind = R_LARGE;
 		r.cpu = env_cpu();
 		r.caller = caller;
-		fl = env_lock(&km->lock);
-		if (kmalloc_range_add(km, &r) >= 0) {
+#ifdef KMALLOC_DEBUG
+		memset((char *)r.payload + size, RZ_BYTE, r.end - r.payload - size);
+#endif
+		if (kmalloc_map_prepare(km, r.base, r.end, &fl)) {
+			kmalloc_range_add(km, &r);
 			km->heap_bytes += np * PAGE;
 			km->large_bytes += np * PAGE;
 			km->large_allocs++;
 			kmalloc_peak_update(km);
 			env_unlock(&km->lock, fl);
-#ifdef KMALLOC_DEBUG
-			memset((char *)r.payload + size, RZ_BYTE, r.end - r.payload - size);
-#endif
 			return (void *)r.payload;
 		}
-		env_unlock(&km->lock, fl);
 		km->src.put_pages(km->src.ctx, base, np);
 	}
 	/* Fallback: a pool block whose class is beyond the caches. */
@@ -499,7 +523,7 @@ static void *alloc_aligned(struct kmalloc_inst *km, size_t size, size_t align, v
 
 struct blkinfo {
 	int kind;             /* R_POOL (small or pool-large) or R_LARGE */
-	int ri;               /* range index for R_LARGE (valid under the lock only) */
+	struct kmalloc_range *r;  /* R_LARGE: its range */
 	struct hdr *h;
 	size_t usable;
 	void *caller;
@@ -517,32 +541,29 @@ static int refuse(struct kmalloc_inst *km, const char *op, const void *p, int e,
 	return e;
 }
 
-/* Find what p is, without changing anything. 0 or an error (logged). */
+/* Find what p is, without changing anything. 0 or an error (logged). No
+ * lock: the page map is read lock-free, and a pool block's header is read
+ * as before (its size changes only in the pool, under the lock, when it is
+ * not live). */
 static int classify(struct kmalloc_inst *km, const char *op, const void *p, struct blkinfo *bi,
 		    void *caller)
 {
 	uintptr_t a = (uintptr_t)p, lo, hi;
-	unsigned long fl = env_lock(&km->lock);
-	int i = kmalloc_range_find(km, a);
-	struct kmalloc_range *r = i >= 0 ? &km->ranges[i] : NULL;
+	struct kmalloc_range *r = kmalloc_map_find(km, a);
 
-	if (!r || r->kind == R_META) {
-		env_unlock(&km->lock, fl);
+	if (!r)
 		return refuse(km, op, p, E_FAULT, "not from this heap (or a large block already freed)",
 			      NULL, caller);
-	}
 	if (r->kind == R_LARGE) {
 		bi->kind = R_LARGE;
-		bi->ri = i;
+		bi->r = r;
 		bi->usable = r->end - r->payload;
 		bi->caller = r->caller;
-		env_unlock(&km->lock, fl);
 		if (a != r->payload)
 			return refuse(km, op, p, E_INVAL, "points inside a large block", r->caller, caller);
 		return 0;
 	}
-	kmalloc_pool_span(km, i, &lo, &hi);
-	env_unlock(&km->lock, fl);
+	kmalloc_run_of(r, &lo, &hi);
 	unsigned long ifl = env_irq_save();
 	struct kmalloc_pcpu *pc = pcpu_self(km);
 	if (pc) {   /* hint for the hot path: this run of chunks */
@@ -567,19 +588,25 @@ static int classify(struct kmalloc_inst *km, const char *op, const void *p, stru
 	return 0;
 }
 
-static void free_large(struct kmalloc_inst *km, void *p)
+/* p was classified as the large block r without the lock: only the first of
+ * two racing frees finds it still mapped there. */
+static int free_large(struct kmalloc_inst *km, void *p, struct kmalloc_range *r, void *caller)
 {
 	unsigned long fl = env_lock(&km->lock);
-	int i = kmalloc_range_find(km, (uintptr_t)p);
-	struct kmalloc_range r = km->ranges[i];
-	size_t np = (r.end - r.base) / PAGE;
+	uintptr_t base = r->base;
+	size_t np = (r->end - r->base) / PAGE;
 
-	kmalloc_range_del(km, i);
+	if (kmalloc_map_find(km, (uintptr_t)p) != r || r->kind != R_LARGE || r->payload != (uintptr_t)p) {
+		env_unlock(&km->lock, fl);
+		return refuse(km, "kfree", p, E_FAULT, "large block already freed", NULL, caller);
+	}
+	kmalloc_range_del(km, r);
 	km->heap_bytes -= np * PAGE;
 	km->large_bytes -= np * PAGE;
 	km->large_frees++;
 	env_unlock(&km->lock, fl);
-	km->src.put_pages(km->src.ctx, (void *)r.base, np);
+	km->src.put_pages(km->src.ctx, (void *)base, np);
+	return 0;
 }
 
 /* Validated small block: into our cache, the owner's remote list, or (for
@@ -631,17 +658,13 @@ static __attribute__((noinline)) int free_slow(struct kmalloc_inst *km, void *p,
 		return e;
 	if (bi.kind == R_LARGE) {
 #ifdef KMALLOC_DEBUG
-		unsigned long lf = env_lock(&km->lock);
-		struct kmalloc_range *r = &km->ranges[kmalloc_range_find(km, (uintptr_t)p)];
-		const unsigned char *z = (const unsigned char *)p + r->req;
-		size_t n = r->end - r->payload - r->req;
-		env_unlock(&km->lock, lf);
+		const unsigned char *z = (const unsigned char *)p + bi.r->req;
+		size_t n = bi.r->end - bi.r->payload - bi.r->req;
 		for (size_t i = 0; i < n; i++)
 			if (z[i] != RZ_BYTE)
 				return refuse(km, "kfree", p, E_CORRUPT, "red zone damaged", bi.caller, caller);
 #endif
-		free_large(km, p);
-		return 0;
+		return free_large(km, p, bi.r, caller);
 	}
 	if (!dbg_redzone_ok(bi.h))
 		return refuse(km, "kfree", p, E_CORRUPT, "red zone damaged", bi.caller, caller);
@@ -750,10 +773,7 @@ void kmalloc_tune_i(struct kmalloc_inst *km, size_t grow_min_pages, uint64_t flu
 
 void kmalloc_destroy_i(struct kmalloc_inst *km)
 {
-	while (km->nranges) {
-		struct kmalloc_range r = km->ranges[--km->nranges];
-		km->src.put_pages(km->src.ctx, (void *)r.base, (r.end - r.base) / PAGE);
-	}
+	kmalloc_map_destroy(km);
 	memset(km->pcpu, 0, sizeof(km->pcpu));
 	km->root = NULL;
 	km->magic = 0;
@@ -810,9 +830,7 @@ static void *realloc_(struct kmalloc_inst *km, void *p, size_t size, void *calle
 		if (bi.kind == R_POOL) {
 			bi.h->req = (uint32_t)size;
 		} else {
-			unsigned long fl = env_lock(&km->lock);
-			km->ranges[kmalloc_range_find(km, (uintptr_t)p)].req = size;
-			env_unlock(&km->lock, fl);
+			bi.r->req = size;   /* only the owner of p touches it */
 		}
 		memset((char *)p + size, RZ_BYTE, bi.usable + (bi.kind == R_POOL ? KMALLOC_REDZONE : 0) - size);
 #endif
@@ -860,8 +878,10 @@ void kmalloc_reap_i(struct kmalloc_inst *km)
 	struct kmalloc_pcpu *pc = pcpu_self(km);
 
 	if (pc) {
+		pc->now = now_of(km);
+		pc->misses = 0;
 		service(km, pc);
-		scan_expired(km, pc);
+		flush_own(km, pc, true);
 	}
 	env_irq_restore(fl);
 }

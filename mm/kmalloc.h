@@ -58,7 +58,14 @@ struct kmalloc_clock {
 /* Size classes: block size in granules (header + payload [+ red zone]). */
 #define KMALLOC_NCLASSES \
 	((KMALLOC_SMALL_MAX + KMALLOC_HDR + KMALLOC_REDZONE + 15) / 16 + 4)
-#define KMALLOC_MAX_RANGES 256   /* page ranges tracked (pool chunks, large blocks) */
+/* A CPU reads the clock at kmalloc_reap and at one pool miss in this many
+ * (so a CPU that never reaps still ages its cache), not on every call. */
+#define KMALLOC_CLOCK_MISSES 64
+/* Page map: a radix tree over page numbers, KMALLOC_MAP_LEVELS levels of
+ * 512 slots; 36 bits of page number (48-bit addresses), the bits above are
+ * checked against the range found. */
+#define KMALLOC_MAP_BITS   9
+#define KMALLOC_MAP_LEVELS 4
 
 struct kmalloc_class_stats {
 	uint64_t allocs;     /* blocks handed out */
@@ -80,6 +87,8 @@ struct kmalloc_stats {
 	uint64_t peak_bytes;    /* high-water of live + cached (bytes outside the pool) */
 	uint64_t heap_bytes;    /* pages held from the page source (pool + large) */
 	uint64_t meta_bytes;    /* per-CPU data (carved from the pool) */
+	uint64_t map_bytes;     /* page map: tree nodes, range records, spare
+				 * pages (pages of their own from the page source) */
 	uint64_t large_allocs, large_frees;
 	uint64_t failures;      /* allocations that returned NULL for lack of memory */
 	uint64_t bad_frees;     /* kfree/krealloc/ksize calls refused */
@@ -89,19 +98,13 @@ struct kmalloc_stats {
 				 * plus at most one per CPU whose per-CPU data
 				 * (carved from the pool) splits a run */
 	uint32_t cpus;          /* CPUs with per-CPU data */
-	uint32_t ranges;        /* page ranges tracked */
+	uint32_t ranges;        /* page ranges tracked (pool chunks + large blocks) */
+	uint32_t pool_chunks;   /* of them pool chunks */
 };
 
 /* Private state; fields are internal. */
 struct kmalloc_pcpu;
-struct kmalloc_range {
-	uintptr_t base, end;    /* pages from one get_pages call */
-	uintptr_t payload;      /* large blocks: the address handed out */
-	size_t req;             /* large blocks: the requested size */
-	uint32_t kind;
-	uint32_t cpu;
-	void *caller;
-};
+struct kmalloc_range;
 struct kmalloc_inst {
 	struct kmalloc_pcpu *pcpu[ENV_MAX_CPUS];   /* first: the hot path indexes it */
 	struct kmalloc_page_source src;
@@ -109,14 +112,22 @@ struct kmalloc_inst {
 	uint64_t ttl;
 	size_t grow_min_pages;
 	uint64_t flush_wait;
-	env_spinlock_t lock;            /* the pool lock: tree, ranges, totals */
+	env_spinlock_t lock;            /* the pool lock: tree, map writes, lists, totals */
 	uint32_t growing;               /* one CPU at a time takes pages (grow) */
 	void *root;                     /* pool: treap of free extents by address */
-	uint32_t nranges, nextents;
-	struct kmalloc_range ranges[KMALLOC_MAX_RANGES]; /* sorted by base */
+	uint32_t nchunks, nlarge, nextents;
+	struct kmalloc_range *chunks;   /* pool chunks in address order */
+	struct kmalloc_range *large;    /* large blocks, any order */
+	struct kmalloc_range *rfree;    /* unused range records */
+	void *rpages, *spare;           /* record pages; spare pages for the map */
+	uint32_t nspare;
+	uint64_t map_bytes;
 	uint64_t heap_bytes, meta_bytes, pool_bytes, pool_free, large_bytes, plarge_bytes, peak;
 	uint64_t large_allocs, large_frees;
 	uint32_t magic;
+	/* Page map root: written under the pool lock with release stores, read
+	 * without a lock (kfree's classification). */
+	void *map[1u << KMALLOC_MAP_BITS];
 };
 
 /* ---- instance API ---------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* kmalloc_int.h - what the kmalloc sources share (kmalloc.c: caches and
- * entry points; kmalloc_pool.c: the pool and page ranges; kmalloc_stats.c:
- * statistics and checks). Not for other modules: the contract is kmalloc.h.
+ * entry points; kmalloc_pool.c: the pool; kmalloc_map.c: page ranges and the
+ * page map that finds them by address; kmalloc_stats.c: statistics and
+ * checks). Not for other modules: the contract is kmalloc.h.
  */
 #ifndef MM_KMALLOC_INT_H
 #define MM_KMALLOC_INT_H
@@ -23,7 +24,7 @@
  * the header under the pool lock, so a census never reads a stale one). */
 enum { ST_LIVE = 0xA1, ST_BIG = 0xB4, ST_CACHED = 0x00, ST_POOL = 0xF3, ST_META = 0x4D,
        ST_CARVED = 0x3C };
-enum { R_POOL = 1, R_LARGE = 2, R_META = 3 };
+enum { R_POOL = 1, R_LARGE = 2 };
 #define KM_MAGIC 0x6B6D6131u
 #define POISON   0x6B
 #define RZ_BYTE  0xFB
@@ -84,19 +85,24 @@ _Static_assert((KMALLOC_SMALL_MAX + HDR + KMALLOC_REDZONE + 15) / 16 + MIN_G - 1
 	       "classes cover every small block");
 
 /* 32 bytes, so the hot path indexes with one shift. Frees are not counted:
- * kmalloc_stats derives them (allocs - live, from a census of the pool). */
+ * kmalloc_stats derives them (allocs - live, from a census of the pool).
+ * oldest: no block on the list is older (a lower bound of the stamps: the
+ * hot path pushes stamps >= it without touching it; a scan makes it the
+ * last block's stamp), so an expiry scan skips lists with nothing expired. */
 struct pcls {
 	struct clink *head;
 	uint64_t allocs, misses;
-	uint64_t pad;
+	uint64_t oldest;
 };
 _Static_assert(sizeof(struct pcls) == 32, "class entry is a power of two");
 
 struct kmalloc_pcpu {
 	uintptr_t span_lo, span_len;   /* payloads in [lo, lo+len) are in the pool */
-	uint64_t now;                  /* clock at the last slow path or reap */
+	uint64_t now;                  /* clock at the last reap (or clock read below) */
 	uint64_t live_tag;             /* header word of our live blocks, minus g and check */
-	uint64_t scanned;              /* clock at the last expiry scan of the cache */
+	uint64_t oldest;               /* lower bound of every cls[].oldest */
+	uint32_t misses;               /* pool misses since the clock was read */
+	uint32_t pad;
 	uint32_t cpu;
 	uint32_t flush_req;            /* set by other CPUs: flush everything */
 	uint64_t fails, bad_frees;
@@ -122,6 +128,8 @@ struct kmalloc_pcpu {
  * accesses, a plain sb/lbu on RISC-V. */
 #define SET_STATE(h, v) __atomic_store_n(&(h)->state, (uint8_t)(v), __ATOMIC_RELAXED)
 #define GET_STATE(h)    __atomic_load_n(&(h)->state, __ATOMIC_RELAXED)
+
+#define CLOCK_EVERY_MISSES KMALLOC_CLOCK_MISSES
 
 static inline uint64_t now_of(struct kmalloc_inst *km)
 {
@@ -158,7 +166,30 @@ static inline uint32_t maxg(const struct fext *n)
 	return n ? n->max_g : 0;
 }
 
-/* ---- kmalloc_pool.c: the pool (treap of free extents) and page ranges ----
+/* A page range from one get_pages call: a pool chunk or a large block.
+ * Records live in pages of the page map (kmalloc_map.c) and are found by
+ * address through it; lists chain them for walks (check, census, destroy).
+ * Readers without the lock (classify) use base, end, kind and the large
+ * block fields, set before the map publishes the record (release), and the
+ * run bounds, which only widen (atomic). A record is reused only after the
+ * map no longer points to it. */
+struct kmalloc_range {
+	uintptr_t base, end;
+	uint32_t kind, cpu;
+	struct kmalloc_range *prev, *next;
+	union {
+		struct {                /* R_LARGE */
+			uintptr_t payload;  /* the address handed out */
+			size_t req;         /* the requested size */
+			void *caller;
+		};
+		struct {                /* R_POOL: the run of adjacent chunks */
+			uintptr_t run_lo, run_hi;
+		};
+	};
+};
+
+/* ---- kmalloc_pool.c: the pool (treap of free extents) ----
  * All of them with km->lock held, except kmalloc_pool_grow (none held). */
 
 /* Free extents just below and above address a (NULL if none). */
@@ -170,17 +201,42 @@ void kmalloc_pool_put(struct kmalloc_inst *km, uintptr_t a, uint32_t g);
  * fit), its header written (size, check, ST_CARVED); *gp may grow by a
  * leftover too small to keep. 0 if nothing fits. */
 uintptr_t kmalloc_pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align, bool low);
-/* Index of the range holding address a, or -1. */
-int kmalloc_range_find(struct kmalloc_inst *km, uintptr_t a);
-/* Insert r in address order; its index, or -1 when the table is full. */
-int kmalloc_range_add(struct kmalloc_inst *km, const struct kmalloc_range *r);
-void kmalloc_range_del(struct kmalloc_inst *km, int i);
-/* Bounds of the run of adjacent pool chunks around range i. */
-void kmalloc_pool_span(struct kmalloc_inst *km, int i, uintptr_t *lo, uintptr_t *hi);
 /* Raise km->peak to the bytes now outside the pool. */
 void kmalloc_peak_update(struct kmalloc_inst *km);
 /* Add a chunk of pages from the page source that can hold g granules at
  * alignment align; one CPU at a time. Called with no lock held. */
 bool kmalloc_pool_grow(struct kmalloc_inst *km, uint32_t g, size_t align);
+
+/* ---- kmalloc_map.c: page ranges and the page map ---- */
+
+/* The range holding address a, or NULL. No lock needed: entries are
+ * published with release stores and records are never unmapped. */
+struct kmalloc_range *kmalloc_map_find(struct kmalloc_inst *km, uintptr_t a);
+/* Take the pool lock (*fl) with a free record and every map node that
+ * [base, end) needs at hand, getting pages from the page source (no lock
+ * held) as needed. false, with no lock held and nothing changed, if the
+ * page source gives none. */
+bool kmalloc_map_prepare(struct kmalloc_inst *km, uintptr_t base, uintptr_t end, unsigned long *fl);
+/* With fewer than low spare pages for the map, get pages up to high (no
+ * lock held; false if the page source says no). */
+bool kmalloc_map_reserve(struct kmalloc_inst *km, uint32_t low, uint32_t high);
+/* Lock held, after kmalloc_map_prepare for [t->base, t->end): a record
+ * like t (base, end, kind, cpu; large blocks: payload, req, caller) in its
+ * list (pool chunks: address order, run bounds set), and then every page of
+ * it mapped to it. */
+struct kmalloc_range *kmalloc_range_add(struct kmalloc_inst *km, const struct kmalloc_range *t);
+/* Lock held: unmap r's pages, unlist it, keep the record for reuse. */
+void kmalloc_range_del(struct kmalloc_inst *km, struct kmalloc_range *r);
+/* Bounds of r's run of adjacent pool chunks (r: a pool chunk). */
+static inline void kmalloc_run_of(const struct kmalloc_range *r, uintptr_t *lo, uintptr_t *hi)
+{
+	*lo = __atomic_load_n(&r->run_lo, __ATOMIC_RELAXED);
+	*hi = __atomic_load_n(&r->run_hi, __ATOMIC_RELAXED);
+}
+/* Lock held: the lists, the records and the map agree (every page of every
+ * range maps to it, nothing else is mapped). NULL or the first problem. */
+const char *kmalloc_map_check(struct kmalloc_inst *km, uintptr_t *at);
+/* QUIESCENT: every page to the page source (large blocks, chunks, the map). */
+void kmalloc_map_destroy(struct kmalloc_inst *km);
 
 #endif

@@ -1,6 +1,6 @@
 /* kmalloc_pool.c - kmalloc's pool: free extents in a treap keyed by address
- * (good fit, coalescing on every insert) and the table of page ranges the
- * pool and large blocks come from. Everything here runs under km->lock
+ * (good fit, coalescing on every insert), grown by chunks of pages that the
+ * page map (kmalloc_map.c) records. Everything here runs under km->lock
  * except the growth step, which calls the page source with no lock held.
  */
 #include "kmalloc_int.h"
@@ -280,61 +280,6 @@ uintptr_t kmalloc_pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align,
 	return b;
 }
 
-/* ---- page ranges ----------------------------------------------------------- */
-
-/* Index of the range holding a, or -1. Pool lock held. */
-int kmalloc_range_find(struct kmalloc_inst *km, uintptr_t a)
-{
-	int lo = 0, hi = (int)km->nranges - 1;
-
-	while (lo <= hi) {
-		int mid = (lo + hi) / 2;
-		if (a < km->ranges[mid].base)
-			hi = mid - 1;
-		else if (a >= km->ranges[mid].end)
-			lo = mid + 1;
-		else
-			return mid;
-	}
-	return -1;
-}
-
-int kmalloc_range_add(struct kmalloc_inst *km, const struct kmalloc_range *r)
-{
-	uint32_t i = km->nranges;
-
-	if (i == KMALLOC_MAX_RANGES)
-		return E_NOMEM;
-	while (i > 0 && km->ranges[i - 1].base > r->base) {
-		km->ranges[i] = km->ranges[i - 1];
-		i--;
-	}
-	km->ranges[i] = *r;
-	km->nranges++;
-	return (int)i;
-}
-
-void kmalloc_range_del(struct kmalloc_inst *km, int i)
-{
-	memmove(&km->ranges[i], &km->ranges[i + 1],
-		(km->nranges - (uint32_t)i - 1) * sizeof(km->ranges[0]));
-	km->nranges--;
-}
-
-/* Run of adjacent pool ranges around range i: [*lo, *hi). */
-void kmalloc_pool_span(struct kmalloc_inst *km, int i, uintptr_t *lo, uintptr_t *hi)
-{
-	int a = i, b = i;
-
-	while (a > 0 && km->ranges[a - 1].kind == R_POOL && km->ranges[a - 1].end == km->ranges[a].base)
-		a--;
-	while (b + 1 < (int)km->nranges && km->ranges[b + 1].kind == R_POOL &&
-	       km->ranges[b + 1].base == km->ranges[b].end)
-		b++;
-	*lo = km->ranges[a].base;
-	*hi = km->ranges[b].end;
-}
-
 void kmalloc_peak_update(struct kmalloc_inst *km)
 {
 	uint64_t used = km->pool_bytes - km->pool_free + km->large_bytes;
@@ -345,6 +290,12 @@ void kmalloc_peak_update(struct kmalloc_inst *km)
 /* Grow the pool by a chunk that fits g granules at `align`. Called with
  * interrupts restored and no lock. */
 static bool add_chunk(struct kmalloc_inst *km, void *base, size_t np);
+
+/* Spare map pages: below LOW before a chunk is taken, the spares grow to
+ * HIGH (the first chunk needs KMALLOC_MAP_LEVELS: three nodes down the
+ * tree and a record page; two are left for later leaves). */
+#define MAP_SPARE_LOW  1
+#define MAP_SPARE_HIGH (KMALLOC_MAP_LEVELS + 2)
 
 bool kmalloc_pool_grow(struct kmalloc_inst *km, uint32_t g, size_t align)
 {
@@ -366,6 +317,13 @@ bool kmalloc_pool_grow(struct kmalloc_inst *km, uint32_t g, size_t align)
 			env_cpu_relax();
 		return true;
 	}
+	/* Map pages before the chunk, so that the chunk's own needs (nodes,
+	 * a record page) come from spares: pages the map takes sit between
+	 * two chunks, which are then not adjacent (the kernel heap grows in
+	 * one run). Topped up in a batch only when none is left, that
+	 * happens once per few new leaves (a leaf per 2 MiB of address
+	 * space) and record pages (63 ranges each), not at every chunk. */
+	kmalloc_map_reserve(km, MAP_SPARE_LOW, MAP_SPARE_HIGH);
 	if (np < minp)
 		np = minp;
 	if (np < prop)
@@ -384,28 +342,24 @@ bool kmalloc_pool_grow(struct kmalloc_inst *km, uint32_t g, size_t align)
 /* Put np pages at base into the pool as a new range. Pool lock inside. */
 static bool add_chunk(struct kmalloc_inst *km, void *base, size_t np)
 {
-	struct kmalloc_range r = { 0 };
+	struct kmalloc_range t = { .base = (uintptr_t)base, .kind = R_POOL };
+	struct kmalloc_range *r;
 	uintptr_t lo, hi;
 	unsigned long fl;
-	int i;
 
-	r.base = (uintptr_t)base;
-	r.end = r.base + np * PAGE;
-	r.kind = R_POOL;
-	fl = env_lock(&km->lock);
-	i = kmalloc_range_add(km, &r);
-	if (i < 0) {
-		env_unlock(&km->lock, fl);
+	t.end = t.base + np * PAGE;
+	if (!kmalloc_map_prepare(km, t.base, t.end, &fl)) {
 		km->src.put_pages(km->src.ctx, base, np);
 		return false;
 	}
+	r = kmalloc_range_add(km, &t);
 	/* Claim the pads shared with adjacent pool chunks (see the top). */
-	lo = r.base + 8;
-	hi = r.end - 8;
-	if (i > 0 && km->ranges[i - 1].kind == R_POOL && km->ranges[i - 1].end == r.base)
-		lo = r.base - 8;
-	if (i + 1 < (int)km->nranges && km->ranges[i + 1].kind == R_POOL && km->ranges[i + 1].base == r.end)
-		hi = r.end + 8;
+	lo = r->base + 8;
+	hi = r->end - 8;
+	if (r->prev && r->prev->end == r->base)
+		lo = r->base - 8;
+	if (r->next && r->next->base == r->end)
+		hi = r->end + 8;
 	km->heap_bytes += np * PAGE;
 	km->pool_bytes += hi - lo;
 	kmalloc_pool_put(km, lo, (uint32_t)((hi - lo) / 16));

@@ -22,13 +22,12 @@ struct census {
  * in st->cls[c].frees, cached ones in .cached. */
 static void census(struct kmalloc_inst *km, struct census *cs, struct kmalloc_stats *st)
 {
-	for (uint32_t i = 0; i < km->nranges && !cs->err; i++) {
+	for (const struct kmalloc_range *r = km->chunks; r && !cs->err; r = r->next) {
 		uintptr_t lo, hi, a;
 
-		if (km->ranges[i].kind != R_POOL ||
-		    (i && km->ranges[i - 1].kind == R_POOL && km->ranges[i - 1].end == km->ranges[i].base))
+		if (r->prev && r->prev->end == r->base)
 			continue;   /* not the first chunk of a run */
-		kmalloc_pool_span(km, (int)i, &lo, &hi);
+		kmalloc_run_of(r, &lo, &hi);
 		for (a = lo + 8; a < hi - 8 && !cs->err;) {
 			struct hdr *h = (struct hdr *)a;
 			uint32_t g = h->g;
@@ -98,11 +97,12 @@ void kmalloc_stats_i(struct kmalloc_inst *km, struct kmalloc_stats *out)
 	out->meta_bytes = km->meta_bytes;
 	out->large_allocs = km->large_allocs;
 	out->large_frees = km->large_frees;
+	out->map_bytes = km->map_bytes;
 	out->pool_extents = km->nextents;
-	out->ranges = km->nranges;
-	for (uint32_t i = 0; i < km->nranges; i++)
-		out->pool_runs += km->ranges[i].kind == R_POOL &&
-			!(i && km->ranges[i - 1].kind == R_POOL && km->ranges[i - 1].end == km->ranges[i].base);
+	out->ranges = km->nchunks + km->nlarge;
+	out->pool_chunks = km->nchunks;
+	for (const struct kmalloc_range *r = km->chunks; r; r = r->next)
+		out->pool_runs += !(r->prev && r->prev->end == r->base);
 	env_unlock(&km->lock, fl);
 }
 
@@ -113,13 +113,13 @@ void kmalloc_dump_i(struct kmalloc_inst *km)
 	unsigned long fl = env_lock(&dump_lock);
 
 	kmalloc_stats_i(km, &s);
-	env_log("kmalloc: heap %llu B (+%llu meta), live %llu, cached %llu, pool free %llu in %u extents, peak %llu",
+	env_log("kmalloc: heap %llu B (+%llu meta, %llu map), live %llu, cached %llu, pool free %llu in %u extents, peak %llu",
 		(unsigned long long)s.heap_bytes, (unsigned long long)s.meta_bytes,
-		(unsigned long long)s.live_bytes, (unsigned long long)s.cached_bytes,
+		(unsigned long long)s.map_bytes, (unsigned long long)s.live_bytes, (unsigned long long)s.cached_bytes,
 		(unsigned long long)s.pool_free_bytes, s.pool_extents, (unsigned long long)s.peak_bytes);
-	env_log("kmalloc: large allocs %llu frees %llu, failures %llu, refused frees %llu, ranges %u",
+	env_log("kmalloc: large allocs %llu frees %llu, failures %llu, refused frees %llu, ranges %u (%u chunks)",
 		(unsigned long long)s.large_allocs, (unsigned long long)s.large_frees,
-		(unsigned long long)s.failures, (unsigned long long)s.bad_frees, s.ranges);
+		(unsigned long long)s.failures, (unsigned long long)s.bad_frees, s.ranges, s.pool_chunks);
 	for (unsigned c = 0; c < NCLS; c++) {
 		struct kmalloc_class_stats *k = &s.cls[c];
 		if (k->allocs)
@@ -150,7 +150,7 @@ static uint32_t walk_tree(struct walk *w, struct fext *t, uint32_t parent_prio, 
 	}
 	uint32_t m = walk_tree(w, t->l, prio(t), depth + 1);
 	uintptr_t a = (uintptr_t)t;
-	int ri = kmalloc_range_find(w->km, a);
+	const struct kmalloc_range *ri = kmalloc_map_find(w->km, a);
 	uintptr_t lo, hi;
 	if (!w->err) {
 		w->at = a;
@@ -158,9 +158,9 @@ static uint32_t walk_tree(struct walk *w, struct fext *t, uint32_t parent_prio, 
 			w->err = "extent header bad";
 		else if (a <= w->prev_end && w->prev_end)
 			w->err = a == w->prev_end ? "adjacent extents not coalesced" : "extents overlap";
-		else if (ri < 0 || w->km->ranges[ri].kind != R_POOL)
+		else if (!ri || ri->kind != R_POOL)
 			w->err = "extent outside the pool";
-		else if ((kmalloc_pool_span(w->km, ri, &lo, &hi), a + (uintptr_t)t->h.g * 16 > hi - 8))
+		else if ((kmalloc_run_of(ri, &lo, &hi), a + (uintptr_t)t->h.g * 16 > hi - 8))
 			w->err = "extent runs past its chunk";
 	}
 	w->prev_end = a + (uintptr_t)t->h.g * 16;
@@ -181,10 +181,10 @@ static uint32_t walk_tree(struct walk *w, struct fext *t, uint32_t parent_prio, 
 /* A cached block: in the pool, right header, not overlapping a free extent. */
 static const char *check_cached(struct kmalloc_inst *km, struct cblk *b, uint32_t cpu, int cls)
 {
-	int ri = kmalloc_range_find(km, (uintptr_t)b);
+	const struct kmalloc_range *ri = kmalloc_map_find(km, (uintptr_t)b);
 	struct fext *lo, *hi;
 
-	if (ri < 0 || km->ranges[ri].kind != R_POOL || ((uintptr_t)b & 15) != 8)
+	if (!ri || ri->kind != R_POOL || ((uintptr_t)b & 15) != 8)
 		return "cached block outside the pool";
 	if (b->h.state != ST_CACHED || b->h.check != CK_KEY || b->h.cpu != cpu)
 		return "cached block header bad";
@@ -248,14 +248,7 @@ int kmalloc_check_i(struct kmalloc_inst *km, unsigned flags)
 		return E_CORRUPT;
 	}
 	fl = env_lock(&km->lock);
-	for (uint32_t i = 0; i < km->nranges && !w.err; i++) {
-		struct kmalloc_range *r = &km->ranges[i];
-		w.at = r->base;
-		if ((r->base | r->end) & (PAGE - 1) || r->end <= r->base || r->kind < R_POOL || r->kind > R_META)
-			w.err = "range malformed";
-		else if (i && km->ranges[i - 1].end > r->base)
-			w.err = "ranges overlap";
-	}
+	w.err = kmalloc_map_check(km, &w.at);
 	if (!w.err)
 		walk_tree(&w, km->root, UINT32_MAX, 0);
 	if (!w.err && (w.bytes != km->pool_free || w.n != km->nextents))

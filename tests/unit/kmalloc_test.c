@@ -394,35 +394,43 @@ KTEST(kmalloc, damaged_header_word_is_refused)
 	EXPECT(settled(f));
 }
 
-/* A cache miss first returns this CPU's expired blocks to the pool (at most
- * one scan per TTL), so they coalesce before the pool is cut. */
+/* A cache miss first returns this CPU's expired blocks to the pool, so
+ * they coalesce before the pool is cut. Expired by the CPU's clock, which
+ * is read at kmalloc_reap_i and at one pool miss in KMALLOC_CLOCK_MISSES,
+ * not on every slow path (ticks are coarse). */
 KTEST(kmalloc, miss_returns_expired_blocks)
 {
 	struct fix *f = fix_new(64, 100, false);
 	const uint64_t blk = (64 + KMALLOC_HDR + KMALLOC_REDZONE + 15) / 16 * 16;
+	static void *m[KMALLOC_CLOCK_MISSES];
 	ASSERT(f);
 	f->t = 1000;
 	void *a = kmalloc_i(f->km, 64), *b = kmalloc_i(f->km, 64);
 	ASSERT(a && b);
-	kmalloc_reap_i(f->km);                   /* clock 1000, scanned at 1000 */
+	kmalloc_reap_i(f->km);                   /* clock 1000, miss count 0 */
 	EXPECT_EQ(kfree_i(f->km, a), 0);         /* cached at 1000 */
-	f->t = 1100;
-	void *c = kmalloc_i(f->km, 500);         /* a miss: a has expired */
-	ASSERT(c);
-	EXPECT_EQ(stats(f)->cached_bytes, 0);
+	f->t = 1100;                             /* a has expired, by the clock */
+	/* Misses of empty classes: the CPU's clock stays at 1000 until the
+	 * last of them reads it, which then returns a. */
+	for (unsigned i = 0; i < KMALLOC_CLOCK_MISSES; i++) {
+		m[i] = kmalloc_i(f->km, 100 + 16 * i);
+		ASSERT(m[i]);
+		EXPECT_EQ(stats(f)->cached_bytes, i + 1 < KMALLOC_CLOCK_MISSES ? blk : 0);
+	}
 	EXPECT_EQ(kfree_i(f->km, b), 0);         /* cached at 1100 */
 	f->t = 1150;
-	void *d = kmalloc_i(f->km, 300);         /* a miss, but no scan before 1200 */
-	ASSERT(d);
+	kmalloc_reap_i(f->km);                   /* 50 ticks old: stays */
 	EXPECT_EQ(stats(f)->cached_bytes, blk);
 	f->t = 1200;
-	void *e = kmalloc_i(f->km, 700);         /* scans again: b goes */
-	ASSERT(e);
+	void *c = kmalloc_i(f->km, 300);         /* a miss: clock not read, b stays */
+	ASSERT(c);
+	EXPECT_EQ(stats(f)->cached_bytes, blk);
+	kmalloc_reap_i(f->km);                   /* 100 ticks old: goes */
 	EXPECT_EQ(stats(f)->cached_bytes, 0);
 	EXPECT_EQ(kmalloc_check_i(f->km, KMALLOC_CHECK_ALL), 0);
 	kfree_i(f->km, c);
-	kfree_i(f->km, d);
-	kfree_i(f->km, e);
+	for (unsigned i = 0; i < KMALLOC_CLOCK_MISSES; i++)
+		kfree_i(f->km, m[i]);
 	EXPECT(settled(f));
 }
 
