@@ -1,7 +1,7 @@
 # kmalloc: kernel object allocator (mm/kmalloc), its unit suite (also run
 # under TSan), fuzzer and host benchmark against glibc/jemalloc/tcmalloc/mimalloc.
 MM_SRCS     += mm/kmalloc.c mm/kmalloc_pool.c mm/kmalloc_map.c mm/kmalloc_stats.c
-UNIT_SRCS   += tests/unit/kmalloc_test.c
+UNIT_SRCS   += tests/unit/kmalloc_test.c tests/unit/kmalloc_map_test.c
 TSAN_SUITES += kmalloc
 FUZZERS     += kmalloc
 BENCH_STEPS += bench-kmalloc
@@ -25,7 +25,7 @@ bench-kmalloc: $(HB)/kmalloc_bench
 # messages) runs the kmalloc suite again, including its debug-only tests.
 KDEBUG_SRCS := tests/host/main.c tests/host/env.c tests/ktest.c mm/env_host.c mm/kmalloc.c \
 	       mm/kmalloc_pool.c mm/kmalloc_map.c mm/kmalloc_stats.c \
-	       tests/unit/kmalloc_test.c
+	       tests/unit/kmalloc_test.c tests/unit/kmalloc_map_test.c
 
 $(HB)/unit-kdebug: $(KDEBUG_SRCS) $(wildcard include/*.h mm/*.h tests/*.h) | $(HB)
 	@echo "  HOSTCC  $@ (KMALLOC_DEBUG)"

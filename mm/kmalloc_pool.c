@@ -301,7 +301,7 @@ bool kmalloc_pool_grow(struct kmalloc_inst *km, uint32_t g, size_t align)
 {
 	uint64_t bytes = (uint64_t)g * 16 + align + 2 * MIN_EXT;
 	size_t np = (size_t)((bytes + PAGE - 1) / PAGE);
-	size_t minp = km->grow_min_pages, prop = (size_t)(km->pool_bytes / 16 / PAGE);
+	size_t minp = km->grow_min_pages, prop;
 	void *base;
 
 	size_t fit = np;
@@ -324,6 +324,9 @@ bool kmalloc_pool_grow(struct kmalloc_inst *km, uint32_t g, size_t align)
 	 * happens once per few new leaves (a leaf per 2 MiB of address
 	 * space) and record pages (63 ranges each), not at every chunk. */
 	kmalloc_map_reserve(km, MAP_SPARE_LOW, MAP_SPARE_HIGH);
+	/* pool_bytes changes only here (add_chunk), under `growing`: read
+	 * after taking it (reading it before raced with the last grower) */
+	prop = (size_t)(km->pool_bytes / 16 / PAGE);
 	if (np < minp)
 		np = minp;
 	if (np < prop)
