@@ -9,6 +9,11 @@
  * Writers hold the pool lock and publish with release stores; readers
  * (kmalloc_map_find) load with acquire and take no lock.
  *
+ * A slot above the leaves whose whole span (512 pages, 512^2, ...) lies in
+ * one range and that has no node below holds that range's record directly,
+ * tagged with bit 0 (records are 64-byte aligned, nodes page-aligned): a
+ * large block costs a slot per 2 MiB of its aligned middle, not per page.
+ *
  * The tree covers 36 bits of page number (48-bit addresses: the host's user
  * space, Sv39/Sv48 kernel addresses once the sign bits are dropped). An
  * address that differs from a mapped one only above bit 47 finds that
@@ -38,18 +43,30 @@ static inline int shift_of(int level)
 	return KMALLOC_MAP_BITS * (LEVELS - 1 - level);
 }
 
+#define TAG ((uintptr_t)1)
+
+static inline bool tagged(const void *v)
+{
+	return (uintptr_t)v & TAG;
+}
+
+static inline struct kmalloc_range *untag(void *v)
+{
+	return (struct kmalloc_range *)((uintptr_t)v & ~TAG);
+}
+
 struct kmalloc_range *kmalloc_map_find(struct kmalloc_inst *km, uintptr_t a)
 {
 	uint64_t k = key_of(a);
-	void **s = km->map;
-	struct kmalloc_range *r;
+	void **s = km->map, *v = NULL;
 
-	for (int l = 0; l < LEVELS - 1; l++) {
-		s = __atomic_load_n(&s[(k >> shift_of(l)) & (FAN - 1)], __ATOMIC_ACQUIRE);
-		if (!s)
-			return NULL;
+	for (int l = 0; l < LEVELS; l++) {
+		v = __atomic_load_n(&s[(k >> shift_of(l)) & (FAN - 1)], __ATOMIC_ACQUIRE);
+		if (!v || tagged(v))
+			break;
+		s = v;
 	}
-	r = __atomic_load_n(&s[k & (FAN - 1)], __ATOMIC_ACQUIRE);
+	struct kmalloc_range *r = untag(v);
 	return r && a - r->base < r->end - r->base ? r : NULL;
 }
 
@@ -94,6 +111,13 @@ bool kmalloc_map_reserve(struct kmalloc_inst *km, uint32_t low, uint32_t high)
 	return have >= low || spare_add(km, high - have);
 }
 
+/* Does the slot for keys [k, chi] at a level with shift sh cover its whole
+ * span (so it may hold a record itself)? */
+static inline bool whole(uint64_t k, uint64_t chi, int sh)
+{
+	return sh && (k & ((1ull << sh) - 1)) == 0 && chi - k == (1ull << sh) - 1;
+}
+
 /* Nodes missing below `slots` (a node of `level`, NULL if missing itself)
  * for keys [lo, hi]. Lock held. */
 static uint64_t need(void **slots, int level, uint64_t lo, uint64_t hi)
@@ -106,7 +130,10 @@ static uint64_t need(void **slots, int level, uint64_t lo, uint64_t hi)
 	for (uint64_t k = lo;;) {
 		uint64_t last = k | ((1ull << sh) - 1), chi = last < hi ? last : hi;
 		void **child = slots ? slots[(k >> sh) & (FAN - 1)] : NULL;
-		n += !child + need(child, level + 1, k, chi);
+		if (tagged(child))
+			env_panic("kmalloc_map: mapping over a mapped range");
+		if (child || !whole(k, chi, sh))
+			n += !child + need(child, level + 1, k, chi);
 		if (chi == hi)
 			return n;
 		k = chi + 1;
@@ -122,10 +149,13 @@ static void set(struct kmalloc_inst *km, void **slots, int level, uint64_t lo, u
 	for (uint64_t k = lo;;) {
 		uint64_t last = k | ((1ull << sh) - 1), chi = last < hi ? last : hi;
 		void **slot = &slots[(k >> sh) & (FAN - 1)];
+		void **child = *slot;
 		if (level == LEVELS - 1) {
 			__atomic_store_n(slot, v, __ATOMIC_RELEASE);
+		} else if (tagged(child) || (!child && v && whole(k, chi, sh))) {
+			/* a whole span of one range: the record itself */
+			__atomic_store_n(slot, v ? (void *)((uintptr_t)v | TAG) : NULL, __ATOMIC_RELEASE);
 		} else {
-			void **child = *slot;
 			if (!child) {
 				if (!v)
 					env_panic("kmalloc_map: clearing an unmapped page");
@@ -263,17 +293,25 @@ static uint64_t mapped(void **slots, int level)
 	uint64_t n = 0;
 
 	for (unsigned i = 0; i < FAN; i++)
-		if (slots[i])
+		if (tagged(slots[i]))
+			n += 1ull << shift_of(level);
+		else if (slots[i])
 			n += level == LEVELS - 1 ? 1 : mapped(slots[i], level + 1);
 	return n;
 }
 
-/* Every page of r maps to r. */
+/* Every page of r maps to r (pages of a record held above the leaves are
+ * looked at one per leaf span: they share the slot). */
 static bool maps_to(struct kmalloc_inst *km, const struct kmalloc_range *r)
 {
-	for (uintptr_t a = r->base; a < r->end; a += PAGE)
+	const uintptr_t span = PAGE << KMALLOC_MAP_BITS;
+
+	for (uintptr_t a = r->base; a < r->end;) {
 		if (kmalloc_map_find(km, a) != r)
 			return false;
+		bool mid = (a & (span - 1)) == 0 && r->end - a >= span;
+		a += mid ? span : PAGE;
+	}
 	return true;
 }
 
@@ -329,7 +367,7 @@ static void put_nodes(struct kmalloc_inst *km, void **slots, int level)
 	if (level == LEVELS - 1)
 		return;
 	for (unsigned i = 0; i < FAN; i++)
-		if (slots[i]) {
+		if (slots[i] && !tagged(slots[i])) {
 			put_nodes(km, slots[i], level + 1);
 			km->src.put_pages(km->src.ctx, slots[i], 1);
 		}

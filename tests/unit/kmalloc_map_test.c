@@ -135,7 +135,7 @@ static unsigned refuse_edges(struct mfix *f, char *p, size_t n)
 
 KTEST(kmalloc, thousands_of_large_blocks_and_chunks)
 {
-	struct mfix *f = mfix_new(16384);
+	struct mfix *f = mfix_new(16384 + 2048);
 	struct many *m = ktest_mem(sizeof(*m), 64);
 	unsigned ns = 0, crossing = 0;
 	ASSERT(f && m);
@@ -171,6 +171,23 @@ KTEST(kmalloc, thousands_of_large_blocks_and_chunks)
 			EXPECT_EQ(refuse_edges(f, m->large[i], n), 0);
 	}
 	EXPECT_GE(crossing, 1);               /* some block spans two leaves */
+	/* A block over whole leaf spans: the map holds its record above the
+	 * leaves there; every page still finds it. */
+	for (unsigned t = 0; t < 2; t++) {
+		size_t hn = (size_t)6 << 20;
+		char *h = kmalloc_i(f->km, hn);
+		ASSERT(h);
+		mark(h, hn, 77);
+		EXPECT_EQ(ksize_i(f->km, h), hn);
+		for (size_t off = ENV_PAGE_SIZE; off < hn; off += (size_t)1 << 19)
+			EXPECT_EQ(kfree_i(f->km, h + off), E_INVAL);
+		EXPECT_EQ(kfree_i(f->km, h + hn - 16), E_INVAL);
+		EXPECT_EQ(kmalloc_check_i(f->km, KMALLOC_CHECK_ALL), 0);
+		EXPECT(marked(h, hn, 77));
+		EXPECT_EQ(kfree_i(f->km, h), 0);
+		EXPECT_EQ(kfree_i(f->km, h + ((size_t)3 << 20)), E_FAULT);   /* gone */
+		EXPECT_EQ(kmalloc_check_i(f->km, KMALLOC_CHECK_ALL), 0);
+	}
 	/* Free in an order other than allocation's; everything intact. */
 	for (unsigned k = 0; k < NLARGE; k++) {
 		unsigned i = (k * 7919u) % NLARGE;
@@ -184,7 +201,7 @@ KTEST(kmalloc, thousands_of_large_blocks_and_chunks)
 	}
 	kmalloc_reap_all_i(f->km);
 	s = mstats(f);
-	EXPECT_EQ(s->large_frees, NLARGE);
+	EXPECT_EQ(s->large_frees, NLARGE + 2);
 	EXPECT_EQ(s->live_bytes, 0);
 	EXPECT_EQ(s->ranges, s->pool_chunks);
 	EXPECT_EQ(s->pool_extents, s->pool_runs);
