@@ -31,7 +31,9 @@
  * writable pages or NULL; put_pages takes back exactly what one get_pages
  * call returned (same va, same npages). Both are called without any kmalloc
  * lock held and with interrupts as the caller of kmalloc left them; they may
- * call kmalloc themselves. */
+ * call kmalloc themselves. Besides pool chunks and large blocks, kmalloc
+ * takes single pages for its page map (nodes, range records), kept until
+ * kmalloc_destroy_i. */
 struct kmalloc_page_source {
 	void *(*get_pages)(void *ctx, size_t npages);
 	void (*put_pages)(void *ctx, void *va, size_t npages);
@@ -179,8 +181,9 @@ void kmalloc_reap_all_i(struct kmalloc_inst *km);
  * the pool lock (under load the two are not one instant; quiescent, exact). */
 void kmalloc_stats_i(struct kmalloc_inst *km, struct kmalloc_stats *out);
 void kmalloc_dump_i(struct kmalloc_inst *km);
-/* Walk the ranges, the free-extent tree, every block of the pool (headers
- * must tile it) and the calling CPU's cache and remote list (all CPUs' with
+/* Walk the ranges and the page map (every page of a range leads to it, no
+ * other page is mapped), the free-extent tree, every block of the pool
+ * (headers must tile it) and the calling CPU's cache and remote list (all CPUs' with
  * KMALLOC_CHECK_ALL, which is QUIESCENT and also checks that the cached
  * blocks are exactly those on the lists and that per-CPU data and large
  * blocks in the pool match their totals). Returns 0 or E_CORRUPT after
