@@ -649,7 +649,7 @@ static void free_block(struct kmalloc_inst *km, struct hdr *h)
 static __attribute__((noinline)) int free_slow(struct kmalloc_inst *km, void *p, unsigned long fl,
 					       void *caller)
 {
-	struct blkinfo bi;
+	struct blkinfo bi = { 0 };   /* (GCC -flto cannot see classify set bi.r) */
 	int e;
 
 	env_irq_restore(fl);
