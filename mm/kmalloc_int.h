@@ -101,17 +101,20 @@ struct kmalloc_pcpu {
 	uint64_t now;                  /* clock at the last reap (or clock read below) */
 	uint64_t live_tag;             /* header word of our live blocks, minus g and check */
 	uint64_t oldest;               /* lower bound of every cls[].oldest */
-	uint32_t misses;               /* pool misses since the clock was read */
-	uint32_t pad;
 	uint32_t cpu;
 	uint32_t flush_req;            /* set by other CPUs: flush everything */
-	uint64_t fails, bad_frees;
-	struct pcls cls[NCLS];
+	uint32_t misses;               /* pool misses since the clock was read */
+	uint32_t pad;
+	uint64_t fails;
+	struct pcls cls[NCLS];         /* at offset 64, as the hot paths were tuned */
+	uint64_t bad_frees;
 	/* Written by other CPUs: keep it off the owner's lines. */
 	char pad0[64];
 	struct clink *remote;
 	char pad1[56];
 };
+
+_Static_assert(__builtin_offsetof(struct kmalloc_pcpu, cls) == 64, "class table at offset 64");
 
 /* Counters have one writer (the owner); others read them while it runs.
  * GCC 12 turns a relaxed 64-bit atomic store into amoswap on RISC-V; an
