@@ -119,7 +119,7 @@ static struct kmalloc_pcpu *pcpu_create(struct kmalloc_inst *km, unsigned cpu)
 	pc->cpu = cpu;
 	pc->live_tag = (uint64_t)ST_LIVE << 32 | (uint64_t)cpu << 40 | (uint64_t)CK_KEY << 48;
 	pc->span_lo = 1;          /* empty span: no pointer passes the hot check */
-	pc->now = pc->oldest = now_of(km);   /* nothing cached: no stamp is older */
+	pc->now = pc->oldest = pc->scanned = now_of(km);   /* nothing cached: no stamp is older */
 	for (uint32_t c = 0; c < NCLS; c++)
 		pc->cls[c].oldest = pc->now;
 	__atomic_store_n(&km->pcpu[cpu], pc, __ATOMIC_RELEASE);
@@ -191,6 +191,12 @@ static bool flush_own(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool exp
 	bool any = out != NULL;
 	chain_to_pool(km, out);
 	return any;
+}
+
+static void scan_expired(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
+{
+	pc->scanned = pc->now;
+	flush_own(km, pc, true);
 }
 
 /* Owner: take the remote-free list into the cache, or into the pool. */
@@ -359,14 +365,16 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 		return p;
 	}
 	/* A miss carves from the pool: return expired blocks first, so they
-	 * coalesce before the pool is cut (a compare unless some expired).
-	 * A CPU that never reaps (a host thread) still reads the clock now
-	 * and then, so its cache ages. */
+	 * coalesce before the pool is cut; at most once per TTL (a scan walks
+	 * the fresh blocks of each class with expired ones) and only when some
+	 * block has expired (a compare). A CPU that never reaps (a host
+	 * thread) still reads the clock now and then, so its cache ages. */
 	if (++pc->misses >= CLOCK_EVERY_MISSES) {
 		pc->misses = 0;
 		pc->now = now_of(km);
 	}
-	flush_own(km, pc, true);
+	if (pc->now - pc->scanned >= km->ttl && pc->now - pc->oldest >= km->ttl)
+		scan_expired(km, pc);
 	a = carve(km, pc, &g, align, &fl);
 	if (!a) {
 		BUMP(pc->fails);
@@ -881,7 +889,7 @@ void kmalloc_reap_i(struct kmalloc_inst *km)
 		pc->now = now_of(km);
 		pc->misses = 0;
 		service(km, pc);
-		flush_own(km, pc, true);
+		scan_expired(km, pc);
 	}
 	env_irq_restore(fl);
 }

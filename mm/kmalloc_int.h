@@ -105,9 +105,9 @@ struct kmalloc_pcpu {
 	uint32_t flush_req;            /* set by other CPUs: flush everything */
 	uint32_t misses;               /* pool misses since the clock was read */
 	uint32_t pad;
-	uint64_t fails;
+	uint64_t scanned;              /* clock at the last expiry scan */
 	struct pcls cls[NCLS];         /* at offset 64, as the hot paths were tuned */
-	uint64_t bad_frees;
+	uint64_t fails, bad_frees;
 	/* Written by other CPUs: keep it off the owner's lines. */
 	char pad0[64];
 	struct clink *remote;
