@@ -23,14 +23,23 @@ struct umm_cpu {
 	uint32_t honoured;              /* flush generation whose request was carried out */
 	uint32_t lean;                  /* calls left that bypass the cache after a flush */
 	uint32_t missed;                /* 1 + honoured when a wait for it timed out (set by others) */
-	uintptr_t rover;                /* chunk to start the next search at (0: unset) */
 	/* counters written by this CPU only, interrupts off (cache path) */
 	uint64_t c_alloc[UMM_NCLASSES], c_free[UMM_NCLASSES];   /* per class */
 	uint64_t x_net[UMM_NCLASSES];   /* bytes pushed on minus taken from transfer stacks */
 	/* counters written with atomic adds (pool path) */
 	uint64_t p_allocs, p_frees, p_in, p_out;
+	uint64_t searches, steps, released;   /* pool searches, their steps, bytes given back */
 	uint64_t failures, retries, errors;
 } __attribute__((aligned(64)));
+
+/* Free-list bins: 16 exact ones below 16 units, then 16 per power of two
+ * up to 2^42 units (a two-level index as in TLSF; mm/umm_fit.c). */
+#define UMM_BIN_ROWS 40
+#define UMM_NBINS    (16 * UMM_BIN_ROWS)
+struct umm_bin {
+	env_spinlock_t lock;            /* guards head and the links of the chunks listed */
+	uintptr_t head;                 /* first free chunk (0: empty) */
+};
 
 /* Transfer stack of one class: batches of cached chunks on their way from
  * the CPU that freed them to one that allocates (lock-free, docs/UMM.md). */
@@ -42,6 +51,8 @@ typedef struct umm {
 	uintptr_t base;                 /* first chunk header (base + 8 is 16-aligned) */
 	uintptr_t end;                  /* end sentinel header */
 	uint64_t *bitmap;               /* one bit per 16-byte unit: set at chunk starts */
+	size_t bm_ready;                /* bitmap words initialised (zeroed lazily, in steps) */
+	size_t bm_words;                /* bitmap words in all */
 	uint64_t secret;                /* cached chunk c holds secret ^ c in payload word 0 */
 	uint8_t cap[UMM_NCLASSES];      /* slots a CPU may fill per class */
 	uint8_t batch[UMM_NCLASSES];    /* chunks per transfer batch (0: none) */
@@ -52,6 +63,10 @@ typedef struct umm {
 	void *deferred;                 /* Treiber stack of chunks freed by the fast path */
 	uint64_t peak;                  /* sampled peak of live bytes */
 	struct umm_xfer xfer[UMM_NCLASSES];
+	env_spinlock_t bm_lock;         /* serialises growth of bm_ready */
+	uint64_t row_map;               /* bit r: some bin of row r is non-empty */
+	uint32_t bin_map[UMM_BIN_ROWS]; /* bit j of row r: bin 16 r + j is non-empty */
+	struct umm_bin bin[UMM_NBINS];
 	struct umm_cpu cpu[ENV_MAX_CPUS];
 } umm_t;
 
@@ -65,6 +80,9 @@ struct umm_stats {
 	uint64_t errors;        /* bad input rejected: foreign/interior pointers, double frees, bad sizes */
 	uint64_t parked_bytes;  /* freed chunk bytes held in CPU slots and transfer stacks (not the deferred list) */
 	size_t capacity;        /* largest block the empty pool can return */
+	uint64_t searches;      /* free-list searches (cache misses and blocks above 4 KiB) */
+	uint64_t search_steps;  /* bins and list entries those searches examined */
+	uint64_t released_bytes; /* bytes of free chunks' pages given back (env_release_pages) */
 };
 
 /* Build a pool in [space, space + size). Needs size >= 4 KiB; the bitmap
