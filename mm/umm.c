@@ -325,6 +325,7 @@ void umm_flush(umm_t *m)
 	__atomic_store_n(&me->gen, g, __ATOMIC_RELAXED);
 	__atomic_store_n(&me->lean, 0, __ATOMIC_RELAXED);
 	umm_flush_slots(m, me, false);
+	umm_flush_xfer(m, me);
 	umm_drain(m, me);
 }
 

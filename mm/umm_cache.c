@@ -219,7 +219,7 @@ uintptr_t umm_refill(umm_t *m, struct umm_cpu *me, int k, uint8_t tags, bool fas
 }
 
 /* Slow path, on allocation failure: every transfer stack to the pool. */
-static void flush_xfer(umm_t *m, struct umm_cpu *me)
+void umm_flush_xfer(umm_t *m, struct umm_cpu *me)
 {
 	for (int k = 0; k < UMM_NCLASSES; k++) {
 		struct umm_xfer *x = &m->xfer[k];
@@ -262,7 +262,7 @@ void umm_reclaim(umm_t *m, struct umm_cpu *me)
 	__atomic_store_n(&me->honoured, g, __ATOMIC_RELAXED);
 	__atomic_store_n(&me->gen, g, __ATOMIC_RELAXED);
 	umm_flush_slots(m, me, false);
-	flush_xfer(m, me);
+	umm_flush_xfer(m, me);
 	umm_drain(m, me);
 }
 

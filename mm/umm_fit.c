@@ -214,7 +214,8 @@ struct cut {
 	uintptr_t x, c, r, n;
 	uint64_t hx;
 	size_t off, need, tail;
-	int bins[3];            /* x's bin (held), lead's, tail's */
+	int bl, bt;             /* the lead's and the tail's bins (-1: none) */
+	int bins[3];            /* bins held: x's first (fast), in lock order */
 	unsigned long fl[3];
 };
 
@@ -233,14 +234,12 @@ static bool cut_prepare(umm_t *m, struct umm_cpu *me, struct cut *k, bool fast)
 		return false;
 	if (!k->tail && !umm_lock_chunk(me, k->n, true))
 		return false;
-	k->bins[1] = k->off >= 2 ? umm_bin_of(k->off) : -1;
-	k->bins[2] = k->tail >= 2 ? umm_bin_of(k->tail) : -1;
-	for (int a = 1; a < 3; a++)
-		if (k->bins[a] == k->bins[0] || (a == 2 && k->bins[2] == k->bins[1]))
-			k->bins[a] = -1;
+	k->bl = k->off >= 2 ? umm_bin_of(k->off) : -1;
+	k->bt = k->tail >= 2 ? umm_bin_of(k->tail) : -1;
 	if (!fast)
 		return true;
-	int rest[3] = { k->bins[1], k->bins[2], -1 };
+	/* x's bin is held: lock the others (try-locks, any order is safe) */
+	int rest[3] = { k->bl != k->bins[0] ? k->bl : -1, k->bt != k->bins[0] ? k->bt : -1, -1 };
 	unsigned long rfl[3];
 	if (!umm_bins_lock(m, rest, rfl, true)) {
 		if (!k->tail)
@@ -264,8 +263,12 @@ static uintptr_t cut(umm_t *m, struct cut *k, uint8_t tags, unsigned alog, bool 
 
 	umm_bin_unlink(m, k->bins[0], k->x);
 	if (!fast) {
+		/* x is ours and off its list: drop its bin, wait for the
+		 * remainders' (chunk locks held, highest bin first) */
 		env_unlock(&m->bin[k->bins[0]].lock, k->fl[0]);
-		k->bins[0] = -1;
+		k->bins[0] = k->bl;
+		k->bins[1] = k->bt;
+		k->bins[2] = -1;
 		umm_bins_lock(m, k->bins, k->fl, false);
 	}
 	if (k->tail) {
@@ -273,8 +276,8 @@ static uintptr_t cut(umm_t *m, struct cut *k, uint8_t tags, unsigned alog, bool 
 		bm_set(m, k->r);
 		fstore(k->n, k->tail);
 		umm_set_dirty(k->r, k->tail, dirty);
-		if (k->tail >= 2)
-			umm_bin_push(m, umm_bin_of(k->tail), k->r);
+		if (k->bt >= 0)
+			umm_bin_push(m, k->bt, k->r);
 	}
 	if (k->off) {
 		fstore(k->c, k->off);
@@ -282,8 +285,8 @@ static uintptr_t cut(umm_t *m, struct cut *k, uint8_t tags, unsigned alog, bool 
 		bm_set(m, k->c);
 		hstore(k->x, mkfree(k->off, k->hx & H_PREVFREE) | H_LOCK);
 		umm_set_dirty(k->x, k->off, dirty);
-		if (k->off >= 2)
-			umm_bin_push(m, umm_bin_of(k->off), k->x);
+		if (k->bl >= 0)
+			umm_bin_push(m, k->bl, k->x);
 	} else {
 		hstore(k->x, mkused(k->need, tags, alog) | (k->hx & H_PREVFREE));
 	}
@@ -356,7 +359,7 @@ static uintptr_t find_once(umm_t *m, struct umm_cpu *me, size_t need, size_t wan
 	uintptr_t c = 0;
 
 	for (int i = next_bin(m, umm_bin_of(want)); i >= 0 && !c; i = next_bin(m, i + 1)) {
-		struct cut k = { .need = need, .bins = { i, -1, -1 } };
+		struct cut k = { .need = need, .bl = -1, .bt = -1, .bins = { i, -1, -1 } };
 		steps++;
 		if (fast) {
 			if (!env_trylock(&m->bin[i].lock, &k.fl[0])) {

@@ -289,6 +289,7 @@ bool umm_grow_in_place(umm_t *m, struct umm_cpu *me, uintptr_t c, uint64_t hc, s
 /* ---- CPU caches (umm_cache.c; the hot halves inline below) ---------------- */
 void umm_release_cached(umm_t *m, struct umm_cpu *me, uintptr_t c, bool fast);
 void umm_flush_slots(umm_t *m, struct umm_cpu *me, bool fast);
+void umm_flush_xfer(umm_t *m, struct umm_cpu *me);
 bool umm_honour_flush(umm_t *m, struct umm_cpu *me, bool fast);
 uintptr_t umm_refill(umm_t *m, struct umm_cpu *me, int k, uint8_t tags, bool fast);
 bool umm_cache_put(umm_t *m, struct umm_cpu *me, uintptr_t c, int k, uint8_t tags, bool fast);
