@@ -289,7 +289,7 @@ static inline __attribute__((always_inline)) bool free_hot(umm_t *m, void *p)
 {
 	struct umm_cpu *me = &m->cpu[env_cpu() % ENV_MAX_CPUS];   /* first: see alloc_hot */
 	uintptr_t c = (uintptr_t)p - HDR;
-	if (c < m->base || c >= m->end || ((c - m->base) % UNIT) || !bm_test_rlx(m, c))
+	if (!hot_boundary(m, c))
 		return false;
 	/* relaxed: the caller's own ordering makes its block's header visible */
 	uint64_t h = __atomic_load_n((uint64_t *)c, __ATOMIC_RELAXED);

@@ -161,6 +161,9 @@ bool umm_bm_cover(umm_t *m, uintptr_t a, bool fast)
 		if (e / 64 < to)   /* the sentinel's word: keep its bit */
 			m->bitmap[e / 64] |= (uint64_t)1 << (e % 64);
 		__atomic_store_n(&m->bm_ready, to, __ATOMIC_RELEASE);
+		uintptr_t span = to * 64 * UNIT;
+		__atomic_store_n(&m->bm_span, span < m->end - m->base ? span : m->end - m->base,
+				 __ATOMIC_RELEASE);
 	}
 	env_unlock(&m->bm_lock, fl);
 	return true;

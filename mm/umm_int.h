@@ -151,12 +151,15 @@ static inline bool bm_test(const umm_t *m, uintptr_t c)
 		return c == m->end;
 	return (__atomic_load_n(&m->bitmap[i / 64], __ATOMIC_ACQUIRE) >> (i % 64)) & 1;
 }
-/* The same for a block the caller owns (its own ordering made the bit
- * visible; the end sentinel is excluded by the caller): no ordering. */
-static inline bool bm_test_rlx(const umm_t *m, uintptr_t c)
+/* The hot free path's whole pointer check: c is a chunk boundary of the
+ * pool below the end sentinel. One compare bounds c by the part with a
+ * valid bitmap (below base it wraps); no ordering: the caller's own made
+ * its block's bit visible. */
+static inline bool hot_boundary(const umm_t *m, uintptr_t c)
 {
-	size_t i = bidx(m, c);
-	return i / 64 < __atomic_load_n(&m->bm_ready, __ATOMIC_RELAXED) &&
+	uintptr_t off = c - m->base;
+	size_t i = off / UNIT;
+	return off < __atomic_load_n(&m->bm_span, __ATOMIC_RELAXED) && !(off % UNIT) &&
 	       ((__atomic_load_n(&m->bitmap[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1);
 }
 static inline void bm_set(umm_t *m, uintptr_t c)
