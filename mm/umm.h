@@ -82,7 +82,7 @@ struct umm_stats {
 	size_t capacity;        /* largest block the empty pool can return */
 	uint64_t searches;      /* free-list searches (cache misses and blocks above 4 KiB) */
 	uint64_t search_steps;  /* bins and list entries those searches examined */
-	uint64_t released_bytes; /* bytes of free chunks' pages given back (env_release_pages) */
+	uint64_t released_bytes; /* bytes handed to env_release_pages (whole inner ranges of big free chunks, touched or not) */
 };
 
 /* Build a pool in [space, space + size). Needs size >= 4 KiB; the bitmap
