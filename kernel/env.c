@@ -71,3 +71,13 @@ _Noreturn void env_panic(const char *fmt, ...)
 	va_start(ap, fmt);
 	vpanic(NULL, fmt, ap);
 }
+
+/* Page give-back (umm): the kernel's pools sit in the direct map, backed by
+ * pages pmem handed out for good, so there is nothing to give the pages
+ * back to yet: the hook declines (the caller keeps the memory as it was). */
+int env_release_pages(void *addr, size_t len)
+{
+	(void)addr;
+	(void)len;
+	return E_NOTSUP;
+}

@@ -96,6 +96,14 @@ unsigned env_ncpus(void);
 uint64_t env_ticks(void);
 uint64_t env_ticks_per_sec(void);
 
+/* Page give-back: the len bytes at addr (page-aligned, inside memory a
+ * manager owns) are no longer needed; the environment may drop their
+ * contents (they then read as zeros or as what they held before, either
+ * way the manager must not rely on them) and reuse the pages until they
+ * are next touched. Returns 0, or an error code when nothing was given
+ * back (the memory stays as it was). Host: madvise(MADV_DONTNEED). */
+int env_release_pages(void *addr, size_t len);
+
 /* Interrupt state of the calling hart (no-ops on the host). */
 #ifdef KERNEL_BUILD
 static inline unsigned long env_irq_save(void)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/mman.h>
 
 unsigned long env_lock(env_spinlock_t *l)
 {
@@ -121,4 +122,11 @@ _Noreturn void env_panic(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	abort();
+}
+
+/* Page give-back (umm): anonymous private pages read as zeros after
+ * MADV_DONTNEED and are not resident until touched again. */
+int env_release_pages(void *addr, size_t len)
+{
+	return madvise(addr, len, MADV_DONTNEED) ? E_FAILED : 0;
 }

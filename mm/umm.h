@@ -12,8 +12,7 @@
 #define UMM_NCLASSES 32
 #define UMM_SLOTS    16
 
-/* Per-CPU state: cached chunks per size class, the search start (rover) and
- * counters. Only its CPU (interrupts off) touches its slots and writes the
+/* Per-CPU state: cached chunks per size class and counters. Only its CPU (interrupts off) touches its slots and writes the
  * cache counters; others only read them racily (umm_stats). Padded so CPUs
  * never share a cache line. */
 struct umm_cpu {
@@ -23,14 +22,23 @@ struct umm_cpu {
 	uint32_t honoured;              /* flush generation whose request was carried out */
 	uint32_t lean;                  /* calls left that bypass the cache after a flush */
 	uint32_t missed;                /* 1 + honoured when a wait for it timed out (set by others) */
-	uintptr_t rover;                /* chunk to start the next search at (0: unset) */
 	/* counters written by this CPU only, interrupts off (cache path) */
 	uint64_t c_alloc[UMM_NCLASSES], c_free[UMM_NCLASSES];   /* per class */
 	uint64_t x_net[UMM_NCLASSES];   /* bytes pushed on minus taken from transfer stacks */
 	/* counters written with atomic adds (pool path) */
 	uint64_t p_allocs, p_frees, p_in, p_out;
+	uint64_t searches, steps, released;   /* pool searches, their steps, bytes given back */
 	uint64_t failures, retries, errors;
 } __attribute__((aligned(64)));
+
+/* Free-list bins: 16 exact ones below 16 units, then 16 per power of two
+ * up to 2^42 units (a two-level index as in TLSF; mm/umm_fit.c). */
+#define UMM_BIN_ROWS 40
+#define UMM_NBINS    (16 * UMM_BIN_ROWS)
+struct umm_bin {
+	env_spinlock_t lock;            /* guards head and the links of the chunks listed */
+	uintptr_t head;                 /* first free chunk (0: empty) */
+};
 
 /* Transfer stack of one class: batches of cached chunks on their way from
  * the CPU that freed them to one that allocates (lock-free, docs/UMM.md). */
@@ -42,6 +50,9 @@ typedef struct umm {
 	uintptr_t base;                 /* first chunk header (base + 8 is 16-aligned) */
 	uintptr_t end;                  /* end sentinel header */
 	uint64_t *bitmap;               /* one bit per 16-byte unit: set at chunk starts */
+	size_t bm_ready;                /* bitmap words initialised (zeroed lazily, in steps) */
+	uintptr_t bm_span;              /* bytes above base they cover, below end (hot-path bound) */
+	size_t bm_words;                /* bitmap words in all */
 	uint64_t secret;                /* cached chunk c holds secret ^ c in payload word 0 */
 	uint8_t cap[UMM_NCLASSES];      /* slots a CPU may fill per class */
 	uint8_t batch[UMM_NCLASSES];    /* chunks per transfer batch (0: none) */
@@ -52,6 +63,10 @@ typedef struct umm {
 	void *deferred;                 /* Treiber stack of chunks freed by the fast path */
 	uint64_t peak;                  /* sampled peak of live bytes */
 	struct umm_xfer xfer[UMM_NCLASSES];
+	env_spinlock_t bm_lock;         /* serialises growth of bm_ready */
+	uint64_t row_map;               /* bit r: some bin of row r is non-empty */
+	uint32_t bin_map[UMM_BIN_ROWS]; /* bit j of row r: bin 16 r + j is non-empty */
+	struct umm_bin bin[UMM_NBINS];
 	struct umm_cpu cpu[ENV_MAX_CPUS];
 } umm_t;
 
@@ -65,11 +80,18 @@ struct umm_stats {
 	uint64_t errors;        /* bad input rejected: foreign/interior pointers, double frees, bad sizes */
 	uint64_t parked_bytes;  /* freed chunk bytes held in CPU slots and transfer stacks (not the deferred list) */
 	size_t capacity;        /* largest block the empty pool can return */
+	uint64_t searches;      /* free-list searches (cache misses and blocks above 4 KiB) */
+	uint64_t search_steps;  /* bins and list entries those searches examined */
+	uint64_t released_bytes; /* bytes handed to env_release_pages (whole inner ranges of big free chunks, touched or not) */
 };
 
 /* Build a pool in [space, space + size). Needs size >= 4 KiB; the bitmap
- * (1/128 of the space) lives at its start. Returns 0, E_INVAL (NULL) or
- * E_RANGE (too small, or more than 2^42 units). Does not zero the space. */
+ * (1/128 of the space) lives at its start and is zeroed lazily, 4 KiB at a
+ * time as chunks are carved, so building the pool touches one page of it.
+ * Returns 0, E_INVAL (NULL) or E_RANGE (too small, or more than 2^42
+ * units). Does not zero the space. Free chunks of 256 KiB or more give
+ * their inner pages back through env_release_pages once 256 KiB of them
+ * were written since (a released page may read as zeros afterwards). */
 int umm_init(umm_t *ctx, void *space, size_t size);
 
 /* Slow path: may wait on micro locks. First drains the deferred list. On
@@ -79,8 +101,8 @@ int umm_init(umm_t *ctx, void *space, size_t size);
  * 0 or larger than the pool (counted as errors) or nothing fits (failures).
  * Not for trap context. */
 void *umm_alloc(umm_t *ctx, size_t size, uint8_t tags);
-/* Fast path: never waits (try-locks only, bounded walk); safe from a trap
- * handler. NULL also under contention: the caller may retry later. */
+/* Fast path: never waits (try-locks only, a bounded search); safe from a
+ * trap handler. NULL also under contention: the caller may retry later. */
 void *umm_alloc_fast(umm_t *ctx, size_t size, uint8_t tags);
 /* Slow path; `align` a power of two (<= 2^31) else NULL and an error. The
  * block keeps its alignment through umm_realloc. */
@@ -106,8 +128,8 @@ void umm_free_fast(umm_t *ctx, void *p);
  * happens to equal its key (secret ^ address, the secret a 64-bit value
  * mixed per pool) reads as freed: its free is refused as a double free.
  */
-/* Slow path: return the calling CPU's cached chunks (its slots) to the pool
- * and drain the deferred list. A hart going idle, or a thread about to exit,
+/* Slow path: return the calling CPU's cached chunks (its slots) and every
+ * transfer stack to the pool and drain the deferred list. A hart going idle, or a thread about to exit,
  * should call it: a CPU's slots (at most UMM_SLOTS chunks and about
  * min(64 KiB, pool / 1024) bytes per class) are otherwise given back only
  * when that CPU calls in again after an allocation failure raised a flush
@@ -115,7 +137,9 @@ void umm_free_fast(umm_t *ctx, void *p);
  * allocation flushes its own slots and every transfer stack before it
  * retries, so only other CPUs' slots can keep memory from it. */
 void umm_flush(umm_t *ctx);
-/* Bytes usable at p (>= the size asked for); 0 if p is not a live block. */
+/* Bytes usable at p (>= the size asked for, the chunk's payload: a caller
+ * may use all of them, and umm_realloc keeps them); 0 if p is not a live
+ * block. */
 size_t umm_usable_size(umm_t *ctx, const void *p);
 /* Call cb for every chunk in address order (cached and parked chunks report
  * in_use false, tags 0). Safe while other CPUs allocate and free. cb returns 0 to go on,
