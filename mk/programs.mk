@@ -42,3 +42,9 @@ test-programs: $(SHIMS) $(addprefix $(HB)/programs/,$(PROGRAM_BINS))
 
 TEST_STEPS += test-programs
 .PHONY: test-programs
+
+# Not in `make test` or `make bench`: minutes of real programs.
+bench-programs: $(SHIMS) $(addprefix $(HB)/programs/,$(PROGRAM_BINS) workloads)
+	$(Q)bash ci/bench-programs.sh $(SHIMS)
+
+.PHONY: bench-programs
