@@ -7,7 +7,7 @@ TSAN_SUITES    += env_cpu
 # The malloc replacements: -O2, no sanitizers, -fPIC; only the malloc
 # family is exported; initial-exec TLS (an LD_PRELOAD library sits in the
 # static TLS block, and __tls_get_addr could call malloc).
-SHIM_CFLAGS := -std=gnu11 -O2 -g -fPIC -shared -fvisibility=hidden -ftls-model=initial-exec \
+SHIM_CFLAGS = -std=gnu11 -O2 -g -fPIC -shared -fvisibility=hidden -ftls-model=initial-exec \
 	       -fno-builtin-malloc -fno-builtin-calloc \
 	       $(HOST_WARN) -Iinclude -Imm -Itools/malloc -DHOST_BUILD
 SHIM_COMMON := tools/malloc/shim.c mm/env_host.c
@@ -15,10 +15,12 @@ SHIM_umm     := tools/malloc/shim_umm.c mm/umm.c
 SHIM_kmalloc := tools/malloc/shim_kmalloc.c mm/kmalloc.c mm/kmalloc_pool.c mm/kmalloc_stats.c mm/lmm.c
 SHIMS        := $(HB)/libumm-malloc.so $(HB)/libkmalloc-malloc.so
 
-.SECONDEXPANSION:
-$(HB)/lib%-malloc.so: $(SHIM_COMMON) tools/malloc/shim.h $$(SHIM_$$*) $(wildcard include/*.h mm/*.h) | $(HB)
-	@echo "  HOSTCC  $@ (-O2, shared)"
-	$(Q)$(HOST_CC) $(SHIM_CFLAGS) -o $@ $(SHIM_COMMON) $(SHIM_$*) -lpthread
+define shim_rule
+$(HB)/lib$(1)-malloc.so: $(SHIM_COMMON) tools/malloc/shim.h $(SHIM_$(1)) $(wildcard include/*.h mm/*.h) | $(HB)
+	@echo "  HOSTCC  $$@ (-O2, shared)"
+	$$(Q)$$(HOST_CC) $$(SHIM_CFLAGS) -o $$@ $(SHIM_COMMON) $(SHIM_$(1)) -lpthread
+endef
+$(foreach m,umm kmalloc,$(eval $(call shim_rule,$(m))))
 
 shims: $(SHIMS)
 .PHONY: shims
