@@ -213,3 +213,54 @@ KTEST(env_cpu, frees_in_key_destructors)
 	EXPECT_EQ(env_host_exclusive_used(), used0);
 	world_check(kt__, w);
 }
+
+struct waiter {
+	struct world *w;
+	unsigned go;
+};
+
+static void *unbracketed_thread(void *arg)
+{
+	struct waiter *wa = arg;
+	struct world *w = wa->w;
+	unsigned id = __atomic_add_fetch(&w->next_id, 1, __ATOMIC_RELAXED);
+	unsigned c = env_cpu();   /* no bracket: waits while none is free */
+	unsigned old = 0;
+
+	while (!__atomic_load_n(&wa->go, __ATOMIC_ACQUIRE))
+		sched_yield();
+	if (!__atomic_compare_exchange_n(&w->owner[c], &old, id, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_RELAXED))
+		__atomic_add_fetch(&w->clashes, 1, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < 50; i++) {
+		void *p = umm_alloc(w->umm, 64 + i, 0);
+		if (!p)
+			__atomic_add_fetch(&w->bad, 1, __ATOMIC_RELAXED);
+		umm_free(w->umm, p);
+	}
+	__atomic_compare_exchange_n(&w->owner[c], &id, 0, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/* Threads that call a manager without a bracket never share an index:
+ * beyond the exclusive ones they wait until exiting threads retire theirs. */
+KTEST(env_cpu, unbracketed_threads_wait)
+{
+	struct world *w = world_new(kt__);
+	enum { N = ENV_HOST_EXCLUSIVE + 24 };
+	pthread_t th[N];
+	struct waiter wa = { w, 0 };
+
+	ASSERT(w);
+	for (unsigned i = 0; i < N; i++)
+		ASSERT_EQ(pthread_create(&th[i], NULL, unbracketed_thread, &wa), 0);
+	/* the table full with N threads started: the others wait for one */
+	while (env_host_exclusive_used() < ENV_HOST_EXCLUSIVE ||
+	       __atomic_load_n(&w->next_id, __ATOMIC_RELAXED) < N)
+		sched_yield();
+	__atomic_store_n(&wa.go, 1, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	EXPECT_EQ(w->next_id, N);
+	world_check(kt__, w);
+}
