@@ -107,7 +107,9 @@ static void reclaim_late(void)
 	for (unsigned c = 0; c < ENV_HOST_EXCLUSIVE; c++) {
 		if (!(cpu_late & ((uint64_t)1 << c)))
 			continue;
-		if (syscall(SYS_tgkill, pid, cpu_owner[c], 0) != 0 && errno == ESRCH) {
+		if (syscall(SYS_tgkill, pid, cpu_owner[c], 0) != 0 && errno == ESRCH &&
+		    /* acquire: pairs with the dead thread's last env_host_leave */
+		    !__atomic_load_n(&env_host_cpus[c].busy, __ATOMIC_ACQUIRE)) {
 			cpu_used &= ~((uint64_t)1 << c);
 			cpu_late &= ~((uint64_t)1 << c);
 			cpu_owner[c] = 0;

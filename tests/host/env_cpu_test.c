@@ -264,3 +264,72 @@ KTEST(env_cpu, unbracketed_threads_wait)
 	EXPECT_EQ(w->next_id, N);
 	world_check(kt__, w);
 }
+
+/* Not under TSan: its runtime destroys a thread's state in the last round
+ * of key destructors, and this test's destructor runs after that. */
+#ifndef __SANITIZE_THREAD__
+/* A destructor that calls a manager in every round, re-arming itself, so
+ * its last call comes after the index's own destructor has run for the
+ * last time: the index taken then outlives the thread. */
+struct late { struct world *w; unsigned id, rounds; };
+
+static void late_free(void *v)
+{
+	struct late *l = v;
+	unsigned t = enter(l->w, l->id);
+	umm_free(l->w->umm, umm_alloc(l->w->umm, 48, 0));
+	leave(l->w, l->id, t);
+	if (++l->rounds < 16)
+		pthread_setspecific(l->w->key, l);   /* glibc stops after 4 rounds */
+}
+
+static void *late_thread(void *arg)
+{
+	struct late *l = arg;
+	churn(l->w, l->id, 2);
+	pthread_setspecific(l->w->key, l);
+	return NULL;
+}
+
+static void *hold_thread(void *arg)
+{
+	struct world *w = arg;
+	unsigned id = __atomic_add_fetch(&w->next_id, 1, __ATOMIC_RELAXED);
+	churn(w, id, 1);
+	pthread_barrier_wait(&w->all_live);
+	return NULL;
+}
+
+/* Indexes taken after the last destructor round are retired once their
+ * threads are gone: a full table of new live threads gets them back
+ * instead of falling to the shared indexes. */
+KTEST(env_cpu, late_indexes_retired)
+{
+	struct world *w = world_new(kt__);
+	enum { L = 8 };
+	struct late ls[L];
+	pthread_t th[ENV_HOST_EXCLUSIVE];
+
+	ASSERT(w);
+	(void)env_cpu();
+	ASSERT_EQ(pthread_key_create(&w->key, late_free), 0);
+	for (unsigned i = 0; i < L; i++) {
+		ls[i] = (struct late){ w, 1000 + i, 0 };
+		ASSERT_EQ(pthread_create(&th[i], NULL, late_thread, &ls[i]), 0);
+	}
+	for (unsigned i = 0; i < L; i++)
+		pthread_join(th[i], NULL);
+	pthread_key_delete(w->key);
+	unsigned used = env_host_exclusive_used(), users0 = env_host_shared_users();
+	EXPECT_LT(1, used);   /* the main thread's, and late ones held past exit */
+	unsigned n = ENV_HOST_EXCLUSIVE - 1;   /* every index but the main thread's */
+	ASSERT_EQ(pthread_barrier_init(&w->all_live, NULL, n), 0);
+	for (unsigned i = 0; i < n; i++)
+		ASSERT_EQ(pthread_create(&th[i], NULL, hold_thread, w), 0);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&w->all_live);
+	EXPECT_EQ(env_host_shared_users(), users0);   /* all got an exclusive one */
+	world_check(kt__, w);
+}
+#endif
