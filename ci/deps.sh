@@ -5,11 +5,15 @@
 set -eu
 
 # Packages by purpose; `ci/deps.sh bench` adds the benchmark peers,
-# `ci/deps.sh debug` the debugger.
+# `ci/deps.sh programs` the real programs, `ci/deps.sh debug` the debugger.
 PKGS="gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf binutils-riscv64-unknown-elf
 qemu-system-misc opensbi device-tree-compiler libfdt-dev clang libclang-rt-14-dev"
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev"
+fi
+# `ci/deps.sh programs`: what the real-program test and benchmark run
+if [ "${1:-}" = programs ]; then
+	PKGS="$PKGS python3 sqlite3 gcc git xz-utils gzip time"
 fi
 if [ "${1:-}" = debug ]; then
 	PKGS="$PKGS gdb-multiarch"
