@@ -2,7 +2,24 @@
 KERNEL_ONLY_SRCS += platform/plat.c
 KTEST_SRCS += tests/kernel/smp_test.c tests/kernel/vm_kernel_test.c tests/kernel/part_test.c tests/kernel/alloc_kernel_test.c tests/kernel/pmem_kernel_test.c
 
-test-qemu: build/virt/kernel.elf build/sifive_u/kernel.elf
+# The boot image: the flat kernel (objcopy keeps the loadable sections from
+# the first byte of _start), whose first 64 bytes are the RISC-V boot image
+# header entry.S writes. U-Boot's booti loads it; QEMU -kernel takes the ELF.
+$(B)/%/Image: $(B)/%/kernel.elf
+	@echo "  OBJCOPY $@"
+	$(Q)$(CROSS)objcopy -O binary $< $@
+
+all: $(KB)/Image
+
+# Every field of the header, checked by parsing the Image (and its ELF for
+# the BSS end); mutated copies must be rejected field by field.
+test-image: build/virt/Image
+	$(Q)python3 tests/host/image_check.py build/virt/Image build/virt/kernel.elf
+
+.PHONY: test-image
+TEST_STEPS += test-image
+
+test-qemu: build/virt/kernel.elf build/sifive_u/kernel.elf build/virt/Image
 	$(Q)bash ci/qemu-matrix.sh build/virt/kernel.elf build/sifive_u/kernel.elf
 
 .PHONY: test-qemu
