@@ -177,5 +177,45 @@ refuse_fdt virt-fdt-misaligned +4 'device tree pointer 0x[0-9a-f]+ not 8-byte al
 refuse_fdt virt-fdt-not-ram 0x100000000 'device tree pointer 0x100000000 not in RAM'
 refuse_fdt virt-fdt-bad-header 0x90000000 'device tree at 0x90000000: bad header: magic'
 refuse_hart
+
+# ---- the HiFive boot chain: OpenSBI, U-Boot (S-mode), extlinux, booti ------
+uboot=/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin
+
+# uboot_boot NAME SMP BOOTARGS: the Image on a partitioned virtio disk
+# (ci/uboot-disk.sh), booted by U-Boot's distro boot. The log must show
+# U-Boot's extlinux and booti steps, the append line arriving as the
+# kernel's bootargs, every hart online, and the run's own verdict (the
+# kernel's "N passed, N failed" for a test= boot, "demo: done" otherwise).
+uboot_boot() {
+	local name=$1 smp=$2 args=$3 log=$logs/$1.log disk=$logs/$1.img rc line
+	if ! bash ci/uboot-disk.sh "$img" "$disk" "$args"; then
+		echo "FAIL qemu.$name: could not build $disk"
+		fail=$((fail + 1))
+		return
+	fi
+	bash ci/qemu.sh --timeout "${QEMU_TIMEOUT:-240}" --log "$log" -- $q -M virt -smp "$smp" -m 512M \
+		-kernel "$uboot" -drive file="$disk",format=raw,if=none,id=hd0 \
+		-device virtio-blk-device,drive=hd0 >/dev/null
+	rc=$?
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 | tr -d '\r')
+	if [ $rc = 0 ] && grep -q '^Found /extlinux/extlinux.conf' "$log" &&
+	   grep -q '^Starting kernel' "$log" && grep -q "^bootargs $args" "$log" &&
+	   grep -q "^harts online: $smp:" "$log" &&
+	   { [ -n "$line" ] && [ "${line#* passed, }" = "0 failed" ] || grep -q '^demo: done' "$log"; }; then
+		echo "ok qemu.$name: U-Boot booti, $smp harts, $args${line:+: $line}"
+		pass=$((pass + 1))
+	else
+		echo "FAIL qemu.$name: exit $rc; see $log"
+		grep -E '^FAIL' "$log"
+		tail -n 20 "$log"
+		fail=$((fail + 1))
+	fi
+}
+
+uboot_boot virt-uboot-smp1-demo 1 run=demo
+uboot_boot virt-uboot-smp4-demo 4 run=demo
+uboot_boot virt-uboot-smp8-demo 8 run=demo
+uboot_boot virt-uboot-smp4-tests 4 test=smp,fdt,vm
+uboot_boot virt-uboot-smp8-tests 8 test=smp,fdt,vm
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

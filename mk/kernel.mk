@@ -19,6 +19,28 @@ test-image: build/virt/Image
 .PHONY: test-image
 TEST_STEPS += test-image
 
+# The HiFive boot chain on QEMU virt: OpenSBI (-bios default) runs Debian's
+# U-Boot for S-mode, whose distro boot finds extlinux.conf on a partitioned
+# virtio disk (ci/uboot-disk.sh) and boots the Image with booti; the
+# extlinux append line carries BOOTARGS. `make run BOOT=uboot` takes that
+# path (virt only: u-boot-qemu has no sifive_u S-mode build).
+UBOOT_SMODE := /usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin
+BOOT ?= opensbi
+ifeq ($(BOOT),uboot)
+ifneq ($(PLATFORM),virt)
+$(error BOOT=uboot needs PLATFORM=virt)
+endif
+# `override`: the Makefile's own QEMU assignment (the -kernel ELF path) comes
+# later and must not replace this one.
+override QEMU = $(QEMU_virt) -nographic -bios default -kernel $(UBOOT_SMODE) \
+	-drive file=$(KB)/uboot-disk.img,format=raw,if=none,id=hd0 \
+	-device virtio-blk-device,drive=hd0
+run debug: $(KB)/uboot-disk.img
+$(KB)/uboot-disk.img: $(KB)/Image FORCE
+	$(Q)bash ci/uboot-disk.sh $< $@ $(BOOTARGS)
+endif
+.PHONY: FORCE
+
 test-qemu: build/virt/kernel.elf build/sifive_u/kernel.elf build/virt/Image
 	$(Q)bash ci/qemu-matrix.sh build/virt/kernel.elf build/sifive_u/kernel.elf
 
