@@ -58,12 +58,22 @@ bench_boot = bash ci/qemu.sh --timeout 600 --log $(B)/logs/bench-$(1).log -- \
 	$(QEMU_BENCH) -M virt -smp $(2) -m $(3) -kernel build/virt/kernel.elf \
 	-append "$(4)" >/dev/null || exit 1
 
-bench-guest: build/virt/kernel.elf
+bench-guest: build/virt/kernel.elf build/virt/Image
 	$(Q)$(call bench_boot,boot-512m-smp1,1,512M,bench=boot)
 	$(Q)$(call bench_boot,boot-16g-smp1,1,16G,bench=boot)
 	$(Q)$(call bench_boot,boot-512m-smp8,8,512M,bench=boot)
 	$(Q)for c in 512m-smp1 16g-smp1 512m-smp8; do \
 		grep '^boot:' $(B)/logs/bench-boot-$$c.log | tr -d '\r' | sed "s/^/guest $$c: /"; done
+	$(Q)bash ci/uboot-disk.sh build/virt/Image $(B)/logs/bench-uboot.img bench=boot
+	$(Q)bash ci/qemu.sh --timeout 600 --log $(B)/logs/bench-boot-uboot-512m-smp1.log -- \
+		$(QEMU_BENCH) -M virt -smp 1 -m 512M -kernel $(UBOOT_SMODE) \
+		-drive file=$(B)/logs/bench-uboot.img,format=raw,if=none,id=hd0 \
+		-device virtio-blk-device,drive=hd0 >/dev/null || exit 1
+	$(Q)for c in 512m-smp1 uboot-512m-smp1; do \
+		grep '^boot: instret [0-9]* from kernel entry' $(B)/logs/bench-boot-$$c.log | \
+		tr -d '\r' | sed "s/^/guest $$c: /"; done
+	$(Q)echo "guest image: build/virt/Image $$(stat -c %s build/virt/Image) bytes," \
+		"image_size $$(od -An -tu8 -j16 -N8 build/virt/Image | tr -d ' ') bytes with BSS"
 	$(Q)$(call bench_boot,all-smp1,1,512M,bench=all)
 	$(Q)$(call bench_boot,all-smp8,8,512M,bench=umm)
 	$(Q)grep -hE 'bench: ' $(B)/logs/bench-all-smp1.log $(B)/logs/bench-all-smp8.log | \
