@@ -1254,3 +1254,47 @@ KTEST(fdt, board_dynamic_reservations)
 	w_end(w);
 	EXPECT_BOARD_REJECT(w, "node 'bad' alloc-ranges length 8 not a multiple of 12");
 }
+
+/* The HiFive Unmatched (FU740) as its tree describes it, hart 0 in the
+ * riscv,isa binding and harts 1-4 in the current one (tests/fdt has the
+ * full trees for the host corpus). */
+KTEST(fdt, board_hifive_unmatched_shape)
+{
+	struct w *w = w_new();
+	struct board *b;
+	int rc;
+
+	ASSERT(w);
+	w_root(w, 2, 2);
+	w_str(w, "model", "SiFive HiFive Unmatched A00");
+	w_begin(w, "reserved-memory");
+	w_cells(w, "#address-cells", 1, 2);
+	w_cells(w, "#size-cells", 1, 2);
+	w_begin(w, "mmode_resv0@80000000");
+	w_cells(w, "reg", 4, 0, 0x80000000, 0, 0x80000);
+	w_end(w);
+	w_end(w);
+	w_mem(w, "memory@80000000", 0x80000000, 16ull << 30, -1);
+	w_begin(w, "cpus");
+	w_cells(w, "#address-cells", 1, 1);
+	w_cells(w, "timebase-frequency", 1, 1000000);
+	w_cpu(w, 0, "disabled", "rv64imac", NULL);                        /* S7 */
+	for (uint32_t id = 1; id <= 4; id++)                              /* U74 */
+		w_cpu_ext(w, id, "rv64i", "i\0m\0a\0f\0d\0c\0zicsr\0zifencei",
+			  sizeof("i\0m\0a\0f\0d\0c\0zicsr\0zifencei"), "riscv,sv39");
+	w_end(w);
+	w_end(w);
+	b = parse(w, &rc);
+	ASSERT_EQ(rc, 0);
+	EXPECT_EQ(b->timebase, 1000000);
+	ASSERT_EQ(b->nmem, 1u);
+	EXPECT_EQ(b->mem[0].end, 0x47fffffffull);
+	ASSERT_EQ(b->nrsv, 1u);
+	EXPECT_EQ(b->rsv[0].end, 0x8007ffffull);
+	ASSERT_EQ(b->nharts, 5u);
+	EXPECT(!strcmp(b->harts[0].reason, "status disabled"));
+	for (unsigned i = 1; i <= 4; i++) {
+		EXPECT(b->harts[i].usable);
+		EXPECT(!strcmp(b->harts[i].isa, "rv64imafdc_zicsr_zifencei"));
+	}
+}
