@@ -112,7 +112,9 @@ img=$(dirname "$kv")/Image
 # the demo on 4 harts and say where it runs.
 load_at() {
 	local name=$1 addr=$2 log=$logs/$1.log elf=$logs/$1.elf
+	# the wrapper's segment must hold the Image's bytes, unchanged
 	bash ci/uboot-loadaddr.sh "$img" "$addr" "$elf" &&
+	riscv64-unknown-elf-objcopy -O binary "$elf" "$elf.bin" && cmp -s "$elf.bin" "$img" &&
 	bash ci/qemu.sh --timeout 120 --log "$log" -- $q -M virt -smp 4 -m 8G -kernel "$elf" \
 		-append "run=demo" >/dev/null
 	local rc=$?
