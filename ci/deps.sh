@@ -7,7 +7,8 @@ set -eu
 # Packages by purpose; `ci/deps.sh bench` adds the benchmark peers,
 # `ci/deps.sh programs` the real programs, `ci/deps.sh debug` the debugger.
 PKGS="gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf binutils-riscv64-unknown-elf
-qemu-system-misc opensbi device-tree-compiler libfdt-dev clang libclang-rt-14-dev"
+qemu-system-misc opensbi device-tree-compiler libfdt-dev clang libclang-rt-14-dev
+u-boot-qemu fdisk e2fsprogs"
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev"
 fi

@@ -103,5 +103,121 @@ expect_panic virt-wx-text test=wx.write_kernel_text 'store page fault at 0x[0-9a
 expect_panic virt-wx-data test=wx.execute_kernel_data 'instruction page fault at 0x[0-9a-f]+: kernel data \(read-write, not executable\)'
 expect_panic virt-kstack test=kstack.overflow "kernel stack overflow: hart [0-9]+'s stack guard page"
 boot_loop
+
+# ---- boot image: load addresses and refusals --------------------------------
+img=$(dirname "$kv")/Image
+
+# load_at NAME ADDR: the same Image bytes entered at physical ADDR (any 2 MiB-
+# aligned address; 8 GiB of RAM so that one of them is above 4 GiB) must boot
+# the demo on 4 harts and say where it runs.
+load_at() {
+	local name=$1 addr=$2 log=$logs/$1.log elf=$logs/$1.elf
+	# the wrapper's segment must hold the Image's bytes, unchanged
+	bash ci/uboot-loadaddr.sh "$img" "$addr" "$elf" &&
+	riscv64-unknown-elf-objcopy -O binary "$elf" "$elf.bin" && cmp -s "$elf.bin" "$img" &&
+	bash ci/qemu.sh --timeout 120 --log "$log" -- $q -M virt -smp 4 -m 8G -kernel "$elf" \
+		-append "run=demo" >/dev/null
+	local rc=$?
+	if [ $rc = 0 ] && grep -qE "^kernel: entered on hart [0-9]+, .*image at $addr" "$log" &&
+	   grep -q '^harts online: 4:' "$log" && grep -q '^demo: done' "$log"; then
+		echo "ok qemu.$name: Image at $addr"
+		pass=$((pass + 1))
+	else
+		echo "FAIL qemu.$name: exit $rc; the Image at $addr did not boot, see $log"
+		tail -n 20 "$log"
+		fail=$((fail + 1))
+	fi
+}
+
+# refuse NAME REGEX QEMU-ARGS...: a boot the kernel must refuse with one line
+# "kernel: ... stopping" or "kernel: refusing to boot: ..." matching REGEX,
+# then stop by itself (System Reset ends QEMU), with no panic and no hang.
+refuse() {
+	local name=$1 re=$2 log=$logs/$1.log rc; shift 2
+	timeout 60 "$@" -nographic -bios default </dev/null >"$log" 2>&1
+	rc=$?
+	if [ $rc != 124 ] && [ "$(grep -cE "^kernel: (refusing|.*stopping)" "$log")" = 1 ] &&
+	   grep -qE "^kernel: .*$re" "$log" && ! grep -qE '^(panic|harts online)' "$log"; then
+		echo "ok qemu.$name: $(grep -E '^kernel: (refusing|.*stopping)' "$log" | tr -d '\r')"
+		pass=$((pass + 1))
+	else
+		echo "FAIL qemu.$name: exit $rc; expected one refusal matching '$re' in $log"
+		tail -n 10 "$log"
+		fail=$((fail + 1))
+	fi
+}
+
+# refuse_fdt NAME FDT REGEX: the Image at 0x80400000, entered through a shim
+# that replaces the FDT pointer (see ci/uboot-loadaddr.sh).
+refuse_fdt() {
+	local elf=$logs/$1.elf
+	if bash ci/uboot-loadaddr.sh "$img" 0x80400000 "$elf" "$2"; then
+		refuse "$1" "$3" qemu-system-riscv64 -M virt -smp 2 -m 512M -kernel "$elf"
+	else
+		echo "FAIL qemu.$1: could not build $elf"
+		fail=$((fail + 1))
+	fi
+}
+
+# refuse_hart: a device tree whose only hart (the boot hart) has no MMU.
+refuse_hart() {
+	local d=$logs/nommu
+	qemu-system-riscv64 -M virt,dumpdtb=$d.dtb -smp 1 -m 512M -nographic >/dev/null 2>&1
+	dtc -q -I dtb -O dts "$d.dtb" | sed 's/mmu-type = "riscv,sv[0-9]*"/mmu-type = "riscv,none"/' |
+		dtc -q -I dts -O dtb -o "$d-none.dtb" -
+	refuse virt-boot-hart-no-mmu 'boot hart 0 unusable: mmu-type riscv,none' \
+		qemu-system-riscv64 -M virt -smp 1 -m 512M -dtb "$d-none.dtb" -kernel "$kv"
+}
+
+load_at virt-image-at-0x80200000 0x80200000
+load_at virt-image-at-0xffe00000 0xffe00000      # straddles the 4 GiB line
+load_at virt-image-at-0x140600000 0x140600000    # above 4 GiB, not 1 GiB-related
+bash ci/uboot-loadaddr.sh "$img" 0x80300000 "$logs/misaligned.elf" &&
+	refuse virt-image-misaligned 'load address not 2 MiB-aligned' \
+		qemu-system-riscv64 -M virt -smp 2 -m 512M -kernel "$logs/misaligned.elf"
+refuse_fdt virt-fdt-misaligned +4 'device tree pointer 0x[0-9a-f]+ not 8-byte aligned'
+refuse_fdt virt-fdt-not-ram 0x100000000 'device tree pointer 0x100000000 not in RAM'
+refuse_fdt virt-fdt-bad-header 0x90000000 'device tree at 0x90000000: bad header: magic'
+refuse_hart
+
+# ---- the HiFive boot chain: OpenSBI, U-Boot (S-mode), extlinux, booti ------
+uboot=/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin
+
+# uboot_boot NAME SMP BOOTARGS: the Image on a partitioned virtio disk
+# (ci/uboot-disk.sh), booted by U-Boot's distro boot. The log must show
+# U-Boot's extlinux and booti steps, the append line arriving as the
+# kernel's bootargs, every hart online, and the run's own verdict (the
+# kernel's "N passed, N failed" for a test= boot, "demo: done" otherwise).
+uboot_boot() {
+	local name=$1 smp=$2 args=$3 log=$logs/$1.log disk=$logs/$1.img rc line
+	if ! bash ci/uboot-disk.sh "$img" "$disk" "$args"; then
+		echo "FAIL qemu.$name: could not build $disk"
+		fail=$((fail + 1))
+		return
+	fi
+	bash ci/qemu.sh --timeout "${QEMU_TIMEOUT:-240}" --log "$log" -- $q -M virt -smp "$smp" -m 512M \
+		-kernel "$uboot" -drive file="$disk",format=raw,if=none,id=hd0 \
+		-device virtio-blk-device,drive=hd0 >/dev/null
+	rc=$?
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 | tr -d '\r')
+	if [ $rc = 0 ] && grep -q '^Found /extlinux/extlinux.conf' "$log" &&
+	   grep -q '^Starting kernel' "$log" && grep -q "^bootargs $args" "$log" &&
+	   grep -q "^harts online: $smp:" "$log" &&
+	   { [ -n "$line" ] && [ "${line#* passed, }" = "0 failed" ] || grep -q '^demo: done' "$log"; }; then
+		echo "ok qemu.$name: U-Boot booti, $smp harts, $args${line:+: $line}"
+		pass=$((pass + 1))
+	else
+		echo "FAIL qemu.$name: exit $rc; see $log"
+		grep -E '^FAIL' "$log"
+		tail -n 20 "$log"
+		fail=$((fail + 1))
+	fi
+}
+
+uboot_boot virt-uboot-smp1-demo 1 run=demo
+uboot_boot virt-uboot-smp4-demo 4 run=demo
+uboot_boot virt-uboot-smp8-demo 8 run=demo
+uboot_boot virt-uboot-smp4-tests 4 test=smp,fdt,vm
+uboot_boot virt-uboot-smp8-tests 8 test=smp,fdt,vm
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

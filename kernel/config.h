@@ -24,11 +24,13 @@
 #define HART_TLS_MAX   2048            /* per-hart TLS block; kernel.ld checks */
 #define TIMER_HZ       100             /* periodic tick on every hart */
 
-/* The kernel image is linked at KERNEL_VMA and loaded at KERNEL_LMA: the
- * two differ by KERNEL_VA_OFFSET, and must agree modulo 1 GiB. */
+/* The kernel image is linked at KERNEL_VMA and runs from whatever 2 MiB-
+ * aligned physical address it was loaded at (kernel_phys_base, set by
+ * entry.S). KERNEL_TEXT_OFFSET is the boot image header's text_offset: where
+ * a loader that moves the Image (U-Boot's booti) puts it past RAM's base. */
 #define KERNEL_VMA        UL(0xffffffff80200000)
-#define KERNEL_LMA        UL(0x80200000)
-#define KERNEL_VA_OFFSET  (KERNEL_VMA - KERNEL_LMA)
+#define KERNEL_TEXT_OFFSET UL(0x200000)
+#define KERNEL_LOAD_ALIGN (UL(2) << 20)
 /* Direct map of physical memory (see DESIGN.md). */
 #define DIRECT_MAP_BASE   UL(0xffffffc000000000)
 #define DIRECT_MAP_SIZE   (UL(128) << 30)

@@ -1,13 +1,17 @@
-/* entry.S - first instructions of the boot hart and of secondary harts, and
- * the trap vector.
+/* entry.S - the boot image header, first instructions of the boot hart and
+ * of secondary harts, and the trap vector.
  *
- * OpenSBI enters in S-mode with the MMU off at the load address
- * (0x80200000), a0 = hartid, a1 = FDT physical address. The image is linked
- * at KERNEL_VMA, so until paging is on only pc-relative addressing (lla) is
- * used, which yields physical addresses. The early page table maps with
- * 1 GiB pages: the gigabyte holding the image at its physical address (so
- * the instruction after `csrw satp` can still be fetched), the same
- * gigabyte at the kernel window, and physical [0, 128 GiB) at the direct map.
+ * The firmware (OpenSBI directly, or U-Boot's booti) enters in S-mode with
+ * the MMU off at the load address, a0 = hartid, a1 = FDT physical address.
+ * The load address is any 2 MiB-aligned physical address below the end of
+ * the direct map: booti moves an Image found in RAM to RAM base +
+ * text_offset, and boards put RAM at different bases. The image is linked at
+ * KERNEL_VMA, so until paging is on only pc-relative addressing (lla) is
+ * used, which yields physical addresses. The early page table maps: the
+ * gigabyte holding _start at its physical address with one 1 GiB page (so
+ * the instruction after `csrw satp` can still be fetched), the image at the
+ * kernel window with 2 MiB pages from the load address, and physical
+ * [0, 128 GiB) at the direct map with 1 GiB pages.
  */
 #include "config.h"
 
@@ -21,20 +25,46 @@
 #define PTE_LEAF_RWX (PTE_V | PTE_R | PTE_W | PTE_X | PTE_G | PTE_A | PTE_D)
 #define GIGA_SHIFT   30
 #define PTE_PPN_SHIFT 10
+#define MEGA2_SHIFT  21
 #define KWIN_INDEX   510    /* VPN[2] of 0xffffffff80000000 */
+#define KWIN_L1_FIRST 1     /* VPN[1] of KERNEL_VMA (0xffffffff80200000) */
 #define DMAP_INDEX   256    /* VPN[2] of 0xffffffc000000000 */
 #define DMAP_GIGS    128
 
 	.section .text.entry, "ax"
 	.globl _start
+/* The RISC-V boot image header (Linux Documentation/arch/riscv/
+ * boot-image-header.rst), 64 bytes at offset 0 of the Image. U-Boot's booti
+ * checks magic2 and needs image_size; code0 jumps over the header, so the
+ * ELF entry and the Image entry are the same instruction. */
 _start:
+	.option push
+	.option norvc
+	j	real_start		/* code0: 4 bytes, uncompressed */
+	.option pop
+	.word	0			/* code1 */
+	.dword	KERNEL_TEXT_OFFSET	/* text_offset */
+	.dword	_image_size		/* image_size: the image with its BSS */
+	.dword	0			/* flags: bit 0 = 0, little endian */
+	.word	0x2			/* version 0.2: major << 16 | minor */
+	.word	0			/* res1 */
+	.dword	0			/* res2 */
+	.ascii	"RISCV\0\0\0"		/* magic (deprecated) */
+	.ascii	"RSC\x05"		/* magic2 */
+	.word	0			/* res3: no PE/COFF header */
+
+real_start:
 	csrw	sie, zero
 	csrw	sscratch, zero
-	/* Only one hart boots. A hart the kernel starts through HSM has been
-	 * seen to arrive here (the firmware's default address) instead of at
-	 * _secondary_start, apparently released before OpenSBI 1.1 stored its
-	 * start address: it waits for the index the boot hart posts in
-	 * start_mailbox. */
+	/* Only one hart boots. A hart the kernel starts through HSM can arrive
+	 * here (the firmware's default next address, with the boot FDT in a1)
+	 * instead of at _secondary_start: OpenSBI up to 1.2 sets the hart's
+	 * HSM state to START_PENDING before it stores the start address, so a
+	 * hart woken in between runs the default address (fixed in OpenSBI 1.3
+	 * by commit e8e9ed3790fe, "lib: sbi: Set the state of a hart to
+	 * START_PENDING after the hart is ready"). Boards ship old firmware, so
+	 * the defence stays: such a hart waits for the index the boot hart
+	 * posts in start_mailbox. */
 	lla	t0, boot_claimed
 	li	t1, 1
 	amoswap.w.aq t1, t1, (t0)
@@ -42,12 +72,19 @@ _start:
 	mv	s0, a0			/* hartid */
 	mv	s1, a1			/* FDT physical address */
 
-	/* The image must sit at KERNEL_VMA's offset inside its gigabyte. */
-	lla	t0, _start
-	li	t1, (1 << GIGA_SHIFT) - 1
-	and	t1, t0, t1
-	li	t2, 0x200000		/* KERNEL_LMA mod 1 GiB */
-	bne	t1, t2, bad_load
+	/* The load address must be 2 MiB-aligned (the kernel window uses
+	 * 2 MiB pages) and the image must lie inside the direct map. */
+	lla	s3, _start
+	li	t1, (1 << MEGA2_SHIFT) - 1
+	and	t1, s3, t1
+	lla	s2, misaligned_msg
+	bnez	t1, refuse
+	li	t1, DIRECT_MAP_SIZE
+	lla	t2, _kernel_end
+	lla	s2, too_high_msg
+	bgeu	t2, t1, refuse
+	lla	t0, kernel_phys_base
+	sd	s3, 0(t0)
 
 	/* Clear BSS through physical addresses. */
 	lla	t0, _bss_start
@@ -58,18 +95,34 @@ _start:
 	j	1b
 2:
 	lla	a0, early_pt
-	lla	t0, _start
-	srli	t4, t0, GIGA_SHIFT		/* VPN[2] of the image's PA */
+	srli	t4, s3, GIGA_SHIFT		/* VPN[2] of the image's PA */
 	slli	t5, t4, GIGA_SHIFT - 12 + PTE_PPN_SHIFT
 	ori	t5, t5, PTE_LEAF_RWX
 	slli	t6, t4, 3
 	add	t6, a0, t6
 	sd	t5, 0(t6)			/* identity gigabyte */
+	lla	a2, early_pt_kwin		/* kernel window: root -> L1 */
+	srli	t5, a2, 12
+	slli	t5, t5, PTE_PPN_SHIFT
+	ori	t5, t5, PTE_V
 	li	t6, KWIN_INDEX * 8
 	add	t6, a0, t6
-	sd	t5, 0(t6)			/* kernel window */
+	sd	t5, 0(t6)
+	/* L1[KWIN_L1_FIRST + i] = 2 MiB page at load address + i * 2 MiB, for
+	 * every 2 MiB of [_start, _kernel_end). */
+	addi	t6, a2, KWIN_L1_FIRST * 8
+	mv	t0, s3
+	lla	t2, _kernel_end
+3:	srli	t5, t0, 12
+	slli	t5, t5, PTE_PPN_SHIFT
+	ori	t5, t5, PTE_LEAF_RWX
+	sd	t5, 0(t6)
+	addi	t6, t6, 8
+	li	t1, 1 << MEGA2_SHIFT
+	add	t0, t0, t1
+	bltu	t0, t2, 3b
 	li	t0, 0				/* direct map */
-3:	slli	t5, t0, GIGA_SHIFT - 12 + PTE_PPN_SHIFT
+4:	slli	t5, t0, GIGA_SHIFT - 12 + PTE_PPN_SHIFT
 	ori	t5, t5, PTE_LEAF_RWX
 	addi	t6, t0, DMAP_INDEX
 	slli	t6, t6, 3
@@ -77,7 +130,7 @@ _start:
 	sd	t5, 0(t6)
 	addi	t0, t0, 1
 	li	t1, DMAP_GIGS
-	bltu	t0, t1, 3b
+	bltu	t0, t1, 4b
 
 	srli	t0, a0, 12
 	li	t1, 8
@@ -91,21 +144,28 @@ _start:
 	ld	t0, boot_high_addr
 	jr	t0
 
-bad_load:
-	/* Not where the link assumes: say so through the legacy console. */
-	lla	s2, bad_load_msg
-4:	lbu	a0, 0(s2)
-	beqz	a0, 5f
+/* Refuse to boot: print the line at s2 through the legacy console, then
+ * SBI System Reset (shutdown, system failure); a firmware without SRST
+ * leaves the hart parked in wfi. */
+refuse:
+5:	lbu	a0, 0(s2)
+	beqz	a0, 6f
 	li	a7, 1
 	ecall
 	addi	s2, s2, 1
-	j	4b
-5:	wfi
 	j	5b
+6:	li	a7, 0x53525354			/* SRST */
+	li	a6, 0
+	li	a0, 0				/* shutdown */
+	li	a1, 1				/* system failure */
+	ecall
+park:
+	wfi
+	j	park
 
 raced_secondary:
 	li	t1, START_MAILBOX_HARTS
-	bgeu	a0, t1, 5b		/* no mailbox for this id: park */
+	bgeu	a0, t1, park		/* no mailbox for this id */
 	lla	t0, start_mailbox
 	slli	t1, a0, 3
 	add	t0, t0, t1
@@ -119,6 +179,25 @@ boot_high_addr:
 	.dword	boot_high
 secondary_high_addr:
 	.dword	secondary_high
+
+/* unsigned long boot_probe_u32(unsigned long va): the 32-bit word at va, or
+ * -1 (all ones) when the load faults because nothing answers there. For the
+ * boot hart before trap_init_hart, interrupts off: stvec points at the
+ * fixup below for the one load, then is put back. */
+	.globl boot_probe_u32
+	.balign 4
+boot_probe_u32:
+	csrr	t1, stvec
+	lla	t0, probe_fault
+	csrw	stvec, t0
+	lwu	a0, 0(a0)
+	csrw	stvec, t1
+	ret
+	.balign 4
+probe_fault:
+	csrw	stvec, t1
+	li	a0, -1
+	ret
 
 /* Secondary harts: started by SBI HSM at this physical address with
  * a0 = hartid, a1 = dense hart index (the opaque argument). */
@@ -297,13 +376,17 @@ user_enter:
 	j	trap_return
 
 	.section .rodata
-bad_load_msg:
-	.asciz	"kernel: not loaded at 0x80200000 (mod 1 GiB); stopping\n"
+misaligned_msg:
+	.asciz	"kernel: load address not 2 MiB-aligned; stopping\n"
+too_high_msg:
+	.asciz	"kernel: image not below 128 GiB (the direct map); stopping\n"
 
 	.section .bss.pagetables, "aw", @nobits
 	.balign 4096
 	.globl early_pt
 early_pt:
+	.zero	4096
+early_pt_kwin:					/* L1 of the kernel window */
 	.zero	4096
 	.globl hart_stacks
 	.balign 4096
@@ -322,6 +405,9 @@ utrap_stacks:					/* traps from U-mode */
 	.balign 8
 	.globl early_satp
 early_satp:
+	.dword	0
+	.globl kernel_phys_base
+kernel_phys_base:			/* physical address of _start */
 	.dword	0
 boot_claimed:				/* in .data: BSS is cleared after the claim */
 	.word	0

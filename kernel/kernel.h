@@ -19,10 +19,12 @@ _Static_assert(sizeof(struct trap_frame) == 36 * 8, "kernel.h: entry.S FRAME_SIZ
 extern uint64_t timebase_hz;
 extern const struct board *board;
 
-/* Kernel image addresses <-> physical. */
+/* Kernel image addresses <-> physical: the image runs where it was loaded
+ * (entry.S stores the physical address of _start before anything else). */
+extern unsigned long kernel_phys_base;
 static inline unsigned long kva_to_pa(const void *va)
 {
-	return (unsigned long)va - KERNEL_VA_OFFSET;
+	return (unsigned long)va - KERNEL_VMA + kernel_phys_base;
 }
 
 static inline void *pa_to_dmap(unsigned long pa)

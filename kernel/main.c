@@ -1,5 +1,6 @@
 /* main.c - the boot sequence of the boot hart, the banner, and what the
  * bootargs select: run=demo (default), test=<suite>[,<suite>...], bench=<name>. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,19 +42,73 @@ static uint32_t be32(const void *p)
 
 static uint32_t fdt_size;
 
-static void parse_board(unsigned long fdt_pa)
+unsigned long boot_probe_u32(unsigned long va);   /* entry.S */
+
+/* A boot that cannot go on: one console line saying why, then System Reset
+ * (shutdown, failure); a firmware without SRST leaves the hart halted. */
+static _Noreturn void boot_refuse(const char *fmt, ...)
 {
-	const void *fdt = pa_to_dmap(fdt_pa);
-	uint32_t size = be32((const char *)fdt + 4);
+	va_list ap;
+
+	printf("kernel: refusing to boot: ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	plat_shutdown(true);
+	hart_halt();
+}
+
+/* The FDT pointer the firmware passed, checked before the parser reads it:
+ * 8-byte aligned (the devicetree spec), inside the direct map, readable
+ * from its first to its last word (nothing faults), magic right. Returns
+ * the header's totalsize. */
+static uint32_t check_fdt_pointer(unsigned long pa)
+{
+	unsigned long magic, size;
+
+	if (pa & 7)
+		boot_refuse("device tree pointer 0x%lx not 8-byte aligned", pa);
+	if (pa == 0 || pa >= DIRECT_MAP_SIZE - 40)
+		boot_refuse("device tree pointer 0x%lx not in RAM", pa);
+	if (boot_probe_u32((unsigned long)pa_to_dmap(pa)) == ~0ul ||
+	    boot_probe_u32((unsigned long)pa_to_dmap(pa + 4)) == ~0ul)
+		boot_refuse("device tree pointer 0x%lx not in RAM (nothing readable there)", pa);
+	magic = be32(pa_to_dmap(pa));
+	size = be32((const char *)pa_to_dmap(pa) + 4);
+	if (magic != 0xd00dfeedu)
+		boot_refuse("device tree at 0x%lx: bad header: magic 0x%08lx, want 0xd00dfeed",
+			    pa, magic);
+	if (size < 40 || size > FDT_MAX_SIZE || pa + size > DIRECT_MAP_SIZE)
+		boot_refuse("device tree at 0x%lx: bad header: totalsize %lu", pa, size);
+	if (boot_probe_u32((unsigned long)pa_to_dmap((pa + size - 4) & ~3ul)) == ~0ul)
+		boot_refuse("device tree at 0x%lx: totalsize %lu runs out of RAM", pa, size);
+	return (uint32_t)size;
+}
+
+static const struct board_hart *board_hart(unsigned long hartid);
+
+static void parse_board(unsigned long fdt_pa, unsigned long hartid)
+{
+	const struct board_hart *bh;
+	uint32_t size = check_fdt_pointer(fdt_pa);
+	bool in_ram = false;
 	int rc;
 
 	fdt_size = size;
-
-	if (size > FDT_MAX_SIZE)
-		size = FDT_MAX_SIZE;   /* the parser then reports the truncation */
-	rc = board_parse(&the_board, fdt, size);
+	rc = board_parse(&the_board, pa_to_dmap(fdt_pa), size);
 	if (rc)
-		panic("boot: device tree at 0x%lx: %s", fdt_pa, the_board.reason);
+		boot_refuse("device tree at 0x%lx: %s", fdt_pa, the_board.reason);
+	for (unsigned i = 0; i < the_board.nmem; i++)
+		in_ram |= fdt_pa >= the_board.mem[i].start &&
+			  fdt_pa + size - 1 <= the_board.mem[i].end;
+	if (!in_ram)
+		boot_refuse("device tree at 0x%lx is not in the RAM it describes", fdt_pa);
+	bh = board_hart(hartid);
+	if (!bh)
+		boot_refuse("no description of boot hart %lu in the device tree", hartid);
+	if (!bh->usable)
+		boot_refuse("boot hart %lu unusable: %s", hartid, bh->reason);
 	if (the_board.timebase)
 		timebase_hz = the_board.timebase;
 }
@@ -188,8 +243,9 @@ void kernel_boot(unsigned long hartid, unsigned long fdt_pa)
 	harts_online = 1;
 	run_constructors();
 	sbi_probe(NULL);
-	printf("kernel: entered on hart %lu, device tree at 0x%lx\n", hartid, fdt_pa);
-	parse_board(fdt_pa);
+	printf("kernel: entered on hart %lu, device tree at 0x%lx, image at 0x%lx\n",
+	       hartid, fdt_pa, kernel_phys_base);
+	parse_board(fdt_pa, hartid);
 	mem_init(board, fdt_pa, fdt_size);
 	shm_init();
 	plat_init(board, board->finisher ? mem_map_mmio(board->finisher, 4096) : NULL);

@@ -145,6 +145,42 @@ static int parse_memory(struct board *b, const struct fdt *f, int root)
 	return 0;
 }
 
+/* A /reserved-memory child with size and no reg: a dynamic reservation,
+ * for the OS to place (within alloc-ranges, at alignment) and hand to the
+ * device that names it in memory-region. Recorded and printed; this kernel
+ * has no such device, so it does not allocate them (see board.h). */
+static int add_dyn(struct board *b, const struct fdt *f, int node, uint32_t ac, uint32_t sc)
+{
+	const char *name = fdt_name(f, node);
+	const uint8_t *p;
+	struct board_dyn *d;
+	uint32_t len;
+
+	if (b->ndyn == BOARD_MAX_RSV)
+		return fail(b, "more than %u dynamic reservations", BOARD_MAX_RSV);
+	d = &b->dyn[b->ndyn];
+	memset(d, 0, sizeof(*d));
+	if (copy_str(b, d->name, sizeof(d->name), name, name, "name"))
+		return E_CORRUPT;
+	p = fdt_prop(f, node, "size", &len);
+	if (len != 4 * sc)
+		return fail(b, "node '%s' size is not %u cells", name, sc);
+	d->size = fdt_cells(p, sc);
+	if ((p = fdt_prop(f, node, "alignment", &len))) {
+		if (len != 4 * sc)
+			return fail(b, "node '%s' alignment is not %u cells", name, sc);
+		d->align = fdt_cells(p, sc);
+	}
+	if ((p = fdt_prop(f, node, "alloc-ranges", &len))) {
+		if (len % (4 * (ac + sc)))
+			return fail(b, "node '%s' alloc-ranges length %u not a multiple of %u",
+				    name, len, 4 * (ac + sc));
+		d->nranges = len / (4 * (ac + sc));
+	}
+	b->ndyn++;
+	return 0;
+}
+
 static int parse_reserved(struct board *b, const struct fdt *f)
 {
 	uint64_t addr, size;
@@ -162,6 +198,11 @@ static int parse_reserved(struct board *b, const struct fdt *f)
 	    (rc = get_cells(b, f, rm, "#size-cells", 1, &sc)))
 		return rc;
 	for (node = fdt_first_child(f, rm); node >= 0; node = fdt_next_sibling(f, node)) {
+		if (!fdt_prop(f, node, "reg", NULL) && fdt_prop(f, node, "size", NULL)) {
+			if ((rc = add_dyn(b, f, node, ac, sc)))
+				return rc;
+			continue;
+		}
 		if ((rc = get_reg(b, f, node, ac, sc, &p, &n)))
 			return rc;
 		for (uint32_t i = 0; i < n; i++, p += 4 * (ac + sc))
@@ -171,18 +212,61 @@ static int parse_reserved(struct board *b, const struct fdt *f)
 	return 0;
 }
 
+/* Append `s` (n bytes) to the hart's ISA string; false when it does not fit. */
+static bool isa_append(struct board_hart *h, const char *s, size_t n)
+{
+	size_t at = strlen(h->isa);
+
+	if (at + n >= sizeof(h->isa))
+		return false;
+	memcpy(h->isa + at, s, n);
+	h->isa[at + n] = '\0';
+	return true;
+}
+
+/* The hart's ISA as one string whichever binding gives it (board.h):
+ * riscv,isa-base + riscv,isa-extensions when both are present, else
+ * riscv,isa as written, else "". */
+static int hart_isa(struct board *b, const struct fdt *f, int node, struct board_hart *h)
+{
+	const char *name = fdt_name(f, node), *base, *ext, *e;
+	uint32_t len;
+	bool ok = true;
+
+	base = fdt_prop_str(f, node, "riscv,isa-base");
+	ext = fdt_prop(f, node, "riscv,isa-extensions", &len);
+	if (!base || !ext) {
+		e = fdt_prop_str(f, node, "riscv,isa");
+		return e ? copy_str(b, h->isa, sizeof(h->isa), e, name, "riscv,isa") : 0;
+	}
+	if (len == 0 || ext[len - 1] != '\0')
+		return fail(b, "cpu node '%s' riscv,isa-extensions is not a string list", name);
+	if (copy_str(b, h->isa, sizeof(h->isa), base, name, "riscv,isa-base"))
+		return E_CORRUPT;
+	/* single letters first (those not in the base), then "_" + the others */
+	for (e = ext; e < ext + len; e += strlen(e) + 1)
+		if (strlen(e) == 1 && strlen(h->isa) >= 4 && !strchr(h->isa + 4, e[0]))
+			ok = ok && isa_append(h, e, 1);
+	for (e = ext; e < ext + len; e += strlen(e) + 1)
+		if (strlen(e) > 1)
+			ok = ok && isa_append(h, "_", 1) && isa_append(h, e, strlen(e));
+	if (!ok)
+		return fail(b, "cpu node '%s' ISA longer than %u bytes", name, BOARD_ISA_MAX - 1);
+	return 0;
+}
+
 /* Why hart `node` cannot run this kernel, or "" when it can. */
 static void hart_reason(const struct fdt *f, int node, struct board_hart *h)
 {
 	const char *status = fdt_prop_str(f, node, "status");
-	const char *isa = fdt_prop_str(f, node, "riscv,isa");
+	const char *isa = h->isa;
 	char *r = h->reason;
 
 	r[0] = '\0';
 	if (status && strcmp(status, "okay") && strcmp(status, "ok"))
 		fdt_fmt(r, sizeof(h->reason), "status %s", status);
-	else if (!isa)
-		fdt_fmt(r, sizeof(h->reason), "no riscv,isa");
+	else if (!isa[0])
+		fdt_fmt(r, sizeof(h->reason), "no riscv,isa-base or riscv,isa");
 	else if (strncmp(isa, "rv64", 4) && strncmp(isa, "RV64", 4))
 		fdt_fmt(r, sizeof(h->reason), "isa %s", isa);
 	else if (!h->mmu[0])
@@ -212,8 +296,7 @@ static int parse_hart(struct board *b, const struct fdt *f, int node, uint32_t a
 	for (unsigned i = 0; i < b->nharts; i++)
 		if (b->harts[i].id == h->id)
 			return fail(b, "duplicate hart id %llu", (unsigned long long)h->id);
-	s = fdt_prop_str(f, node, "riscv,isa");
-	if (s && (rc = copy_str(b, h->isa, sizeof(h->isa), s, name, "riscv,isa")))
+	if ((rc = hart_isa(b, f, node, h)))
 		return rc;
 	s = fdt_prop_str(f, node, "mmu-type");
 	if (s && (rc = copy_str(b, h->mmu, sizeof(h->mmu), s, name, "mmu-type")))
@@ -379,6 +462,10 @@ void board_print(const struct board *b)
 	for (unsigned i = 0; i < b->nrsv; i++)
 		printf("reserved 0x%016llx-0x%016llx %s\n", (unsigned long long)b->rsv[i].start,
 		       (unsigned long long)b->rsv[i].end, b->rsv[i].name);
+	for (unsigned i = 0; i < b->ndyn; i++)
+		printf("dynamic %s size 0x%llx alignment 0x%llx alloc-ranges %u not allocated\n",
+		       b->dyn[i].name, (unsigned long long)b->dyn[i].size,
+		       (unsigned long long)b->dyn[i].align, b->dyn[i].nranges);
 	for (unsigned i = 0; i < b->nharts; i++) {
 		const struct board_hart *h = &b->harts[i];
 		if (h->usable)

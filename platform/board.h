@@ -15,8 +15,15 @@
  *   Reserved ranges may overlap (firmware often reserves a region twice).
  * - Reserved, in this order: the header's reservation block ("memreserve"),
  *   each reg entry of each /reserved-memory child (named by its node name,
- *   unit address included; children without reg are skipped), then the
- *   initrd ("initrd") when /chosen has linux,initrd-start < linux,initrd-end.
+ *   unit address included), then the initrd ("initrd") when /chosen has
+ *   linux,initrd-start < linux,initrd-end.
+ * - Dynamic reservations: a /reserved-memory child with `size` and no `reg`
+ *   (optional `alignment`, `alloc-ranges`). The OS is to place it and give it
+ *   to the device that names it in `memory-region`; this kernel drives no
+ *   such device, so it records and prints them ("dynamic ... not
+ *   allocated") and leaves the memory free. size and alignment must be
+ *   #size-cells long, alloc-ranges a multiple of (address + size) cells.
+ *   Children with neither reg nor size are skipped.
  * - #address-cells/#size-cells are read (default 2/1) and must be 1..2 for
  *   the nodes whose reg this module decodes: the root (for /memory), and
  *   /reserved-memory; /cpus needs #address-cells 1..2 (its #size-cells is
@@ -24,11 +31,18 @@
  *   #address-cells 1..2. Other nodes (PCI has 3) are not looked at.
  *   Addresses are not translated through `ranges` (QEMU's are identity).
  * - Harts: children of /cpus named "cpu..." with device_type "cpu", id from
- *   reg. Usable only when status is absent, "okay" or "ok"; riscv,isa
- *   starts with "rv64" (any case); mmu-type is present (treated as S-mode
- *   support) and is riscv,sv39, riscv,sv48 or riscv,sv57 (all can run
- *   Sv39). The first failing check gives the reason: "status <value>",
- *   "no riscv,isa", "isa <isa>", "no mmu-type", "mmu-type <value>".
+ *   reg (#address-cells of /cpus: 1 or 2). The ISA string: when both
+ *   riscv,isa-base and riscv,isa-extensions are present (the binding Linux
+ *   reads since 6.5), the base, then each single-letter extension not in
+ *   the base, then "_" and each multi-letter one, in list order ("rv64i" +
+ *   {i,m,a,c,zicsr,sstc} -> "rv64imac_zicsr_sstc", the form riscv,isa
+ *   uses); else riscv,isa as written. Usable only when status is absent,
+ *   "okay" or "ok" ("disabled", "fail", "fail-..." are not); the ISA starts
+ *   with "rv64" (any case); mmu-type is present (treated as S-mode support:
+ *   an absent mmu-type means no MMU) and is riscv,sv39, riscv,sv48 or
+ *   riscv,sv57 (all can run Sv39; riscv,none is refused). The first failing
+ *   check gives the reason: "status <value>", "no riscv,isa-base or
+ *   riscv,isa", "isa <isa>", "no mmu-type", "mmu-type <value>".
  *   Duplicate hart ids are rejected.
  * - timebase: /cpus timebase-frequency, else the first hart that has one;
  *   0 when none.
@@ -64,6 +78,12 @@ struct board_rsv {
 	char name[BOARD_NAME_MAX];
 };
 
+struct board_dyn {                        /* a reservation without reg */
+	char name[BOARD_NAME_MAX];
+	uint64_t size, align;                 /* align 0 when absent */
+	unsigned nranges;                     /* alloc-ranges entries */
+};
+
 struct board_hart {
 	uint64_t id;                          /* reg: the hart id SBI uses */
 	bool usable;
@@ -78,9 +98,10 @@ struct board {
 	char compatible[BOARD_COMPAT_MAX];    /* root compatible, NUL-separated list */
 	uint32_t compatible_len;
 	uint32_t boot_cpuid;                  /* header's boot_cpuid_phys */
-	unsigned nmem, nrsv, nharts;
+	unsigned nmem, nrsv, nharts, ndyn;
 	struct board_mem mem[BOARD_MAX_MEM];
 	struct board_rsv rsv[BOARD_MAX_RSV];
+	struct board_dyn dyn[BOARD_MAX_RSV];
 	struct board_hart harts[BOARD_MAX_HARTS];
 	uint64_t timebase;                    /* Hz, 0 when unknown */
 	char bootargs[BOARD_BOOTARGS_MAX];    /* "" when absent */
@@ -99,6 +120,7 @@ int board_parse(struct board *b, const void *blob, size_t len);
  *   model <string>
  *   memory 0x<start>-0x<end> node <n|->
  *   reserved 0x<start>-0x<end> <name>
+ *   dynamic <name> size 0x<n> alignment 0x<n> alloc-ranges <n> not allocated
  *   hart <id> usable <mmu-type> <isa>
  *   hart <id> unusable <reason>
  *   timebase <hz>

@@ -93,6 +93,34 @@ expect_line rv32-hart         multi '^hart 2 unusable isa rv32imac$'
 expect_line disabled-hart     multi '^hart 1 unusable status disabled$'
 expect_line memreserve        multi '^reserved 0x0000000084000000-0x0000000084001fff memreserve$'
 expect_line one-cell          cells1 '^memory 0x0000000080000000-0x00000000fffffffe node -$'
+# HiFive boards as their device trees describe them.
+expect_line unmatched-s7      hifive-unmatched '^hart 0 unusable status disabled$'
+expect_line unmatched-u74     hifive-unmatched '^hart 4 usable riscv,sv39 rv64imafdc_zicsr_zifencei$'
+expect_line unmatched-16g     hifive-unmatched '^memory 0x0000000080000000-0x000000047fffffff node -$'
+expect_line unmatched-opensbi hifive-unmatched '^reserved 0x0000000080000000-0x000000008007ffff mmode_resv0@80000000$'
+expect_line unmatched-1mhz    hifive-unmatched '^timebase 1000000$'
+expect_line unmatched-ext-s7  hifive-unmatched-isaext '^hart 0 unusable no mmu-type$'
+expect_line unleashed-e51     hifive-unleashed '^hart 0 unusable no mmu-type$'
+expect_line unleashed-u54     hifive-unleashed '^hart 1 usable riscv,sv39 rv64imafdc$'
+expect_line unleashed-8g      hifive-unleashed '^memory 0x0000000080000000-0x000000027fffffff node -$'
+# The current bindings.
+expect_line isaext-only       isaext-cells2 '^hart 0 usable riscv,sv48 rv64imafdch_zicsr_zifencei_zba_zbb_sstc$'
+expect_line isaext-preferred  isaext-cells2 '^hart 4294967297 usable riscv,sv57 rv64imafdc_zicsr$'
+expect_line status-fail       isaext-cells2 '^hart 2 unusable status fail$'
+expect_line status-fail-sss   isaext-cells2 '^hart 3 unusable status fail-sss$'
+expect_line mmu-absent        isaext-cells2 '^hart 4 unusable no mmu-type$'
+expect_line mmu-none          isaext-cells2 '^hart 5 unusable mmu-type riscv,none$'
+expect_line isaext-no-base    isaext-cells2 '^hart 7 unusable no riscv,isa-base or riscv,isa$'
+expect_line dynamic-cma       isaext-cells2 '^dynamic linux,cma size 0x2000000 alignment 0x400000 alloc-ranges 2 not allocated$'
+expect_line dynamic-plain     isaext-cells2 '^dynamic sized-only size 0x10000 alignment 0x0 alloc-ranges 0 not allocated$'
+# The same board in either ISA binding prints its usable harts the same way.
+a=$(grep -E '^hart [1-4] ' "$out/hifive-unmatched.dtbinfo" 2>/dev/null)
+b=$(grep -E '^hart [1-4] ' "$out/hifive-unmatched-isaext.dtbinfo" 2>/dev/null)
+if [ -n "$a" ] && [ "$a" = "$b" ] && [ "$(echo "$a" | wc -l)" = 4 ]; then
+	ok fdt.fact.isa-same-either-binding
+else
+	bad fdt.fact.isa-same-either-binding "hart lines differ between the riscv,isa and riscv,isa-extensions trees"
+fi
 
 # ---- malformed blobs ---------------------------------------------------------------
 be32() { od -An -tu4 --endian=big -j "$2" -N 4 "$1" | tr -d ' '; }
@@ -184,6 +212,8 @@ if [ -s "$out/multi.dtb" ]; then
 fi
 [ -s "$out/bad-overlap.dtb" ] && reject mem-overlap "$out/bad-overlap.dtb" 'memory ranges .* overlap'
 [ -s "$out/bad-wrap.dtb" ] && reject mem-wrap "$out/bad-wrap.dtb" 'wraps past 2\^64'
+[ -s "$out/bad-isaext.dtb" ] && reject isaext-not-list "$out/bad-isaext.dtb" 'riscv,isa-extensions is not a string list'
+[ -s "$out/bad-dynsize.dtb" ] && reject dyn-size "$out/bad-dynsize.dtb" "node 'pool' size is not 2 cells"
 [ -s "$out/bad-cells3.dtb" ] && reject cells3 "$out/bad-cells3.dtb" '#address-cells 3 not in 1..2'
 
 echo "$pass passed, $fail failed"

@@ -89,6 +89,8 @@ static void print_reserved(void)
 		int ac = ncells(rm, "#address-cells", 2), sc = ncells(rm, "#size-cells", 1);
 		fdt_for_each_subnode(node, blob, rm) {
 			const fdt32_t *reg = fdt_getprop(blob, node, "reg", &len);
+			if (!reg && fdt_getprop(blob, node, "size", NULL))
+				continue;   /* dynamic: print_dynamic */
 			for (int i = 0; reg && i + (ac + sc) * 4 <= len; i += (ac + sc) * 4)
 				print_rsv(fdt_get_name(blob, node, NULL), cells(reg + i / 4, ac),
 					  cells(reg + i / 4 + ac, sc));
@@ -103,6 +105,52 @@ static void print_reserved(void)
 	}
 }
 
+/* Reservations with size and no reg: listed, not allocated (board.h). */
+static void print_dynamic(void)
+{
+	int rm = fdt_path_offset(blob, "/reserved-memory"), node, len;
+
+	if (rm < 0)
+		return;
+	int ac = ncells(rm, "#address-cells", 2), sc = ncells(rm, "#size-cells", 1);
+	fdt_for_each_subnode(node, blob, rm) {
+		const fdt32_t *size = fdt_getprop(blob, node, "size", NULL), *al;
+		if (fdt_getprop(blob, node, "reg", NULL) || !size)
+			continue;
+		al = fdt_getprop(blob, node, "alignment", NULL);
+		len = 0;
+		fdt_getprop(blob, node, "alloc-ranges", &len);
+		printf("dynamic %s size 0x%llx alignment 0x%llx alloc-ranges %d not allocated\n",
+		       fdt_get_name(blob, node, NULL), (unsigned long long)cells(size, sc),
+		       (unsigned long long)(al ? cells(al, sc) : 0), len / (4 * (ac + sc)));
+	}
+}
+
+/* The ISA whichever binding (board.h): isa-base + isa-extensions rebuilt in
+ * riscv,isa form, else riscv,isa; NULL when neither. */
+static const char *hart_isa(int node, char *buf, size_t cap)
+{
+	const char *base = str(node, "riscv,isa-base");
+	int len, n = fdt_stringlist_count(blob, node, "riscv,isa-extensions");
+
+	if (!base || n < 0)
+		return str(node, "riscv,isa");
+	snprintf(buf, cap, "%s", base);
+	for (int i = 0; i < n; i++) {
+		const char *e = fdt_stringlist_get(blob, node, "riscv,isa-extensions", i, &len);
+		if (len == 1 && !strchr(buf + 4, e[0]))
+			strncat(buf, e, cap - strlen(buf) - 1);
+	}
+	for (int i = 0; i < n; i++) {
+		const char *e = fdt_stringlist_get(blob, node, "riscv,isa-extensions", i, &len);
+		if (len > 1) {
+			strncat(buf, "_", cap - strlen(buf) - 1);
+			strncat(buf, e, cap - strlen(buf) - 1);
+		}
+	}
+	return buf;
+}
+
 static uint64_t print_harts(void)
 {
 	int cpus = fdt_path_offset(blob, "/cpus"), node;
@@ -114,7 +162,8 @@ static uint64_t print_harts(void)
 	int ac = ncells(cpus, "#address-cells", 2);
 	fdt_for_each_subnode(node, blob, cpus) {
 		const char *dt = str(node, "device_type"), *st = str(node, "status");
-		const char *isa = str(node, "riscv,isa"), *mmu = str(node, "mmu-type");
+		char isabuf[512];
+		const char *isa = hart_isa(node, isabuf, sizeof(isabuf)), *mmu = str(node, "mmu-type");
 		unsigned long long id;
 
 		if (strncmp(fdt_get_name(blob, node, NULL), "cpu", 3) || !dt || strcmp(dt, "cpu"))
@@ -125,7 +174,7 @@ static uint64_t print_harts(void)
 		if (st && strcmp(st, "okay") && strcmp(st, "ok"))
 			printf("hart %llu unusable status %s\n", id, st);
 		else if (!isa)
-			printf("hart %llu unusable no riscv,isa\n", id);
+			printf("hart %llu unusable no riscv,isa-base or riscv,isa\n", id);
 		else if (strncasecmp(isa, "rv64", 4))
 			printf("hart %llu unusable isa %s\n", id, isa);
 		else if (!mmu)
@@ -162,6 +211,7 @@ int main(int argc, char **argv)
 		printf("model %s\n", s);
 	print_memory();
 	print_reserved();
+	print_dynamic();
 	tb = print_harts();
 	if (tb)
 		printf("timebase %llu\n", (unsigned long long)tb);

@@ -843,7 +843,7 @@ KTEST(fdt, board_full_description)
 	EXPECT(!strcmp(b->harts[3].reason, "no mmu-type"));
 	EXPECT(!strcmp(b->harts[4].reason, "mmu-type riscv,none"));
 	EXPECT(!strcmp(b->harts[5].reason, "mmu-type riscv,sv32"));
-	EXPECT(!strcmp(b->harts[6].reason, "no riscv,isa"));
+	EXPECT(!strcmp(b->harts[6].reason, "no riscv,isa-base or riscv,isa"));
 	EXPECT(b->harts[7].usable);
 	EXPECT(!strcmp(b->harts[7].reason, ""));
 }
@@ -1084,4 +1084,217 @@ KTEST(fdt, board_passes_parser_errors_through)
 	EXPECT_REASON(b, "bad magic 0xd00dfeee");
 	EXPECT_EQ(board_parse(b, NULL, 100), E_INVAL);
 	EXPECT_EQ(board_parse(NULL, w->blob, w->size), E_INVAL);
+}
+
+/* A cpu node in the current ISA binding: base + a string list. */
+static void w_cpu_ext(struct w *w, uint32_t id, const char *base, const char *ext,
+		      uint32_t extlen, const char *mmu)
+{
+	char name[16] = "cpu@";
+
+	fdt_fmt(name + 4, sizeof(name) - 4, "%x", id);
+	w_begin(w, name);
+	w_str(w, "device_type", "cpu");
+	w_cells(w, "reg", 1, id);
+	if (base)
+		w_str(w, "riscv,isa-base", base);
+	if (ext)
+		w_prop(w, "riscv,isa-extensions", ext, extlen);
+	if (mmu)
+		w_str(w, "mmu-type", mmu);
+	w_end(w);
+}
+
+#define EXTS "i\0m\0a\0f\0d\0c\0zicsr\0zifencei\0sstc"
+
+KTEST(fdt, board_isa_extensions_binding)
+{
+	struct w *w = w_new();
+	struct board *b;
+	int rc;
+
+	ASSERT(w);
+	w_root(w, 2, 2);
+	w_begin(w, "cpus");
+	w_cells(w, "#address-cells", 1, 1);
+	w_cpu(w, 0, NULL, "rv64imafdc_zicsr_zifencei_sstc", "riscv,sv39");
+	w_cpu_ext(w, 1, "rv64i", EXTS, sizeof(EXTS), "riscv,sv39");
+	w_cpu_ext(w, 2, "rv64i", EXTS, sizeof(EXTS), NULL);              /* no MMU */
+	w_cpu_ext(w, 3, NULL, EXTS, sizeof(EXTS), "riscv,sv39");         /* no base */
+	w_cpu_ext(w, 4, "rv32i", "i\0m", 4, "riscv,sv32");
+	w_end(w);
+	w_end(w);
+	b = parse(w, &rc);
+	ASSERT_EQ(rc, 0);
+	ASSERT_EQ(b->nharts, 5u);
+	/* both bindings give the same string */
+	EXPECT(!strcmp(b->harts[0].isa, "rv64imafdc_zicsr_zifencei_sstc"));
+	EXPECT(!strcmp(b->harts[1].isa, b->harts[0].isa));
+	EXPECT(b->harts[1].usable);
+	EXPECT(!b->harts[2].usable);
+	EXPECT(!strcmp(b->harts[2].reason, "no mmu-type"));
+	EXPECT(!strcmp(b->harts[3].reason, "no riscv,isa-base or riscv,isa"));
+	EXPECT(!strcmp(b->harts[4].reason, "isa rv32im"));
+}
+
+KTEST(fdt, board_isa_extensions_reject)
+{
+	static char many[BOARD_ISA_MAX * 2];
+	struct w *w = w_new();
+
+	ASSERT(w);
+	w_root(w, 2, 2);
+	w_begin(w, "cpus");
+	w_cells(w, "#address-cells", 1, 1);
+	w_cpu_ext(w, 0, "rv64i", "i\0m", 3, "riscv,sv39");              /* no final NUL */
+	w_end(w);
+	w_end(w);
+	EXPECT_BOARD_REJECT(w, "cpu node 'cpu@0' riscv,isa-extensions is not a string list");
+
+	/* 100 x "zabc\0": 500 bytes of extensions, the string would be longer */
+	for (unsigned i = 0; i < 100; i++)
+		memcpy(many + 5 * i, "zabc", 5);
+	w = w_new();
+	ASSERT(w);
+	w_root(w, 2, 2);
+	w_begin(w, "cpus");
+	w_cells(w, "#address-cells", 1, 1);
+	w_cpu_ext(w, 0, "rv64i", many, 500, "riscv,sv39");
+	w_end(w);
+	w_end(w);
+	EXPECT_BOARD_REJECT(w, "cpu node 'cpu@0' ISA longer than 255 bytes");
+}
+
+KTEST(fdt, board_two_cell_hart_ids_and_fail_status)
+{
+	struct w *w = w_new();
+	struct board *b;
+	int rc;
+
+	ASSERT(w);
+	w_root(w, 2, 2);
+	w_begin(w, "cpus");
+	w_cells(w, "#address-cells", 1, 2);
+	w_begin(w, "cpu@100000002");
+	w_str(w, "device_type", "cpu");
+	w_cells(w, "reg", 2, 1, 2);
+	w_str(w, "riscv,isa", "rv64imac");
+	w_str(w, "mmu-type", "riscv,sv48");
+	w_end(w);
+	w_begin(w, "cpu@3");
+	w_str(w, "device_type", "cpu");
+	w_cells(w, "reg", 2, 0, 3);
+	w_str(w, "status", "fail-sss");
+	w_str(w, "riscv,isa", "rv64imac");
+	w_str(w, "mmu-type", "riscv,sv39");
+	w_end(w);
+	w_end(w);
+	w_end(w);
+	b = parse(w, &rc);
+	ASSERT_EQ(rc, 0);
+	ASSERT_EQ(b->nharts, 2u);
+	EXPECT_EQ(b->harts[0].id, 0x100000002ull);
+	EXPECT(b->harts[0].usable);
+	EXPECT_EQ(b->harts[1].id, 3u);
+	EXPECT(!strcmp(b->harts[1].reason, "status fail-sss"));
+}
+
+KTEST(fdt, board_dynamic_reservations)
+{
+	struct w *w = w_new();
+	struct board *b;
+	int rc;
+
+	ASSERT(w);
+	w_root(w, 2, 2);
+	w_begin(w, "reserved-memory");
+	w_cells(w, "#address-cells", 1, 2);
+	w_cells(w, "#size-cells", 1, 2);
+	w_begin(w, "cma");
+	w_cells(w, "size", 2, 0, 0x2000000);
+	w_cells(w, "alignment", 2, 0, 0x400000);
+	w_cells(w, "alloc-ranges", 8, 0, 0x80000000, 0, 0x20000000, 0, 0xa0000000, 0, 0x1000);
+	w_end(w);
+	w_begin(w, "plain");
+	w_cells(w, "size", 2, 0, 0x1000);
+	w_end(w);
+	w_end(w);
+	w_end(w);
+	b = parse(w, &rc);
+	ASSERT_EQ(rc, 0);
+	EXPECT_EQ(b->nrsv, 0u);                 /* nothing is reserved for them */
+	ASSERT_EQ(b->ndyn, 2u);
+	EXPECT(!strcmp(b->dyn[0].name, "cma"));
+	EXPECT_EQ(b->dyn[0].size, 0x2000000u);
+	EXPECT_EQ(b->dyn[0].align, 0x400000u);
+	EXPECT_EQ(b->dyn[0].nranges, 2u);
+	EXPECT_EQ(b->dyn[1].align, 0u);
+	EXPECT_EQ(b->dyn[1].nranges, 0u);
+
+	w = w_new();
+	ASSERT(w);
+	w_root(w, 2, 2);
+	w_begin(w, "reserved-memory");
+	w_begin(w, "bad");
+	w_cells(w, "size", 2, 0, 0x1000);     /* #size-cells defaults to 1 */
+	w_end(w);
+	w_end(w);
+	w_end(w);
+	EXPECT_BOARD_REJECT(w, "node 'bad' size is not 1 cells");
+
+	w = w_new();
+	ASSERT(w);
+	w_root(w, 2, 2);
+	w_begin(w, "reserved-memory");
+	w_begin(w, "bad");
+	w_cells(w, "size", 1, 0x1000);
+	w_cells(w, "alloc-ranges", 2, 0, 0x1000);
+	w_end(w);
+	w_end(w);
+	w_end(w);
+	EXPECT_BOARD_REJECT(w, "node 'bad' alloc-ranges length 8 not a multiple of 12");
+}
+
+/* The HiFive Unmatched (FU740) as its tree describes it, hart 0 in the
+ * riscv,isa binding and harts 1-4 in the current one (tests/fdt has the
+ * full trees for the host corpus). */
+KTEST(fdt, board_hifive_unmatched_shape)
+{
+	struct w *w = w_new();
+	struct board *b;
+	int rc;
+
+	ASSERT(w);
+	w_root(w, 2, 2);
+	w_str(w, "model", "SiFive HiFive Unmatched A00");
+	w_begin(w, "reserved-memory");
+	w_cells(w, "#address-cells", 1, 2);
+	w_cells(w, "#size-cells", 1, 2);
+	w_begin(w, "mmode_resv0@80000000");
+	w_cells(w, "reg", 4, 0, 0x80000000, 0, 0x80000);
+	w_end(w);
+	w_end(w);
+	w_mem(w, "memory@80000000", 0x80000000, 16ull << 30, -1);
+	w_begin(w, "cpus");
+	w_cells(w, "#address-cells", 1, 1);
+	w_cells(w, "timebase-frequency", 1, 1000000);
+	w_cpu(w, 0, "disabled", "rv64imac", NULL);                        /* S7 */
+	for (uint32_t id = 1; id <= 4; id++)                              /* U74 */
+		w_cpu_ext(w, id, "rv64i", "i\0m\0a\0f\0d\0c\0zicsr\0zifencei",
+			  sizeof("i\0m\0a\0f\0d\0c\0zicsr\0zifencei"), "riscv,sv39");
+	w_end(w);
+	w_end(w);
+	b = parse(w, &rc);
+	ASSERT_EQ(rc, 0);
+	EXPECT_EQ(b->timebase, 1000000);
+	ASSERT_EQ(b->nmem, 1u);
+	EXPECT_EQ(b->mem[0].end, 0x47fffffffull);
+	ASSERT_EQ(b->nrsv, 1u);
+	EXPECT_EQ(b->rsv[0].end, 0x8007ffffull);
+	ASSERT_EQ(b->nharts, 5u);
+	EXPECT(!strcmp(b->harts[0].reason, "status disabled"));
+	for (unsigned i = 1; i <= 4; i++) {
+		EXPECT(b->harts[i].usable);
+		EXPECT(!strcmp(b->harts[i].isa, "rv64imafdc_zicsr_zifencei"));
+	}
 }
