@@ -127,6 +127,8 @@ harness fake-no-finisher 1 --finisher yes --timeout 10 -- bash -c 'printf "shutd
 harness fake-unterminated 2 --finisher no --timeout 3 -- bash -c 'printf "[p#1] x\nshutdown: ok"; sleep 60'
 harness fake-tagged 2 --finisher no --timeout 3 -- bash -c 'printf "[p#1] shutdown: ok\n[p#1] \\rshutdown: ok\nshutdown: okay\n"; sleep 60'
 harness fake-flood 2 --finisher no --timeout 60 --max-log 1000000 -- bash -c 'yes "[p#1] shutdown: ok"'
+harness virt-budget-bootarg 0 --timeout 60 -- $q -M virt -smp 2 -m 512M -kernel "$kv" \
+	-append "test=budget.from_bootarg part_budget=1500"
 forged virt-forge-fail 1 $q -M virt -smp 4 -m 512M -kernel "$kv" -append "test=forge.then_fail"
 forged virt-forge-hang 2 $q -M virt -smp 4 -m 512M -kernel "$kv" -append "test=forge.then_hang"
 forged sifive_u-forge-fail 1 $q -M sifive_u -smp 5 -m 512M -kernel "$ks" -append "test=forge.then_fail"

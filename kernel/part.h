@@ -19,7 +19,7 @@
 #define PART_MAX_ATTACH  4
 #define PART_QUOTA_PAGES 512       /* default: 2 MiB of private memory */
 #define PART_SLICE_TICKS 2         /* timer ticks per time slice */
-#define PART_BUDGET_MS   10000     /* default CPU budget (bootarg part_budget=<ms>) */
+#define PART_BUDGET_MS   30000     /* default CPU budget (bootarg part_budget=<ms>) */
 #define PART_REASON_MAX  96        /* a part_kill reason, truncated to this */
 #define USER_VA_END      0x4000000000ul   /* end of the Sv39 lower half */
 
