@@ -33,19 +33,25 @@ void console_write_raw(const char *s, unsigned long n)
 	sbi_console_write(s, kva_to_pa(s), n);
 }
 
-static void emit(const char *s, unsigned long n)
+/* Write one line under the lock; returns how long it waited for the lock
+ * (timebase ticks). */
+static uint64_t emit(const char *s, unsigned long n)
 {
 	unsigned long flags;
+	uint64_t t0, waited;
 
 	if (panicking) {
 		console_write_raw(s, n);
-		return;
+		return 0;
 	}
+	t0 = rdtime();
 	flags = spin_lock_irqsave(&console_lock);
+	waited = rdtime() - t0;
 	if (console_tap)
 		console_tap(s, n);
 	console_write_raw(s, n);
 	spin_unlock_irqrestore(&console_lock, flags);
+	return waited;
 }
 
 /* c as it appears in a partition's line; returns its length (1..4). */
@@ -69,11 +75,18 @@ static unsigned escape(unsigned char c, char out[4])
 	return 4;
 }
 
-void console_write_part(const char *tag, const char *s, size_t n)
+static void max_in(uint64_t *max, uint64_t v)
+{
+	if (v > *max)
+		*max = v;
+}
+
+uint64_t console_write_part(const char *tag, const char *s, size_t n)
 {
 	char line[CONSOLE_PART_LINE + 1];
 	size_t tl = strnlen(tag, CONSOLE_PART_LINE / 2), len = tl;
 	bool pending = false;   /* line holds bytes of s not yet written */
+	uint64_t waited = 0;
 
 	memcpy(line, tag, tl);
 	for (size_t i = 0; i < n; i++) {
@@ -82,7 +95,7 @@ void console_write_part(const char *tag, const char *s, size_t n)
 
 		if (s[i] == '\n') {
 			line[len++] = '\n';
-			emit(line, len);
+			max_in(&waited, emit(line, len));
 			len = tl;
 			pending = false;
 			continue;
@@ -90,7 +103,7 @@ void console_write_part(const char *tag, const char *s, size_t n)
 		el = escape((unsigned char)s[i], e);
 		if (len + el > CONSOLE_PART_LINE) {   /* long line: go on in a new one */
 			line[len++] = '\n';
-			emit(line, len);
+			max_in(&waited, emit(line, len));
 			len = tl;
 		}
 		memcpy(line + len, e, el);
@@ -99,8 +112,9 @@ void console_write_part(const char *tag, const char *s, size_t n)
 	}
 	if (pending) {          /* an unterminated write still ends its line */
 		line[len++] = '\n';
-		emit(line, len);
+		max_in(&waited, emit(line, len));
 	}
+	return waited;
 }
 
 static void flush_line(struct hart *h)

@@ -55,6 +55,7 @@ struct partition {
 	volatile bool kill_pending;
 	char kill_reason[PART_REASON_MAX];
 	const char *copy_fail;        /* why the last part_copy_in/out failed */
+	uint64_t console_wait_max;    /* longest wait of its write()s for the console lock (ticks) */
 };
 
 /* Create partition `name` running the partition program with `arg` on
@@ -124,9 +125,10 @@ bool part_copy_out(struct partition *p, uintptr_t uva, const void *src, size_t l
 /* console.c: bytes a partition writes, as console lines that each start
  * with `tag` ("[name#id] "); control characters, non-ASCII bytes and the
  * backslash are escaped; a line longer than CONSOLE_PART_LINE goes on in
- * a new tagged line; the console lock is held for one line at a time. */
+ * a new tagged line; the console lock is held for one line at a time.
+ * Returns the longest wait for the console lock (timebase ticks). */
 #define CONSOLE_PART_LINE 160
-void console_write_part(const char *tag, const char *s, size_t n);
+uint64_t console_write_part(const char *tag, const char *s, size_t n);
 /* Tests: sees every console write (kernel lines and partition lines), one
  * whole line each, under the console lock, before it goes out. */
 extern void (*volatile console_tap)(const char *line, unsigned long n);

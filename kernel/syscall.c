@@ -17,6 +17,7 @@ static void sys_write(struct partition *p, struct trap_frame *tf)
 	char buf[WRITE_MAX];
 	char tag[PART_NAME_MAX + 16];
 	size_t len = tf->regs[11];
+	uint64_t wait;
 
 	if (len > WRITE_MAX)
 		len = WRITE_MAX;   /* short write: the caller sees the count */
@@ -27,7 +28,9 @@ static void sys_write(struct partition *p, struct trap_frame *tf)
 		return;
 	}
 	snprintf(tag, sizeof(tag), "[%s#%u] ", p->name, p->id);
-	console_write_part(tag, buf, len);   /* tagged, escaped, line by line */
+	wait = console_write_part(tag, buf, len);   /* tagged, escaped, line by line */
+	if (wait > p->console_wait_max)
+		p->console_wait_max = wait;
 	tf->regs[10] = len;
 }
 

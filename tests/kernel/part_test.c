@@ -435,6 +435,9 @@ KTEST(part, console_flood_holds_the_lock_a_line_at_a_time)
 		if (fl[i])
 			EXPECT_EQ(part_get((unsigned)fl[i])->exit_status, 0);
 	EXPECT_EQ(part_get((unsigned)lat)->exit_status, 0);
+	printf("conlat: longest wait of the bystander for the console lock %llu us (%u harts)\n",
+	       (unsigned long long)(part_get((unsigned)lat)->console_wait_max * 1000000 /
+				    timebase_hz), harts_online);
 	part_reset();
 }
 
