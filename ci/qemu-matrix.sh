@@ -22,7 +22,7 @@ numa="-object memory-backend-ram,id=m0,size=1G -object memory-backend-ram,id=m1,
 suite() {
 	local name=$1; shift
 	local log=$logs/$name.log
-	bash ci/qemu.sh --timeout "${QEMU_TIMEOUT:-240}" --log "$log" -- "$@" -append "test=all" >/dev/null
+	bash ci/qemu.sh --timeout "${QEMU_TIMEOUT:-480}" --log "$log" -- "$@" -append "test=all" >/dev/null
 	local rc=$?
 	local line p f
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
