@@ -22,7 +22,7 @@ numa="-object memory-backend-ram,id=m0,size=1G -object memory-backend-ram,id=m1,
 suite() {
 	local name=$1; shift
 	local log=$logs/$name.log
-	bash ci/qemu.sh --timeout "${QEMU_TIMEOUT:-240}" --log "$log" -- "$@" -append "test=all" >/dev/null
+	bash ci/qemu.sh --timeout "${QEMU_TIMEOUT:-480}" --log "$log" -- "$@" -append "test=all" >/dev/null
 	local rc=$?
 	local line p f
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
@@ -91,6 +91,48 @@ boot_loop() {
 		fail=$((fail + 1))
 	fi
 }
+
+# harness CASE WANT_RC QEMU.SH-ARGS...: ci/qemu.sh itself against a stand-in
+# for QEMU, and against partitions that forge the kernel's last line: none
+# may pass a run that did not pass.
+harness() {
+	local name=$1 want=$2; shift 2
+	local log=$logs/harness-$name.log
+	bash ci/qemu.sh --log "$log" "$@" >/dev/null 2>&1
+	local rc=$?
+	if [ $rc = "$want" ]; then
+		echo "ok qemu.harness-$name: exit $rc"
+		pass=$((pass + 1))
+	else
+		echo "FAIL qemu.harness-$name: exit $rc, expected $want; see $log"
+		tail -n 10 "$log"
+		fail=$((fail + 1))
+	fi
+}
+
+# forged NAME WANT_RC BOARD-ARGS...: a boot of a forge.* test (the forger's
+# lines must be there, tagged, and must not turn a failure into a pass)
+forged() {
+	local name=$1 want=$2; shift 2
+	harness "$name" "$want" --timeout 20 -- "$@"
+	if ! grep -aqE '^\[forger#[0-9]+\] shutdown: ok'$'\r''?$' "$logs/harness-$name.log"; then
+		echo "FAIL qemu.harness-$name: the forger's tagged lines are missing"
+		fail=$((fail + 1))
+	fi
+}
+
+harness fake-pass 0 --finisher yes --timeout 10 -- bash -c 'printf "shutdown: ok\n"; exit 0'
+harness fake-finisher-disagrees 1 --finisher yes --timeout 10 -- bash -c 'printf "shutdown: ok\n"; exit 1'
+harness fake-no-finisher 1 --finisher yes --timeout 10 -- bash -c 'printf "shutdown: ok\n"; sleep 60'
+harness fake-unterminated 2 --finisher no --timeout 3 -- bash -c 'printf "[p#1] x\nshutdown: ok"; sleep 60'
+harness fake-tagged 2 --finisher no --timeout 3 -- bash -c 'printf "[p#1] shutdown: ok\n[p#1] \\rshutdown: ok\nshutdown: okay\n"; sleep 60'
+harness fake-flood 2 --finisher no --timeout 60 --max-log 1000000 -- bash -c 'yes "[p#1] shutdown: ok"'
+harness virt-budget-bootarg 0 --timeout 60 -- $q -M virt -smp 2 -m 512M -kernel "$kv" \
+	-append "test=budget.from_bootarg part_budget=1500"
+forged virt-forge-fail 1 $q -M virt -smp 4 -m 512M -kernel "$kv" -append "test=forge.then_fail"
+forged virt-forge-hang 2 $q -M virt -smp 4 -m 512M -kernel "$kv" -append "test=forge.then_hang"
+forged sifive_u-forge-fail 1 $q -M sifive_u -smp 5 -m 512M -kernel "$ks" -append "test=forge.then_fail"
+forged sifive_u-forge-hang 2 $q -M sifive_u -smp 5 -m 512M -kernel "$ks" -append "test=forge.then_hang"
 
 suite virt-smp1 $q -M virt -smp 1 -m 512M -kernel "$kv"
 suite virt-smp4 $q -M virt -smp 4 -m 512M -kernel "$kv"

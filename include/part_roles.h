@@ -26,6 +26,23 @@
 #define BREACH_ILLEGAL         8
 #define BREACH_STACK_OVERFLOW  9
 
+/* ---- hostile roles of issue 11: console, CPU budget, kill path, copy-in */
+#define ROLE_FORGER    0x30  /* forged kernel lines; param: FORGE_* */
+#define ROLE_SPINNER   0x31  /* spins without system calls; param: SPIN_* */
+#define ROLE_FLOOD     0x32  /* param: 512-byte writes to the console */
+#define ROLE_CONLAT    0x33  /* param: 2-byte writes; prints the longest one (us) */
+#define ROLE_SYSLOOP   0x34  /* system calls (write, yield, time) until stopped */
+#define ROLE_HEAPWRITE 0x35  /* param: HEAPW_*: write() from untouched heap pages */
+
+#define FORGE_EXIT  0        /* exit 0 after the forgeries (write counts checked) */
+#define FORGE_SPIN  1        /* spin after them, never exit */
+#define SPIN_PLAIN  0
+#define SPIN_LOCKED 1        /* holding the lock of ROBUST_AREA, `locked` set */
+#define HEAPW_READ  0        /* write() from an untouched heap page: works, reads zeros */
+#define HEAPW_OUT   1        /* mm_attach's result into an untouched heap page */
+#define HEAPW_GAP   2        /* write() from the guard gap above the heap: stopped */
+#define HEAPW_FAR   3        /* write() from heap + 4 MiB: over the quota, stopped */
+
 #define ROLE_ARG(role, param) ((unsigned long)(role) | ((unsigned long)(param) << 8))
 #define ROLE_OF(arg)    ((unsigned)((arg) & 0xff))
 #define ROLE_PARAM(arg) ((arg) >> 8)

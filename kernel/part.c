@@ -1,12 +1,18 @@
 /* part.c - partitions: creation from the embedded partition program,
  * per-hart round-robin scheduling with time slices, user traps, quotas,
- * and stopping a partition with a report while the rest go on.
+ * CPU budgets, and stopping a partition with a report while the rest go on.
  *
  * A hart runs its partitions from part_run_hart(): it enters U-mode with a
  * frame on its user-trap stack; every trap from U-mode saves the user
  * registers in that frame, and switching partitions copies frames in and
  * out of struct partition. When no partition of the hart is left, the trap
  * handler longjmps back to part_run_hart.
+ *
+ * Only a partition's own hart changes its scheduling state, so pick() and
+ * install() need no lock. part_kill() from elsewhere only marks the
+ * partition (under parts_lock), raises kill_req for its hart and sends an
+ * IPI; the hart acts on it at the end of its next trap from U-mode
+ * (reap_kills), or in run_hart before it starts.
  *
  * Lock order: parts_lock -> shm_lock -> VM locks -> pmem lock.
  */
@@ -29,6 +35,7 @@ void user_enter(struct trap_frame *tf) __attribute__((noreturn));
 
 static struct partition parts[MAX_PARTS + 1];   /* ids 1..MAX_PARTS */
 static spinlock_t parts_lock = SPINLOCK_INIT;
+static volatile unsigned kill_req[MAX_HARTS];   /* a hart has kills to act on */
 
 #define PAGE ENV_PAGE_SIZE
 
@@ -88,6 +95,44 @@ static int load(struct partition *p)
 	return 0;
 }
 
+static uint64_t ms_to_ticks(uint64_t ms)
+{
+	return ms * timebase_hz / 1000;
+}
+
+uint64_t part_cpu_ms(const struct partition *p)
+{
+	return p->cpu_used * 1000 / timebase_hz;
+}
+
+/* The bootarg part_budget=<ms> (a positive number), else PART_BUDGET_MS. */
+static uint64_t default_budget_ms(void)
+{
+	char buf[24];
+	uint64_t ms = 0;
+	const char *s = bootarg("part_budget", buf, sizeof(buf));
+
+	if (!s)
+		return PART_BUDGET_MS;
+	for (; *s >= '0' && *s <= '9' && ms < (1ull << 40); s++)
+		ms = ms * 10 + (uint64_t)(*s - '0');
+	if (*s || ms == 0 || ms >= (1ull << 40)) {
+		printf("part: bootarg part_budget=%s ignored: not a positive number of ms\n", buf);
+		return PART_BUDGET_MS;
+	}
+	return ms;
+}
+
+int part_set_budget(unsigned id, unsigned ms)
+{
+	if (ms == 0)
+		return E_INVAL;
+	if (id < 1 || id > MAX_PARTS || parts[id].state != PART_READY || parts[id].slices)
+		return E_NOENT;
+	parts[id].budget = ms_to_ticks(ms);
+	return 0;
+}
+
 int part_create(const char *name, unsigned long arg, unsigned hart, size_t quota_pages)
 {
 	struct partition *p = NULL;
@@ -111,6 +156,7 @@ int part_create(const char *name, unsigned long arg, unsigned hart, size_t quota
 	p->hart = hart;
 	p->arg = arg;
 	p->quota_pages = quota_pages ? quota_pages : PART_QUOTA_PAGES;
+	p->budget = ms_to_ticks(default_budget_ms());
 	rc = load(p);
 	if (rc) {
 		if (p->vm)
@@ -158,6 +204,7 @@ static void install(struct hart *h, struct partition *p, struct trap_frame *tf)
 		__asm__ volatile("fence.i" ::: "memory");
 	p->state = PART_RUNNING;
 	p->slices++;
+	p->run_since = rdtime();
 	h->cur_part = p;
 	h->slice_left = PART_SLICE_TICKS;
 	vm_load_task(p->vm);
@@ -185,15 +232,20 @@ void part_yield(struct partition *p, struct trap_frame *tf)
 
 	if (!next)
 		return;          /* alone on this hart: keep running */
+	p->cpu_used += rdtime() - p->run_since;
 	p->ctx = *tf;
 	p->state = PART_READY;
 	install(h, next, tf);
 }
 
+/* Free what p holds: its area holds and attachments, then its memory.
+ * A running p is charged for the time it ran. */
 static void release(struct partition *p)
 {
 	size_t pages = part_pages(p);
 
+	if (p->state == PART_RUNNING)
+		p->cpu_used += rdtime() - p->run_since;
 	if (pages > p->peak_pages)
 		p->peak_pages = pages;
 	shm_detach_all(p);
@@ -212,19 +264,92 @@ void part_exit(struct partition *p, struct trap_frame *tf, int status)
 	switch_from(this_hart(), p, tf);
 }
 
-void part_kill(struct partition *p, struct trap_frame *tf, const char *fmt, ...)
+/* The report, then p's holds and memory go back; p is not scheduled again. */
+static void stopped(struct partition *p, unsigned long sepc)
+{
+	printf("part: %s#%u on hart %lu stopped: %s (sepc 0x%lx)\n", p->name, p->id,
+	       this_hart()->hartid, p->report, sepc);
+	p->exit_status = -1;
+	release(p);
+	p->state = PART_KILLED;
+}
+
+void part_stop(struct partition *p, struct trap_frame *tf, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(p->report, sizeof(p->report), fmt, ap);
 	va_end(ap);
-	printf("part: %s#%u on hart %lu stopped: %s (sepc 0x%lx)\n", p->name, p->id,
-	       this_hart()->hartid, p->report, tf->sepc);
-	p->exit_status = -1;
-	release(p);
-	p->state = PART_KILLED;
+	stopped(p, tf->sepc);
 	switch_from(this_hart(), p, tf);
+}
+
+/* ---- part_kill: a stop requested from anywhere --------------------------- */
+
+int part_kill(unsigned id, const char *reason)
+{
+	struct partition *p = id >= 1 && id <= MAX_PARTS ? &parts[id] : NULL;
+	unsigned long fl;
+	unsigned hart = 0;
+	int rc = 0;
+
+	if (!reason)
+		return E_INVAL;
+	if (!p)
+		return E_NOENT;
+	fl = spin_lock_irqsave(&parts_lock);
+	if (p->state != PART_READY && p->state != PART_RUNNING) {
+		rc = E_NOENT;
+	} else if (p->kill_pending) {
+		rc = E_BUSY;
+	} else {
+		size_t i;
+		/* the reason goes into a console line: keep it one line */
+		for (i = 0; reason[i] && i < sizeof(p->kill_reason) - 1; i++)
+			p->kill_reason[i] = reason[i] < 0x20 || reason[i] > 0x7e ? '?' : reason[i];
+		p->kill_reason[i] = 0;
+		hart = p->hart;
+		__atomic_store_n(&p->kill_pending, true, __ATOMIC_RELEASE);
+	}
+	spin_unlock_irqrestore(&parts_lock, fl);
+	if (rc)
+		return rc;
+	__atomic_store_n(&kill_req[hart], 1, __ATOMIC_SEQ_CST);
+	ipi_send(hart);   /* a U-mode spinner traps at once; else a no-op */
+	return 0;
+}
+
+bool part_kill_pending(const struct partition *p)
+{
+	return __atomic_load_n(&p->kill_pending, __ATOMIC_ACQUIRE);
+}
+
+/* Stop the READY partitions of hart h that have a kill requested (they
+ * are not loaded anywhere: h is the only hart that would run them). */
+static void reap_ready(struct hart *h)
+{
+	__atomic_store_n(&kill_req[h->index], 0, __ATOMIC_SEQ_CST);
+	for (unsigned id = 1; id <= MAX_PARTS; id++) {
+		struct partition *p = &parts[id];
+
+		if (p->hart == h->index && p->state == PART_READY && part_kill_pending(p)) {
+			snprintf(p->report, sizeof(p->report), "%s", p->kill_reason);
+			stopped(p, p->ctx.sepc);
+		}
+	}
+}
+
+/* At the end of a trap from U-mode: act on kills requested for this hart,
+ * the running partition's last (that may switch away for good). */
+static void reap_kills(struct hart *h, struct trap_frame *tf)
+{
+	struct partition *cur;
+
+	reap_ready(h);
+	cur = h->cur_part;
+	if (cur && cur->state == PART_RUNNING && part_kill_pending(cur))
+		part_stop(cur, tf, "%s", cur->kill_reason);
 }
 
 static void run_hart(unsigned i, void *arg)
@@ -237,6 +362,7 @@ static void run_hart(unsigned i, void *arg)
 	(void)i;
 	if (setjmp(h->sched_jb) == 0) {
 		irq_save();
+		reap_ready(h);   /* kills requested before the run */
 		p = pick(h->index, NULL);
 		if (!p)
 			return;
@@ -276,50 +402,85 @@ static size_t growth_pages(const struct vm_segment *s, uintptr_t va)
 	return 0;
 }
 
+/* What a U-mode access of `acc` at va makes the kernel do: grow a segment
+ * within the quota (FAULT_QUOTA when it would go over, nothing done) or
+ * map the page; FAULT_BAD with *code when the access is not allowed.
+ * The one path for U-mode faults and for the kernel's copies. */
+enum { FAULT_IN, FAULT_QUOTA, FAULT_BAD };
+
+struct fault_info {
+	const struct vm_segment *seg;
+	size_t grow, now;
+	int code;
+};
+
+static int fault_in(struct partition *p, uintptr_t va, unsigned acc, struct fault_info *fi)
+{
+	fi->seg = segment_of(p, va);
+	fi->grow = growth_pages(fi->seg, va);
+	fi->now = part_pages(p);
+	fi->code = VM_FAULT_NOSEG;
+	if (fi->grow && fi->now + fi->grow > p->quota_pages)
+		return FAULT_QUOTA;
+	fi->code = vm_handle_fault(p->vm, va, acc, &fi->seg);
+	if (fi->code != VM_FAULT_OK)
+		return FAULT_BAD;
+	p->faults_grown += fi->grow != 0;
+	if (fi->now + fi->grow > p->peak_pages)
+		p->peak_pages = fi->now + fi->grow;
+	return FAULT_IN;
+}
+
 static void user_page_fault(struct partition *p, struct trap_frame *tf, unsigned long cause)
 {
 	unsigned acc = VM_U | (cause == EXC_LOAD_PAGE_FAULT ? VM_R :
 			       cause == EXC_STORE_PAGE_FAULT ? VM_W : VM_X);
-	const struct vm_segment *seg = segment_of(p, tf->stval);
-	size_t grow = growth_pages(seg, tf->stval), now = part_pages(p);
-	int code;
+	struct fault_info fi;
 
-	if (grow && now + grow > p->quota_pages) {
-		part_kill(p, tf, "memory quota exceeded: %zu pages mapped, %zu more needed at 0x%lx "
-			  "in segment %s, quota %zu", now, grow, tf->stval, seg->name,
+	switch (fault_in(p, tf->stval, acc, &fi)) {
+	case FAULT_IN:
+		return;
+	case FAULT_QUOTA:
+		part_stop(p, tf, "memory quota exceeded: %zu pages mapped, %zu more needed at 0x%lx "
+			  "in segment %s, quota %zu", fi.now, fi.grow, tf->stval, fi.seg->name,
 			  p->quota_pages);
 		return;
 	}
-	code = vm_handle_fault(p->vm, tf->stval, acc, &seg);
-	if (code == VM_FAULT_OK) {
-		p->faults_grown += grow != 0;
-		if (now + grow > p->peak_pages)
-			p->peak_pages = now + grow;
-		return;
-	}
 	if (tf->stval >= USER_VA_END)
-		part_kill(p, tf, "%s at 0x%lx: kernel memory, not accessible to partitions",
+		part_stop(p, tf, "%s at 0x%lx: kernel memory, not accessible to partitions",
 			  trap_cause_name(cause), tf->stval);
 	else
-		part_kill(p, tf, "%s at 0x%lx: %s%s%s", trap_cause_name(cause), tf->stval,
-			  vm_fault_str(code), seg ? " in segment " : "", seg ? seg->name : "");
+		part_stop(p, tf, "%s at 0x%lx: %s%s%s", trap_cause_name(cause), tf->stval,
+			  vm_fault_str(fi.code), fi.seg ? " in segment " : "",
+			  fi.seg ? fi.seg->name : "");
 }
 
-void part_user_trap(struct trap_frame *tf)
+/* A tick while p runs: the end of its slice, or of its CPU budget. */
+static void user_tick(struct hart *h, struct partition *p, struct trap_frame *tf)
 {
-	struct hart *h = this_hart();
-	struct partition *p = h->cur_part;
+	uint64_t used;
+
+	timer_tick();
+	used = p->cpu_used + (rdtime() - p->run_since);
+	if (used > p->budget) {
+		part_stop(p, tf, "CPU budget exceeded: %llu ms used, budget %llu ms",
+			  (unsigned long long)(used * 1000 / timebase_hz),
+			  (unsigned long long)(p->budget * 1000 / timebase_hz));
+		return;
+	}
+	if (h->slice_left && --h->slice_left == 0) {
+		h->slice_left = PART_SLICE_TICKS;
+		part_yield(p, tf);
+	}
+}
+
+static void user_trap(struct hart *h, struct partition *p, struct trap_frame *tf)
+{
 	unsigned long cause = tf->scause & ~SCAUSE_INTR;
 
-	if (!p)
-		panic_trap(tf, "trap from U-mode with no partition on this hart");
 	if (tf->scause & SCAUSE_INTR) {
 		if (cause == IRQ_S_TIMER) {
-			timer_tick();
-			if (h->slice_left && --h->slice_left == 0) {
-				h->slice_left = PART_SLICE_TICKS;
-				part_yield(p, tf);
-			}
+			user_tick(h, p, tf);
 		} else if (cause == IRQ_S_SOFT) {
 			csr_clear(sip, SIE_SSIE);
 			ipi_handle();
@@ -338,8 +499,22 @@ void part_user_trap(struct trap_frame *tf)
 		user_page_fault(p, tf, cause);
 		return;
 	default:
-		part_kill(p, tf, "%s at 0x%lx", trap_cause_name(cause), tf->stval);
+		part_stop(p, tf, "%s at 0x%lx", trap_cause_name(cause), tf->stval);
 	}
+}
+
+void part_user_trap(struct trap_frame *tf)
+{
+	struct hart *h = this_hart();
+	struct partition *p = h->cur_part;
+
+	if (!p)
+		panic_trap(tf, "trap from U-mode with no partition on this hart");
+	user_trap(h, p, tf);
+	/* whatever the trap was (a system call included), a requested kill
+	 * takes effect before U-mode runs again */
+	if (__atomic_load_n(&kill_req[h->index], __ATOMIC_SEQ_CST))
+		reap_kills(h, tf);
 }
 
 /* ---- checked copies ------------------------------------------------------------------ */
@@ -353,17 +528,41 @@ static bool user_page(struct partition *p, uintptr_t va, bool write, uint64_t *p
 	return (prot & PT_U) && (prot & PT_R) && (!write || (prot & PT_W));
 }
 
+/* The page at va as a U-mode access would find it: faulted in (and
+ * charged) if a growable segment covers it. */
+static bool user_page_in(struct partition *p, uintptr_t va, bool write, uint64_t *pa)
+{
+	struct fault_info fi;
+
+	if (user_page(p, va, write, pa))
+		return true;
+	switch (fault_in(p, va, VM_U | (write ? VM_W : VM_R), &fi)) {
+	case FAULT_QUOTA:
+		p->copy_fail = "memory quota exceeded";
+		return false;
+	case FAULT_BAD:
+		p->copy_fail = vm_fault_str(fi.code);
+		return false;
+	}
+	if (user_page(p, va, write, pa))
+		return true;
+	p->copy_fail = "not accessible";
+	return false;
+}
+
 static bool copy(struct partition *p, uintptr_t uva, void *kbuf, size_t len, bool out)
 {
 	uint8_t *k = kbuf;
 
-	if (uva + len < uva || uva + len > USER_VA_END)
+	if (uva + len < uva || uva + len > USER_VA_END) {
+		p->copy_fail = "beyond the partition's address space";
 		return false;
+	}
 	while (len) {
 		size_t off = uva & (PAGE - 1), chunk = PAGE - off;
 		uint64_t pa;
 
-		if (!user_page(p, uva, out, &pa))
+		if (!user_page_in(p, uva, out, &pa))
 			return false;
 		if (chunk > len)
 			chunk = len;
@@ -396,11 +595,13 @@ void part_print_usage(void)
 		if (p->state == PART_FREE)
 			continue;
 		printf("part: %-10s#%-2u hart %-3lu %-7s status %3d  peak %zu KiB private "
-		       "(quota %zu KiB)  %llu syscalls  %llu slices  %llu growth faults\n",
+		       "(quota %zu KiB)  %llu syscalls  %llu slices  %llu growth faults  "
+		       "%llu ms CPU\n",
 		       p->name, p->id, harts[p->hart].hartid,
 		       p->state == PART_KILLED ? "stopped" : "exited", p->exit_status,
 		       p->peak_pages * 4, p->quota_pages * 4,
 		       (unsigned long long)p->syscalls, (unsigned long long)p->slices,
-		       (unsigned long long)p->faults_grown);
+		       (unsigned long long)p->faults_grown,
+		       (unsigned long long)part_cpu_ms(p));
 	}
 }

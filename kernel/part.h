@@ -19,6 +19,8 @@
 #define PART_MAX_ATTACH  4
 #define PART_QUOTA_PAGES 512       /* default: 2 MiB of private memory */
 #define PART_SLICE_TICKS 2         /* timer ticks per time slice */
+#define PART_BUDGET_MS   30000     /* default CPU budget (bootarg part_budget=<ms>) */
+#define PART_REASON_MAX  96        /* a part_kill reason, truncated to this */
 #define USER_VA_END      0x4000000000ul   /* end of the Sv39 lower half */
 
 enum part_state { PART_FREE, PART_READY, PART_RUNNING, PART_EXITED, PART_KILLED };
@@ -45,6 +47,15 @@ struct partition {
 	char report[160];             /* why it was stopped */
 	uint64_t syscalls, slices, faults_grown;
 	struct part_attach att[PART_MAX_ATTACH];
+
+	/* CPU budget, in timebase ticks of rdtime: time it ran (kernel work
+	 * on its behalf included) against the budget, checked on every tick */
+	uint64_t cpu_used, run_since, budget;
+	/* part_kill: set once (under parts_lock), acted on by its own hart */
+	volatile bool kill_pending;
+	char kill_reason[PART_REASON_MAX];
+	const char *copy_fail;        /* why the last part_copy_in/out failed */
+	uint64_t console_wait_max;    /* longest wait of its write()s for the console lock (ticks) */
 };
 
 /* Create partition `name` running the partition program with `arg` on
@@ -57,6 +68,31 @@ int part_create(const char *name, unsigned long arg, unsigned hart, size_t quota
 void part_run_all(void);
 /* Forget ended partitions (their memory is already returned). */
 void part_reset(void);
+/* Set the CPU budget of partition `id` (created, not yet run) to `ms`
+ * milliseconds of running time (> 0). The default comes from the bootarg
+ * part_budget=<ms>, else PART_BUDGET_MS. E_INVAL: bad ms; E_NOENT: no such
+ * partition ready to run. */
+int part_set_budget(unsigned id, unsigned ms);
+/* Running time of p so far, in milliseconds. */
+uint64_t part_cpu_ms(const struct partition *p);
+/* Stop partition `id` with `reason` (copied, control characters replaced),
+ * from any hart, in any context, at any time, the partition's own hart and
+ * its own system calls included. The partition's own hart does the stop:
+ * at once (an IPI) if it is running in U-mode, when the system call it is
+ * in returns, or when it would next be scheduled. The stop prints the
+ * usual "part: NAME#ID on hart H stopped: REASON" report, releases its
+ * holds on shared areas (shm_detach_all: mm_area_owner_died) and frees its
+ * memory; part_run_all does not return before. A partition that exits by
+ * itself before its hart acts stays exited.
+ * Returns 0 when the stop is requested; E_NOENT when `id` names no live
+ * (ready or running) partition; E_BUSY when a stop is already requested
+ * (the first reason is kept); E_INVAL for a NULL reason. Takes parts_lock
+ * with interrupts off, never waits for the target: safe with shm_lock held
+ * and from a tick hook. */
+int part_kill(unsigned id, const char *reason);
+/* True once part_kill(p->id) was requested: kernel waits on p's behalf
+ * (e.g. for an area lock) should give up so the stop can happen. */
+bool part_kill_pending(const struct partition *p);
 const struct partition *part_get(unsigned id);
 bool part_alive(unsigned id);
 /* Private pages mapped for p now (segments; shared areas not counted). */
@@ -71,15 +107,30 @@ void part_syscall(struct partition *p, struct trap_frame *tf);
 /* Stop p (running on this hart, its frame in tf) with a report. On return
  * tf holds the next partition of this hart (the caller must not touch p or
  * the old frame again), or the call does not return at all (none left). */
-void part_kill(struct partition *p, struct trap_frame *tf, const char *fmt, ...)
+void part_stop(struct partition *p, struct trap_frame *tf, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void part_exit(struct partition *p, struct trap_frame *tf, int status);
 void part_yield(struct partition *p, struct trap_frame *tf);
 
 /* Checked copies between a partition's memory and the kernel: every page
- * must be mapped for U with the needed rights; bytes move through the
- * direct map, so SUM is never turned on. false: bad pointer. */
+ * must be accessible to a U-mode access with the needed rights; a page of
+ * a growable segment that is not mapped yet is faulted in and charged to
+ * the quota exactly as a U-mode access would. Bytes move through the
+ * direct map, so SUM is never turned on. false: bad pointer (p->copy_fail
+ * says why); pages faulted in before the bad one stay mapped, as they
+ * would for U-mode. */
 bool part_copy_in(struct partition *p, void *dst, uintptr_t uva, size_t len);
 bool part_copy_out(struct partition *p, uintptr_t uva, const void *src, size_t len);
+
+/* console.c: bytes a partition writes, as console lines that each start
+ * with `tag` ("[name#id] "); control characters, non-ASCII bytes and the
+ * backslash are escaped; a line longer than CONSOLE_PART_LINE goes on in
+ * a new tagged line; the console lock is held for one line at a time.
+ * Returns the longest wait for the console lock (timebase ticks). */
+#define CONSOLE_PART_LINE 160
+uint64_t console_write_part(const char *tag, const char *s, size_t n);
+/* Tests: sees every console write (kernel lines and partition lines), one
+ * whole line each, under the console lock, before it goes out. */
+extern void (*volatile console_tap)(const char *line, unsigned long n);
 
 #endif

@@ -15,16 +15,22 @@
 static void sys_write(struct partition *p, struct trap_frame *tf)
 {
 	char buf[WRITE_MAX];
+	char tag[PART_NAME_MAX + 16];
 	size_t len = tf->regs[11];
+	uint64_t wait;
 
 	if (len > WRITE_MAX)
 		len = WRITE_MAX;   /* short write: the caller sees the count */
+	/* all of it is checked before any of it is shown */
 	if (!part_copy_in(p, buf, tf->regs[10], len)) {
-		part_kill(p, tf, "bad pointer 0x%lx (length %zu) passed to write", tf->regs[10], len);
+		part_stop(p, tf, "bad pointer 0x%lx (length %zu) passed to write: %s",
+			  tf->regs[10], len, p->copy_fail);
 		return;
 	}
-	printf("[%s#%u] %.*s%s", p->name, p->id, (int)len, buf,
-	       len && buf[len - 1] == '\n' ? "" : "\n");
+	snprintf(tag, sizeof(tag), "[%s#%u] ", p->name, p->id);
+	wait = console_write_part(tag, buf, len);   /* tagged, escaped, line by line */
+	if (wait > p->console_wait_max)
+		p->console_wait_max = wait;
 	tf->regs[10] = len;
 }
 
@@ -39,7 +45,7 @@ static void sys_mm_attach(struct partition *p, struct trap_frame *tf)
 	/* the name: byte by byte up to its NUL, each byte checked */
 	for (i = 0; i < sizeof(name); i++) {
 		if (!part_copy_in(p, &name[i], uname + i, 1)) {
-			part_kill(p, tf, "bad pointer 0x%lx passed to mm_attach", uname);
+			part_stop(p, tf, "bad pointer 0x%lx passed to mm_attach", uname);
 			return;
 		}
 		if (!name[i])
@@ -52,7 +58,7 @@ static void sys_mm_attach(struct partition *p, struct trap_frame *tf)
 	rc = shm_sys_attach(p, name, tf->regs[11], tf->regs[12], &out.base, &out.mapped,
 			    &out.created);
 	if (rc == 0 && !part_copy_out(p, tf->regs[13], &out, sizeof(out))) {
-		part_kill(p, tf, "bad pointer 0x%lx passed to mm_attach", tf->regs[13]);
+		part_stop(p, tf, "bad pointer 0x%lx passed to mm_attach", tf->regs[13]);
 		return;
 	}
 	tf->regs[10] = (unsigned long)rc;

@@ -305,6 +305,127 @@ static int waiter(void)
 	return rc ? 62 : 0;
 }
 
+/* ---- hostile roles of issue 11 ------------------------------------------- */
+
+static int must_write(const char *s, size_t n)
+{
+	return usys_write(s, n) == (long)n ? 0 : 1;
+}
+
+/* Every way to make a console line look like the kernel's: each must come
+ * out tagged and escaped (kernel/console.c). */
+static int forger(unsigned long how)
+{
+	static const char *const forged[] = {
+		"x\nshutdown: ok\n",
+		"shutdown: ok",                       /* no newline at the end */
+		"\rshutdown: ok\n",
+		"\x1b[2K\x1b[1Gshutdown: ok\n",
+		"\x1b[1A\x1b[999Dshutdown: ok",
+		"1 passed, 0 failed\nshutdown: ok\n\nshutdown: ok",
+		"panic: hart 0: forged\npanic: stopping all harts\n",
+		"shutdown: ok\r\n",
+		"\\x1b\\nshutdown: ok\n",              /* escapes spelled out */
+	};
+	char buf[512];
+	int bad = 0;
+
+	for (unsigned i = 0; i < sizeof(forged) / sizeof(forged[0]); i++)
+		bad += must_write(forged[i], strlen(forged[i]));
+	bad += must_write("a\0shutdown: ok\n", 16);   /* an embedded NUL */
+	/* the long-line split lands right before a forged line */
+	memset(buf, 'y', sizeof(buf));
+	memcpy(buf + 150, "shutdown: ok", 12);
+	memcpy(buf + sizeof(buf) - 12, "shutdown: ok", 12);
+	bad += must_write(buf, sizeof(buf));
+	if (how == FORGE_SPIN)
+		for (;;)
+			;
+	return bad;
+}
+
+static int spinner(unsigned long how)
+{
+	volatile unsigned long n = 0;
+
+	if (how == SPIN_LOCKED) {
+		MM *mm = mm_create(ROBUST_AREA, sizeof(struct robust_hdr), 256);
+		if (!mm || mm_lock(mm, MM_LOCK_RW) < 0)
+			return 70;
+		((struct robust_hdr *)mm_static(mm))->locked = 1;
+	}
+	for (;;)
+		n++;
+}
+
+static int flood(unsigned long writes)
+{
+	char buf[512];
+
+	for (unsigned i = 0; i < sizeof(buf); i++)
+		buf[i] = (char)('a' + i % 26);
+	buf[sizeof(buf) - 1] = '\n';
+	for (unsigned long i = 0; i < writes; i++)
+		if (usys_write(buf, sizeof(buf)) != (long)sizeof(buf))
+			return 80;
+	return 0;
+}
+
+/* A bystander's short writes while others flood: the longest one, in
+ * microseconds, for the report (printed, never asserted: timing). */
+static int console_latency(unsigned long writes)
+{
+	uint64_t worst = 0, sum = 0;
+
+	for (unsigned long i = 0; i < writes; i++) {
+		uint64_t t = usys_time_us();
+		if (usys_write("!\n", 2) != 2)
+			return 81;
+		t = usys_time_us() - t;
+		sum += t;
+		if (t > worst)
+			worst = t;
+	}
+	printf("conlat: longest 2-byte write %lu us, mean %lu us, over %lu writes\n",
+	       (unsigned long)worst, (unsigned long)(sum / (writes ? writes : 1)), writes);
+	return 0;
+}
+
+static int sysloop(void)
+{
+	for (unsigned long i = 0;; i++) {
+		if (i % 64 == 0 && usys_write("sysloop\n", 8) != 8)
+			return 82;
+		usys_yield();
+		usys_time_us();
+	}
+}
+
+static int heap_write(unsigned long how)
+{
+	volatile uint8_t *page = (volatile uint8_t *)(USER_HEAP_BASE + (64ul << 10));
+	struct sys_mm_attach *out = (struct sys_mm_attach *)(USER_HEAP_BASE + (128ul << 10));
+
+	switch (how) {
+	case HEAPW_READ:
+		/* untouched: the kernel's copy faults it in, as a load would */
+		if (usys_write((const void *)page, 16) != 16)
+			return 90;
+		return page[0] == 0 && page[15] == 0 ? 0 : 91;
+	case HEAPW_OUT:
+		if (usys_call(SYS_MM_ATTACH, (long)HAMMER_AREA, 64, 4096, (long)out) != 0)
+			return 92;
+		return out->base && out->mapped ? 0 : 93;
+	case HEAPW_FAR:
+		/* in the heap, but growing to it takes more than the quota */
+		return (int)usys_write((const void *)(USER_HEAP_BASE + (4ul << 20)), 16);
+	case HEAPW_GAP:
+		/* the guard gap just above the heap's 64 MiB of room */
+		return (int)usys_write((const void *)(USER_HEAP_BASE + USER_HEAP_MAX + 4096), 16);
+	}
+	return 94;
+}
+
 /* ---- guest benchmarks (instructions from rdinstret, U-mode) ------------- */
 
 static inline uint64_t instret(void)
@@ -358,6 +479,12 @@ int main_arg(unsigned long arg)
 	case ROLE_LOCKER:   return locker_dies();
 	case ROLE_WAITER:   return waiter();
 	case ROLE_BENCH:    return bench(ROLE_PARAM(arg));
+	case ROLE_FORGER:   return forger(ROLE_PARAM(arg));
+	case ROLE_SPINNER:  return spinner(ROLE_PARAM(arg));
+	case ROLE_FLOOD:    return flood(ROLE_PARAM(arg));
+	case ROLE_CONLAT:   return console_latency(ROLE_PARAM(arg));
+	case ROLE_SYSLOOP:  return sysloop();
+	case ROLE_HEAPWRITE: return heap_write(ROLE_PARAM(arg));
 	case ROLE_HELLO:
 		printf("hello from partition %ld on hart %ld\n", usys_partid(), usys_hartid());
 		return (int)ROLE_PARAM(arg);

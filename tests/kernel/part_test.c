@@ -10,6 +10,7 @@
 #include "mem.h"
 #include "part.h"
 #include "part_roles.h"
+#include "riscv.h"
 #include "shm.h"
 
 static unsigned on(unsigned i)
@@ -143,4 +144,342 @@ KTEST(part, all_memory_returns_when_partitions_end)
 	run_mixed();
 	EXPECT_EQ(pmem_avail(&kpmem), before);
 	EXPECT_EQ(shm_count(), 0);
+}
+
+/* ---- hostile partitions against the console, the scheduler, the kill
+ * path and copy-in (issue 11, findings 3, 4, 6 and 8) --------------------- */
+
+static bool has(const char *s, unsigned long n, const char *what)
+{
+	size_t w = strlen(what);
+
+	for (unsigned long i = 0; i + w <= n; i++)
+		if (memcmp(s + i, what, w) == 0)
+			return true;
+	return false;
+}
+
+static struct {
+	unsigned forger_lines, forged_ok, untagged, ctrl, torn;
+	bool esc, cr, nul, backslash;
+} tap;
+
+/* Every console line while the forger runs: a line that says "shutdown: ok"
+ * (or "passed, ", or "panic: ") anywhere is the forger's and starts with its
+ * tag; no such line holds a control byte but its final newline. */
+static void forge_tap(const char *s, unsigned long n)
+{
+	bool forger = n >= 8 && memcmp(s, "[forger#", 8) == 0;
+
+	if (n == 0 || s[n - 1] != '\n')
+		tap.torn++;
+	if (!forger && (has(s, n, "shutdown: ok") || has(s, n, "forged")))
+		tap.untagged++;
+	if (!forger)
+		return;
+	tap.forger_lines++;
+	tap.forged_ok += has(s, n, "shutdown: ok");
+	for (unsigned long i = 0; i + 1 < n; i++)
+		tap.ctrl += (unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f;
+	tap.esc |= has(s, n, "\\x1b[2K");
+	tap.cr |= has(s, n, "\\rshutdown: ok");
+	tap.nul |= has(s, n, "a\\x00shutdown: ok");
+	tap.backslash |= has(s, n, "\\\\x1b\\\\n");
+}
+
+KTEST(part, console_lines_of_a_partition_cannot_pass_for_the_kernels)
+{
+	int forger, hello[2];
+
+	memset(&tap, 0, sizeof(tap));
+	forger = part_create("forger", ROLE_ARG(ROLE_FORGER, FORGE_EXIT), on(1), 0);
+	hello[0] = part_create("hello", ROLE_ARG(ROLE_HELLO, 7), on(1), 0);
+	hello[1] = part_create("hello", ROLE_ARG(ROLE_HELLO, 7), on(2), 0);
+	ASSERT_GE(forger, 1);
+	ASSERT_GE(hello[0], 1);
+	ASSERT_GE(hello[1], 1);
+	console_tap = forge_tap;
+	part_run_all();
+	console_tap = NULL;
+	EXPECT_EQ(part_get((unsigned)forger)->exit_status, 0);   /* full write counts */
+	EXPECT_EQ(part_get((unsigned)hello[0])->exit_status, 7);
+	EXPECT_EQ(part_get((unsigned)hello[1])->exit_status, 7);
+	EXPECT_EQ(tap.untagged, 0);
+	EXPECT_EQ(tap.ctrl, 0);
+	EXPECT_EQ(tap.torn, 0);
+	EXPECT_GE(tap.forged_ok, 12);   /* every forged line came out, tagged */
+	EXPECT_GE(tap.forger_lines, 18);
+	EXPECT(tap.esc && tap.cr && tap.nul && tap.backslash);
+	part_reset();
+}
+
+/* CPU budget: a spinner without system calls is stopped, on the boot hart
+ * and on another, while a producer and a consumer (one of them on a
+ * spinner's hart) finish their verified work and the kernel uses the area. */
+static void run_spinners(struct ktest_ctx *kt__, bool check)
+{
+	MM *area = shm_kernel_create(DEMO_AREA, 64, 4096, 1u << 20);
+	int spin[2], prod, cons, hello;
+	struct mm_stats st;
+
+	ASSERT(area != NULL);
+	spin[0] = part_create("spinner", ROLE_ARG(ROLE_SPINNER, SPIN_PLAIN), on(0), 0);
+	spin[1] = part_create("spinner", ROLE_ARG(ROLE_SPINNER, SPIN_PLAIN), on(1), 0);
+	prod = part_create("producer", ROLE_ARG(ROLE_PRODUCER, 40), on(1), 0);
+	cons = part_create("consumer", ROLE_ARG(ROLE_CONSUMER, 1 | (40 << 8)), on(2), 0);
+	hello = part_create("hello", ROLE_ARG(ROLE_HELLO, 7), on(0), 0);
+	ASSERT_EQ(part_set_budget((unsigned)spin[0], 200), 0);
+	ASSERT_EQ(part_set_budget((unsigned)spin[1], 300), 0);
+	EXPECT_EQ(part_set_budget((unsigned)spin[1], 0), E_INVAL);
+	part_run_all();
+	EXPECT_EQ(part_set_budget((unsigned)spin[1], 100), E_NOENT);   /* it ran */
+	ASSERT_GE(mm_lock(area, MM_LOCK_RD), 0);
+	mm_stats(area, &st);
+	mm_unlock(area);
+	EXPECT_EQ(mm_check(area), 0);
+	shm_kernel_detach(area);
+	if (check) {
+		for (int i = 0; i < 2; i++) {
+			const struct partition *p = part_get((unsigned)spin[i]);
+			EXPECT_EQ(p->state, PART_KILLED);
+			EXPECT(strstr(p->report, "CPU budget exceeded") != NULL);
+			EXPECT_GE(part_cpu_ms(p), 200);
+		}
+		EXPECT_EQ(part_get((unsigned)prod)->exit_status, 0);
+		EXPECT_EQ(part_get((unsigned)cons)->exit_status, 0);   /* verified 40 nodes */
+		EXPECT_EQ(part_get((unsigned)hello)->exit_status, 7);
+		EXPECT_EQ(st.nalloc, 40);
+	}
+	part_reset();
+}
+
+KTEST(part, cpu_budget_stops_a_spinner_and_only_it)
+{
+	size_t before;
+
+	run_spinners(KT_CTX, false);   /* warm kmalloc's caches */
+	before = pmem_avail(&kpmem);
+	run_spinners(KT_CTX, true);
+	EXPECT_EQ(pmem_avail(&kpmem), before);
+	EXPECT_EQ(shm_count(), 0);
+}
+
+KTEST(part, budget_stop_of_a_lock_holder_releases_the_lock)
+{
+	MM *area = shm_kernel_create(ROBUST_AREA, 64, 4096, 64 << 10);
+	int holder, waiter, hello;
+
+	ASSERT(area != NULL);
+	holder = part_create("holder", ROLE_ARG(ROLE_SPINNER, SPIN_LOCKED), on(1), 0);
+	waiter = part_create("waiter", ROLE_ARG(ROLE_WAITER, 0), on(2), 0);
+	hello = part_create("hello", ROLE_ARG(ROLE_HELLO, 7), on(1), 0);
+	ASSERT_GE(holder, 1);
+	ASSERT_GE(waiter, 1);
+	ASSERT_EQ(part_set_budget((unsigned)holder, 300), 0);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)holder)->state, PART_KILLED);
+	EXPECT(strstr(part_get((unsigned)holder)->report, "CPU budget exceeded") != NULL);
+	EXPECT_EQ(part_get((unsigned)waiter)->exit_status, 0);   /* saw OWNER_DIED */
+	EXPECT_EQ(part_get((unsigned)hello)->exit_status, 7);
+	EXPECT_GE(mm_lock(area, MM_LOCK_RD), 0);                  /* the kernel gets it too */
+	mm_unlock(area);
+	shm_kernel_detach(area);
+	part_reset();
+}
+
+/* part_kill from tick hooks on every hart at once: each target is killed
+ * exactly once (the other calls see E_BUSY, then E_NOENT), whether it spins
+ * in U-mode, is in a system call, is waiting for its turn, or runs on the
+ * hart that calls. */
+#define KILL_TARGETS 3
+#define KILL_REASON "killed by the test's tick hook"
+static volatile int kill_ids[KILL_TARGETS];
+static volatile unsigned kill_ok[KILL_TARGETS], kill_busy[KILL_TARGETS], kill_other[KILL_TARGETS];
+
+static void killer_tick(void)
+{
+	for (int i = 0; i < KILL_TARGETS; i++) {
+		const struct partition *p = kill_ids[i] ? part_get((unsigned)kill_ids[i]) : NULL;
+		int rc;
+
+		if (!p || (p->syscalls < 300 && p->slices < 3))
+			continue;
+		rc = part_kill((unsigned)kill_ids[i], KILL_REASON);
+		if (rc == 0)
+			__atomic_fetch_add(&kill_ok[i], 1, __ATOMIC_RELAXED);
+		else if (rc == E_BUSY)
+			__atomic_fetch_add(&kill_busy[i], 1, __ATOMIC_RELAXED);
+		else if (rc != E_NOENT)
+			__atomic_fetch_add(&kill_other[i], 1, __ATOMIC_RELAXED);
+	}
+}
+
+static void run_kills(struct ktest_ctx *kt__, bool check)
+{
+	MM *area = shm_kernel_create(HAMMER_AREA, sizeof(struct hammer_hdr), 4096, 1u << 20);
+	int hammer[2], hello[4], early;
+
+	ASSERT(area != NULL);
+	for (int i = 0; i < KILL_TARGETS; i++)
+		kill_ok[i] = kill_busy[i] = kill_other[i] = 0;
+	kill_ids[0] = part_create("sysloop", ROLE_ARG(ROLE_SYSLOOP, 0), on(0), 0);
+	kill_ids[1] = part_create("sysloop", ROLE_ARG(ROLE_SYSLOOP, 0), on(1), 0);
+	kill_ids[2] = part_create("spinner", ROLE_ARG(ROLE_SPINNER, SPIN_PLAIN), on(2), 0);
+	early = part_create("early", ROLE_ARG(ROLE_HELLO, 5), on(3), 0);
+	hammer[0] = part_create("hammer", ROLE_ARG(ROLE_HAMMER, 60), on(1), 0);
+	hammer[1] = part_create("hammer", ROLE_ARG(ROLE_HAMMER, 60), on(2), 0);
+	for (int i = 0; i < 4; i++)
+		hello[i] = part_create("hello", ROLE_ARG(ROLE_HELLO, 7), on((unsigned)i), 0);
+	for (int i = 0; i < KILL_TARGETS; i++)
+		ASSERT_GE(kill_ids[i], 1);
+	ASSERT_GE(early, 1);
+	/* before the run: stopped before it ever runs; a second kill is refused */
+	EXPECT_EQ(part_kill((unsigned)early, "killed before it ran"), 0);
+	EXPECT_EQ(part_kill((unsigned)early, "again"), E_BUSY);
+	EXPECT_EQ(part_kill((unsigned)early, NULL), E_INVAL);
+	ASSERT_EQ(timer_add_hook(killer_tick), 0);
+	part_run_all();
+	timer_remove_hook(killer_tick);
+	if (check) {
+		for (int i = 0; i < KILL_TARGETS; i++) {
+			const struct partition *p = part_get((unsigned)kill_ids[i]);
+			EXPECT_EQ(p->state, PART_KILLED);
+			EXPECT(strcmp(p->report, KILL_REASON) == 0);
+			EXPECT_EQ(kill_ok[i], 1);
+			EXPECT_EQ(kill_other[i], 0);
+			EXPECT_EQ(part_kill((unsigned)kill_ids[i], "dead already"), E_NOENT);
+		}
+		EXPECT_EQ(part_get((unsigned)early)->state, PART_KILLED);
+		EXPECT_EQ(part_get((unsigned)early)->slices, 0);
+		EXPECT(strcmp(part_get((unsigned)early)->report, "killed before it ran") == 0);
+		for (int i = 0; i < 2; i++)
+			EXPECT_EQ(part_get((unsigned)hammer[i])->exit_status, 0);
+		for (int i = 0; i < 4; i++) {
+			EXPECT_EQ(part_get((unsigned)hello[i])->exit_status, 7);
+			EXPECT_EQ(part_kill((unsigned)hello[i], "exited"), E_NOENT);
+		}
+		ASSERT_GE(mm_lock(area, MM_LOCK_RD), 0);
+		EXPECT_EQ(((struct hammer_hdr *)mm_static(area))->counter, 2ull * 60);
+		mm_unlock(area);
+		EXPECT_EQ(part_kill(0, "no such id"), E_NOENT);
+		EXPECT_EQ(part_kill(MAX_PARTS + 1, "no such id"), E_NOENT);
+	}
+	shm_kernel_detach(area);
+	part_reset();
+}
+
+KTEST(part, kill_from_any_hart_at_any_time_once)
+{
+	size_t before;
+
+	run_kills(KT_CTX, false);
+	before = pmem_avail(&kpmem);
+	run_kills(KT_CTX, true);
+	EXPECT_EQ(pmem_avail(&kpmem), before);
+	EXPECT_EQ(shm_count(), 0);
+}
+
+/* Copy-in and copy-out go through the U-mode fault path: an untouched heap
+ * page is faulted in and charged; over the quota, or outside every
+ * segment, it is a bad pointer. */
+KTEST(part, copy_in_faults_untouched_heap_pages_in_like_u_mode)
+{
+	MM *area = shm_kernel_create(HAMMER_AREA, sizeof(struct hammer_hdr), 4096, 1u << 20);
+	int rd, out, far, gap, hello;
+
+	ASSERT(area != NULL);
+	rd = part_create("heapwrite", ROLE_ARG(ROLE_HEAPWRITE, HEAPW_READ), on(1), 0);
+	out = part_create("heapwrite", ROLE_ARG(ROLE_HEAPWRITE, HEAPW_OUT), on(2), 0);
+	far = part_create("heapwrite", ROLE_ARG(ROLE_HEAPWRITE, HEAPW_FAR), on(1), 0);
+	gap = part_create("heapwrite", ROLE_ARG(ROLE_HEAPWRITE, HEAPW_GAP), on(3), 0);
+	hello = part_create("hello", ROLE_ARG(ROLE_HELLO, 7), on(1), 0);
+	ASSERT_GE(gap, 1);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)rd)->state, PART_EXITED);
+	EXPECT_EQ(part_get((unsigned)rd)->exit_status, 0);
+	EXPECT_GE(part_get((unsigned)rd)->faults_grown, 1);
+	EXPECT_GE(part_get((unsigned)rd)->peak_pages, 17);   /* the heap grew to +64 KiB */
+	EXPECT_EQ(part_get((unsigned)out)->exit_status, 0);
+	EXPECT_EQ(part_get((unsigned)far)->state, PART_KILLED);
+	EXPECT(strstr(part_get((unsigned)far)->report, "bad pointer") != NULL);
+	EXPECT(strstr(part_get((unsigned)far)->report, "memory quota exceeded") != NULL);
+	EXPECT_EQ(part_get((unsigned)gap)->state, PART_KILLED);
+	EXPECT(strstr(part_get((unsigned)gap)->report, "bad pointer") != NULL);
+	EXPECT_EQ(part_get((unsigned)hello)->exit_status, 7);
+	shm_kernel_detach(area);
+	part_reset();
+	EXPECT_EQ(shm_count(), 0);
+}
+
+/* Console flood: a bystander's 2-byte writes go out between the flooders'
+ * lines; its longest wait is printed ("conlat: ..."), not asserted. */
+KTEST(part, console_flood_holds_the_lock_a_line_at_a_time)
+{
+	unsigned n = harts_online < 2 ? 2 : harts_online;
+	int fl[16], lat;
+
+	/* flooders on every hart but the bystander's (unless there is one) */
+	for (unsigned i = 0; i < n && i < 16; i++)
+		fl[i] = harts_online > 1 && on(i) == 1 ? 0 :
+			part_create("flood", ROLE_ARG(ROLE_FLOOD, 32), on(i), 0);
+	lat = part_create("conlat", ROLE_ARG(ROLE_CONLAT, 100), on(1), 0);
+	ASSERT_GE(lat, 1);
+	/* waiting for the console counts as running time: on a loaded host the
+	 * flood is slow, and this test is not about the budget */
+	for (unsigned i = 0; i < n && i < 16; i++)
+		if (fl[i])
+			ASSERT_EQ(part_set_budget((unsigned)fl[i], 120000), 0);
+	ASSERT_EQ(part_set_budget((unsigned)lat, 120000), 0);
+	part_run_all();
+	for (unsigned i = 0; i < n && i < 16; i++)
+		if (fl[i])
+			EXPECT_EQ(part_get((unsigned)fl[i])->exit_status, 0);
+	EXPECT_EQ(part_get((unsigned)lat)->exit_status, 0);
+	printf("conlat: longest wait of the bystander for the console lock %llu us (%u harts)\n",
+	       (unsigned long long)(part_get((unsigned)lat)->console_wait_max * 1000000 /
+				    timebase_hz), harts_online);
+	part_reset();
+}
+
+/* Booted by ci/qemu-matrix.sh with part_budget=1500: a spinner with the
+ * default budget is stopped at the bootarg's budget, not PART_BUDGET_MS. */
+KTEST_MANUAL(budget, from_bootarg)
+{
+	char buf[24];
+	int s = part_create("spinner", ROLE_ARG(ROLE_SPINNER, SPIN_PLAIN), on(1), 0);
+	int h = part_create("hello", ROLE_ARG(ROLE_HELLO, 7), on(1), 0);
+
+	ASSERT(bootarg("part_budget", buf, sizeof(buf)) != NULL);
+	ASSERT_GE(s, 1);
+	ASSERT_GE(h, 1);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)s)->state, PART_KILLED);
+	EXPECT(strstr(part_get((unsigned)s)->report, "budget 1500 ms") != NULL);
+	EXPECT_LT(part_cpu_ms(part_get((unsigned)s)), PART_BUDGET_MS);
+	EXPECT_EQ(part_get((unsigned)h)->exit_status, 7);
+	part_reset();
+}
+
+/* For the harness test (ci/qemu-matrix.sh): a partition forges the kernel's
+ * last line, then the run fails, or the kernel hangs. Neither may pass. */
+KTEST_MANUAL(forge, then_fail)
+{
+	int f = part_create("forger", ROLE_ARG(ROLE_FORGER, FORGE_EXIT), on(1), 0);
+
+	ASSERT_GE(f, 1);
+	part_run_all();
+	ktest_fail(KT_CTX, __FILE__, __LINE__, "deliberate failure after forged 'shutdown: ok'");
+	part_reset();
+}
+
+KTEST_MANUAL(forge, then_hang)
+{
+	int f = part_create("forger", ROLE_ARG(ROLE_FORGER, FORGE_SPIN), on(1), 0);
+
+	ASSERT_GE(f, 1);
+	ASSERT_EQ(part_set_budget((unsigned)f, 500), 0);
+	part_run_all();
+	printf("forge: the kernel hangs now, after the forger\n");
+	for (;;)
+		wfi();
 }
