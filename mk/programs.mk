@@ -36,7 +36,7 @@ $(HB)/programs/%: tests/programs/%.c
 # Known failures until kmalloc tracks more than KMALLOC_MAX_RANGES (256)
 # page ranges (issue 12, finding 1: sqlite's heap and threads' 3,750 live
 # blocks over 4 KiB need more). Remove a pair once it passes (XPASS).
-PROGRAMS_XFAIL ?= sqlite:kmalloc threads:kmalloc
+PROGRAMS_XFAIL ?=
 
 test-programs: $(SHIMS) $(addprefix $(HB)/programs/,$(PROGRAM_BINS))
 	$(Q)bash ci/deps.sh programs

@@ -65,6 +65,11 @@ typedef struct umm {
 	struct umm_xfer xfer[UMM_NCLASSES];
 	env_spinlock_t bm_lock;         /* serialises growth of bm_ready */
 	uint64_t row_map;               /* bit r: some bin of row r is non-empty */
+	/* A carve takes a chunk off its bin before its remainders are listed
+	 * (maybe in a bin a search already passed): a search that found
+	 * nothing while a carve was under way, or after one ended, tries again. */
+	uint32_t carving;               /* carves under way */
+	uint32_t carved;                /* carves completed (wraps) */
 	uint32_t bin_map[UMM_BIN_ROWS]; /* bit j of row r: bin 16 r + j is non-empty */
 	struct umm_bin bin[UMM_NBINS];
 	struct umm_cpu cpu[ENV_MAX_CPUS];

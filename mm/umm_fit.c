@@ -264,6 +264,7 @@ static uintptr_t cut(umm_t *m, struct cut *k, uint8_t tags, unsigned alog, bool 
 {
 	uint64_t dirty = umm_dirty(k->x, h_units(k->hx));
 
+	__atomic_fetch_add(&m->carving, 1, __ATOMIC_ACQ_REL);
 	umm_bin_unlink(m, k->bins[0], k->x);
 	if (!fast) {
 		/* x is ours and off its list: drop its bin, wait for the
@@ -294,6 +295,8 @@ static uintptr_t cut(umm_t *m, struct cut *k, uint8_t tags, unsigned alog, bool 
 		hstore(k->x, mkused(k->need, tags, alog) | (k->hx & H_PREVFREE));
 	}
 	umm_bins_unlock(m, k->bins, k->fl);
+	__atomic_fetch_add(&m->carved, 1, __ATOMIC_RELEASE);
+	__atomic_fetch_sub(&m->carving, 1, __ATOMIC_RELEASE);
 	if (k->tail)
 		hstore(k->r, mkfree(k->tail, 0));
 	if (k->off)
@@ -359,6 +362,7 @@ static uintptr_t find_once(umm_t *m, struct umm_cpu *me, size_t need, size_t wan
 			   uint8_t tags, unsigned alog, bool fast, bool *busy)
 {
 	unsigned steps = 0;
+	uint32_t carved = __atomic_load_n(&m->carved, __ATOMIC_ACQUIRE);
 	uintptr_t c = 0;
 
 	for (int i = next_bin(m, umm_bin_of(want)); i >= 0 && !c; i = next_bin(m, i + 1)) {
@@ -387,6 +391,11 @@ static uintptr_t find_once(umm_t *m, struct umm_cpu *me, size_t need, size_t wan
 		if (steps > 128)
 			break;
 	}
+	/* nothing found while memory may have been between bins: not a
+	 * verdict (the caller's slow path passes again) */
+	if (!c && (__atomic_load_n(&m->carving, __ATOMIC_ACQUIRE) ||
+		   __atomic_load_n(&m->carved, __ATOMIC_ACQUIRE) != carved))
+		*busy = true;
 	padd(&me->steps, steps);
 	return c;
 }
@@ -405,7 +414,7 @@ uintptr_t umm_find(umm_t *m, struct umm_cpu *me, size_t need, size_t align, uint
 	for (unsigned pass = 0;; pass++) {
 		busy = false;
 		c = find_once(m, me, need, want, align, tags, alog, fast, &busy);
-		if (c || fast || !busy || pass >= 64)
+		if (c || fast || !busy || pass >= 4096)
 			return c;
 		padd(&me->retries, 1);
 		for (unsigned i = 0; i < 16 * pass + 1; i++)
