@@ -33,9 +33,8 @@ $(HB)/programs/%: tests/programs/%.c
 	@echo "  HOSTCC  $@ (-O2)"
 	$(Q)$(HOST_CC) -std=gnu11 -O2 -g $(HOST_WARN) -pthread -o $@ $<
 
-# Known failures until kmalloc tracks more than KMALLOC_MAX_RANGES (256)
-# page ranges (issue 12, finding 1: sqlite's heap and threads' 3,750 live
-# blocks over 4 KiB need more). Remove a pair once it passes (XPASS).
+# Known failures, as program:manager pairs (none today); a listed pair that
+# passes prints XPASS and counts as a failure until it is removed.
 PROGRAMS_XFAIL ?=
 
 test-programs: $(SHIMS) $(addprefix $(HB)/programs/,$(PROGRAM_BINS))
