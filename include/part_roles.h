@@ -26,6 +26,21 @@
 #define BREACH_ILLEGAL         8
 #define BREACH_STACK_OVERFLOW  9
 
+/* Hostile partitions against the shared areas (tests/kernel/shm_hostile_test.c). */
+#define ROLE_SHM_HOSTILE 40   /* param: SHMH_*: attacks the area, see user/part.c */
+#define ROLE_SHM_WAITER  41   /* waits behind an overdue holder of SHMH_AREA */
+
+#define SHMH_FORGE_WRITER    1   /* lock word: a writer in a slot nobody holds */
+#define SHMH_FORGE_PENDING   2   /* lock word: a pending writer nobody is */
+#define SHMH_FORGE_READER    3   /* lock word: a reader bit in a free slot */
+#define SHMH_ZERO_OWN_SLOT   4   /* hold RW, zero its slot entry, exit */
+#define SHMH_DEAD_OWN_SLOT   5   /* hold RW, slot entry = the dead marker, exit */
+#define SHMH_FLIP_EARLY      6   /* rewrite lock word, slots, flags while peers run */
+#define SHMH_HOLD_OVERDUE    7   /* hold RW past SHM_HOLD_US (in SHMH_AREA) */
+#define SHMH_BAD_LOCK_CALLS  8   /* raw SYS_MM_LOCK/UNLOCK with bad arguments */
+#define SHMH_EXIT_HOLDING_RD 9   /* take RD by system call, exit without unlock */
+#define SHMH_AREA "hostile"
+
 #define ROLE_ARG(role, param) ((unsigned long)(role) | ((unsigned long)(param) << 8))
 #define ROLE_OF(arg)    ((unsigned)((arg) & 0xff))
 #define ROLE_PARAM(arg) ((arg) >> 8)

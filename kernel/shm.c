@@ -9,6 +9,7 @@
  */
 #include "shm.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "kmalloc.h"
@@ -16,9 +17,11 @@
 #include "mem.h"
 #include "part.h"
 #include "part_roles.h"
+#include "riscv.h"
 #include "syscall_nr.h"
 
 #define PAGE ENV_PAGE_SIZE
+#define SHM_PEND_US 20000u   /* a waiting writer's claim lapses after this */
 
 struct shm_area {
 	bool used;
@@ -27,10 +30,31 @@ struct shm_area {
 	uint64_t *pa;                 /* max_pages entries */
 	unsigned nattach;
 	uintptr_t kva;                /* kernel window */
+	/* The area lock's authority (the word inside the area is not). */
+	spinlock_t lk;                /* guards the fields below and the holds */
+	uint32_t writer;              /* holder key of the RW hold, 0 none */
+	unsigned readers;             /* RD holds */
+	uint32_t wwait;               /* a waiting writer's key, 0 none */
+	uint64_t wwait_at;            /* its last attempt (rdtime) */
+	bool died;                    /* a dead holder's hold was dropped: tell */
+};
+
+/* One hold of an area lock by one attachment. Keys: partition id << 8 |
+ * attach slot + 1, or a kernel handle's index + 1. */
+struct shm_hold {
+	struct shm_area *area;        /* NULL: holds nothing */
+	int mode;
+	uint64_t since;               /* rdtime when taken */
+	bool reported;                /* shm_holder_overdue was told */
 };
 
 static struct shm_area areas[SHM_MAX_AREAS];
 static spinlock_t shm_lock = SPINLOCK_INIT;
+static struct shm_hold pholds[MAX_PARTS + 1][PART_MAX_ATTACH];
+static unsigned overdue_reports;
+/* SHM_HOLD_US and SHM_PEND_US in rdtime ticks (shm_init): no division on
+ * the lock path. */
+static uint64_t hold_ticks = UINT64_MAX, pend_ticks;
 
 static size_t pages_of(size_t bytes)
 {
@@ -93,6 +117,7 @@ static struct shm_area *find_or_create(const char *name, size_t initial, size_t 
 		return NULL;
 	}
 	memset(a, 0, sizeof(*a));
+	a->lk = (spinlock_t)SPINLOCK_INIT;
 	a->max_pages = pages_of(max);
 	a->pa = kcalloc(a->max_pages, sizeof(uint64_t));
 	if (!a->pa) {
@@ -118,6 +143,142 @@ static struct part_attach *att_of(struct partition *p, uintptr_t base)
 		if (p->att[i].area && p->att[i].base == base)
 			return &p->att[i];
 	return NULL;
+}
+
+/* ---- the area lock: the kernel's record of holders ------------------------------ */
+
+/* Print the one line the lead wires to part_kill: a partition kept an area
+ * lock longer than SHM_HOLD_US. */
+void shm_holder_overdue(uint32_t part_id, const char *area)
+{
+	__atomic_fetch_add(&overdue_reports, 1, __ATOMIC_RELAXED);
+	printf("shm: partition #%u held the lock of area '%s' longer than %u ms\n",
+	       part_id, area, SHM_HOLD_US / 1000);
+}
+
+unsigned shm_overdue_count(void)
+{
+	return __atomic_load_n(&overdue_reports, __ATOMIC_RELAXED);
+}
+
+/* A hold of a that has lasted longer than SHM_HOLD_US and was not reported
+ * yet: marks it reported and returns its partition id (kernel holds are
+ * not reported: 0). Called with a->lk held. */
+static uint32_t find_overdue(struct shm_area *a, uint64_t now, bool *any)
+{
+	*any = false;
+	for (unsigned id = 1; id <= MAX_PARTS; id++)
+		for (unsigned i = 0; i < PART_MAX_ATTACH; i++) {
+			struct shm_hold *hd = &pholds[id][i];
+
+			/* since may be a hair ahead of now: another hart's clock */
+			if (hd->area != a || now <= hd->since ||
+			    now - hd->since <= hold_ticks)
+				continue;
+			*any = true;
+			if (!hd->reported) {
+				hd->reported = true;
+				return id;
+			}
+		}
+	return 0;
+}
+
+static bool pending_other(const struct shm_area *a, uint32_t key, uint64_t now)
+{
+	return a->wwait && a->wwait != key &&
+	       (now <= a->wwait_at || now - a->wwait_at < pend_ticks);
+}
+
+/* One attempt: take a's lock in mode for the attachment whose hold record
+ * is hd, or say why not. A waiting writer holds new readers off while it
+ * keeps trying (its claim lapses after SHM_PEND_US without an attempt). */
+static int try_lock(struct shm_area *a, struct shm_hold *hd, uint32_t key, int mode)
+{
+	unsigned long fl = spin_lock_irqsave(&a->lk);
+	uint64_t now = rdtime();       /* under the lock: holds' times are ordered */
+	uint32_t late = 0;
+	bool any = false;
+	int rc = E_BUSY;
+
+	if (hd->area)
+		rc = E_DENIED;
+	else if (mode == MM_LOCK_RD && !a->writer && !pending_other(a, key, now)) {
+		a->readers++;
+		rc = 0;
+	} else if (mode == MM_LOCK_RW && !a->writer && !a->readers) {
+		a->writer = key;
+		if (a->wwait == key)
+			a->wwait = 0;
+		rc = 0;
+	} else {
+		if (mode == MM_LOCK_RW && !pending_other(a, key, now)) {
+			a->wwait = key;
+			a->wwait_at = now;
+		}
+		late = find_overdue(a, now, &any);
+		if (any)
+			rc = E_TIMEOUT;
+	}
+	if (rc == 0) {
+		*hd = (struct shm_hold){ .area = a, .mode = mode, .since = now };
+		if (a->died) {
+			a->died = false;
+			rc = MM_LOCK_OWNER_DIED;
+		}
+	}
+	spin_unlock_irqrestore(&a->lk, fl);
+	if (late)
+		shm_holder_overdue(late, a->name);
+	return rc;
+}
+
+/* Drop the hold hd of a. `died`: its holder is gone, tell the next locker. */
+static int drop_hold(struct shm_area *a, struct shm_hold *hd, uint32_t key, bool died)
+{
+	unsigned long fl = spin_lock_irqsave(&a->lk);
+	int rc = 0;
+
+	if (hd->area != a)
+		rc = E_INVAL;
+	else if (hd->mode == MM_LOCK_RW)
+		a->writer = 0;
+	else
+		a->readers--;
+	if (!rc) {
+		hd->area = NULL;
+		hd->mode = 0;
+		a->died |= died;
+	}
+	if (died && a->wwait == key)
+		a->wwait = 0;
+	spin_unlock_irqrestore(&a->lk, fl);
+	return rc;
+}
+
+static uint32_t pkey(const struct partition *p, const struct part_attach *at)
+{
+	return (uint32_t)p->id << 8 | (uint32_t)(at - p->att + 1);
+}
+
+long shm_sys_lock(struct partition *p, uintptr_t base, int mode)
+{
+	struct part_attach *at = att_of(p, base);
+
+	if (!at)
+		return E_NOENT;
+	if (mode != MM_LOCK_RD && mode != MM_LOCK_RW)
+		return E_INVAL;
+	return try_lock(at->area, &pholds[p->id][at - p->att], pkey(p, at), mode);
+}
+
+long shm_sys_unlock(struct partition *p, uintptr_t base)
+{
+	struct part_attach *at = att_of(p, base);
+
+	if (!at)
+		return E_NOENT;
+	return drop_hold(at->area, &pholds[p->id][at - p->att], pkey(p, at), false);
 }
 
 /* Map the area's backed pages beyond what p has mapped, up to `bytes`. */
@@ -234,6 +395,8 @@ long shm_sys_detach(struct partition *p, uintptr_t base)
 
 	if (!at)
 		return E_NOENT;
+	/* detaching with the lock held: the hold goes, the next locker is told */
+	drop_hold(at->area, &pholds[p->id][at - p->att], pkey(p, at), true);
 	fl = spin_lock_irqsave(&shm_lock);
 	detach_locked(p, at);
 	spin_unlock_irqrestore(&shm_lock, fl);
@@ -248,7 +411,9 @@ void shm_detach_all(struct partition *p)
 		struct part_attach *at = &p->att[i];
 		if (!at->area)
 			continue;
-		/* release what it held, so the next locker is told */
+		/* release what it held, so the next locker is told; the
+		 * header's slots too (only cosmetic: nattach in mm_stats) */
+		drop_hold(at->area, &pholds[p->id][i], pkey(p, at), true);
 		mm_area_owner_died((void *)at->area->kva, at->area->npages * PAGE, p->id);
 		detach_locked(p, at);
 	}
@@ -261,6 +426,9 @@ void shm_detach_all(struct partition *p)
 void shm_init(void)
 {
 	uintptr_t pa = pmem_alloc_page(&kpmem);
+
+	hold_ticks = (uint64_t)SHM_HOLD_US * timebase_hz / 1000000;
+	pend_ticks = (uint64_t)SHM_PEND_US * timebase_hz / 1000000;
 
 	if (!pa)
 		panic("shm_init: no page");
@@ -275,11 +443,13 @@ void shm_init(void)
 
 /* ---- the kernel as an attacher ------------------------------------------------------ */
 
-static struct {
+struct khandle {
 	MM mm;
 	struct shm_area *area;
 	bool used;
-} khandles[SHM_MAX_AREAS];
+	struct shm_hold hold;
+};
+static struct khandle khandles[SHM_MAX_AREAS];
 
 static struct shm_area *area_at(void *base)
 {
@@ -323,15 +493,48 @@ static bool k_alive(void *ctx, uint32_t id)
 	return part_alive(id);
 }
 
+/* The kernel waits for partitions' holds: bounded, relaxing, with the
+ * same record and the same answers as a partition. */
+static int k_lock(void *ctx, void *base, int mode)
+{
+	struct khandle *k = ctx;
+	uint32_t key = (uint32_t)(k - khandles) + 1;
+	uint64_t end = 0;
+
+	(void)base;
+	for (;;) {
+		int rc = try_lock(k->area, &k->hold, key, mode);
+
+		if (rc != E_BUSY)
+			return rc;
+		if (!end)
+			end = time_us() + SHM_WAIT_US;
+		else if (time_us() > end)
+			return E_TIMEOUT;
+		env_cpu_relax();
+	}
+}
+
+static int k_unlock(void *ctx, void *base)
+{
+	struct khandle *k = ctx;
+
+	(void)base;
+	return drop_hold(k->area, &k->hold, (uint32_t)(k - khandles) + 1, false);
+}
+
 static const struct mm_env kenv = {
 	.grow = k_grow,
 	.ensure_mapped = k_ensure,
 	.is_alive = k_alive,
+	.lock = k_lock,
+	.unlock = k_unlock,
 	.self_id = 0,
 };
 
 MM *shm_kernel_create(const char *name, size_t static_size, size_t initial, size_t max)
 {
+	struct mm_env env = kenv;
 	struct shm_area *a;
 	unsigned long fl;
 	unsigned k;
@@ -347,12 +550,14 @@ MM *shm_kernel_create(const char *name, size_t static_size, size_t initial, size
 	a = find_or_create(name, initial, max, &made, &rc);
 	if (a && made)
 		rc = mm_init_area((void *)a->kva, initial, max, static_size);
+	env.ctx = &khandles[k];
+	khandles[k].area = a;
+	memset(&khandles[k].hold, 0, sizeof(khandles[k].hold));
 	if (a && !rc)
-		rc = mm_attach_base(&khandles[k].mm, (void *)a->kva, a->npages * PAGE, max, &kenv);
+		rc = mm_attach_base(&khandles[k].mm, (void *)a->kva, a->npages * PAGE, max, &env);
 	if (a && !rc) {
 		a->nattach++;
 		khandles[k].used = true;
-		khandles[k].area = a;
 	} else if (a && made) {
 		area_free(a);
 	}

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "mm.h"
+#include "syscall_nr.h"
 
 struct partition;
 
@@ -23,8 +24,23 @@ long shm_sys_attach(struct partition *p, const char *name, size_t initial, size_
 long shm_sys_grow(struct partition *p, uintptr_t base, size_t new_size);
 long shm_sys_map(struct partition *p, uintptr_t base, size_t size);
 long shm_sys_detach(struct partition *p, uintptr_t base);
-/* p is going away: release its lock holds (MM_LOCK_OWNER_DIED for the next
- * locker) and detach it from every area. */
+/* The area lock, kept in kernel memory (the lock word inside the area is
+ * not read): one attempt, never waits. 0 or MM_LOCK_OWNER_DIED (held:
+ * a holder died since the last acquisition), E_BUSY (others hold it, or a
+ * writer waits: try again), E_TIMEOUT (a hold is older than SHM_HOLD_US;
+ * shm_holder_overdue was told), E_DENIED (this attachment holds it
+ * already), E_INVAL (mode), E_NOENT (base is no attachment of p). */
+long shm_sys_lock(struct partition *p, uintptr_t base, int mode);
+/* 0, E_INVAL (this attachment holds nothing), E_NOENT. */
+long shm_sys_unlock(struct partition *p, uintptr_t base);
+/* A partition held an area lock longer than SHM_HOLD_US: one line now
+ * (the lead wires it to part_kill). Called once per overdue hold. */
+void shm_holder_overdue(uint32_t part_id, const char *area);
+/* Overdue reports so far (tests). */
+unsigned shm_overdue_count(void);
+/* p is going away: release its lock holds in the kernel's record, whatever
+ * it wrote into the areas (MM_LOCK_OWNER_DIED for the next locker), and
+ * detach it from every area. */
 void shm_detach_all(struct partition *p);
 
 /* Boot: prepare the kernel window (after mem_init). */

@@ -1,6 +1,6 @@
 # kernel: sources built only into the kernel, and the QEMU test matrix.
 KERNEL_ONLY_SRCS += platform/plat.c
-KTEST_SRCS += tests/kernel/smp_test.c tests/kernel/vm_kernel_test.c tests/kernel/part_test.c tests/kernel/alloc_kernel_test.c tests/kernel/pmem_kernel_test.c
+KTEST_SRCS += tests/kernel/smp_test.c tests/kernel/vm_kernel_test.c tests/kernel/part_test.c tests/kernel/alloc_kernel_test.c tests/kernel/pmem_kernel_test.c tests/kernel/shm_hostile_test.c
 
 test-qemu: build/virt/kernel.elf build/sifive_u/kernel.elf
 	$(Q)bash ci/qemu-matrix.sh build/virt/kernel.elf build/sifive_u/kernel.elf

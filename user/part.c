@@ -305,6 +305,168 @@ static int waiter(void)
 	return rc ? 62 : 0;
 }
 
+/* ---- hostile partitions against the area lock (shm_hostile_test.c) ------- */
+
+#define H_LOCK  40               /* docs/MM.md: the lock word */
+#define H_FLAGS 24
+#define H_SLOTS 200              /* uint32_t slots[56] */
+
+static void poke64(MM *mm, uint32_t off, uint64_t v)
+{
+	*(volatile uint64_t *)(mm->base + off) = v;
+}
+
+static void poke32(MM *mm, uint32_t off, uint32_t v)
+{
+	*(volatile uint32_t *)(mm->base + off) = v;
+}
+
+struct shmh_hdr {                /* SHMH_AREA's static part, written raw */
+	volatile uint32_t holding, waiter_timed_out;
+};
+
+/* SYS_MM_LOCK until the peers let it have the lock (E_BUSY: try again). */
+static long raw_lock(long base, int mode)
+{
+	long rc;
+
+	for (int i = 0; i < 1000000; i++) {
+		rc = usys_call(SYS_MM_LOCK, base, mode, 0, 0);
+		if (rc != E_BUSY)
+			return rc;
+		usys_yield();
+	}
+	return rc;
+}
+
+/* Every bad lock call gets its error; each mismatch is its own status. */
+static int bad_lock_calls(MM *mm)
+{
+	long b = (long)(uintptr_t)mm->base;
+
+	if (usys_call(SYS_MM_LOCK, b, 3, 0, 0) != E_INVAL)
+		return 71;
+	if (usys_call(SYS_MM_LOCK, b + 4096, MM_LOCK_RD, 0, 0) != E_NOENT)
+		return 72;
+	if (usys_call(SYS_MM_LOCK, -1, MM_LOCK_RW, 0, 0) != E_NOENT)
+		return 73;
+	if (usys_call(SYS_MM_UNLOCK, b, 0, 0, 0) != E_INVAL)
+		return 74;
+	if (raw_lock(b, MM_LOCK_RD) < 0)
+		return 75;
+	if (usys_call(SYS_MM_LOCK, b, MM_LOCK_RD, 0, 0) != E_DENIED)
+		return 76;
+	if (usys_call(SYS_MM_LOCK, b, MM_LOCK_RW, 0, 0) != E_DENIED)
+		return 77;
+	if (usys_call(SYS_MM_UNLOCK, b, 0, 0, 0) != 0)
+		return 78;
+	if (usys_call(SYS_MM_UNLOCK, b, 0, 0, 0) != E_INVAL)
+		return 79;
+	return 0;
+}
+
+/* Hold RW in SHMH_AREA until the waiter reports its E_TIMEOUT, then exit
+ * with the lock held (the kernel releases it). */
+static int hold_overdue(void)
+{
+	MM *mm = mm_create(SHMH_AREA, sizeof(struct shmh_hdr), 256);
+	struct shmh_hdr *h;
+	uint64_t end;
+
+	if (!mm || mm_lock(mm, MM_LOCK_RW) < 0)
+		return 80;
+	h = mm_static(mm);
+	h->holding = 1;
+	end = usys_time_us() + 60ull * 1000000;      /* a bound, not a timing */
+	while (!h->waiter_timed_out && usys_time_us() < end)
+		usys_yield();
+	printf("hostile: held the lock; the waiter %s\n",
+	       h->waiter_timed_out ? "timed out" : "never timed out");
+	return h->waiter_timed_out ? 0 : 81;
+}
+
+static int shm_waiter(void)
+{
+	MM *mm = mm_create(SHMH_AREA, sizeof(struct shmh_hdr), 256);
+	struct shmh_hdr *h;
+	int rc;
+
+	if (!mm)
+		return 90;
+	h = mm_static(mm);
+	for (int i = 0; i < 2000000 && !h->holding; i++)
+		usys_yield();
+	rc = mm_lock(mm, MM_LOCK_RW);
+	printf("waiter: mm_lock behind the overdue holder: %d (%s)\n", rc, err_str(rc));
+	if (rc != E_TIMEOUT)
+		return 91;
+	h->waiter_timed_out = 1;
+	/* until the holder has seen it and left (a bound, not a timing) */
+	for (uint64_t end = usys_time_us() + 60ull * 1000000; usys_time_us() < end;) {
+		rc = mm_lock(mm, MM_LOCK_RW);
+		if (rc != E_TIMEOUT)
+			break;
+		usys_yield();
+	}
+	printf("waiter: after the holder left: %d\n", rc);
+	if (rc != MM_LOCK_OWNER_DIED)
+		return 92;
+	rc = mm_check(mm);
+	mm_unlock(mm);
+	return rc ? 93 : 0;
+}
+
+static int shm_hostile(unsigned long kind)
+{
+	MM *mm;
+	uint64_t end;
+
+	if (kind == SHMH_HOLD_OVERDUE)
+		return hold_overdue();
+	mm = attach_demo();
+	if (!mm)
+		return 70;
+	switch (kind) {
+	case SHMH_FORGE_WRITER:
+		poke64(mm, H_LOCK, 0xb700000000000000ull);
+		return 0;
+	case SHMH_FORGE_PENDING:
+		poke64(mm, H_LOCK, 0x7700000000000000ull);
+		return 0;
+	case SHMH_FORGE_READER:
+		poke64(mm, H_LOCK, 1ull << 55);
+		return 0;
+	case SHMH_ZERO_OWN_SLOT:
+	case SHMH_DEAD_OWN_SLOT:
+		if (mm_lock(mm, MM_LOCK_RW) < 0)
+			return 71;
+		if (mm->slot < MM_MAX_ATTACH)
+			poke32(mm, H_SLOTS + 4 * mm->slot,
+			       kind == SHMH_ZERO_OWN_SLOT ? 0 : 0xffffffffu);
+		poke64(mm, H_LOCK, (1ull << 63) | ((uint64_t)mm->slot << 56));
+		return 0;                  /* exit holding RW */
+	case SHMH_FLIP_EARLY:
+		end = usys_time_us() + 20ull * 1000000;   /* a bound */
+		for (uint64_t i = 0; usys_time_us() < end; i++) {
+			struct demo_hdr *h = mm_static(mm);
+
+			poke64(mm, H_LOCK, i * 0x9e3779b97f4a7c15ull);
+			poke32(mm, H_SLOTS + 4 * (unsigned)(i % MM_MAX_ATTACH),
+			       (uint32_t)(i % 3 == 0 ? 0 : i % 3 == 1 ? 0xffffffffu : i));
+			poke32(mm, H_FLAGS, (uint32_t)i);
+			if (h->producers_done >= 2)
+				break;
+			usys_yield();
+		}
+		return 0;
+	case SHMH_BAD_LOCK_CALLS:
+		return bad_lock_calls(mm);
+	case SHMH_EXIT_HOLDING_RD:
+		return raw_lock((long)(uintptr_t)mm->base, MM_LOCK_RD) >= 0 ? 0 : 72;
+	}
+	return 79;
+}
+
 /* ---- guest benchmarks (instructions from rdinstret, U-mode) ------------- */
 
 static inline uint64_t instret(void)
@@ -358,6 +520,8 @@ int main_arg(unsigned long arg)
 	case ROLE_LOCKER:   return locker_dies();
 	case ROLE_WAITER:   return waiter();
 	case ROLE_BENCH:    return bench(ROLE_PARAM(arg));
+	case ROLE_SHM_HOSTILE: return shm_hostile(ROLE_PARAM(arg));
+	case ROLE_SHM_WAITER:  return shm_waiter();
 	case ROLE_HELLO:
 		printf("hello from partition %ld on hart %ld\n", usys_partid(), usys_hartid());
 		return (int)ROLE_PARAM(arg);
