@@ -39,7 +39,14 @@
 #define SHMH_HOLD_OVERDUE    7   /* hold RW past SHM_HOLD_US (in SHMH_AREA) */
 #define SHMH_BAD_LOCK_CALLS  8   /* raw SYS_MM_LOCK/UNLOCK with bad arguments */
 #define SHMH_EXIT_HOLDING_RD 9   /* take RD by system call, exit without unlock */
+#define SHMH_BIG_AREAS      10   /* create, touch, free 16 MiB areas; param >> 8: rounds */
+#define SHMH_BYSTANDER      11   /* time its shared-area calls meanwhile */
+#define SHMH_QUOTA          12   /* 16 MiB areas on a small quota */
+#define SHMH_HOARD          13   /* create 3 areas, hold them until told (SHMH_CALM) */
+#define SHMH_LATECOMER      14   /* after the hoarders: its own area must work */
 #define SHMH_AREA "hostile"
+#define SHMH_CALM "calm"             /* the bystanders' small area */
+#define SHMH_BIG_SIZE (16ul << 20)
 
 #define ROLE_ARG(role, param) ((unsigned long)(role) | ((unsigned long)(param) << 8))
 #define ROLE_OF(arg)    ((unsigned)((arg) & 0xff))

@@ -284,7 +284,8 @@ static void user_page_fault(struct partition *p, struct trap_frame *tf, unsigned
 	size_t grow = growth_pages(seg, tf->stval), now = part_pages(p);
 	int code;
 
-	if (grow && now + grow > p->quota_pages) {
+	/* what its shared areas are charged counts too (kernel/shm.c) */
+	if (grow && now + shm_charged(p) + grow > p->quota_pages) {
 		part_kill(p, tf, "memory quota exceeded: %zu pages mapped, %zu more needed at 0x%lx "
 			  "in segment %s, quota %zu", now, grow, tf->stval, seg->name,
 			  p->quota_pages);

@@ -10,15 +10,24 @@
 #include <stdint.h>
 
 #include "mm.h"
+#include "part.h"
 #include "syscall_nr.h"
 
-struct partition;
+#define SHM_MAX_SIZE   (16ul << 20)
+#define SHM_PART_AREAS 4     /* live areas one partition may have created */
+#define SHM_KSLOTS     8     /* areas the kernel attaches at once (its window) */
+/* Records are kmalloc'ed; this bound is sanity only: every partition at
+ * its limit plus the kernel at its own still fit, so no partition can
+ * make an area call fail for another. */
+#define SHM_MAX_AREAS  (MAX_PARTS * SHM_PART_AREAS + SHM_KSLOTS)
+#define SHM_KWINDOW    0xfffffff000000000ul   /* kernel view: 16 MiB per slot */
 
-#define SHM_MAX_AREAS 8
-#define SHM_MAX_SIZE  (16ul << 20)
-#define SHM_KWINDOW   0xfffffff000000000ul   /* kernel view: 16 MiB per area */
-
-/* System calls (see syscall_nr.h); negative enum err on failure. */
+/* System calls (see syscall_nr.h); negative enum err on failure.
+ * attach: E_INVAL (empty name, initial 0 or > max, max > SHM_MAX_SIZE),
+ * E_BUSY (PART_MAX_ATTACH attachments, or SHM_PART_AREAS areas created and
+ * alive), E_NOMEM (the quota: creating charges the whole max plus its
+ * page-address tables and record, attaching the page tables its mapping
+ * may need; or no memory). Nothing is left attached or charged then. */
 long shm_sys_attach(struct partition *p, const char *name, size_t initial, size_t max,
 		    uint64_t *base, uint64_t *mapped, uint64_t *created);
 long shm_sys_grow(struct partition *p, uintptr_t base, size_t new_size);
@@ -53,5 +62,8 @@ MM *shm_kernel_create(const char *name, size_t static_size, size_t initial, size
 void shm_kernel_detach(MM *mm);
 /* Areas alive now (for tests that check everything was freed). */
 unsigned shm_count(void);
+/* Pages charged to p for shared areas (counted with its private pages
+ * against its quota, kernel/part.c). */
+size_t shm_charged(const struct partition *p);
 
 #endif

@@ -230,9 +230,12 @@ static int hammer(unsigned long iters)
 		return 40;
 	for (unsigned long i = 0; i < iters; i++) {
 		struct hammer_hdr *h;
+		int rc = mm_lock(mm, MM_LOCK_RW);
 
-		if (mm_lock(mm, MM_LOCK_RW) < 0)
+		if (rc < 0) {
+			printf("hammer: mm_lock at iteration %lu: %s\n", i, err_str(rc));
 			return 41;
+		}
 		h = mm_static(mm);
 		h->owner = me;
 		memset(h->buf, (int)me, sizeof(h->buf));
@@ -416,11 +419,164 @@ static int shm_waiter(void)
 	return rc ? 93 : 0;
 }
 
+struct calm_hdr {                /* SHMH_CALM's first bytes, written raw */
+	volatile uint32_t big_done;
+	uint32_t hoarders_ready;
+};
+
+static long raw_attach(const char *name, size_t initial, size_t max, struct sys_mm_attach *o)
+{
+	return usys_call(SYS_MM_ATTACH, (long)name, (long)initial, (long)max, (long)o);
+}
+
+/* Create, touch and free 16 MiB areas `rounds` times, then tell the
+ * bystanders through SHMH_CALM. */
+static int big_areas(unsigned rounds)
+{
+	struct sys_mm_attach calm, big;
+	char name[8] = "big0";
+
+	if (raw_attach(SHMH_CALM, 4096, 4096, &calm))
+		return 100;
+	for (unsigned r = 0; r < rounds; r++) {
+		volatile uint8_t *b;
+
+		name[3] = (char)('0' + r % 4);
+		if (raw_attach(name, SHMH_BIG_SIZE, SHMH_BIG_SIZE, &big))
+			return 101;
+		if (big.mapped != SHMH_BIG_SIZE || !big.created)
+			return 102;
+		b = (volatile uint8_t *)(uintptr_t)big.base;
+		if (b[0] || b[SHMH_BIG_SIZE - 1])
+			return 103;                 /* zero-filled */
+		b[0] = b[SHMH_BIG_SIZE - 1] = 1;
+		if (usys_call(SYS_MM_DETACH, (long)big.base, 0, 0, 0))
+			return 104;
+	}
+	((struct calm_hdr *)(uintptr_t)calm.base)->big_done = 1;
+	return 0;
+}
+
+/* Until the big one is done: SYS_MM_MAP on SHMH_CALM, timing each call;
+ * prints the longest. */
+static int bystander(void)
+{
+	struct sys_mm_attach calm;
+	uint64_t worst = 0, n = 0;
+
+	if (raw_attach(SHMH_CALM, 4096, 4096, &calm))
+		return 110;
+	for (uint64_t end = usys_time_us() + 120ull * 1000000; usys_time_us() < end; n++) {
+		uint64_t t = usys_time_us();
+
+		if (usys_call(SYS_MM_MAP, (long)calm.base, 4096, 0, 0) != 4096)
+			return 111;
+		t = usys_time_us() - t;
+		if (t > worst)
+			worst = t;
+		if (((struct calm_hdr *)(uintptr_t)calm.base)->big_done)
+			break;
+	}
+	printf("bystander: %lu shared-area calls, longest %lu us\n", (unsigned long)n,
+	       (unsigned long)worst);
+	return ((struct calm_hdr *)(uintptr_t)calm.base)->big_done ? 0 : 112;
+}
+
+/* A 256 KiB quota against 16 MiB areas: refused, each; a small one fits;
+ * attachments beyond PART_MAX_ATTACH are refused too. */
+static int quota_areas(void)
+{
+	struct sys_mm_attach o[4];
+	char name[8] = "quota0";
+
+	for (int i = 0; i < 4; i++) {
+		name[5] = (char)('0' + i);
+		if (raw_attach(name, SHMH_BIG_SIZE, SHMH_BIG_SIZE, &o[0]) != E_NOMEM)
+			return 120 + i;
+	}
+	if (raw_attach("quota-small", 4096, 16384, &o[0]))
+		return 125;
+	for (int i = 1; i < 4; i++) {
+		name[5] = (char)('a' + i);
+		if (raw_attach(name, 4096, 4096, &o[i]))
+			return 126;
+	}
+	if (raw_attach("quota-more", 4096, 4096, &o[0]) != E_BUSY)
+		return 127;                          /* PART_MAX_ATTACH */
+	return 0;
+}
+
+/* Three areas of its own plus SHMH_CALM, kept until the latecomer is done. */
+static int hoard(void)
+{
+	struct sys_mm_attach calm, o;
+	char name[12] = "hoard-00";
+	unsigned me = (unsigned)usys_partid();
+	struct calm_hdr *c;
+
+	if (raw_attach(SHMH_CALM, 4096, 4096, &calm))
+		return 130;
+	c = (struct calm_hdr *)(uintptr_t)calm.base;
+	for (unsigned i = 0; i < 3; i++) {
+		name[6] = (char)('0' + me % 10);
+		name[7] = (char)('0' + i);
+		if (raw_attach(name, 4096, 16384, &o) || !o.created)
+			return 131;
+	}
+	__atomic_fetch_add(&c->hoarders_ready, 1, __ATOMIC_RELEASE);
+	for (uint64_t end = usys_time_us() + 60ull * 1000000; usys_time_us() < end;)
+		if (c->big_done)
+			return 0;
+		else
+			usys_yield();
+	return 132;
+}
+
+static int latecomer(unsigned hoarders)
+{
+	struct sys_mm_attach calm;
+	struct calm_hdr *c;
+	MM *mm;
+	mm_ptr_t p;
+	int rc = 0;
+
+	if (raw_attach(SHMH_CALM, 4096, 4096, &calm))
+		return 140;
+	c = (struct calm_hdr *)(uintptr_t)calm.base;
+	for (uint64_t end = usys_time_us() + 60ull * 1000000;
+	     __atomic_load_n(&c->hoarders_ready, __ATOMIC_ACQUIRE) < hoarders;)
+		if (usys_time_us() > end)
+			return 141;
+		else
+			usys_yield();
+	mm = mm_create("latecomer", 16, 8192);
+	if (!mm)
+		rc = 142;
+	else if ((p = mm_alloc(mm, 4000)) == MM_NULL || mm_check(mm))
+		rc = 143;
+	else
+		memset(mm_addr(mm, p), 0x5a, 4000);
+	printf("latecomer: own area after %u hoarders: %s\n", hoarders, rc ? "refused" : "works");
+	c->big_done = 1;
+	return rc;
+}
+
 static int shm_hostile(unsigned long kind)
 {
 	MM *mm;
 	uint64_t end;
 
+	if (kind == SHMH_QUOTA)
+		return quota_areas();
+	if (kind == SHMH_HOARD)
+		return hoard();
+	if ((kind & 0xff) == SHMH_LATECOMER)
+		return latecomer((unsigned)(kind >> 8));
+
+	if ((kind & 0xff) == SHMH_BIG_AREAS)
+		return big_areas((unsigned)(kind >> 8));
+	if (kind == SHMH_BYSTANDER)
+		return bystander();
 	if (kind == SHMH_HOLD_OVERDUE)
 		return hold_overdue();
 	mm = attach_demo();

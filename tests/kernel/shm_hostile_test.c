@@ -186,3 +186,86 @@ KTEST(shm_hostile, overdue_holder_times_waiters_out)
 	part_reset();
 	expect_returned(KT_CTX, &m);
 }
+
+/* Issue 11.7 and 11.6: 16 MiB areas created, touched and freed by a
+ * partition while bystanders on the other harts (and its own) time their
+ * shared-area calls; then the kernel's own 16 MiB area. All physical
+ * memory must come back. The longest bystander call is printed (the
+ * figure docs/MM.md quotes), not asserted: timing is not a test. */
+KTEST(shm_hostile, big_areas_come_back_and_bystanders_go_on)
+{
+	unsigned nb = harts_online < 8 ? harts_online : 8;
+	struct mem_mark m;
+	int big, by[8];
+	MM *k;
+
+	mark(&m);
+	big = part_create("big", ROLE_ARG(ROLE_SHM_HOSTILE, SHMH_BIG_AREAS | 6 << 8), on(1),
+			  2 * SHMH_BIG_SIZE / 4096);
+	for (unsigned i = 0; i < nb; i++)
+		by[i] = part_create("bystander", ROLE_ARG(ROLE_SHM_HOSTILE, SHMH_BYSTANDER), i, 0);
+	part_run_all();
+	expect_exit(KT_CTX, big, 0);
+	for (unsigned i = 0; i < nb; i++)
+		expect_exit(KT_CTX, by[i], 0);
+	part_reset();
+	EXPECT_EQ(shm_count(), 0);
+	k = shm_kernel_create("kbig", 0, SHMH_BIG_SIZE, SHMH_BIG_SIZE);
+	ASSERT(k != NULL);
+	ASSERT_EQ(mm_lock(k, MM_LOCK_RW), 0);
+	EXPECT_NE(mm_alloc(k, SHMH_BIG_SIZE - 8192), MM_NULL);
+	EXPECT_EQ(mm_unlock(k), 0);
+	shm_kernel_detach(k);
+	EXPECT_EQ(shm_count(), 0);
+	expect_returned(KT_CTX, &m);
+}
+
+/* Issue 11.2: a partition with a 256 KiB quota cannot hold 16 MiB areas
+ * (each attach that would create one gets E_NOMEM), small ones fit, and
+ * beside it a bystander working inside its own quota finishes. */
+KTEST(shm_hostile, shared_pages_count_against_the_quota)
+{
+	struct mem_mark m;
+	int bad[2], good[8];
+	unsigned ng = harts_online < 8 ? harts_online : 8;
+
+	mark(&m);
+	for (unsigned i = 0; i < 2; i++)
+		bad[i] = part_create("hoarder", ROLE_ARG(ROLE_SHM_HOSTILE, SHMH_QUOTA), on(i + 1), 64);
+	for (unsigned i = 0; i < ng; i++)
+		good[i] = part_create("canary", ROLE_ARG(ROLE_HELLO, 5), i, 0);
+	part_run_all();
+	for (unsigned i = 0; i < 2; i++)
+		expect_exit(KT_CTX, bad[i], 0);
+	for (unsigned i = 0; i < ng; i++)
+		expect_exit(KT_CTX, good[i], 5);
+	part_reset();
+	EXPECT_EQ(shm_count(), 0);
+	expect_returned(KT_CTX, &m);
+}
+
+/* Issue 11.5: three partitions each hold three areas of their own (the
+ * old table had 8 slots for the machine); a fourth one's area still
+ * works. */
+KTEST(shm_hostile, hoarders_cannot_exhaust_the_area_table)
+{
+	MM *calm = shm_kernel_create(SHMH_CALM, 0, 4096, 4096);
+	struct mem_mark m;
+	int h[3], late;
+
+	ASSERT(calm != NULL);
+	mark(&m);
+	for (unsigned i = 0; i < 3; i++)
+		h[i] = part_create("hoarder", ROLE_ARG(ROLE_SHM_HOSTILE, SHMH_HOARD), on(i), 0);
+	late = part_create("latecomer", ROLE_ARG(ROLE_SHM_HOSTILE, SHMH_LATECOMER | 3 << 8),
+			   on(3), 0);
+	part_run_all();
+	for (unsigned i = 0; i < 3; i++)
+		expect_exit(KT_CTX, h[i], 0);
+	expect_exit(KT_CTX, late, 0);
+	part_reset();
+	EXPECT_EQ(shm_count(), 1);
+	expect_returned(KT_CTX, &m);
+	shm_kernel_detach(calm);
+	EXPECT_EQ(shm_count(), 0);
+}
