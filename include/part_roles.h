@@ -42,6 +42,27 @@
 #define HEAPW_OUT   1        /* mm_attach's result into an untouched heap page */
 #define HEAPW_GAP   2        /* write() from the guard gap above the heap: stopped */
 #define HEAPW_FAR   3        /* write() from heap + 4 MiB: over the quota, stopped */
+/* Hostile partitions against the shared areas (tests/kernel/shm_hostile_test.c). */
+#define ROLE_SHM_HOSTILE 40   /* param: SHMH_*: attacks the area, see user/part.c */
+#define ROLE_SHM_WAITER  41   /* waits behind an overdue holder of SHMH_AREA */
+
+#define SHMH_FORGE_WRITER    1   /* lock word: a writer in a slot nobody holds */
+#define SHMH_FORGE_PENDING   2   /* lock word: a pending writer nobody is */
+#define SHMH_FORGE_READER    3   /* lock word: a reader bit in a free slot */
+#define SHMH_ZERO_OWN_SLOT   4   /* hold RW, zero its slot entry, exit */
+#define SHMH_DEAD_OWN_SLOT   5   /* hold RW, slot entry = the dead marker, exit */
+#define SHMH_FLIP_EARLY      6   /* rewrite lock word, slots, flags while peers run */
+#define SHMH_HOLD_OVERDUE    7   /* hold RW past SHM_HOLD_US (in SHMH_AREA) */
+#define SHMH_BAD_LOCK_CALLS  8   /* raw SYS_MM_LOCK/UNLOCK with bad arguments */
+#define SHMH_EXIT_HOLDING_RD 9   /* take RD by system call, exit without unlock */
+#define SHMH_BIG_AREAS      10   /* create, touch, free 16 MiB areas; param >> 8: rounds */
+#define SHMH_BYSTANDER      11   /* time its shared-area calls meanwhile */
+#define SHMH_QUOTA          12   /* 16 MiB areas on a small quota */
+#define SHMH_HOARD          13   /* create 3 areas, hold them until told (SHMH_CALM) */
+#define SHMH_LATECOMER      14   /* after the hoarders: its own area must work */
+#define SHMH_AREA "hostile"
+#define SHMH_CALM "calm"             /* the bystanders' small area */
+#define SHMH_BIG_SIZE (16ul << 20)
 
 #define ROLE_ARG(role, param) ((unsigned long)(role) | ((unsigned long)(param) << 8))
 #define ROLE_OF(arg)    ((unsigned)((arg) & 0xff))

@@ -15,6 +15,16 @@
 #define SYS_MM_MAP     12  /* (base, size) -> bytes mapped (ensure mapped) */
 #define SYS_MM_DETACH  13  /* (base) */
 #define SYS_MM_ALIVE   14  /* (partition id) -> 1 alive, 0 not */
+#define SYS_MM_LOCK    15  /* (base, MM_LOCK_RD/RW) -> 0, MM_LOCK_OWNER_DIED, E_BUSY
+			      (held by others: retry), E_TIMEOUT (a holder is overdue),
+			      E_DENIED (this attachment holds it already), E_NOENT, E_INVAL */
+#define SYS_MM_UNLOCK  16  /* (base) -> 0, E_INVAL (not held), E_NOENT */
+
+/* The area lock (kernel/shm.c keeps it): a hold longer than this is
+ * overdue (waiters get E_TIMEOUT, the kernel is told); a waiter gives up
+ * with E_TIMEOUT after SHM_WAIT_US. Microseconds of guest time. */
+#define SHM_HOLD_US    2000000u
+#define SHM_WAIT_US    10000000u
 
 struct sys_mm_attach {
 	uint64_t base;      /* where the area is mapped in the caller */

@@ -420,7 +420,8 @@ static int fault_in(struct partition *p, uintptr_t va, unsigned acc, struct faul
 	fi->grow = growth_pages(fi->seg, va);
 	fi->now = part_pages(p);
 	fi->code = VM_FAULT_NOSEG;
-	if (fi->grow && fi->now + fi->grow > p->quota_pages)
+	/* what its shared areas are charged counts too (kernel/shm.c) */
+	if (fi->grow && fi->now + shm_charged(p) + fi->grow > p->quota_pages)
 		return FAULT_QUOTA;
 	fi->code = vm_handle_fault(p->vm, va, acc, &fi->seg);
 	if (fi->code != VM_FAULT_OK)

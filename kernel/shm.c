@@ -1,118 +1,280 @@
-/* shm.c - shared mm areas: the kernel's registry, page backing, and the
- * mappings in partitions and in the kernel window.
+/* shm.c - shared mm areas: the kernel's registry, page backing, quotas,
+ * and the mappings in partitions and in the kernel window.
  *
  * The kernel keeps every size it relies on (pages backed, pages mapped per
  * attacher, the maximum) in its own memory; the header inside the area is
  * the mm library's and may be garbage written by a hostile partition.
  *
- * Lock order: shm_lock -> kmalloc -> VM locks -> pmem lock.
+ * Who pays (docs/MM.md): the creator of an area is charged, at creation,
+ * for all of it (max size, the tables of its pages' addresses and its
+ * record); every attacher, the creator included, for the page tables its
+ * mapping may need. Charges count against the partition's private quota.
+ *
+ * Records are kmalloc'ed; backing pages and page-address tables come from
+ * pmem, so everything goes back when the last attacher leaves. Growth
+ * zeroes pages with no lock held and publishes them SHM_GROW_CHUNK at a
+ * time under the area's own lock: the registry lock (shm_lock, a ticket
+ * lock) is never held across page work.
+ *
+ * Lock order: shm_lock -> area lk -> kmalloc -> VM locks -> pmem lock.
  */
 #include "shm.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "kmalloc.h"
-#include "lock.h"
 #include "mem.h"
-#include "part.h"
 #include "part_roles.h"
-#include "syscall_nr.h"
+#include "shm_int.h"
 
 #define PAGE ENV_PAGE_SIZE
+#define SHM_GROW_CHUNK 16       /* pages published per step under the area lock */
 
-struct shm_area {
-	bool used;
-	char name[SYS_MM_NAME_MAX];
-	size_t npages, max_pages;
-	uint64_t *pa;                 /* max_pages entries */
-	unsigned nattach;
-	uintptr_t kva;                /* kernel window */
-};
-
-static struct shm_area areas[SHM_MAX_AREAS];
-static spinlock_t shm_lock = SPINLOCK_INIT;
+static struct shm_area *areas;           /* the registry */
+static unsigned nareas;
+static ticketlock_t shm_lock = TICKETLOCK_INIT;
+static bool kslot_used[SHM_KSLOTS];
+static size_t charged[MAX_PARTS + 1];    /* pages charged to each partition */
+static unsigned created[MAX_PARTS + 1];  /* live areas each partition pays for */
 
 static size_t pages_of(size_t bytes)
 {
 	return (bytes + PAGE - 1) / PAGE;
 }
 
-/* Back the area with pages up to npages, mapped in the kernel window. */
-static int area_grow(struct shm_area *a, size_t npages)
+/* Page tables one attachment of a may need: a leaf table per 2 MiB of its
+ * room, and two above (the room may straddle a 1 GiB boundary). */
+static size_t tables_of(const struct shm_area *a)
 {
-	while (a->npages < npages) {
-		uintptr_t pa = pmem_alloc_page(&kpmem);
-		int rc;
+	return (a->max_pages + 511) / 512 + 2;
+}
 
-		if (!pa)
-			return E_NOMEM;
-		memset(pa_to_dmap(pa), 0, PAGE);
-		rc = vm_map(vm_kernel(&vm_kernel_sys), a->kva + a->npages * PAGE, pa, PAGE,
-			    VM_R | VM_W);
-		if (rc) {
-			pmem_free_page(&kpmem, pa);
-			return rc;
+size_t shm_charged(const struct partition *p)
+{
+	return p->id <= MAX_PARTS ? __atomic_load_n(&charged[p->id], __ATOMIC_RELAXED) : 0;
+}
+
+static bool quota_ok(const struct partition *p, size_t more)
+{
+	return part_pages(p) + charged[p->id] + more <= p->quota_pages;
+}
+
+static uint64_t pa_at(const struct shm_area *a, size_t i)
+{
+	return a->pa[i / SHM_PA_PER_PAGE][i % SHM_PA_PER_PAGE];
+}
+
+static size_t npages_of(struct shm_area *a)
+{
+	return __atomic_load_n(&a->npages, __ATOMIC_ACQUIRE);
+}
+
+/* ---- backing ------------------------------------------------------------------ */
+
+static void free_pages(uint64_t *pas, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		pmem_free_page(&kpmem, pas[i]);
+}
+
+/* Publish pages [start, start + n) of a, mapped in the kernel window if it
+ * is there. E_BUSY if another grower published first (the caller retries
+ * from the new size). Called with nothing held. */
+static int publish(struct shm_area *a, size_t start, uint64_t *pas, size_t n)
+{
+	unsigned long fl = spin_lock_irqsave(&a->lk);
+	int rc = a->npages == start ? 0 : E_BUSY;
+	size_t i;
+
+	for (i = 0; !rc && i < n; i++) {
+		if (a->kslot >= 0)
+			rc = vm_map(vm_kernel(&vm_kernel_sys), a->kva + (start + i) * PAGE, pas[i],
+				    PAGE, VM_R | VM_W);
+		if (!rc)
+			a->pa[(start + i) / SHM_PA_PER_PAGE][(start + i) % SHM_PA_PER_PAGE] = pas[i];
+	}
+	if (rc && i > 1 && a->kslot >= 0)
+		vm_unmap(vm_kernel(&vm_kernel_sys), a->kva + start * PAGE, (i - 1) * PAGE);
+	if (!rc)
+		__atomic_store_n(&a->npages, start + n, __ATOMIC_RELEASE);
+	spin_unlock_irqrestore(&a->lk, fl);
+	return rc;
+}
+
+/* Back a with pages up to want (<= max_pages): zeroed with no lock held,
+ * published a chunk at a time. A failed call keeps the chunks it
+ * published (the area is larger, still consistent). */
+static int area_grow(struct shm_area *a, size_t want)
+{
+	uint64_t pas[SHM_GROW_CHUNK];
+
+	for (size_t start; (start = npages_of(a)) < want;) {
+		size_t n = want - start < SHM_GROW_CHUNK ? want - start : SHM_GROW_CHUNK, k;
+		int rc = 0;
+
+		for (k = 0; k < n; k++) {
+			pas[k] = pmem_alloc_page(&kpmem);
+			if (!pas[k])
+				break;
+			memset(pa_to_dmap(pas[k]), 0, PAGE);
 		}
-		a->pa[a->npages++] = pa;
+		if (k == n)
+			rc = publish(a, start, pas, n);
+		if (k < n || rc) {
+			free_pages(pas, k);
+			if (k < n || rc != E_BUSY)
+				return k < n ? E_NOMEM : rc;
+		}
 	}
 	return 0;
 }
 
-static void area_free(struct shm_area *a)
+/* Everything of a (unlinked, no attacher left) back to pmem and kmalloc. */
+static void area_release(struct shm_area *a)
 {
-	if (a->npages)
-		vm_unmap(vm_kernel(&vm_kernel_sys), a->kva, a->npages * PAGE);
-	for (size_t i = 0; i < a->npages; i++)
-		pmem_free_page(&kpmem, a->pa[i]);
-	kfree(a->pa);
-	memset(a, 0, sizeof(*a));
+	size_t n = a->npages;
+
+	if (a->kslot >= 0 && n)
+		vm_unmap(vm_kernel(&vm_kernel_sys), a->kva, n * PAGE);
+	for (size_t i = 0; i < n; i++)
+		pmem_free_page(&kpmem, pa_at(a, i));
+	for (unsigned t = 0; t < a->npa; t++)
+		pmem_free_page(&kpmem, (uintptr_t)a->pa[t] - DIRECT_MAP_BASE);
+	kfree(a);
+}
+
+/* A new record with its page-address tables, nothing backed yet. */
+static struct shm_area *area_new(const char *name, size_t max)
+{
+	struct shm_area *a = kcalloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->max_pages = pages_of(max);
+	a->kslot = -1;
+	strncpy(a->name, name, sizeof(a->name) - 1);
+	for (a->npa = 0; a->npa * SHM_PA_PER_PAGE < a->max_pages; a->npa++) {
+		uintptr_t pa = pmem_alloc_page(&kpmem);
+
+		if (!pa) {
+			area_release(a);
+			return NULL;
+		}
+		a->pa[a->npa] = pa_to_dmap(pa);
+	}
+	return a;
+}
+
+/* Pages the creator pays for: all of the area, its tables, its record. */
+static size_t creation_charge(size_t max)
+{
+	size_t pages = pages_of(max);
+
+	return pages + (pages + SHM_PA_PER_PAGE - 1) / SHM_PA_PER_PAGE + 1;
 }
 
 static struct shm_area *find(const char *name)
 {
-	for (unsigned i = 0; i < SHM_MAX_AREAS; i++)
-		if (areas[i].used && strcmp(areas[i].name, name) == 0)
-			return &areas[i];
+	for (struct shm_area *a = areas; a; a = a->next)
+		if (strcmp(a->name, name) == 0)
+			return a;
 	return NULL;
 }
 
-/* Find `name` or make it with `initial` bytes backed; *created says which. */
-static struct shm_area *find_or_create(const char *name, size_t initial, size_t max,
-				       bool *created, int *err)
+static void unlink_area(struct shm_area *a)
+{
+	struct shm_area **pp = &areas;
+
+	while (*pp != a)
+		pp = &(*pp)->next;
+	*pp = a->next;
+	nareas--;
+	if (a->payer) {
+		charged[a->payer] -= a->charge;
+		created[a->payer]--;
+	}
+	if (a->kslot >= 0)
+		kslot_used[a->kslot] = false;
+}
+
+/* One attacher less (shm_lock held); true if a must now be released. */
+static bool put_locked(struct shm_area *a)
+{
+	if (--a->nattach)
+		return false;
+	unlink_area(a);
+	return true;
+}
+
+static void put(struct shm_area *a)
+{
+	unsigned long fl = ticket_lock_irqsave(&shm_lock);
+	bool last = put_locked(a);
+
+	ticket_unlock_irqrestore(&shm_lock, fl);
+	if (last)
+		area_release(a);
+}
+
+/* Find `name` with one more attacher, or insert nw (a new record already
+ * backed up to its initial size, so no attacher ever finds an area still
+ * being made) paid by `payer` (NULL: the kernel). Not found and nw NULL:
+ * E_NOENT once the limits and the quota allow a creation (the caller
+ * builds nw and calls again). shm_lock held. */
+static struct shm_area *get_locked(const char *name, size_t max, struct partition *payer,
+				   struct shm_area *nw, bool *made, int *err)
 {
 	struct shm_area *a = find(name);
+	size_t charge = creation_charge(max);
 
-	*created = false;
-	if (a)
+	*made = false;
+	if (a) {
+		a->nattach++;
 		return a;
-	for (unsigned i = 0; i < SHM_MAX_AREAS && !a; i++)
-		if (!areas[i].used)
-			a = &areas[i];
-	if (!a) {
-		*err = E_NOMEM;
-		return NULL;
 	}
-	memset(a, 0, sizeof(*a));
-	a->max_pages = pages_of(max);
-	a->pa = kcalloc(a->max_pages, sizeof(uint64_t));
-	if (!a->pa) {
-		*err = E_NOMEM;
+	if (payer && created[payer->id] >= SHM_PART_AREAS)
+		*err = E_BUSY;                   /* its limit of areas */
+	else if (nareas >= SHM_MAX_AREAS)
+		*err = E_BUSY;                   /* cannot happen: see shm.h */
+	else if (payer && !quota_ok(payer, charge))
+		*err = E_NOMEM;                  /* its quota */
+	else if (!nw)
+		*err = E_NOENT;
+	else
+		a = nw;
+	if (!a)
 		return NULL;
+	a->nattach = 1;
+	a->next = areas;
+	areas = a;
+	nareas++;
+	if (payer) {
+		a->payer = payer->id;
+		a->charge = charge;
+		charged[payer->id] += charge;
+		created[payer->id]++;
 	}
-	a->used = true;
-	a->kva = SHM_KWINDOW + (uintptr_t)(a - areas) * SHM_MAX_SIZE;
-	strncpy(a->name, name, sizeof(a->name) - 1);
-	if ((*err = area_grow(a, pages_of(initial)))) {
-		area_free(a);
-		return NULL;
-	}
-	*created = true;
+	*made = true;
 	return a;
+}
+
+/* A new record for `name` backed up to `initial` bytes, or NULL (*rc). */
+static struct shm_area *build(const char *name, size_t initial, size_t max, int *rc)
+{
+	struct shm_area *nw = area_new(name, max);
+
+	*rc = nw ? area_grow(nw, pages_of(initial)) : E_NOMEM;
+	if (nw && *rc) {
+		area_release(nw);
+		nw = NULL;
+	}
+	return nw;
 }
 
 /* ---- partitions' side ------------------------------------------------------------- */
 
-static struct part_attach *att_of(struct partition *p, uintptr_t base)
+struct part_attach *shm_att_of(struct partition *p, uintptr_t base)
 {
 	for (unsigned i = 0; i < PART_MAX_ATTACH; i++)
 		if (p->att[i].area && p->att[i].base == base)
@@ -124,13 +286,13 @@ static struct part_attach *att_of(struct partition *p, uintptr_t base)
 static int map_into(struct partition *p, struct part_attach *at, size_t bytes)
 {
 	struct shm_area *a = at->area;
-	size_t want = pages_of(bytes);
+	size_t want = pages_of(bytes), have = npages_of(a);
 
-	if (want > a->npages)
-		want = a->npages;
+	if (want > have)
+		want = have;
 	while (at->mapped / PAGE < want) {
 		size_t i = at->mapped / PAGE;
-		int rc = vm_map(p->vm, at->base + i * PAGE, a->pa[i], PAGE, VM_R | VM_W | VM_U);
+		int rc = vm_map(p->vm, at->base + i * PAGE, pa_at(a, i), PAGE, VM_R | VM_W | VM_U);
 		if (rc)
 			return rc;
 		at->mapped += PAGE;
@@ -138,8 +300,27 @@ static int map_into(struct partition *p, struct part_attach *at, size_t bytes)
 	return 0;
 }
 
+/* Undo an attachment of p: unmap, uncharge, one attacher less. */
+static void detach_att(struct partition *p, struct part_attach *at)
+{
+	struct shm_area *a = at->area;
+	unsigned long fl;
+	bool last;
+
+	if (at->mapped)
+		vm_unmap(p->vm, at->base, at->mapped);
+	fl = ticket_lock_irqsave(&shm_lock);
+	charged[p->id] -= tables_of(a);
+	at->area = NULL;
+	at->mapped = 0;
+	last = put_locked(a);
+	ticket_unlock_irqrestore(&shm_lock, fl);
+	if (last)
+		area_release(a);
+}
+
 long shm_sys_attach(struct partition *p, const char *name, size_t initial, size_t max,
-		    uint64_t *base, uint64_t *mapped, uint64_t *created)
+		    uint64_t *base, uint64_t *mapped, uint64_t *created_out)
 {
 	struct part_attach *at = NULL;
 	struct shm_area *a;
@@ -156,53 +337,63 @@ long shm_sys_attach(struct partition *p, const char *name, size_t initial, size_
 			slot = i;
 		}
 	if (!at)
-		return E_BUSY;
-	fl = spin_lock_irqsave(&shm_lock);
-	a = find_or_create(name, initial, max, &made, &rc);
-	if (a) {
-		/* a different address in every partition: offsets, not pointers */
-		at->area = a;
-		at->base = USER_SHM_BASE + slot * USER_SHM_SLOT + (uintptr_t)p->id * (2ul << 20);
-		at->mapped = 0;
-		rc = map_into(p, at, a->npages * PAGE);
-		if (rc) {
-			if (at->mapped)
-				vm_unmap(p->vm, at->base, at->mapped);
-			at->area = NULL;
-			if (made)
-				area_free(a);
-		} else {
-			a->nattach++;
-			*base = at->base;
-			*mapped = at->mapped;
-			*created = made;
+		return E_BUSY;                   /* its limit of attachments */
+	for (struct shm_area *nw = NULL;;) {
+		rc = 0;
+		fl = ticket_lock_irqsave(&shm_lock);
+		a = get_locked(name, max, p, nw, &made, &rc);
+		if (a && !quota_ok(p, tables_of(a))) {
+			rc = E_NOMEM;
+			a = put_locked(a) ? a : NULL;   /* made: give it up */
+		} else if (a) {
+			charged[p->id] += tables_of(a);
+			/* a different address in every partition: offsets, not pointers */
+			at->area = a;
+			at->base = USER_SHM_BASE + slot * USER_SHM_SLOT +
+				   (uintptr_t)p->id * (2ul << 20);
+			at->mapped = 0;
 		}
+		ticket_unlock_irqrestore(&shm_lock, fl);
+		if (nw && (!at->area || at->area != nw) && a != nw)
+			area_release(nw);        /* another made it first, or refused */
+		if (rc != E_NOENT || nw)
+			break;
+		if (!(nw = build(name, initial, max, &rc)))
+			return rc;
 	}
-	spin_unlock_irqrestore(&shm_lock, fl);
-	return rc;
+	if (rc) {
+		if (a)
+			area_release(a);         /* made and at once given up */
+		return rc;
+	}
+	rc = map_into(p, at, npages_of(a) * PAGE);
+	if (rc) {
+		detach_att(p, at);
+		return rc;
+	}
+	*base = at->base;
+	*mapped = at->mapped;
+	*created_out = made;
+	return 0;
 }
 
 /* Map the area into p up to `size` bytes, backing it with new pages first
- * when `grow` (the caller holds the area's RW lock, mm.c's contract). */
+ * when `grow` (the caller holds the area's RW lock, mm.c's contract; the
+ * creator paid for the whole maximum already). */
 static long map_up_to(struct partition *p, uintptr_t base, size_t size, bool grow)
 {
-	struct part_attach *at = att_of(p, base);
-	unsigned long fl;
+	struct part_attach *at = shm_att_of(p, base);
 	long rc = 0;
 
 	if (!at)
 		return E_NOENT;
-	fl = spin_lock_irqsave(&shm_lock);
 	if (grow && pages_of(size) > at->area->max_pages)
 		rc = E_RANGE;
 	else if (grow)
 		rc = area_grow(at->area, pages_of(size));
 	if (!rc)
 		rc = map_into(p, at, size);
-	if (!rc)
-		rc = (long)at->mapped;
-	spin_unlock_irqrestore(&shm_lock, fl);
-	return rc;
+	return rc ? rc : (long)at->mapped;
 }
 
 long shm_sys_grow(struct partition *p, uintptr_t base, size_t new_size)
@@ -215,105 +406,92 @@ long shm_sys_map(struct partition *p, uintptr_t base, size_t size)
 	return map_up_to(p, base, size, false);
 }
 
-static void detach_locked(struct partition *p, struct part_attach *at)
-{
-	struct shm_area *a = at->area;
-
-	if (at->mapped)
-		vm_unmap(p->vm, at->base, at->mapped);
-	at->area = NULL;
-	at->mapped = 0;
-	if (--a->nattach == 0)
-		area_free(a);
-}
-
 long shm_sys_detach(struct partition *p, uintptr_t base)
 {
-	struct part_attach *at = att_of(p, base);
-	unsigned long fl;
+	struct part_attach *at = shm_att_of(p, base);
 
 	if (!at)
 		return E_NOENT;
-	fl = spin_lock_irqsave(&shm_lock);
-	detach_locked(p, at);
-	spin_unlock_irqrestore(&shm_lock, fl);
+	/* detaching with the lock held: the hold goes, the next locker is told */
+	shm_drop_hold(at->area, shm_phold(p->id, (unsigned)(at - p->att)), shm_pkey(p, at), true);
+	detach_att(p, at);
 	return 0;
 }
 
 void shm_detach_all(struct partition *p)
 {
-	unsigned long fl = spin_lock_irqsave(&shm_lock);
+	unsigned long fl;
 
 	for (unsigned i = 0; i < PART_MAX_ATTACH; i++) {
 		struct part_attach *at = &p->att[i];
-		if (!at->area)
+		struct shm_area *a = at->area;
+
+		if (!a)
 			continue;
-		/* release what it held, so the next locker is told */
-		mm_area_owner_died((void *)at->area->kva, at->area->npages * PAGE, p->id);
-		detach_locked(p, at);
+		/* release what it held, so the next locker is told; the
+		 * header's slots too (only cosmetic: nattach in mm_stats) */
+		shm_drop_hold(a, shm_phold(p->id, i), shm_pkey(p, at), true);
+		if (npages_of(a))
+			mm_area_owner_died(pa_to_dmap(pa_at(a, 0)), PAGE, p->id);
+		detach_att(p, at);
 	}
-	spin_unlock_irqrestore(&shm_lock, fl);
+	/* areas it created and others still use: the kernel carries them */
+	fl = ticket_lock_irqsave(&shm_lock);
+	for (struct shm_area *a = areas; a; a = a->next)
+		if (a->payer == p->id)
+			a->payer = 0;
+	charged[p->id] = 0;
+	created[p->id] = 0;
+	ticket_unlock_irqrestore(&shm_lock, fl);
 }
 
-/* Build the kernel window's page tables once, at boot: kernel tables are
- * never freed, so building them here keeps later areas from looking like
- * leaks, and keeps page-table allocation off the attach path. */
+/* Build the kernel window's page tables once, at boot, for every slot's
+ * whole 16 MiB: kernel tables are never freed, so building them here
+ * keeps areas from looking like leaks (issue 11.7) and keeps page-table
+ * allocation off the attach and growth paths. */
 void shm_init(void)
 {
 	uintptr_t pa = pmem_alloc_page(&kpmem);
 
 	if (!pa)
 		panic("shm_init: no page");
-	for (unsigned i = 0; i < SHM_MAX_AREAS; i++) {
-		uintptr_t va = SHM_KWINDOW + (uintptr_t)i * SHM_MAX_SIZE;
-		if (vm_map(vm_kernel(&vm_kernel_sys), va, pa, PAGE, VM_R) ||
-		    vm_unmap(vm_kernel(&vm_kernel_sys), va, PAGE))
-			panic("shm_init: kernel window at 0x%lx", va);
-	}
+	shm_lock_init();
+	for (unsigned i = 0; i < SHM_KSLOTS; i++)
+		for (uintptr_t off = 0; off < SHM_MAX_SIZE; off += 2ul << 20) {
+			uintptr_t va = SHM_KWINDOW + (uintptr_t)i * SHM_MAX_SIZE + off;
+			if (vm_map(vm_kernel(&vm_kernel_sys), va, pa, PAGE, VM_R) ||
+			    vm_unmap(vm_kernel(&vm_kernel_sys), va, PAGE))
+				panic("shm_init: kernel window at 0x%lx", va);
+		}
 	pmem_free_page(&kpmem, pa);
 }
 
 /* ---- the kernel as an attacher ------------------------------------------------------ */
 
-static struct {
+struct khandle {
 	MM mm;
 	struct shm_area *area;
 	bool used;
-} khandles[SHM_MAX_AREAS];
-
-static struct shm_area *area_at(void *base)
-{
-	for (unsigned i = 0; i < SHM_MAX_AREAS; i++)
-		if (areas[i].used && areas[i].kva == (uintptr_t)base)
-			return &areas[i];
-	return NULL;
-}
+};
+static struct khandle khandles[SHM_KSLOTS];
 
 static int k_grow(void *ctx, void *base, size_t new_size, size_t *mapped)
 {
-	struct shm_area *a = area_at(base);
-	unsigned long fl;
+	struct shm_area *a = ((struct khandle *)ctx)->area;
 	int rc;
 
-	(void)ctx;
-	if (!a)
-		return E_NOENT;
-	fl = spin_lock_irqsave(&shm_lock);
+	(void)base;
 	rc = pages_of(new_size) > a->max_pages ? E_RANGE : area_grow(a, pages_of(new_size));
-	*mapped = a->npages * PAGE;
-	spin_unlock_irqrestore(&shm_lock, fl);
+	*mapped = npages_of(a) * PAGE;
 	return rc;
 }
 
 static int k_ensure(void *ctx, void *base, size_t size, size_t *mapped)
 {
-	struct shm_area *a = area_at(base);
-
-	(void)ctx;
+	(void)base;
 	(void)size;
-	if (!a)
-		return E_NOENT;
-	*mapped = a->npages * PAGE;   /* the kernel window maps every page */
+	/* the kernel window maps every published page */
+	*mapped = npages_of(((struct khandle *)ctx)->area) * PAGE;
 	return 0;
 }
 
@@ -323,64 +501,170 @@ static bool k_alive(void *ctx, uint32_t id)
 	return part_alive(id);
 }
 
+/* The kernel waits for partitions' holds: bounded, relaxing, with the
+ * same record and the same answers as a partition. */
+static int k_lock(void *ctx, void *base, int mode)
+{
+	struct khandle *k = ctx;
+	uint32_t key = (uint32_t)(k - khandles) + 1;
+	uint64_t end = 0;
+
+	(void)base;
+	for (;;) {
+		int rc = shm_try_lock(k->area, shm_khold((unsigned)(k - khandles)), key, mode);
+
+		if (rc != E_BUSY)
+			return rc;
+		if (!end)
+			end = time_us() + SHM_WAIT_US;
+		else if (time_us() > end)
+			return E_TIMEOUT;
+		env_cpu_relax();
+	}
+}
+
+static int k_unlock(void *ctx, void *base)
+{
+	struct khandle *k = ctx;
+
+	(void)base;
+	return shm_drop_hold(k->area, shm_khold((unsigned)(k - khandles)), (uint32_t)(k - khandles) + 1, false);
+}
+
 static const struct mm_env kenv = {
 	.grow = k_grow,
 	.ensure_mapped = k_ensure,
 	.is_alive = k_alive,
+	.lock = k_lock,
+	.unlock = k_unlock,
 	.self_id = 0,
 };
 
+static void window_out(struct shm_area *a);
+
+/* Put a (attached by the kernel) in kernel window slot s and map what it
+ * has: under its lock, so growth cannot publish pages in between. */
+static int window_in(struct shm_area *a, unsigned s)
+{
+	unsigned long fl = spin_lock_irqsave(&a->lk);
+	int rc = 0;
+
+	a->kslot = (int)s;
+	a->kva = SHM_KWINDOW + (uintptr_t)s * SHM_MAX_SIZE;
+	for (size_t i = 0; !rc && i < a->npages; i++)
+		rc = vm_map(vm_kernel(&vm_kernel_sys), a->kva + i * PAGE, pa_at(a, i), PAGE,
+			    VM_R | VM_W);
+	spin_unlock_irqrestore(&a->lk, fl);
+	return rc;
+}
+
+/* Find or make `name` (backed up to `initial`) with a kernel window slot;
+ * NULL if none is free or the area has a kernel handle already. */
+static struct shm_area *kernel_get(const char *name, size_t initial, size_t max, bool *made,
+				   int *rc)
+{
+	struct shm_area *a = NULL, *nw = NULL;
+	unsigned long fl;
+	unsigned s;
+
+	for (;;) {
+		*rc = 0;
+		fl = ticket_lock_irqsave(&shm_lock);
+		a = find(name);
+		for (s = 0; s < SHM_KSLOTS && kslot_used[s]; s++)
+			;
+		if ((a && a->kslot >= 0) || s == SHM_KSLOTS)
+			a = NULL;
+		else
+			a = get_locked(name, max, NULL, nw, made, rc);
+		if (a)
+			kslot_used[s] = true;
+		ticket_unlock_irqrestore(&shm_lock, fl);
+		if (nw && a != nw)
+			area_release(nw);
+		if (a || *rc != E_NOENT || nw)
+			break;
+		if (!(nw = build(name, initial, max, rc)))
+			return NULL;
+	}
+	if (a && (*rc = window_in(a, s)))
+		a = NULL;                 /* leaks the attach: cannot happen, see shm_init */
+	return a;
+}
+
 MM *shm_kernel_create(const char *name, size_t static_size, size_t initial, size_t max)
 {
+	struct mm_env env = kenv;
+	struct khandle *k = NULL;
 	struct shm_area *a;
-	unsigned long fl;
-	unsigned k;
 	bool made;
 	int rc = 0;
 
-	for (k = 0; k < SHM_MAX_AREAS && khandles[k].used; k++)
-		;
-	if (k == SHM_MAX_AREAS || max > SHM_MAX_SIZE || initial > max)
+	if (!name || !name[0] || strlen(name) >= SYS_MM_NAME_MAX || max > SHM_MAX_SIZE ||
+	    initial > max)
+		return NULL;
+	for (unsigned i = 0; i < SHM_KSLOTS && !k; i++)
+		if (!khandles[i].used)
+			k = &khandles[i];
+	if (!k)
 		return NULL;
 	initial = pages_of(initial) * PAGE;
-	fl = spin_lock_irqsave(&shm_lock);
-	a = find_or_create(name, initial, max, &made, &rc);
-	if (a && made)
+	a = kernel_get(name, initial, max, &made, &rc);
+	if (!a)
+		return NULL;
+	if (made)
 		rc = mm_init_area((void *)a->kva, initial, max, static_size);
-	if (a && !rc)
-		rc = mm_attach_base(&khandles[k].mm, (void *)a->kva, a->npages * PAGE, max, &kenv);
-	if (a && !rc) {
-		a->nattach++;
-		khandles[k].used = true;
-		khandles[k].area = a;
-	} else if (a && made) {
-		area_free(a);
+	env.ctx = k;
+	k->area = a;
+	memset(shm_khold((unsigned)(k - khandles)), 0, sizeof(struct shm_hold));
+	if (!rc)
+		rc = mm_attach_base(&k->mm, (void *)a->kva, npages_of(a) * PAGE, max, &env);
+	if (rc) {
+		window_out(a);
+		put(a);
+		return NULL;
 	}
-	spin_unlock_irqrestore(&shm_lock, fl);
-	return rc ? NULL : &khandles[k].mm;
+	k->used = true;
+	return &k->mm;
+}
+
+/* Take a out of the kernel window (the kernel detaches). */
+static void window_out(struct shm_area *a)
+{
+	unsigned long fl = spin_lock_irqsave(&a->lk);
+	int s = a->kslot;
+
+	if (s >= 0 && a->npages)
+		vm_unmap(vm_kernel(&vm_kernel_sys), a->kva, a->npages * PAGE);
+	a->kslot = -1;
+	spin_unlock_irqrestore(&a->lk, fl);
+	if (s < 0)
+		return;
+	fl = ticket_lock_irqsave(&shm_lock);
+	kslot_used[s] = false;
+	ticket_unlock_irqrestore(&shm_lock, fl);
 }
 
 void shm_kernel_detach(MM *mm)
 {
-	for (unsigned k = 0; k < SHM_MAX_AREAS; k++) {
-		unsigned long fl;
+	for (unsigned i = 0; i < SHM_KSLOTS; i++) {
+		struct khandle *k = &khandles[i];
 
-		if (!khandles[k].used || &khandles[k].mm != mm)
+		if (!k->used || &k->mm != mm)
 			continue;
 		mm_detach(mm);
-		fl = spin_lock_irqsave(&shm_lock);
-		if (--khandles[k].area->nattach == 0)
-			area_free(khandles[k].area);
-		spin_unlock_irqrestore(&shm_lock, fl);
-		khandles[k].used = false;
+		shm_forget(k->area, shm_khold(i));
+		window_out(k->area);
+		put(k->area);
+		k->used = false;
 	}
 }
 
 unsigned shm_count(void)
 {
-	unsigned n = 0;
+	unsigned long fl = ticket_lock_irqsave(&shm_lock);
+	unsigned n = nareas;
 
-	for (unsigned i = 0; i < SHM_MAX_AREAS; i++)
-		n += areas[i].used;
+	ticket_unlock_irqrestore(&shm_lock, fl);
 	return n;
 }

@@ -10,21 +10,47 @@
 #include <stdint.h>
 
 #include "mm.h"
+#include "part.h"
+#include "syscall_nr.h"
 
-struct partition;
+#define SHM_MAX_SIZE   (16ul << 20)
+#define SHM_PART_AREAS 4     /* live areas one partition may have created */
+#define SHM_KSLOTS     8     /* areas the kernel attaches at once (its window) */
+/* Records are kmalloc'ed; this bound is sanity only: every partition at
+ * its limit plus the kernel at its own still fit, so no partition can
+ * make an area call fail for another. */
+#define SHM_MAX_AREAS  (MAX_PARTS * SHM_PART_AREAS + SHM_KSLOTS)
+#define SHM_KWINDOW    0xfffffff000000000ul   /* kernel view: 16 MiB per slot */
 
-#define SHM_MAX_AREAS 8
-#define SHM_MAX_SIZE  (16ul << 20)
-#define SHM_KWINDOW   0xfffffff000000000ul   /* kernel view: 16 MiB per area */
-
-/* System calls (see syscall_nr.h); negative enum err on failure. */
+/* System calls (see syscall_nr.h); negative enum err on failure.
+ * attach: E_INVAL (empty name, initial 0 or > max, max > SHM_MAX_SIZE),
+ * E_BUSY (PART_MAX_ATTACH attachments, or SHM_PART_AREAS areas created and
+ * alive), E_NOMEM (the quota: creating charges the whole max plus its
+ * page-address tables and record, attaching the page tables its mapping
+ * may need; or no memory). Nothing is left attached or charged then. */
 long shm_sys_attach(struct partition *p, const char *name, size_t initial, size_t max,
 		    uint64_t *base, uint64_t *mapped, uint64_t *created);
 long shm_sys_grow(struct partition *p, uintptr_t base, size_t new_size);
 long shm_sys_map(struct partition *p, uintptr_t base, size_t size);
 long shm_sys_detach(struct partition *p, uintptr_t base);
-/* p is going away: release its lock holds (MM_LOCK_OWNER_DIED for the next
- * locker) and detach it from every area. */
+/* The area lock, kept in kernel memory (the lock word inside the area is
+ * not read): one attempt, never waits. 0 or MM_LOCK_OWNER_DIED (held:
+ * a holder died since the last acquisition), E_BUSY (others hold it, or a
+ * writer waits: try again), E_TIMEOUT (a hold is older than SHM_HOLD_US;
+ * shm_holder_overdue was told), E_DENIED (this attachment holds it
+ * already), E_INVAL (mode), E_NOENT (base is no attachment of p). */
+long shm_sys_lock(struct partition *p, uintptr_t base, int mode);
+/* 0, E_INVAL (this attachment holds nothing), E_NOENT. */
+long shm_sys_unlock(struct partition *p, uintptr_t base);
+/* A partition held an area lock longer than SHM_HOLD_US: part_kill it
+ * ("held the lock of area 'A' longer than N ms"). Called once per overdue
+ * hold, never waits. */
+void shm_holder_overdue(uint32_t part_id, const char *area);
+/* Overdue reports so far (tests). */
+unsigned shm_overdue_count(void);
+/* p is going away: release its lock holds in the kernel's record, whatever
+ * it wrote into the areas (MM_LOCK_OWNER_DIED for the next locker), and
+ * detach it from every area. */
 void shm_detach_all(struct partition *p);
 
 /* Boot: prepare the kernel window (after mem_init). */
@@ -37,5 +63,8 @@ MM *shm_kernel_create(const char *name, size_t static_size, size_t initial, size
 void shm_kernel_detach(MM *mm);
 /* Areas alive now (for tests that check everything was freed). */
 unsigned shm_count(void);
+/* Pages charged to p for shared areas (counted with its private pages
+ * against its quota, kernel/part.c). */
+size_t shm_charged(const struct partition *p);
 
 #endif

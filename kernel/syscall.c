@@ -103,6 +103,12 @@ void part_syscall(struct partition *p, struct trap_frame *tf)
 	case SYS_MM_ALIVE:
 		tf->regs[10] = part_alive((unsigned)a0);
 		return;
+	case SYS_MM_LOCK:
+		tf->regs[10] = (unsigned long)shm_sys_lock(p, a0, (int)a1);
+		return;
+	case SYS_MM_UNLOCK:
+		tf->regs[10] = (unsigned long)shm_sys_unlock(p, a0);
+		return;
 	default:
 		tf->regs[10] = (unsigned long)E_NOTSUP;
 	}

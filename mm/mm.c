@@ -223,6 +223,11 @@ static void relax(const MM *h)
 #endif
 }
 
+static inline unsigned wslot(uint64_t w)
+{
+	return (unsigned)((w & LK_WMASK) >> LK_WSHIFT);
+}
+
 /* Release whatever slot s holds in the lock word. The died flag goes up
  * before the release so the next locker cannot miss it. */
 static bool release_slot(struct area *a, unsigned s)
@@ -231,11 +236,11 @@ static bool release_slot(struct area *a, unsigned s)
 	bool flagged = false;
 
 	for (;;) {
-		nw = w & ~(1ull << s);
-		if ((w & LK_W) && ((w & LK_WMASK) >> LK_WSHIFT) == s)
+		nw = s < 56 ? w & ~(1ull << s) : w;
+		if ((w & LK_W) && wslot(w) == s)
 			nw &= ~(LK_W | LK_WMASK);
 		/* a dead waiting writer: drop its claim so readers go on */
-		if (!(w & LK_W) && (w & LK_PEND) && ((w & LK_WMASK) >> LK_WSHIFT) == s)
+		if (!(w & LK_W) && (w & LK_PEND) && wslot(w) == s)
 			nw &= ~(LK_PEND | LK_WMASK);
 		if (nw == w)
 			return flagged;
@@ -248,6 +253,38 @@ static bool release_slot(struct area *a, unsigned s)
 						__ATOMIC_RELEASE, __ATOMIC_RELAXED))
 			return true;
 	}
+}
+
+/* Slots the word says hold or claim the lock: reader bits, the writer, the
+ * waiting writer. */
+static uint64_t holders_of(uint64_t w)
+{
+	uint64_t held = w & LK_RMASK;
+
+	if ((w & (LK_W | LK_PEND)) && wslot(w) < MM_MAX_ATTACH)
+		held |= 1ull << wslot(w);
+	return held;
+}
+
+/* Holds in the word of slots no attacher owns (entry 0, or being
+ * recovered): a forged or stale word. Released, the died flag raised. */
+static int sweep_free_slots(struct area *a)
+{
+	uint64_t w = __atomic_load_n(&a->lock, __ATOMIC_ACQUIRE), held = holders_of(w);
+	int n = 0;
+
+	if ((w & (LK_W | LK_PEND)) && wslot(w) >= MM_MAX_ATTACH)
+		n += release_slot(a, wslot(w));   /* a slot nobody can have */
+	for (unsigned s = 0; s < MM_MAX_ATTACH; s++) {
+		uint32_t id;
+
+		if (!(held & (1ull << s)))
+			continue;
+		id = __atomic_load_n(&a->slots[s], __ATOMIC_ACQUIRE);
+		if (id == 0 || id == SLOT_DEAD)
+			n += release_slot(a, s);
+	}
+	return n;
 }
 
 static int recover(struct area *a, uint32_t id)
@@ -271,16 +308,15 @@ static int recover(struct area *a, uint32_t id)
 	return n;
 }
 
-/* While waiting: ask the environment whether the holders still live. */
+/* While waiting: holds of free slots are forged or stale; holders the
+ * environment says are dead are recovered. */
 static void check_holders(MM *h, uint64_t w)
 {
-	uint64_t held = w & LK_RMASK;
+	uint64_t held = holders_of(w);
 
+	sweep_free_slots(A(h));
 	if (!h->env.is_alive)
 		return;
-	/* the writer, or the waiting writer that holds readers off */
-	if (w & (LK_W | LK_PEND))
-		held |= 1ull << ((w & LK_WMASK) >> LK_WSHIFT);
 	for (unsigned s = 0; s < MM_MAX_ATTACH; s++) {
 		uint32_t id;
 
@@ -292,17 +328,49 @@ static void check_holders(MM *h, uint64_t w)
 	}
 }
 
-static void acquire(MM *h, int mode)
+/* A word that names us (writer, waiting writer, a reader bit for RW)
+ * while we hold nothing is forged or left over: waiting would wait for
+ * ourselves. Returns true if it cleared something. */
+static bool clear_self(MM *h, uint64_t w, int mode)
+{
+	uint64_t me = 1ull << h->slot;
+	bool w_me = (w & LK_W) && wslot(w) == h->slot;
+	bool p_me = !(w & LK_W) && (w & LK_PEND) && wslot(w) == h->slot;
+
+	if (w_me || (mode == MM_LOCK_RW && (w & me)) || (mode == MM_LOCK_RD && p_me)) {
+		release_slot(A(h), h->slot);
+		return true;
+	}
+	return false;
+}
+
+/* Give up a wait: a pending claim naming us goes, so readers go on. */
+static int give_up(MM *h)
+{
+	uint64_t *lw = &A(h)->lock, w = __atomic_load_n(lw, __ATOMIC_RELAXED);
+
+	while (!(w & LK_W) && (w & LK_PEND) && wslot(w) == h->slot &&
+	       !__atomic_compare_exchange_n(lw, &w, w & ~(LK_PEND | LK_WMASK), false,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
+	return E_TIMEOUT;
+}
+
+/* The lock word as the authority (no env->lock): attachers trust each
+ * other, but a wait is still bounded and forged words are released. */
+static int acquire_word(MM *h, int mode)
 {
 	uint64_t *lw = &A(h)->lock, me = 1ull << h->slot;
 
-	for (unsigned spin = 1;; spin++) {
+	if (h->slot >= MM_MAX_ATTACH)
+		return E_BUSY;             /* attached without a slot */
+	for (unsigned spin = 1; spin <= MM_WAIT_SPINS; spin++) {
 		uint64_t w = __atomic_load_n(lw, __ATOMIC_RELAXED);
 
 		if (mode == MM_LOCK_RD && !(w & (LK_W | LK_PEND))) {
 			if (__atomic_compare_exchange_n(lw, &w, w | me, false,
 							__ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-				return;
+				return 0;
 			continue;
 		}
 		if (mode == MM_LOCK_RW && !(w & (LK_W | LK_RMASK))) {
@@ -310,27 +378,13 @@ static void acquire(MM *h, int mode)
 
 			if (__atomic_compare_exchange_n(lw, &w, nw, false,
 							__ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-				return;
+				return 0;
 			continue;
 		}
-		if ((w & LK_W) && ((w & LK_WMASK) >> LK_WSHIFT) == h->slot) {
-			/* "held by us" while we hold nothing: forged or left
-			 * over; waiting would wait for ourselves forever */
-			release_slot(A(h), h->slot);
+		if (clear_self(h, w, mode))
 			continue;
-		}
-		if ((w & LK_W) && ((w & LK_WMASK) >> LK_WSHIFT) >= MM_MAX_ATTACH) {
-			/* a writer slot no attacher can have: forged */
-			__atomic_fetch_or(&A(h)->flags, F_DIED, __ATOMIC_RELEASE);
-			__atomic_compare_exchange_n(lw, &w, w & ~(LK_W | LK_WMASK), false,
-						    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
-			continue;
-		}
-		if (!(w & LK_W) && (w & LK_PEND) &&
-		    ((w & LK_WMASK) >> LK_WSHIFT) >= MM_MAX_ATTACH) {
-			/* a waiting-writer slot no attacher can have: forged */
-			__atomic_compare_exchange_n(lw, &w, w & ~(LK_PEND | LK_WMASK), false,
-						    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+		if ((w & (LK_W | LK_PEND)) && wslot(w) >= MM_MAX_ATTACH) {
+			release_slot(A(h), wslot(w));   /* a slot nobody can have */
 			continue;
 		}
 		/* A waiting writer holds new readers off and names itself in
@@ -343,9 +397,17 @@ static void acquire(MM *h, int mode)
 						    ((uint64_t)h->slot << LK_WSHIFT), false,
 						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 		if (spin % WAIT_POLL == 0)
-			check_holders(h, w);   /* dead holders and dead waiters */
+			check_holders(h, w);   /* dead holders, free slots */
 		relax(h);
 	}
+	return mode == MM_LOCK_RW ? give_up(h) : E_TIMEOUT;
+}
+
+static int acquire(MM *h, int mode)
+{
+	if (h->env.lock)
+		return h->env.lock(h->env.ctx, h->base, mode);
+	return acquire_word(h, mode);
 }
 
 /* Drop our hold. A writer checks that the word still names it: if we were
@@ -354,6 +416,10 @@ static void release(MM *h)
 {
 	uint64_t *lw = &A(h)->lock, w, mine = LK_W | ((uint64_t)h->slot << LK_WSHIFT);
 
+	if (h->env.unlock) {
+		h->env.unlock(h->env.ctx, h->base);
+		return;
+	}
 	if (h->mode != MM_LOCK_RW) {
 		__atomic_fetch_and(lw, ~(1ull << h->slot), __ATOMIC_RELEASE);
 		return;
@@ -400,7 +466,11 @@ static int lock_in(MM *h, int mode)
 		h->depth++;
 		return 0;
 	}
-	acquire(h, mode);
+	rc = acquire(h, mode);
+	if (rc < 0)
+		return fail(h, rc);
+	if (rc == MM_LOCK_OWNER_DIED)
+		h->died = true;
 	h->mode = mode;
 	rc = refresh(h);
 	if (rc) {
@@ -419,6 +489,12 @@ int mm_lock(MM *h, int mode)
 
 	if (rc || !outer)
 		return rc;
+	if (h->died) {
+		h->died = false;
+		return MM_LOCK_OWNER_DIED;
+	}
+	if (h->env.lock)
+		return 0;              /* the area's flag is not the authority */
 	if ((__atomic_load_n(&A(h)->flags, __ATOMIC_ACQUIRE) & F_DIED) &&
 	    (__atomic_fetch_and(&A(h)->flags, ~F_DIED, __ATOMIC_ACQ_REL) & F_DIED))
 		return MM_LOCK_OWNER_DIED;
@@ -439,13 +515,16 @@ int mm_unlock(MM *h)
 int mm_area_owner_died(void *base, size_t mapped, uint32_t id)
 {
 	struct area *a = base;
+	int n;
 
 	if (!base || (uintptr_t)base % MM_ALIGN || mapped < MM_HDR_SIZE ||
 	    id >= SLOT_DEAD - 1)
 		return E_INVAL;
 	if (__atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) != MAGIC)
 		return E_CORRUPT;
-	return recover(a, id);
+	n = recover(a, id);
+	sweep_free_slots(a);
+	return n;
 }
 
 /* ---- creation and attachment ---------------------------------------------- */
@@ -510,7 +589,8 @@ static int claim_slot(MM *h)
 			return 0;
 		}
 	}
-	return E_BUSY;
+	h->slot = MM_MAX_ATTACH;
+	return h->env.lock ? 0 : E_BUSY;
 }
 
 int mm_attach_base(MM *h, void *base, size_t mapped, size_t room,
@@ -633,7 +713,8 @@ int mm_detach(MM *h)
 	env = h->env;
 	exp = env.self_id + 1;
 	/* A slot already recovered (we were declared dead) stays as it is. */
-	if (__atomic_compare_exchange_n(&A(h)->slots[h->slot], &exp, 0, false,
+	if (h->slot < MM_MAX_ATTACH &&
+	    __atomic_compare_exchange_n(&A(h)->slots[h->slot], &exp, 0, false,
 					__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 		last = __atomic_sub_fetch(&A(h)->nattach, 1, __ATOMIC_ACQ_REL) == 0;
 	else

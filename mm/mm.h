@@ -43,6 +43,9 @@ typedef uint32_t mm_ptr_t;          /* offset from the start of the area */
  * lock held: the area may be inconsistent; run mm_check. Reported once, to
  * the first explicit mm_lock after the death. */
 #define MM_LOCK_OWNER_DIED 1
+/* Without env->lock: polls of the lock word before mm_lock gives up with
+ * E_TIMEOUT (between relax calls; about a second of pause on a host CPU). */
+#define MM_WAIT_SPINS (1u << 25)
 
 /*
  * The environment: how areas are found, mapped and grown, and how a waiter
@@ -63,6 +66,16 @@ typedef uint32_t mm_ptr_t;          /* offset from the start of the area */
  * relax: called while waiting for the lock (yield, pause); NULL: cpu relax.
  * is_alive: is attacher `id` still running? Lets a waiter recover a lock held
  *   by a dead attacher without the kernel's help. NULL: never asked.
+ * lock, unlock: a lock whose authority lives outside the area (the kernel's
+ *   record, kernel/shm.c); both or neither. lock(ctx, base, mode) takes the
+ *   lock of the area at base for this attacher, waiting with a bound; it
+ *   returns 0 or MM_LOCK_OWNER_DIED (held) or a negative error (not held:
+ *   E_TIMEOUT, E_CORRUPT, E_NOENT, ...). unlock(ctx, base) drops it. With
+ *   them the lock word and the slots in the area are never trusted: a
+ *   hostile attacher's writes there change nothing. Without them the lock
+ *   word is the authority, which is only sound between attachers that trust
+ *   each other (host threads, tests); even then every wait is bounded
+ *   (MM_WAIT_SPINS, E_TIMEOUT) and forged words are detected and released.
  * self_id: this attacher's id (partition id), < UINT32_MAX - 1.
  * max_size: max size for mm_create(), which has no such argument; 0 means
  *   MM_DEFAULT_MAX.
@@ -75,6 +88,8 @@ struct mm_env {
 	int (*detach)(void *ctx, void *base, size_t mapped, bool last);
 	void (*relax)(void);
 	bool (*is_alive)(void *ctx, uint32_t id);
+	int (*lock)(void *ctx, void *base, int mode);
+	int (*unlock)(void *ctx, void *base);
 	uint32_t self_id;
 	size_t max_size;
 	void *ctx;
@@ -90,11 +105,12 @@ typedef struct mm {
 	size_t lim;          /* validated area size snapshot: the access bound */
 	uint32_t max;        /* max size, trusted copy (min of header and room) */
 	uint32_t dyn;        /* offset of the dynamic part, trusted copy */
-	uint32_t slot;       /* attacher slot in the area */
+	uint32_t slot;       /* attacher slot in the area, MM_MAX_ATTACH: none */
 	int mode;            /* lock mode held, 0 if none */
 	unsigned depth;      /* lock recursion */
 	int err;             /* last error (mm_last_error) */
 	bool pooled;         /* from mm.c's handle pool */
+	bool died;           /* env->lock said MM_LOCK_OWNER_DIED, not told yet */
 	struct mm_env env;
 } MM;
 
@@ -129,7 +145,8 @@ int mm_init_area(void *base, size_t size, size_t max, size_t static_size);
 /* Attach handle `h` (caller memory) to a formatted area at base, of which
  * `mapped` bytes are mapped and `room` reserved. env may be NULL (no growth,
  * no name, no hooks; self_id 0). 0, E_INVAL, E_CORRUPT (bad header),
- * E_RANGE (area larger than the mapping or room), E_BUSY (no free slot). */
+ * E_RANGE (area larger than the mapping or room), E_BUSY (no free slot;
+ * with env->lock an attacher needs no slot, so a full table is no error). */
 int mm_attach_base(MM *h, void *base, size_t mapped, size_t room,
 		   const struct mm_env *env);
 /* Leave the area: releases the slot, calls env->detach and returns a pooled
@@ -139,20 +156,28 @@ int mm_detach(MM *mm);
 
 /* ---- locking -------------------------------------------------------------- */
 
-/* Take the area lock in `mode`, waiting (env->relax) while others hold it.
- * Recursive per handle: a nested RD inside RW is allowed, RW inside RD is
- * refused (E_DENIED, no upgrade). The outermost lock checks the header and
- * maps the whole current area (ensure_mapped). Returns 0, MM_LOCK_OWNER_DIED
- * (held; see above), E_INVAL, E_DENIED, E_CORRUPT (header garbage: the lock
- * is not held), E_RANGE/E_NOMEM (could not map the area: not held). */
+/* Take the area lock in `mode`: through env->lock when the environment has
+ * one, else on the lock word, waiting (env->relax) at most MM_WAIT_SPINS
+ * polls. Recursive per handle: a nested RD inside RW is allowed, RW inside
+ * RD is refused (E_DENIED, no upgrade). The outermost lock checks the header
+ * and maps the whole current area (ensure_mapped). Returns 0,
+ * MM_LOCK_OWNER_DIED (held; see above), E_INVAL, E_DENIED, E_TIMEOUT (the
+ * holders did not let go in time: not held), E_CORRUPT (header garbage or
+ * a lock word no attacher can have made: not held), E_RANGE/E_NOMEM (could
+ * not map the area: not held), or env->lock's error. */
 int mm_lock(MM *mm, int mode);
-/* Undo one mm_lock. E_INVAL if not held. */
+/* Undo one mm_lock. E_INVAL if not held. The outermost unlock releases
+ * the lock (env->unlock's error, if any, is not reported: the hold is
+ * gone from this handle either way). */
 int mm_unlock(MM *mm);
 
 /* Kernel side: attacher `id` died. Releases every lock hold of its slots in
  * the area at base (`mapped` bytes mapped), frees the slots, and if it held
  * the lock marks the area so the next mm_lock returns MM_LOCK_OWNER_DIED.
- * Returns the number of slots released, or E_CORRUPT / E_INVAL. */
+ * Holds of slots no attacher owns (entry 0 or being recovered: a forged
+ * or stale word) are released too. Only the header (the first MM_HDR_SIZE
+ * bytes) is touched. Returns the number of slots released, or E_CORRUPT /
+ * E_INVAL. */
 int mm_area_owner_died(void *base, size_t mapped, uint32_t id);
 
 /* ---- allocation (each takes the RW lock itself, recursively) ----------- */

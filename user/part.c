@@ -230,9 +230,12 @@ static int hammer(unsigned long iters)
 		return 40;
 	for (unsigned long i = 0; i < iters; i++) {
 		struct hammer_hdr *h;
+		int rc = mm_lock(mm, MM_LOCK_RW);
 
-		if (mm_lock(mm, MM_LOCK_RW) < 0)
+		if (rc < 0) {
+			printf("hammer: mm_lock at iteration %lu: %s\n", i, err_str(rc));
 			return 41;
+		}
 		h = mm_static(mm);
 		h->owner = me;
 		memset(h->buf, (int)me, sizeof(h->buf));
@@ -303,6 +306,321 @@ static int waiter(void)
 	rc = mm_check(mm);
 	mm_unlock(mm);
 	return rc ? 62 : 0;
+}
+
+/* ---- hostile partitions against the area lock (shm_hostile_test.c) ------- */
+
+#define H_LOCK  40               /* docs/MM.md: the lock word */
+#define H_FLAGS 24
+#define H_SLOTS 200              /* uint32_t slots[56] */
+
+static void poke64(MM *mm, uint32_t off, uint64_t v)
+{
+	*(volatile uint64_t *)(mm->base + off) = v;
+}
+
+static void poke32(MM *mm, uint32_t off, uint32_t v)
+{
+	*(volatile uint32_t *)(mm->base + off) = v;
+}
+
+struct shmh_hdr {                /* SHMH_AREA's static part, written raw */
+	volatile uint32_t holding, waiter_timed_out;
+};
+
+/* SYS_MM_LOCK until the peers let it have the lock (E_BUSY: try again). */
+static long raw_lock(long base, int mode)
+{
+	long rc;
+
+	for (int i = 0; i < 1000000; i++) {
+		rc = usys_call(SYS_MM_LOCK, base, mode, 0, 0);
+		if (rc != E_BUSY)
+			return rc;
+		usys_yield();
+	}
+	return rc;
+}
+
+/* Every bad lock call gets its error; each mismatch is its own status. */
+static int bad_lock_calls(MM *mm)
+{
+	long b = (long)(uintptr_t)mm->base;
+
+	if (usys_call(SYS_MM_LOCK, b, 3, 0, 0) != E_INVAL)
+		return 71;
+	if (usys_call(SYS_MM_LOCK, b + 4096, MM_LOCK_RD, 0, 0) != E_NOENT)
+		return 72;
+	if (usys_call(SYS_MM_LOCK, -1, MM_LOCK_RW, 0, 0) != E_NOENT)
+		return 73;
+	if (usys_call(SYS_MM_UNLOCK, b, 0, 0, 0) != E_INVAL)
+		return 74;
+	if (raw_lock(b, MM_LOCK_RD) < 0)
+		return 75;
+	if (usys_call(SYS_MM_LOCK, b, MM_LOCK_RD, 0, 0) != E_DENIED)
+		return 76;
+	if (usys_call(SYS_MM_LOCK, b, MM_LOCK_RW, 0, 0) != E_DENIED)
+		return 77;
+	if (usys_call(SYS_MM_UNLOCK, b, 0, 0, 0) != 0)
+		return 78;
+	if (usys_call(SYS_MM_UNLOCK, b, 0, 0, 0) != E_INVAL)
+		return 79;
+	return 0;
+}
+
+/* Hold RW in SHMH_AREA until the waiter reports its E_TIMEOUT, then exit
+ * with the lock held (the kernel releases it). */
+static int hold_overdue(void)
+{
+	MM *mm = mm_create(SHMH_AREA, sizeof(struct shmh_hdr), 256);
+	struct shmh_hdr *h;
+	uint64_t end;
+
+	if (!mm || mm_lock(mm, MM_LOCK_RW) < 0)
+		return 80;
+	h = mm_static(mm);
+	h->holding = 1;
+	end = usys_time_us() + 60ull * 1000000;      /* a bound, not a timing */
+	while (!h->waiter_timed_out && usys_time_us() < end)
+		usys_yield();
+	printf("hostile: held the lock; the waiter %s\n",
+	       h->waiter_timed_out ? "timed out" : "never timed out");
+	return h->waiter_timed_out ? 0 : 81;
+}
+
+static int shm_waiter(void)
+{
+	MM *mm = mm_create(SHMH_AREA, sizeof(struct shmh_hdr), 256);
+	struct shmh_hdr *h;
+	int rc;
+
+	if (!mm)
+		return 90;
+	h = mm_static(mm);
+	for (int i = 0; i < 2000000 && !h->holding; i++)
+		usys_yield();
+	rc = mm_lock(mm, MM_LOCK_RW);
+	printf("waiter: mm_lock behind the overdue holder: %d (%s)\n", rc, err_str(rc));
+	if (rc != E_TIMEOUT)
+		return 91;
+	h->waiter_timed_out = 1;
+	/* until the holder has seen it and left (a bound, not a timing) */
+	for (uint64_t end = usys_time_us() + 60ull * 1000000; usys_time_us() < end;) {
+		rc = mm_lock(mm, MM_LOCK_RW);
+		if (rc != E_TIMEOUT)
+			break;
+		usys_yield();
+	}
+	printf("waiter: after the holder left: %d\n", rc);
+	if (rc != MM_LOCK_OWNER_DIED)
+		return 92;
+	rc = mm_check(mm);
+	mm_unlock(mm);
+	return rc ? 93 : 0;
+}
+
+struct calm_hdr {                /* SHMH_CALM's first bytes, written raw */
+	volatile uint32_t big_done;
+	uint32_t hoarders_ready;
+};
+
+static long raw_attach(const char *name, size_t initial, size_t max, struct sys_mm_attach *o)
+{
+	return usys_call(SYS_MM_ATTACH, (long)name, (long)initial, (long)max, (long)o);
+}
+
+/* Create, touch and free 16 MiB areas `rounds` times, then tell the
+ * bystanders through SHMH_CALM. */
+static int big_areas(unsigned rounds)
+{
+	struct sys_mm_attach calm, big;
+	char name[8] = "big0";
+
+	if (raw_attach(SHMH_CALM, 4096, 4096, &calm))
+		return 100;
+	for (unsigned r = 0; r < rounds; r++) {
+		volatile uint8_t *b;
+
+		name[3] = (char)('0' + r % 4);
+		if (raw_attach(name, SHMH_BIG_SIZE, SHMH_BIG_SIZE, &big))
+			return 101;
+		if (big.mapped != SHMH_BIG_SIZE || !big.created)
+			return 102;
+		b = (volatile uint8_t *)(uintptr_t)big.base;
+		if (b[0] || b[SHMH_BIG_SIZE - 1])
+			return 103;                 /* zero-filled */
+		b[0] = b[SHMH_BIG_SIZE - 1] = 1;
+		if (usys_call(SYS_MM_DETACH, (long)big.base, 0, 0, 0))
+			return 104;
+	}
+	((struct calm_hdr *)(uintptr_t)calm.base)->big_done = 1;
+	return 0;
+}
+
+/* Until the big one is done: SYS_MM_MAP on SHMH_CALM, timing each call;
+ * prints the longest. */
+static int bystander(void)
+{
+	struct sys_mm_attach calm;
+	uint64_t worst = 0, n = 0;
+
+	if (raw_attach(SHMH_CALM, 4096, 4096, &calm))
+		return 110;
+	for (uint64_t end = usys_time_us() + 120ull * 1000000; usys_time_us() < end; n++) {
+		uint64_t t = usys_time_us();
+
+		if (usys_call(SYS_MM_MAP, (long)calm.base, 4096, 0, 0) != 4096)
+			return 111;
+		t = usys_time_us() - t;
+		if (t > worst)
+			worst = t;
+		if (((struct calm_hdr *)(uintptr_t)calm.base)->big_done)
+			break;
+	}
+	printf("bystander: %lu shared-area calls, longest %lu us\n", (unsigned long)n,
+	       (unsigned long)worst);
+	return ((struct calm_hdr *)(uintptr_t)calm.base)->big_done ? 0 : 112;
+}
+
+/* A 256 KiB quota against 16 MiB areas: refused, each; a small one fits;
+ * attachments beyond PART_MAX_ATTACH are refused too. */
+static int quota_areas(void)
+{
+	struct sys_mm_attach o[4];
+	char name[8] = "quota0";
+
+	for (int i = 0; i < 4; i++) {
+		name[5] = (char)('0' + i);
+		if (raw_attach(name, SHMH_BIG_SIZE, SHMH_BIG_SIZE, &o[0]) != E_NOMEM)
+			return 120 + i;
+	}
+	if (raw_attach("quota-small", 4096, 16384, &o[0]))
+		return 125;
+	for (int i = 1; i < 4; i++) {
+		name[5] = (char)('a' + i);
+		if (raw_attach(name, 4096, 4096, &o[i]))
+			return 126;
+	}
+	if (raw_attach("quota-more", 4096, 4096, &o[0]) != E_BUSY)
+		return 127;                          /* PART_MAX_ATTACH */
+	return 0;
+}
+
+/* Three areas of its own plus SHMH_CALM, kept until the latecomer is done. */
+static int hoard(void)
+{
+	struct sys_mm_attach calm, o;
+	char name[12] = "hoard-00";
+	unsigned me = (unsigned)usys_partid();
+	struct calm_hdr *c;
+
+	if (raw_attach(SHMH_CALM, 4096, 4096, &calm))
+		return 130;
+	c = (struct calm_hdr *)(uintptr_t)calm.base;
+	for (unsigned i = 0; i < 3; i++) {
+		name[6] = (char)('0' + me % 10);
+		name[7] = (char)('0' + i);
+		if (raw_attach(name, 4096, 16384, &o) || !o.created)
+			return 131;
+	}
+	__atomic_fetch_add(&c->hoarders_ready, 1, __ATOMIC_RELEASE);
+	for (uint64_t end = usys_time_us() + 60ull * 1000000; usys_time_us() < end;)
+		if (c->big_done)
+			return 0;
+		else
+			usys_yield();
+	return 132;
+}
+
+static int latecomer(unsigned hoarders)
+{
+	struct sys_mm_attach calm;
+	struct calm_hdr *c;
+	MM *mm;
+	mm_ptr_t p;
+	int rc = 0;
+
+	if (raw_attach(SHMH_CALM, 4096, 4096, &calm))
+		return 140;
+	c = (struct calm_hdr *)(uintptr_t)calm.base;
+	for (uint64_t end = usys_time_us() + 60ull * 1000000;
+	     __atomic_load_n(&c->hoarders_ready, __ATOMIC_ACQUIRE) < hoarders;)
+		if (usys_time_us() > end)
+			return 141;
+		else
+			usys_yield();
+	mm = mm_create("latecomer", 16, 8192);
+	if (!mm)
+		rc = 142;
+	else if ((p = mm_alloc(mm, 4000)) == MM_NULL || mm_check(mm))
+		rc = 143;
+	else
+		memset(mm_addr(mm, p), 0x5a, 4000);
+	printf("latecomer: own area after %u hoarders: %s\n", hoarders, rc ? "refused" : "works");
+	c->big_done = 1;
+	return rc;
+}
+
+static int shm_hostile(unsigned long kind)
+{
+	MM *mm;
+	uint64_t end;
+
+	if (kind == SHMH_QUOTA)
+		return quota_areas();
+	if (kind == SHMH_HOARD)
+		return hoard();
+	if ((kind & 0xff) == SHMH_LATECOMER)
+		return latecomer((unsigned)(kind >> 8));
+
+	if ((kind & 0xff) == SHMH_BIG_AREAS)
+		return big_areas((unsigned)(kind >> 8));
+	if (kind == SHMH_BYSTANDER)
+		return bystander();
+	if (kind == SHMH_HOLD_OVERDUE)
+		return hold_overdue();
+	mm = attach_demo();
+	if (!mm)
+		return 70;
+	switch (kind) {
+	case SHMH_FORGE_WRITER:
+		poke64(mm, H_LOCK, 0xb700000000000000ull);
+		return 0;
+	case SHMH_FORGE_PENDING:
+		poke64(mm, H_LOCK, 0x7700000000000000ull);
+		return 0;
+	case SHMH_FORGE_READER:
+		poke64(mm, H_LOCK, 1ull << 55);
+		return 0;
+	case SHMH_ZERO_OWN_SLOT:
+	case SHMH_DEAD_OWN_SLOT:
+		if (mm_lock(mm, MM_LOCK_RW) < 0)
+			return 71;
+		if (mm->slot < MM_MAX_ATTACH)
+			poke32(mm, H_SLOTS + 4 * mm->slot,
+			       kind == SHMH_ZERO_OWN_SLOT ? 0 : 0xffffffffu);
+		poke64(mm, H_LOCK, (1ull << 63) | ((uint64_t)mm->slot << 56));
+		return 0;                  /* exit holding RW */
+	case SHMH_FLIP_EARLY:
+		end = usys_time_us() + 20ull * 1000000;   /* a bound */
+		for (uint64_t i = 0; usys_time_us() < end; i++) {
+			struct demo_hdr *h = mm_static(mm);
+
+			poke64(mm, H_LOCK, i * 0x9e3779b97f4a7c15ull);
+			poke32(mm, H_SLOTS + 4 * (unsigned)(i % MM_MAX_ATTACH),
+			       (uint32_t)(i % 3 == 0 ? 0 : i % 3 == 1 ? 0xffffffffu : i));
+			poke32(mm, H_FLAGS, (uint32_t)i);
+			if (h->producers_done >= 2)
+				break;
+			usys_yield();
+		}
+		return 0;
+	case SHMH_BAD_LOCK_CALLS:
+		return bad_lock_calls(mm);
+	case SHMH_EXIT_HOLDING_RD:
+		return raw_lock((long)(uintptr_t)mm->base, MM_LOCK_RD) >= 0 ? 0 : 72;
+	}
+	return 79;
 }
 
 /* ---- hostile roles of issue 11 ------------------------------------------- */
@@ -479,6 +797,8 @@ int main_arg(unsigned long arg)
 	case ROLE_LOCKER:   return locker_dies();
 	case ROLE_WAITER:   return waiter();
 	case ROLE_BENCH:    return bench(ROLE_PARAM(arg));
+	case ROLE_SHM_HOSTILE: return shm_hostile(ROLE_PARAM(arg));
+	case ROLE_SHM_WAITER:  return shm_waiter();
 	case ROLE_FORGER:   return forger(ROLE_PARAM(arg));
 	case ROLE_SPINNER:  return spinner(ROLE_PARAM(arg));
 	case ROLE_FLOOD:    return flood(ROLE_PARAM(arg));

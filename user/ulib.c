@@ -133,6 +133,32 @@ static bool k_alive(void *ctx, uint32_t id)
 	return usys_call(SYS_MM_ALIVE, (long)id, 0, 0, 0) == 1;
 }
 
+/* The kernel keeps the lock; a busy answer means yield (the partitions on
+ * this hart run meanwhile) and try again, for at most SHM_WAIT_US. */
+static int k_lock(void *ctx, void *base, int mode)
+{
+	uint64_t end = 0;
+
+	(void)ctx;
+	for (;;) {
+		long rc = usys_call(SYS_MM_LOCK, (long)base, mode, 0, 0);
+
+		if (rc != E_BUSY)
+			return (int)rc;
+		if (!end)
+			end = usys_time_us() + SHM_WAIT_US;
+		else if (usys_time_us() > end)
+			return E_TIMEOUT;
+		usys_yield();
+	}
+}
+
+static int k_unlock(void *ctx, void *base)
+{
+	(void)ctx;
+	return (int)usys_call(SYS_MM_UNLOCK, (long)base, 0, 0, 0);
+}
+
 static struct mm_env uenv = {
 	.attach = k_attach,
 	.grow = k_grow,
@@ -140,6 +166,8 @@ static struct mm_env uenv = {
 	.detach = k_detach,
 	.relax = usys_yield,
 	.is_alive = k_alive,
+	.lock = k_lock,
+	.unlock = k_unlock,
 	.max_size = 1u << 20,
 };
 

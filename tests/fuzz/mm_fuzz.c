@@ -5,7 +5,10 @@
  *   odd:  the input's bytes are written over a well-formed area (header and
  *         chunks, except the lock word), then every call runs; the area is
  *         a heap block of exactly its size, so ASan reports any access
- *         outside it, and no call may hang. */
+ *         outside it, and no call may hang. With bit 1 of the first byte
+ *         set the lock is the environment's (lock/unlock hooks, as in the
+ *         kernel) and the lock word and slot table are smashed too: they
+ *         must not matter, and every hook lock must be undone. */
 #include "mm.h"
 
 #include <stdio.h>
@@ -18,7 +21,32 @@
 
 struct fenv {
 	size_t room, size;
+	int held;               /* hook lock: 0, MM_LOCK_RD or MM_LOCK_RW */
 };
+
+static void die(const char *what, int v);
+
+static int f_lock(void *ctx, void *base, int mode)
+{
+	struct fenv *e = ctx;
+
+	(void)base;
+	if (e->held)
+		die("hook lock taken twice", e->held);
+	e->held = mode;
+	return 0;
+}
+
+static int f_unlock(void *ctx, void *base)
+{
+	struct fenv *e = ctx;
+
+	(void)base;
+	if (!e->held)
+		die("hook unlock without a lock", 0);
+	e->held = 0;
+	return 0;
+}
 
 static int f_grow(void *ctx, void *base, size_t n, size_t *mapped)
 {
@@ -78,7 +106,7 @@ static void verify(MM *h, const struct blk *b, uint32_t n)
 static void ops(const uint8_t *d, size_t len)
 {
 	static struct blk live[NLIVE];
-	struct fenv fe = { ROOM, 8192 };
+	struct fenv fe = { ROOM, 8192, 0 };
 	struct mm_env env = { .grow = f_grow, .ensure_mapped = f_ensure, .ctx = &fe };
 	uint8_t *buf = aligned_alloc(4096, ROOM);
 	unsigned nlive = 0;
@@ -141,12 +169,17 @@ static void smash(const uint8_t *d, size_t len)
 {
 	size_t size = 16384;
 	uint8_t *buf = aligned_alloc(16, size);
-	struct fenv fe = { size, size };
+	struct fenv fe = { size, size, 0 };
 	struct mm_env env = { .grow = f_grow, .ensure_mapped = f_ensure, .ctx = &fe };
+	bool hooks = d[0] & 2;
 	mm_ptr_t p[12];
 	struct mm_list *pos;
 	MM h;
 
+	if (hooks) {
+		env.lock = f_lock;
+		env.unlock = f_unlock;
+	}
 	if (!buf || mm_init_area(buf, 8192, size, sizeof(struct mm_list)) ||
 	    mm_attach_base(&h, buf, 8192, size, &env))
 		die("setup", 0);
@@ -161,10 +194,10 @@ static void smash(const uint8_t *d, size_t len)
 	/* write the input: pairs of (offset, value) bytes over the area */
 	for (size_t i = 1; i + 4 <= len; i += 4) {
 		uint32_t off = (d[i] | (uint32_t)d[i + 1] << 8) % 8192;
-		if (off >= LOCK_OFF - 1 && off < LOCK_OFF + 8)
+		if (!hooks && off >= LOCK_OFF - 1 && off < LOCK_OFF + 8)
 			continue;
 		buf[off] = d[i + 2];
-		if (d[i + 3] & 1 && off + 1 < 8192 && off + 1 != LOCK_OFF)
+		if (d[i + 3] & 1 && off + 1 < 8192 && (hooks || off + 1 != LOCK_OFF))
 			buf[off + 1] = d[i + 3];
 	}
 	for (int i = 0; i < 12; i++) {
@@ -181,6 +214,8 @@ static void smash(const uint8_t *d, size_t len)
 	}
 	mm_check(&h);
 	mm_available(&h);
+	if (fe.held)
+		die("a hook lock left held", fe.held);
 	mm_detach(&h);
 	free(buf);
 }

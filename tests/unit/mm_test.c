@@ -409,6 +409,196 @@ KTEST(mm, owner_died)
 	EXPECT_EQ(mm_detach(&live), 0);
 }
 
+/* ---- the lock word without hooks: every wait bounded, forgeries caught -- */
+
+#define LW(buf) (*(volatile uint64_t *)((buf) + 40))     /* docs/MM.md */
+#define SLOT(buf, s) (*(volatile uint32_t *)((buf) + 200 + 4 * (s)))
+
+KTEST(mm, forged_words_of_every_kind_are_released)
+{
+	size_t size = 8192;
+	uint8_t *buf = ktest_mem(size, 16);
+	struct tenv e = { 0 };
+	struct mm_env env;
+	MM live;
+
+	ASSERT(buf && mm_init_area(buf, size, size, 0) == 0);
+	env = tenv_make(&e, 6);
+	ASSERT_EQ(mm_attach_base(&live, buf, size, size, &env), 0);
+	ASSERT_EQ(live.slot, 0);
+	/* issue 11.1: a writer in a slot nobody holds (slot 55, entry 0) */
+	LW(buf) = 0xb700000000000000ull;
+	EXPECT_EQ(mm_lock(&live, MM_LOCK_RD), MM_LOCK_OWNER_DIED);
+	EXPECT_EQ(mm_unlock(&live), 0);
+	EXPECT_EQ(LW(buf), 0);
+	/* a pending writer nobody is */
+	LW(buf) = 0x7700000000000000ull;
+	EXPECT_EQ(mm_lock(&live, MM_LOCK_RD), MM_LOCK_OWNER_DIED);
+	EXPECT_EQ(mm_unlock(&live), 0);
+	/* a reader bit in a free slot, against a writer */
+	LW(buf) = 1ull << 40;
+	EXPECT_EQ(mm_lock(&live, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
+	EXPECT_EQ(mm_unlock(&live), 0);
+	EXPECT_EQ(LW(buf), 0);
+	/* our own reader bit while we hold nothing, against our RW */
+	LW(buf) = 1ull << live.slot;
+	EXPECT_EQ(mm_lock(&live, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
+	EXPECT_EQ(mm_unlock(&live), 0);
+	/* a writer in a slot whose entry was set to the dead marker or 0 */
+	SLOT(buf, 3) = 0xffffffffu;
+	LW(buf) = (1ull << 63) | (3ull << 56);
+	EXPECT_EQ(mm_lock(&live, MM_LOCK_RD), MM_LOCK_OWNER_DIED);
+	EXPECT_EQ(mm_unlock(&live), 0);
+	SLOT(buf, 3) = 0;
+	LW(buf) = (1ull << 63) | (3ull << 56) | (1ull << 9);
+	EXPECT_EQ(mm_lock(&live, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
+	EXPECT_EQ(mm_unlock(&live), 0);
+	EXPECT_EQ(LW(buf), 0);
+	EXPECT_EQ(mm_check(&live), 0);
+	EXPECT_EQ(mm_detach(&live), 0);
+}
+
+KTEST(mm, owner_died_releases_holds_whatever_the_slots_say)
+{
+	size_t size = 8192;
+	uint8_t *buf = ktest_mem(size, 16);
+	struct tenv e = { 0 };
+	struct mm_env env;
+	MM dead, live;
+
+	ASSERT(buf && mm_init_area(buf, size, size, 0) == 0);
+	env = tenv_make(&e, 5);
+	ASSERT_EQ(mm_attach_base(&dead, buf, size, size, &env), 0);
+	env.self_id = 6;
+	ASSERT_EQ(mm_attach_base(&live, buf, size, size, &env), 0);
+	/* 5 holds RW, then zeroes its own slot entry and dies */
+	EXPECT_EQ(mm_lock(&dead, MM_LOCK_RW), 0);
+	SLOT(buf, dead.slot) = 0;
+	EXPECT_EQ(mm_area_owner_died(buf, size, 5), 0);   /* no slot of 5 left */
+	EXPECT_EQ(LW(buf), 0);                            /* but the hold went */
+	EXPECT_EQ(mm_lock(&live, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
+	EXPECT_EQ(mm_unlock(&live), 0);
+	EXPECT_EQ(mm_detach(&live), 0);
+}
+
+KTEST(mm, a_live_holder_times_waiters_out)
+{
+	size_t size = 8192;
+	uint8_t *buf = ktest_mem(size, 16);
+	struct tenv e = { 0 };
+	struct mm_env env;
+	MM holder, waiter;
+
+	ASSERT(buf && mm_init_area(buf, size, size, 0) == 0);
+	env = tenv_make(&e, 5);
+	ASSERT_EQ(mm_attach_base(&holder, buf, size, size, &env), 0);
+	env.self_id = 6;
+	ASSERT_EQ(mm_attach_base(&waiter, buf, size, size, &env), 0);
+	EXPECT_EQ(mm_lock(&holder, MM_LOCK_RW), 0);
+	EXPECT_EQ(mm_lock(&waiter, MM_LOCK_RD), E_TIMEOUT);
+	EXPECT_EQ(mm_last_error(&waiter), E_TIMEOUT);
+	EXPECT_EQ(mm_unlock(&holder), 0);
+	EXPECT_EQ(mm_lock(&holder, MM_LOCK_RD), 0);
+	EXPECT_EQ(mm_lock(&waiter, MM_LOCK_RW), E_TIMEOUT);
+	/* the waiter's pending claim went with it: readers go on */
+	EXPECT_EQ(LW(buf) & (1ull << 62), 0);
+	EXPECT_EQ(mm_unlock(&holder), 0);
+	EXPECT_EQ(mm_lock(&waiter, MM_LOCK_RW), 0);
+	EXPECT_EQ(mm_unlock(&waiter), 0);
+	EXPECT_EQ(mm_detach(&holder), 0);
+	EXPECT_EQ(mm_detach(&waiter), 0);
+}
+
+/* ---- hooks: the lock's authority outside the area ------------------------ */
+
+struct hlock {
+	int mode, holds, locks, unlocks;
+	int answer;           /* what the next lock returns */
+};
+
+struct hctx {             /* ctx of both the tenv hooks and the lock hooks */
+	struct tenv e;
+	struct hlock l;
+};
+
+static int h_lock(void *ctx, void *base, int mode)
+{
+	struct hctx *c = ctx;
+	struct hlock *l = &c->l;
+
+	if (c->e.buf != base)
+		return E_NOENT;
+	l->locks++;
+	if (l->answer < 0)
+		return l->answer;
+	l->mode = mode;
+	l->holds++;
+	return l->answer;
+}
+
+static int h_unlock(void *ctx, void *base)
+{
+	struct hlock *l = &((struct hctx *)ctx)->l;
+
+	(void)base;
+	l->unlocks++;
+	l->holds--;
+	return 0;
+}
+
+KTEST(mm, hooks_replace_the_lock_word)
+{
+	size_t size = 8192;
+	uint8_t *buf = ktest_mem(size, 16);
+	struct hctx c = { { 0 }, { 0 } };
+	struct mm_env env;
+	MM h;
+
+	ASSERT(buf && mm_init_area(buf, size, size, 0) == 0);
+	c.e.buf = buf;
+	env = tenv_make(&c.e, 3);
+	env.ctx = &c;
+	env.lock = h_lock;
+	env.unlock = h_unlock;
+	/* every slot taken by forged ids: with hooks, attaching still works */
+	for (unsigned s = 0; s < MM_MAX_ATTACH; s++)
+		SLOT(buf, s) = 1000 + s;
+	ASSERT_EQ(mm_attach_base(&h, buf, size, size, &env), 0);
+	EXPECT_EQ(h.slot, MM_MAX_ATTACH);
+	/* a forged word and died flag are not read */
+	LW(buf) = 0xb700000000000000ull;
+	*(volatile uint32_t *)(buf + 24) = 1;
+	EXPECT_EQ(mm_lock(&h, MM_LOCK_RW), 0);
+	EXPECT_EQ(c.l.mode, MM_LOCK_RW);
+	EXPECT_EQ(mm_lock(&h, MM_LOCK_RD), 0);          /* nested: no hook call */
+	EXPECT_EQ(c.l.locks, 1);
+	EXPECT_NE(mm_alloc(&h, 100), MM_NULL);
+	EXPECT_EQ(mm_unlock(&h), 0);
+	EXPECT_EQ(mm_unlock(&h), 0);
+	EXPECT_EQ(c.l.unlocks, 1);
+	EXPECT_EQ(c.l.holds, 0);
+	EXPECT_EQ(LW(buf), 0xb700000000000000ull);       /* untouched */
+	/* the environment says a holder died: told once, at mm_lock */
+	c.l.answer = MM_LOCK_OWNER_DIED;
+	EXPECT_NE(mm_alloc(&h, 100), MM_NULL);          /* implicit lock: kept */
+	c.l.answer = 0;
+	EXPECT_EQ(mm_lock(&h, MM_LOCK_RD), MM_LOCK_OWNER_DIED);
+	EXPECT_EQ(mm_unlock(&h), 0);
+	EXPECT_EQ(mm_lock(&h, MM_LOCK_RD), 0);
+	EXPECT_EQ(mm_unlock(&h), 0);
+	/* its errors come back, nothing held */
+	c.l.answer = E_TIMEOUT;
+	EXPECT_EQ(mm_lock(&h, MM_LOCK_RW), E_TIMEOUT);
+	EXPECT_EQ(mm_alloc(&h, 10), MM_NULL);
+	EXPECT_EQ(mm_last_error(&h), E_TIMEOUT);
+	EXPECT_EQ(mm_unlock(&h), E_INVAL);
+	EXPECT_EQ(c.l.holds, 0);
+	c.l.answer = 0;
+	EXPECT_EQ(mm_check(&h), 0);
+	EXPECT_EQ(mm_detach(&h), 0);
+	EXPECT_EQ(SLOT(buf, 0), 1000);                  /* not ours: left alone */
+}
+
 struct item {
 	struct mm_list link;
 	uint32_t v;
