@@ -165,6 +165,7 @@ help:
 	@echo "targets: all run test bench debug clean help host"
 	@echo "knobs:   PLATFORM=virt|sifive_u (default virt)  SMP=n (default 4)"
 	@echo "         MEM=size (default 512M)  BOOTARGS='run=demo|test=<suite>|test=all|bench=<name>'"
+	@echo "         BOOT=opensbi|uboot (uboot: OpenSBI, U-Boot, extlinux, booti; virt only)"
 	@echo "         V=1 shows every command"
 
 .PHONY: all host deps run debug test bench test-unit test-tsan test-fuzz clean help
