@@ -27,6 +27,14 @@
 #define KWIN_L1_FIRST SV39_VPN(KERNEL_VMA, 1)       /* its L1 entry of _start */
 #define DMAP_INDEX    SV39_VPN(DIRECT_MAP_BASE, 2)  /* first root entry of the direct map */
 #define DMAP_GIGS     (DIRECT_MAP_SIZE >> GIGA_SHIFT)
+/* The code below maps L1[KWIN_L1_FIRST + i] with 2 MiB pages and root
+ * entries [DMAP_INDEX, DMAP_INDEX + DMAP_GIGS) with 1 GiB pages. */
+#if KERNEL_VMA % KERNEL_LOAD_ALIGN || KERNEL_VMA - KERNEL_WINDOW != KWIN_L1_FIRST * SV39_SIZE_2M
+#error "entry.S: KERNEL_VMA must start an L1 entry of the kernel window"
+#endif
+#if DMAP_INDEX + DMAP_GIGS > KWIN_INDEX
+#error "entry.S: the direct map reaches the kernel window's root entry"
+#endif
 
 	.section .text.entry, "ax"
 	.globl _start
