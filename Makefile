@@ -46,8 +46,10 @@ KCFLAGS  := $(KARCH) $(PICOLIBC) -std=gnu11 -O2 -g -Wall -Wextra \
 	    -Wno-unused-parameter -ffreestanding -fno-common -fno-pie \
 	    -fno-omit-frame-pointer -ftls-model=local-exec \
 	    -Iinclude -Imm -Iplatform -Isbi -Ikernel -Itests -DKERNEL_BUILD
+# The linker script is build/<platform>/kernel.ld, linker/kernel.ld after
+# the preprocessor (mk/kernel.mk), given with -T by the link rule.
 KLDFLAGS := $(KARCH_LD) $(PICOLIBC) -nostartfiles -static -no-pie \
-	    -T linker/kernel.ld -Wl,--gc-sections
+	    -Wl,--gc-sections
 
 include $(sort $(wildcard mk/*.mk))
 
@@ -107,12 +109,12 @@ $(B)/$(1)/%.S.o: %.S | deps
 	@echo "  AS      $$<"
 	$(Q)$(KCC) $(KCFLAGS) -MMD -MP -c -o $$@ $$<
 
-$(B)/$(1)/kernel.elf: $$(patsubst %,$(B)/$(1)/%.o,$$(KERNEL_SRCS)) linker/kernel.ld
+$(B)/$(1)/kernel.elf: $$(patsubst %,$(B)/$(1)/%.o,$$(KERNEL_SRCS)) $(B)/$(1)/kernel.ld
 	@echo "  LD      $$@"
-	$(Q)$(KCC) $(KLDFLAGS) -Wl,-Map,$(B)/$(1)/kernel.map -o $$@ \
+	$(Q)$(KCC) $(KLDFLAGS) -T $(B)/$(1)/kernel.ld -Wl,-Map,$(B)/$(1)/kernel.map -o $$@ \
 		$$(patsubst %,$(B)/$(1)/%.o,$$(KERNEL_SRCS))
 
--include $$(patsubst %,$(B)/$(1)/%.d,$$(KERNEL_SRCS))
+-include $$(patsubst %,$(B)/$(1)/%.d,$$(KERNEL_SRCS)) $(B)/$(1)/kernel.ld.d
 endef
 $(foreach p,$(PLATFORMS),$(eval $(call kernel_rules,$(p))))
 

@@ -73,13 +73,4 @@
 #define HAMMER_AREA "hammer"
 #define ROBUST_AREA "robust"
 
-/* Partition address layout (kernel/part.c maps it). */
-#define USER_HEAP_BASE   0x10000000ul
-#define USER_HEAP_MAX    (64ul << 20)
-#define USER_STACK_TOP   0x3000000000ul   /* minus 16 MiB per partition id */
-#define USER_STACK_SIZE  (16ul << 10)
-#define USER_STACK_MAX   (256ul << 10)
-#define USER_SHM_BASE    0x2000000000ul   /* plus 256 MiB per attach slot */
-#define USER_SHM_SLOT    (256ul << 20)
-
 #endif

@@ -3,11 +3,7 @@
 #ifndef CONFIG_H
 #define CONFIG_H
 
-#ifdef __ASSEMBLER__
-#define UL(x) x
-#else
-#define UL(x) x##ul
-#endif
+#include "memlayout.h"   /* the memory map, and UL() */
 
 #define MAX_HARTS      64              /* == ENV_MAX_CPUS (checked in hart.c) */
 #define KSTACK_SIZE    16384           /* per-hart boot/trap stack */
@@ -24,15 +20,6 @@
 #define HART_TLS_MAX   2048            /* per-hart TLS block; kernel.ld checks */
 #define TIMER_HZ       100             /* periodic tick on every hart */
 
-/* The kernel image is linked at KERNEL_VMA and runs from whatever 2 MiB-
- * aligned physical address it was loaded at (kernel_phys_base, set by
- * entry.S). KERNEL_TEXT_OFFSET is the boot image header's text_offset: where
- * a loader that moves the Image (U-Boot's booti) puts it past RAM's base. */
-#define KERNEL_VMA        UL(0xffffffff80200000)
-#define KERNEL_TEXT_OFFSET UL(0x200000)
-#define KERNEL_LOAD_ALIGN (UL(2) << 20)
-/* Direct map of physical memory (see DESIGN.md). */
-#define DIRECT_MAP_BASE   UL(0xffffffc000000000)
-#define DIRECT_MAP_SIZE   (UL(128) << 30)
+/* Addresses and sizes of the address spaces: include/memlayout.h. */
 
 #endif

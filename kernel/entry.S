@@ -14,22 +14,27 @@
  * [0, 128 GiB) at the direct map with 1 GiB pages.
  */
 #include "config.h"
+#include "memlayout.h"
+#include "riscv.h"
+#include "sv39.h"
 
-#define PTE_V 0x01
-#define PTE_R 0x02
-#define PTE_W 0x04
-#define PTE_X 0x08
-#define PTE_G 0x20
-#define PTE_A 0x40
-#define PTE_D 0x80
-#define PTE_LEAF_RWX (PTE_V | PTE_R | PTE_W | PTE_X | PTE_G | PTE_A | PTE_D)
-#define GIGA_SHIFT   30
-#define PTE_PPN_SHIFT 10
-#define MEGA2_SHIFT  21
-#define KWIN_INDEX   510    /* VPN[2] of 0xffffffff80000000 */
-#define KWIN_L1_FIRST 1     /* VPN[1] of KERNEL_VMA (0xffffffff80200000) */
-#define DMAP_INDEX   256    /* VPN[2] of 0xffffffc000000000 */
-#define DMAP_GIGS    128
+/* The early page table's entries, from the memory map and Sv39's fields. */
+#define PTE_LEAF_RWX (SV39_PTE_V | SV39_PTE_RWX | SV39_PTE_G | SV39_PTE_A | SV39_PTE_D)
+#define PTE_PPN_SHIFT SV39_PTE_PPN_SHIFT
+#define GIGA_SHIFT    SV39_LEVEL_SHIFT(2)
+#define MEGA2_SHIFT   SV39_LEVEL_SHIFT(1)
+#define KWIN_INDEX    SV39_VPN(KERNEL_WINDOW, 2)    /* root entry of the image's gigabyte */
+#define KWIN_L1_FIRST SV39_VPN(KERNEL_VMA, 1)       /* its L1 entry of _start */
+#define DMAP_INDEX    SV39_VPN(DIRECT_MAP_BASE, 2)  /* first root entry of the direct map */
+#define DMAP_GIGS     (DIRECT_MAP_SIZE >> GIGA_SHIFT)
+/* The code below maps L1[KWIN_L1_FIRST + i] with 2 MiB pages and root
+ * entries [DMAP_INDEX, DMAP_INDEX + DMAP_GIGS) with 1 GiB pages. */
+#if KERNEL_VMA % KERNEL_LOAD_ALIGN || KERNEL_VMA - KERNEL_WINDOW != KWIN_L1_FIRST * SV39_SIZE_2M
+#error "entry.S: KERNEL_VMA must start an L1 entry of the kernel window"
+#endif
+#if DMAP_INDEX + DMAP_GIGS > KWIN_INDEX
+#error "entry.S: the direct map reaches the kernel window's root entry"
+#endif
 
 	.section .text.entry, "ax"
 	.globl _start
@@ -75,7 +80,7 @@ real_start:
 	/* The load address must be 2 MiB-aligned (the kernel window uses
 	 * 2 MiB pages) and the image must lie inside the direct map. */
 	lla	s3, _start
-	li	t1, (1 << MEGA2_SHIFT) - 1
+	li	t1, KERNEL_LOAD_ALIGN - 1
 	and	t1, s3, t1
 	lla	s2, misaligned_msg
 	bnez	t1, refuse
@@ -96,15 +101,15 @@ real_start:
 2:
 	lla	a0, early_pt
 	srli	t4, s3, GIGA_SHIFT		/* VPN[2] of the image's PA */
-	slli	t5, t4, GIGA_SHIFT - 12 + PTE_PPN_SHIFT
+	slli	t5, t4, GIGA_SHIFT - SV39_PAGE_SHIFT + PTE_PPN_SHIFT
 	ori	t5, t5, PTE_LEAF_RWX
 	slli	t6, t4, 3
 	add	t6, a0, t6
 	sd	t5, 0(t6)			/* identity gigabyte */
 	lla	a2, early_pt_kwin		/* kernel window: root -> L1 */
-	srli	t5, a2, 12
+	srli	t5, a2, SV39_PAGE_SHIFT
 	slli	t5, t5, PTE_PPN_SHIFT
-	ori	t5, t5, PTE_V
+	ori	t5, t5, SV39_PTE_V
 	li	t6, KWIN_INDEX * 8
 	add	t6, a0, t6
 	sd	t5, 0(t6)
@@ -113,16 +118,16 @@ real_start:
 	addi	t6, a2, KWIN_L1_FIRST * 8
 	mv	t0, s3
 	lla	t2, _kernel_end
-3:	srli	t5, t0, 12
+3:	srli	t5, t0, SV39_PAGE_SHIFT
 	slli	t5, t5, PTE_PPN_SHIFT
 	ori	t5, t5, PTE_LEAF_RWX
 	sd	t5, 0(t6)
 	addi	t6, t6, 8
-	li	t1, 1 << MEGA2_SHIFT
+	li	t1, SV39_SIZE_2M
 	add	t0, t0, t1
 	bltu	t0, t2, 3b
 	li	t0, 0				/* direct map */
-4:	slli	t5, t0, GIGA_SHIFT - 12 + PTE_PPN_SHIFT
+4:	slli	t5, t0, GIGA_SHIFT - SV39_PAGE_SHIFT + PTE_PPN_SHIFT
 	ori	t5, t5, PTE_LEAF_RWX
 	addi	t6, t0, DMAP_INDEX
 	slli	t6, t6, 3
@@ -132,9 +137,9 @@ real_start:
 	li	t1, DMAP_GIGS
 	bltu	t0, t1, 4b
 
-	srli	t0, a0, 12
-	li	t1, 8
-	slli	t1, t1, 60			/* satp.MODE = Sv39 */
+	srli	t0, a0, SV39_PAGE_SHIFT
+	li	t1, SV39_SATP_MODE_SV39
+	slli	t1, t1, SV39_SATP_MODE_SHIFT	/* satp.MODE = Sv39, ASID 0 */
 	or	t0, t0, t1
 	lla	t1, early_satp
 	sd	t0, 0(t1)
@@ -246,7 +251,6 @@ secondary_high:
  * into the frame. trap_return restores a frame and, when it returns to
  * U-mode, points sscratch at that stack again. */
 #define FRAME_SIZE (36 * 8)
-#define SSTATUS_SPP 0x100
 
 	.macro SAVE_GPRS
 	sd	x0, 0*8(sp)

@@ -24,6 +24,8 @@ static uint64_t boot_cost_pmem, boot_cost_map;   /* instret, printed in the bann
 static unsigned asid_bits;
 static bool kmalloc_ready;
 
+_Static_assert(ENV_SSTATUS_SIE == SSTATUS_SIE, "the mm seam's SIE bit is sstatus.SIE");
+
 /* ---- hooks for pt and vm ------------------------------------------------- */
 
 static uint64_t page_alloc_zeroed(void *ctx)
@@ -222,8 +224,8 @@ static unsigned probe_asid_bits(uint64_t satp)
 	uint64_t v;
 	unsigned n = 0;
 
-	csr_write(satp, satp | (SATP_ASID_MASK << SATP_ASID_SHIFT));
-	v = (csr_read(satp) >> SATP_ASID_SHIFT) & SATP_ASID_MASK;
+	csr_write(satp, satp | (SV39_SATP_ASID_MASK << SV39_SATP_ASID_SHIFT));
+	v = (csr_read(satp) >> SV39_SATP_ASID_SHIFT) & SV39_SATP_ASID_MASK;
 	csr_write(satp, satp);
 	while (v & 1) {
 		n++;
@@ -311,7 +313,7 @@ void mem_init(const struct board *b, unsigned long fdt_pa, unsigned long fdt_siz
 	t2 = rdinstret();
 	boot_cost_pmem = t1 - t0;
 	boot_cost_map = t2 - t1;
-	kernel_satp = SATP_MODE_SV39 | (root >> ENV_PAGE_SHIFT);
+	kernel_satp = sv39_satp(0, root);
 	mem_init_hart();
 	asid_bits = probe_asid_bits(kernel_satp);
 	kvm_env.asid_bits = asid_bits;

@@ -6,15 +6,12 @@
 #include <stdint.h>
 
 #include "board.h"
+#include "memlayout.h"
 #include "pmem.h"
 #include "umm.h"
 #include "vm.h"
 
-/* Kernel virtual layout (DESIGN.md): heap, then vmalloc/MMIO. */
-#define KHEAP_BASE   0xffffffe000000000ul
-#define KHEAP_MAX    (32ul << 30)
-#define KVMAP_BASE   (KHEAP_BASE + KHEAP_MAX + (1ul << 30))
-#define KVMAP_SIZE   (16ul << 30)
+/* The kernel's virtual layout (heap, vmap, direct map): include/memlayout.h. */
 #define KUMM_POOL    (4ul << 20)      /* umm pool: trap context, VM objects */
 #define UMM_TAG_VM   1                /* umm tag of VM manager objects */
 

@@ -63,7 +63,7 @@ size_t part_pages(const struct partition *p)
 
 static int load(struct partition *p)
 {
-	uintptr_t entry, end, stack_top = USER_STACK_TOP - (uintptr_t)p->id * (16ul << 20);
+	uintptr_t entry, end, stack_top = USER_STACK_TOP - (uintptr_t)p->id * USER_STACK_STRIDE;
 	const char *why = "";
 	int rc;
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "kernel.h"
+#include "memlayout.h"   /* the partitions' address layout */
 #include "vm.h"
 
 #define MAX_PARTS        32
@@ -21,7 +22,6 @@
 #define PART_SLICE_TICKS 2         /* timer ticks per time slice */
 #define PART_BUDGET_MS   30000     /* default CPU budget (bootarg part_budget=<ms>) */
 #define PART_REASON_MAX  96        /* a part_kill reason, truncated to this */
-#define USER_VA_END      0x4000000000ul   /* end of the Sv39 lower half */
 
 enum part_state { PART_FREE, PART_READY, PART_RUNNING, PART_EXITED, PART_KILLED };
 

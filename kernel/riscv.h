@@ -1,38 +1,36 @@
 /* riscv.h - named CSRs, status and interrupt bits, cause codes (privileged
- * spec v1.12), and the inline accessors the kernel uses. */
+ * spec v1.12), and the inline accessors the kernel uses. The constants are
+ * usable from assembly; satp's fields are Sv39's, in mm/sv39.h. */
 #ifndef RISCV_H
 #define RISCV_H
 
-#include <stdint.h>
+#ifndef UL
+#ifdef __ASSEMBLER__
+#define UL(x) x
+#else
+#define UL(x) x##ul
+#endif
+#endif
 
-#define csr_read(csr) ({ unsigned long v__; \
-	__asm__ volatile("csrr %0, " #csr : "=r"(v__)); v__; })
-#define csr_write(csr, val) \
-	__asm__ volatile("csrw " #csr ", %0" :: "rK"((unsigned long)(val)) : "memory")
-#define csr_set(csr, bits) \
-	__asm__ volatile("csrs " #csr ", %0" :: "rK"((unsigned long)(bits)) : "memory")
-#define csr_clear(csr, bits) \
-	__asm__ volatile("csrc " #csr ", %0" :: "rK"((unsigned long)(bits)) : "memory")
-#define csr_read_clear(csr, bits) ({ unsigned long v__; \
-	__asm__ volatile("csrrc %0, " #csr ", %1" : "=r"(v__) : "rK"((unsigned long)(bits)) : "memory"); v__; })
+#include "sv39.h"   /* satp: SV39_SATP_*, sv39_satp() */
 
 /* sstatus */
-#define SSTATUS_SIE   (1ul << 1)
-#define SSTATUS_SPIE  (1ul << 5)
-#define SSTATUS_SPP   (1ul << 8)
-#define SSTATUS_SUM   (1ul << 18)
-#define SSTATUS_MXR   (1ul << 19)
+#define SSTATUS_SIE   (UL(1) << 1)
+#define SSTATUS_SPIE  (UL(1) << 5)
+#define SSTATUS_SPP   (UL(1) << 8)
+#define SSTATUS_SUM   (UL(1) << 18)
+#define SSTATUS_MXR   (UL(1) << 19)
 
 /* sie / sip */
 #define IRQ_S_SOFT    1
 #define IRQ_S_TIMER   5
 #define IRQ_S_EXT     9
-#define SIE_SSIE      (1ul << IRQ_S_SOFT)
-#define SIE_STIE      (1ul << IRQ_S_TIMER)
-#define SIE_SEIE      (1ul << IRQ_S_EXT)
+#define SIE_SSIE      (UL(1) << IRQ_S_SOFT)
+#define SIE_STIE      (UL(1) << IRQ_S_TIMER)
+#define SIE_SEIE      (UL(1) << IRQ_S_EXT)
 
 /* scause */
-#define SCAUSE_INTR   (1ul << 63)
+#define SCAUSE_INTR   (UL(1) << 63)
 #define EXC_INST_MISALIGNED   0
 #define EXC_INST_ACCESS       1
 #define EXC_ILLEGAL_INST      2
@@ -47,14 +45,28 @@
 #define EXC_LOAD_PAGE_FAULT   13
 #define EXC_STORE_PAGE_FAULT  15
 
-/* satp */
-#define SATP_MODE_SV39  (8ul << 60)
-#define SATP_ASID_SHIFT 44
-#define SATP_ASID_MASK  0xfffful
+/* scounteren: the counters U-mode may read */
+#define SCOUNTEREN_CY (UL(1) << 0)   /* cycle */
+#define SCOUNTEREN_TM (UL(1) << 1)   /* time */
+#define SCOUNTEREN_IR (UL(1) << 2)   /* instret */
 
 /* Sstc supervisor timer compare (CSR 0x14d; named by number so that
  * assemblers without Sstc accept it). */
 #define CSR_STIMECMP 0x14d
+
+#ifndef __ASSEMBLER__
+#include <stdint.h>
+
+#define csr_read(csr) ({ unsigned long v__; \
+	__asm__ volatile("csrr %0, " #csr : "=r"(v__)); v__; })
+#define csr_write(csr, val) \
+	__asm__ volatile("csrw " #csr ", %0" :: "rK"((unsigned long)(val)) : "memory")
+#define csr_set(csr, bits) \
+	__asm__ volatile("csrs " #csr ", %0" :: "rK"((unsigned long)(bits)) : "memory")
+#define csr_clear(csr, bits) \
+	__asm__ volatile("csrc " #csr ", %0" :: "rK"((unsigned long)(bits)) : "memory")
+#define csr_read_clear(csr, bits) ({ unsigned long v__; \
+	__asm__ volatile("csrrc %0, " #csr ", %1" : "=r"(v__) : "rK"((unsigned long)(bits)) : "memory"); v__; })
 
 static inline uint64_t rdtime(void)
 {
@@ -102,5 +114,7 @@ static inline void irq_restore(unsigned long flags)
 	if (flags & SSTATUS_SIE)
 		csr_set(sstatus, SSTATUS_SIE);
 }
+
+#endif /* !__ASSEMBLER__ */
 
 #endif

@@ -29,6 +29,14 @@
 #include "shm_int.h"
 
 #define PAGE ENV_PAGE_SIZE
+
+_Static_assert(SHM_KWINDOW + SHM_KSLOTS * SHM_KWINDOW_SLOT <= KERNEL_WINDOW,
+	       "the shm window ends below the kernel image");
+_Static_assert((MAX_PARTS - 1) * USER_SHM_ID_STRIDE + SHM_MAX_SIZE <= USER_SHM_SLOT,
+	       "every partition's attach address stays inside its slot");
+_Static_assert(USER_SHM_BASE + PART_MAX_ATTACH * USER_SHM_SLOT <=
+	       USER_STACK_TOP - MAX_PARTS * USER_STACK_STRIDE,
+	       "attach slots end below the lowest partition stack");
 #define SHM_GROW_CHUNK 16       /* pages published per step under the area lock */
 
 static struct shm_area *areas;           /* the registry */
@@ -350,7 +358,7 @@ long shm_sys_attach(struct partition *p, const char *name, size_t initial, size_
 			/* a different address in every partition: offsets, not pointers */
 			at->area = a;
 			at->base = USER_SHM_BASE + slot * USER_SHM_SLOT +
-				   (uintptr_t)p->id * (2ul << 20);
+				   (uintptr_t)p->id * USER_SHM_ID_STRIDE;
 			at->mapped = 0;
 		}
 		ticket_unlock_irqrestore(&shm_lock, fl);
@@ -457,7 +465,7 @@ void shm_init(void)
 		panic("shm_init: no page");
 	shm_lock_init();
 	for (unsigned i = 0; i < SHM_KSLOTS; i++)
-		for (uintptr_t off = 0; off < SHM_MAX_SIZE; off += 2ul << 20) {
+		for (uintptr_t off = 0; off < SHM_MAX_SIZE; off += SV39_SIZE_2M)   /* one L0 table each */ {
 			uintptr_t va = SHM_KWINDOW + (uintptr_t)i * SHM_MAX_SIZE + off;
 			if (vm_map(vm_kernel(&vm_kernel_sys), va, pa, PAGE, VM_R) ||
 			    vm_unmap(vm_kernel(&vm_kernel_sys), va, PAGE))

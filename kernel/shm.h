@@ -9,18 +9,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "memlayout.h"
 #include "mm.h"
 #include "part.h"
 #include "syscall_nr.h"
 
-#define SHM_MAX_SIZE   (16ul << 20)
+#define SHM_MAX_SIZE   SHM_KWINDOW_SLOT   /* an area's maximum: one kernel window slot */
 #define SHM_PART_AREAS 4     /* live areas one partition may have created */
 #define SHM_KSLOTS     8     /* areas the kernel attaches at once (its window) */
 /* Records are kmalloc'ed; this bound is sanity only: every partition at
  * its limit plus the kernel at its own still fit, so no partition can
  * make an area call fail for another. */
 #define SHM_MAX_AREAS  (MAX_PARTS * SHM_PART_AREAS + SHM_KSLOTS)
-#define SHM_KWINDOW    0xfffffff000000000ul   /* kernel view: 16 MiB per slot */
+/* The kernel's window (SHM_KWINDOW) and the partitions' attach addresses
+ * (USER_SHM_*): include/memlayout.h. */
 
 /* System calls (see syscall_nr.h); negative enum err on failure.
  * attach: E_INVAL (empty name, initial 0 or > max, max > SHM_MAX_SIZE),

@@ -38,7 +38,7 @@ void trap_init_hart(void)
 
 	csr_write(stvec, (unsigned long)trap_vector);
 	/* partitions may read cycle, time and instret (their benchmarks) */
-	csr_write(scounteren, 7);
+	csr_write(scounteren, SCOUNTEREN_CY | SCOUNTEREN_TM | SCOUNTEREN_IR);
 	csr_write(sie, SIE_SSIE | SIE_STIE);
 }
 

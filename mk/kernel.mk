@@ -2,6 +2,14 @@
 KERNEL_ONLY_SRCS += platform/plat.c
 KTEST_SRCS += tests/kernel/smp_test.c tests/kernel/vm_kernel_test.c tests/kernel/part_test.c tests/kernel/alloc_kernel_test.c tests/kernel/pmem_kernel_test.c tests/kernel/shm_hostile_test.c
 
+# The linker script through the C preprocessor, so that its addresses come
+# from include/memlayout.h (LINKER_SCRIPT: constants without C suffixes).
+$(B)/%/kernel.ld: linker/kernel.ld | deps
+	@mkdir -p $(dir $@)
+	@echo "  CPP     $@"
+	$(Q)$(KCC) -E -P -undef -x assembler-with-cpp -DLINKER_SCRIPT -Iinclude -Ikernel \
+		-MMD -MP -MT $@ -MF $@.d -o $@ $<
+
 # The boot image: the flat kernel (objcopy keeps the loadable sections from
 # the first byte of _start), whose first 64 bytes are the RISC-V boot image
 # header entry.S writes. U-Boot's booti loads it; QEMU -kernel takes the ELF.

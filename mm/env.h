@@ -106,11 +106,15 @@ int env_release_pages(void *addr, size_t len);
 
 /* Interrupt state of the calling hart (no-ops on the host). */
 #ifdef KERNEL_BUILD
+/* sstatus.SIE (the kernel's riscv.h calls it SSTATUS_SIE; kernel/mem.c
+ * checks they agree): mm/ includes no kernel header. */
+#define ENV_SSTATUS_SIE 2ul
+
 static inline unsigned long env_irq_save(void)
 {
 	unsigned long v;
-	__asm__ volatile("csrrci %0, sstatus, 2" : "=r"(v) :: "memory");
-	return v & 2;   /* sstatus.SIE */
+	__asm__ volatile("csrrci %0, sstatus, %1" : "=r"(v) : "i"(ENV_SSTATUS_SIE) : "memory");
+	return v & ENV_SSTATUS_SIE;
 }
 
 /* flags is 0 or SIE: setting it back needs no branch. */

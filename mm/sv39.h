@@ -13,47 +13,65 @@
 #ifndef MM_SV39_H
 #define MM_SV39_H
 
-#include <stdbool.h>
-#include <stdint.h>
+/* Constants are usable from assembly (kernel/entry.S): SV39_U64(x) and
+ * SV39_U32(x) are x there, unsigned long long and unsigned in C. */
+#ifdef __ASSEMBLER__
+#define SV39_U64(x) x
+#define SV39_U32(x) x
+#else
+#define SV39_U64(x) x##ull
+#define SV39_U32(x) x##u
+#endif
 
-#define SV39_PTE_V   (1ull << 0)
-#define SV39_PTE_R   (1ull << 1)
-#define SV39_PTE_W   (1ull << 2)
-#define SV39_PTE_X   (1ull << 3)
-#define SV39_PTE_U   (1ull << 4)
-#define SV39_PTE_G   (1ull << 5)
-#define SV39_PTE_A   (1ull << 6)
-#define SV39_PTE_D   (1ull << 7)
+#define SV39_PTE_V   (SV39_U64(1) << 0)
+#define SV39_PTE_R   (SV39_U64(1) << 1)
+#define SV39_PTE_W   (SV39_U64(1) << 2)
+#define SV39_PTE_X   (SV39_U64(1) << 3)
+#define SV39_PTE_U   (SV39_U64(1) << 4)
+#define SV39_PTE_G   (SV39_U64(1) << 5)
+#define SV39_PTE_A   (SV39_U64(1) << 6)
+#define SV39_PTE_D   (SV39_U64(1) << 7)
 #define SV39_PTE_RSW_SHIFT 8
-#define SV39_PTE_RSW (3ull << SV39_PTE_RSW_SHIFT)   /* ignored by hardware */
+#define SV39_PTE_RSW (SV39_U64(3) << SV39_PTE_RSW_SHIFT)   /* ignored by hardware */
 #define SV39_PTE_PPN_SHIFT 10
 #define SV39_PTE_PPN_BITS  44
-#define SV39_PTE_RESERVED  (~0ull << 54)             /* bits 63..54 */
+#define SV39_PTE_RESERVED  (~SV39_U64(0) << 54)             /* bits 63..54 */
 #define SV39_PTE_RWX (SV39_PTE_R | SV39_PTE_W | SV39_PTE_X)
 
 #define SV39_PAGE_SHIFT 12
-#define SV39_PAGE_SIZE  (1ull << SV39_PAGE_SHIFT)
+#define SV39_PAGE_SIZE  (SV39_U64(1) << SV39_PAGE_SHIFT)
 #define SV39_LEVELS     3           /* level 2 = root, level 0 = 4 KiB leaves */
 #define SV39_VPN_BITS   9
-#define SV39_ENTRIES    (1u << SV39_VPN_BITS)      /* PTEs per table */
+#define SV39_ENTRIES    (SV39_U32(1) << SV39_VPN_BITS)      /* PTEs per table */
 #define SV39_VA_BITS    39
 #define SV39_PA_BITS    56
 
-#define SV39_SIZE_4K (1ull << 12)
-#define SV39_SIZE_2M (1ull << 21)
-#define SV39_SIZE_1G (1ull << 30)
+/* Shift of the bytes one leaf at `level` maps (0: 4 KiB, 1: 2 MiB, 2: 1 GiB),
+ * and va's index in the table at `level`, for constant addresses (C code
+ * calls sv39_vpn()). */
+#define SV39_LEVEL_SHIFT(level) (SV39_PAGE_SHIFT + SV39_VPN_BITS * (level))
+#define SV39_VPN(va, level) (((va) >> SV39_LEVEL_SHIFT(level)) & (SV39_ENTRIES - 1))
+
+#define SV39_SIZE_4K (SV39_U64(1) << 12)
+#define SV39_SIZE_2M (SV39_U64(1) << 21)
+#define SV39_SIZE_1G (SV39_U64(1) << 30)
 
 /* Lower half [0, 2^38) and upper half [2^64 - 2^38, 2^64); the root entries
  * 0..255 map the lower half, 256..511 the upper half. */
-#define SV39_LOWER_END   (1ull << (SV39_VA_BITS - 1))
-#define SV39_UPPER_START (~0ull << (SV39_VA_BITS - 1))
+#define SV39_LOWER_END   (SV39_U64(1) << (SV39_VA_BITS - 1))
+#define SV39_UPPER_START (~SV39_U64(0) << (SV39_VA_BITS - 1))
 #define SV39_ROOT_UPPER  (SV39_ENTRIES / 2)
 
 #define SV39_SATP_MODE_SHIFT 60
-#define SV39_SATP_MODE_SV39  8ull
+#define SV39_SATP_MODE_SV39  SV39_U64(8)
 #define SV39_SATP_ASID_SHIFT 44
 #define SV39_SATP_ASID_BITS  16    /* ASIDLEN <= 16, probed by the kernel */
-#define SV39_SATP_PPN_MASK   ((1ull << SV39_SATP_ASID_SHIFT) - 1)
+#define SV39_SATP_ASID_MASK  ((SV39_U64(1) << SV39_SATP_ASID_BITS) - 1)
+#define SV39_SATP_PPN_MASK   ((SV39_U64(1) << SV39_SATP_ASID_SHIFT) - 1)
+
+#ifndef __ASSEMBLER__
+#include <stdbool.h>
+#include <stdint.h>
 
 _Static_assert(SV39_ENTRIES * 8 == SV39_PAGE_SIZE, "a table fills one page");
 _Static_assert(SV39_PAGE_SHIFT + SV39_LEVELS * SV39_VPN_BITS == SV39_VA_BITS,
@@ -115,5 +133,7 @@ static inline uint64_t sv39_satp(unsigned asid, uint64_t root_pa)
 	       ((uint64_t)asid << SV39_SATP_ASID_SHIFT) |
 	       ((root_pa >> SV39_PAGE_SHIFT) & SV39_SATP_PPN_MASK);
 }
+
+#endif /* !__ASSEMBLER__ */
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "memlayout.h"
 #include "mm.h"
 #include "part_roles.h"
 #include "ulib.h"
@@ -160,7 +161,7 @@ static int deep(int depth)
 static int breach(unsigned long kind)
 {
 	static volatile uint32_t data_insn[2] = { 0x00008067, 0 };   /* ret */
-	volatile uint64_t *kernel = (volatile uint64_t *)0xffffffff80200000ul;
+	volatile uint64_t *kernel = (volatile uint64_t *)KERNEL_VMA;
 
 	switch (kind) {
 	case BREACH_KERNEL_READ:
@@ -278,7 +279,7 @@ struct robust_hdr {
 static int locker_dies(void)
 {
 	MM *mm = mm_create(ROBUST_AREA, sizeof(struct robust_hdr), 256);
-	volatile uint64_t *kernel = (volatile uint64_t *)0xffffffff80200000ul;
+	volatile uint64_t *kernel = (volatile uint64_t *)KERNEL_VMA;
 
 	if (!mm || mm_lock(mm, MM_LOCK_RW) < 0)
 		return 50;
