@@ -70,6 +70,17 @@ static void expect_drained(struct ktest_ctx *kt__, umm_t *m, struct umm_stats *s
 	expect_all_free(KT_CTX, m);
 }
 
+/* The end of a stress: no bad pattern or refused allocation seen, enough
+ * work done to mean something, the pool drained (stats left in *s). */
+static void expect_stress_clean(struct ktest_ctx *kt__, umm_t *m, unsigned bad_pattern,
+				unsigned bad_alloc, unsigned ops, struct umm_stats *s)
+{
+	EXPECT_EQ(bad_pattern, 0);
+	EXPECT_EQ(bad_alloc, 0);
+	EXPECT_GE(ops, 1000);
+	expect_drained(kt__, m, s);
+}
+
 KTEST(umm, init)
 {
 	umm_t *m = ktest_mem(sizeof(umm_t), 64);
@@ -482,12 +493,9 @@ static void stress(struct ktest_ctx *kt__, size_t pool, unsigned contended)
 	for (unsigned k = 0; k < NSLOTS; k++)
 		if (st->slots[k])
 			checked_free(st->m, &st->bad_pattern, (void *)st->slots[k], false);
-	EXPECT_EQ(st->bad_pattern, 0);
-	EXPECT_EQ(st->bad_alloc, 0);
 	EXPECT_EQ(st->bad_walks, 0);
 	EXPECT_GE(st->walks, 1);
-	EXPECT_GE(st->ops, 1000);
-	expect_drained(KT_CTX, m, &s);
+	expect_stress_clean(KT_CTX, m, st->bad_pattern, st->bad_alloc, st->ops, &s);
 	printf("umm stress%s: %u cpus, %u ops, %llu lock retries, %llu failures\n",
 	       contended ? " (contended)" : "", ktest_ncpus(), st->ops,
 	       (unsigned long long)s.lock_retries, (unsigned long long)s.failures);
@@ -582,10 +590,7 @@ KTEST(umm, stress_handoff)
 	for (unsigned c = 0; c < NCELLS; c++)
 		if (st->cell[c])
 			checked_free(st->m, &st->bad_pattern, (void *)st->cell[c], false);
-	EXPECT_EQ(st->bad_pattern, 0);
-	EXPECT_EQ(st->bad_alloc, 0);
-	EXPECT_GE(st->ops, 1000);
-	expect_drained(KT_CTX, m, &s);
+	expect_stress_clean(KT_CTX, m, st->bad_pattern, st->bad_alloc, st->ops, &s);
 	printf("umm handoff: %u cpus, %u ops, %u handed over, %llu parked bytes before the flush\n",
 	       ktest_ncpus(), st->ops, st->handed, (unsigned long long)s.parked_bytes);
 }
