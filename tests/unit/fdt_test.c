@@ -206,6 +206,18 @@ static int open_w(struct fdt *f, struct w *w)
 		ktest_fail(kt__, __FILE__, __LINE__, "reason '%s' lacks '%s'", \
 			   (f)->reason, sub); } while (0)
 
+/* Set header word `off` of `w` to `v`: fdt_open must then fail with `err`
+ * and a reason that says `why`. */
+static void expect_hdr_refused(struct ktest_ctx *kt__, struct w *w, unsigned off, uint32_t v,
+			       int err, const char *why)
+{
+	struct fdt f;
+
+	set_hdr(w, off, v);
+	EXPECT_EQ(open_w(&f, w), err);
+	EXPECT_REASON(&f, why);
+}
+
 /* ---- header ----------------------------------------------------------------- */
 
 KTEST(fdt, tiny_blob_opens)
@@ -240,34 +252,25 @@ KTEST(fdt, reject_short_buffer)
 KTEST(fdt, reject_bad_magic)
 {
 	struct w *w = tiny();
-	struct fdt f;
 
 	ASSERT(w);
-	set_hdr(w, FDT_HDR_MAGIC, 0x12345678);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "bad magic 0x12345678");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_MAGIC, 0x12345678, E_CORRUPT, "bad magic 0x12345678");
 }
 
 KTEST(fdt, reject_old_version)
 {
 	struct w *w = tiny();
-	struct fdt f;
 
 	ASSERT(w);
-	set_hdr(w, FDT_HDR_VERSION, 15);
-	EXPECT_EQ(open_w(&f, w), E_NOTSUP);
-	EXPECT_REASON(&f, "unsupported version 15");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_VERSION, 15, E_NOTSUP, "unsupported version 15");
 }
 
 KTEST(fdt, reject_last_comp_version)
 {
 	struct w *w = tiny();
-	struct fdt f;
 
 	ASSERT(w);
-	set_hdr(w, FDT_HDR_LAST_COMP, 18);
-	EXPECT_EQ(open_w(&f, w), E_NOTSUP);
-	EXPECT_REASON(&f, "last_comp_version 18");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_LAST_COMP, 18, E_NOTSUP, "last_comp_version 18");
 }
 
 KTEST(fdt, accept_version_16_without_struct_size)
@@ -295,9 +298,7 @@ KTEST(fdt, reject_totalsize_past_buffer)
 	ASSERT(w);
 	EXPECT_EQ(fdt_open(&f, w->blob, w->size - 1), E_CORRUPT);
 	EXPECT_REASON(&f, "larger than");
-	set_hdr(w, FDT_HDR_TOTALSIZE, 24);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "smaller than");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_TOTALSIZE, 24, E_CORRUPT, "smaller than");
 	/* bytes past totalsize are ignored */
 	set_hdr(w, FDT_HDR_TOTALSIZE, w->size);
 	EXPECT_EQ(fdt_open(&f, w->blob, w->size), 0);
@@ -322,44 +323,34 @@ KTEST(fdt, reject_struct_outside_blob)
 KTEST(fdt, reject_struct_misaligned)
 {
 	struct w *w = tiny();
-	struct fdt f;
 
 	ASSERT(w);
-	set_hdr(w, FDT_HDR_OFF_STRUCT, hdr(w, FDT_HDR_OFF_STRUCT) + 2);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "not 4-byte aligned");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_OFF_STRUCT, hdr(w, FDT_HDR_OFF_STRUCT) + 2,
+			   E_CORRUPT, "not 4-byte aligned");
 	set_hdr(w, FDT_HDR_OFF_STRUCT, hdr(w, FDT_HDR_OFF_STRUCT) - 2);
-	set_hdr(w, FDT_HDR_SIZE_STRUCT, w->nst - 2);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "not a multiple of 4");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_SIZE_STRUCT, w->nst - 2,
+			   E_CORRUPT, "not a multiple of 4");
 }
 
 KTEST(fdt, reject_strings_outside_blob)
 {
 	struct w *w = tiny();
-	struct fdt f;
 
 	ASSERT(w);
-	set_hdr(w, FDT_HDR_SIZE_STRINGS, w->nstr + 1);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "strings block");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_SIZE_STRINGS, w->nstr + 1,
+			   E_CORRUPT, "strings block");
 }
 
 KTEST(fdt, reject_rsvmap_outside_or_misaligned)
 {
 	struct w *w = tiny();
-	struct fdt f;
 
 	ASSERT(w);
-	set_hdr(w, FDT_HDR_OFF_RSVMAP, w->size);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "reservation block offset");
-	set_hdr(w, FDT_HDR_OFF_RSVMAP, 44);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "not 8-byte aligned");
-	set_hdr(w, FDT_HDR_OFF_RSVMAP, (w->size - 8) & ~7u);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "without terminator");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_OFF_RSVMAP, w->size,
+			   E_CORRUPT, "reservation block offset");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_OFF_RSVMAP, 44, E_CORRUPT, "not 8-byte aligned");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_OFF_RSVMAP, (w->size - 8) & ~7u,
+			   E_CORRUPT, "without terminator");
 }
 
 KTEST(fdt, reject_overlapping_blocks)
@@ -368,9 +359,8 @@ KTEST(fdt, reject_overlapping_blocks)
 	struct fdt f;
 
 	ASSERT(w);
-	set_hdr(w, FDT_HDR_OFF_STRINGS, hdr(w, FDT_HDR_OFF_STRUCT));
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "overlaps");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_OFF_STRINGS, hdr(w, FDT_HDR_OFF_STRUCT),
+			   E_CORRUPT, "overlaps");
 	set_hdr(w, FDT_HDR_OFF_STRINGS, w->size - w->nstr);
 	set_hdr(w, FDT_HDR_OFF_RSVMAP, 8);   /* reservation entries inside the header */
 	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
