@@ -18,6 +18,22 @@ q="qemu-system-riscv64 -nographic -bios default"
 numa="-object memory-backend-ram,id=m0,size=1G -object memory-backend-ram,id=m1,size=1G \
  -numa node,memdev=m0,cpus=0-1,nodeid=0 -numa node,memdev=m1,cpus=2-3,nodeid=1"
 
+# passed NAME MSG: one check passed ("ok qemu.NAME: MSG").
+passed() {
+	echo "ok qemu.$1: $2"
+	pass=$((pass + 1))
+}
+
+# failed NAME MSG [LOG LINES]: one check failed ("FAIL qemu.NAME: MSG"),
+# then the last LINES lines of LOG when given.
+failed() {
+	echo "FAIL qemu.$1: $2"
+	if [ $# -ge 4 ]; then
+		tail -n "$4" "$3"
+	fi
+	fail=$((fail + 1))
+}
+
 # suite NAME ARGS...: a test=all boot
 suite() {
 	local name=$1; shift
@@ -61,12 +77,9 @@ expect_panic() {
 	   grep -qE 't6 0x[0-9a-f]{16}' "$log" &&
 	   grep -q '^panic: stopping all harts' "$log" &&
 	   ! grep -qE '^ok (panic|wx|kstack)' "$log"; then
-		echo "ok qemu.$name: $(grep -m1 -E '^panic: hart' "$log" | tr -d '\r')"
-		pass=$((pass + 1))
+		passed "$name" "$(grep -m1 -E '^panic: hart' "$log" | tr -d '\r')"
 	else
-		echo "FAIL qemu.$name: exit $rc; expected a panic matching '$re' in $log"
-		tail -n 20 "$log"
-		fail=$((fail + 1))
+		failed "$name" "exit $rc; expected a panic matching '$re' in $log" "$log" 20
 	fi
 }
 
@@ -85,8 +98,7 @@ boot_loop() {
 		fi
 	done
 	if [ "$ok" = "$n" ]; then
-		echo "ok qemu.virt-smp8-boot-loop: $n boots in a row"
-		pass=$((pass + 1))
+		passed virt-smp8-boot-loop "$n boots in a row"
 	else
 		fail=$((fail + 1))
 	fi
@@ -101,12 +113,9 @@ harness() {
 	bash ci/qemu.sh --log "$log" "$@" >/dev/null 2>&1
 	local rc=$?
 	if [ $rc = "$want" ]; then
-		echo "ok qemu.harness-$name: exit $rc"
-		pass=$((pass + 1))
+		passed "harness-$name" "exit $rc"
 	else
-		echo "FAIL qemu.harness-$name: exit $rc, expected $want; see $log"
-		tail -n 10 "$log"
-		fail=$((fail + 1))
+		failed "harness-$name" "exit $rc, expected $want; see $log" "$log" 10
 	fi
 }
 
@@ -116,8 +125,7 @@ forged() {
 	local name=$1 want=$2; shift 2
 	harness "$name" "$want" --timeout 20 -- "$@"
 	if ! grep -aqE '^\[forger#[0-9]+\] shutdown: ok'$'\r''?$' "$logs/harness-$name.log"; then
-		echo "FAIL qemu.harness-$name: the forger's tagged lines are missing"
-		fail=$((fail + 1))
+		failed "harness-$name" "the forger's tagged lines are missing"
 	fi
 }
 
@@ -162,12 +170,9 @@ load_at() {
 	local rc=$?
 	if [ $rc = 0 ] && grep -qE "^kernel: entered on hart [0-9]+, .*image at $addr" "$log" &&
 	   grep -q '^harts online: 4:' "$log" && grep -q '^demo: done' "$log"; then
-		echo "ok qemu.$name: Image at $addr"
-		pass=$((pass + 1))
+		passed "$name" "Image at $addr"
 	else
-		echo "FAIL qemu.$name: exit $rc; the Image at $addr did not boot, see $log"
-		tail -n 20 "$log"
-		fail=$((fail + 1))
+		failed "$name" "exit $rc; the Image at $addr did not boot, see $log" "$log" 20
 	fi
 }
 
@@ -180,12 +185,9 @@ refuse() {
 	rc=$?
 	if [ $rc != 124 ] && [ "$(grep -cE "^kernel: (refusing|.*stopping)" "$log")" = 1 ] &&
 	   grep -qE "^kernel: .*$re" "$log" && ! grep -qE '^(panic|harts online)' "$log"; then
-		echo "ok qemu.$name: $(grep -E '^kernel: (refusing|.*stopping)' "$log" | tr -d '\r')"
-		pass=$((pass + 1))
+		passed "$name" "$(grep -E '^kernel: (refusing|.*stopping)' "$log" | tr -d '\r')"
 	else
-		echo "FAIL qemu.$name: exit $rc; expected one refusal matching '$re' in $log"
-		tail -n 10 "$log"
-		fail=$((fail + 1))
+		failed "$name" "exit $rc; expected one refusal matching '$re' in $log" "$log" 10
 	fi
 }
 
@@ -196,8 +198,7 @@ refuse_fdt() {
 	if bash ci/uboot-loadaddr.sh "$img" 0x80400000 "$elf" "$2"; then
 		refuse "$1" "$3" qemu-system-riscv64 -M virt -smp 2 -m 512M -kernel "$elf"
 	else
-		echo "FAIL qemu.$1: could not build $elf"
-		fail=$((fail + 1))
+		failed "$1" "could not build $elf"
 	fi
 }
 
@@ -233,8 +234,7 @@ uboot=/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin
 uboot_boot() {
 	local name=$1 smp=$2 args=$3 log=$logs/$1.log disk=$logs/$1.img rc line
 	if ! bash ci/uboot-disk.sh "$img" "$disk" "$args"; then
-		echo "FAIL qemu.$name: could not build $disk"
-		fail=$((fail + 1))
+		failed "$name" "could not build $disk"
 		return
 	fi
 	bash ci/qemu.sh --timeout "${QEMU_TIMEOUT:-240}" --log "$log" -- $q -M virt -smp "$smp" -m 512M \
@@ -246,8 +246,7 @@ uboot_boot() {
 	   grep -q '^Starting kernel' "$log" && grep -q "^bootargs $args" "$log" &&
 	   grep -q "^harts online: $smp:" "$log" &&
 	   { [ -n "$line" ] && [ "${line#* passed, }" = "0 failed" ] || grep -q '^demo: done' "$log"; }; then
-		echo "ok qemu.$name: U-Boot booti, $smp harts, $args${line:+: $line}"
-		pass=$((pass + 1))
+		passed "$name" "U-Boot booti, $smp harts, $args${line:+: $line}"
 	else
 		echo "FAIL qemu.$name: exit $rc; see $log"
 		grep -E '^FAIL' "$log"

@@ -288,17 +288,26 @@ static int locker_dies(void)
 	return (int)*kernel;   /* stopped here with the lock held */
 }
 
+/* Open the area `name` and yield until its lock holder says so in the first
+ * word of the static part (`locked`, `holding`), at most `spins` times: then
+ * the caller's mm_lock meets a held lock. NULL if the area cannot be had. */
+static MM *open_behind_holder(const char *name, size_t static_size, int spins)
+{
+	MM *mm = mm_create(name, static_size, 256);
+	volatile uint32_t *held = mm ? mm_static(mm) : NULL;
+
+	for (int i = 0; held && i < spins && !*held; i++)
+		usys_yield();
+	return mm;
+}
+
 static int waiter(void)
 {
-	MM *mm = mm_create(ROBUST_AREA, sizeof(struct robust_hdr), 256);
-	struct robust_hdr *h;
+	MM *mm = open_behind_holder(ROBUST_AREA, sizeof(struct robust_hdr), 200000);
 	int rc;
 
 	if (!mm)
 		return 60;
-	h = mm_static(mm);
-	for (int i = 0; i < 200000 && !h->locked; i++)
-		usys_yield();
 	rc = mm_lock(mm, MM_LOCK_RW);
 	printf("waiter: mm_lock returned %d (%s)\n", rc,
 	       rc == MM_LOCK_OWNER_DIED ? "owner died" : "?");
@@ -391,15 +400,13 @@ static int hold_overdue(void)
 
 static int shm_waiter(void)
 {
-	MM *mm = mm_create(SHMH_AREA, sizeof(struct shmh_hdr), 256);
+	MM *mm = open_behind_holder(SHMH_AREA, sizeof(struct shmh_hdr), 2000000);
 	struct shmh_hdr *h;
 	int rc;
 
 	if (!mm)
 		return 90;
 	h = mm_static(mm);
-	for (int i = 0; i < 2000000 && !h->holding; i++)
-		usys_yield();
 	rc = mm_lock(mm, MM_LOCK_RW);
 	printf("waiter: mm_lock behind the overdue holder: %d (%s)\n", rc, err_str(rc));
 	if (rc != E_TIMEOUT)

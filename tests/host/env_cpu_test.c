@@ -110,6 +110,22 @@ static void world_check(struct ktest_ctx *kt__, struct world *w)
 
 #define NLIVE 200
 
+/* Run `n` threads of `fn(w)` that meet at w->all_live, and join them all.
+ * False if the barrier or a thread could not be made: then those made wait
+ * at the barrier for good and are not joined (the test fails there). */
+static bool run_all_live(struct world *w, pthread_t *th, unsigned n, void *(*fn)(void *))
+{
+	if (pthread_barrier_init(&w->all_live, NULL, n))
+		return false;
+	for (unsigned i = 0; i < n; i++)
+		if (pthread_create(&th[i], NULL, fn, w))
+			return false;
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&w->all_live);
+	return true;
+}
+
 static void *live_thread(void *arg)
 {
 	struct world *w = arg;
@@ -130,12 +146,7 @@ KTEST(env_cpu, many_live_threads)
 	unsigned users0 = env_host_shared_users();
 
 	ASSERT(w);
-	ASSERT_EQ(pthread_barrier_init(&w->all_live, NULL, NLIVE), 0);
-	for (unsigned i = 0; i < NLIVE; i++)
-		ASSERT_EQ(pthread_create(&th[i], NULL, live_thread, w), 0);
-	for (unsigned i = 0; i < NLIVE; i++)
-		pthread_join(th[i], NULL);
-	pthread_barrier_destroy(&w->all_live);
+	ASSERT(run_all_live(w, th, NLIVE, live_thread));
 	/* 200 threads were live at the barrier: at least 200 - 56 shared */
 	EXPECT_GE(env_host_shared_users() - users0, NLIVE - ENV_HOST_EXCLUSIVE);
 	world_check(kt__, w);
@@ -323,12 +334,7 @@ KTEST(env_cpu, late_indexes_retired)
 	unsigned used = env_host_exclusive_used(), users0 = env_host_shared_users();
 	EXPECT_LT(1, used);   /* the main thread's, and late ones held past exit */
 	unsigned n = ENV_HOST_EXCLUSIVE - 1;   /* every index but the main thread's */
-	ASSERT_EQ(pthread_barrier_init(&w->all_live, NULL, n), 0);
-	for (unsigned i = 0; i < n; i++)
-		ASSERT_EQ(pthread_create(&th[i], NULL, hold_thread, w), 0);
-	for (unsigned i = 0; i < n; i++)
-		pthread_join(th[i], NULL);
-	pthread_barrier_destroy(&w->all_live);
+	ASSERT(run_all_live(w, th, n, hold_thread));
 	EXPECT_EQ(env_host_shared_users(), users0);   /* all got an exclusive one */
 	world_check(kt__, w);
 }

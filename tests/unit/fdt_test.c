@@ -206,6 +206,18 @@ static int open_w(struct fdt *f, struct w *w)
 		ktest_fail(kt__, __FILE__, __LINE__, "reason '%s' lacks '%s'", \
 			   (f)->reason, sub); } while (0)
 
+/* Set header word `off` of `w` to `v`: fdt_open must then fail with `err`
+ * and a reason that says `why`. */
+static void expect_hdr_refused(struct ktest_ctx *kt__, struct w *w, unsigned off, uint32_t v,
+			       int err, const char *why)
+{
+	struct fdt f;
+
+	set_hdr(w, off, v);
+	EXPECT_EQ(open_w(&f, w), err);
+	EXPECT_REASON(&f, why);
+}
+
 /* ---- header ----------------------------------------------------------------- */
 
 KTEST(fdt, tiny_blob_opens)
@@ -240,34 +252,25 @@ KTEST(fdt, reject_short_buffer)
 KTEST(fdt, reject_bad_magic)
 {
 	struct w *w = tiny();
-	struct fdt f;
 
 	ASSERT(w);
-	set_hdr(w, FDT_HDR_MAGIC, 0x12345678);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "bad magic 0x12345678");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_MAGIC, 0x12345678, E_CORRUPT, "bad magic 0x12345678");
 }
 
 KTEST(fdt, reject_old_version)
 {
 	struct w *w = tiny();
-	struct fdt f;
 
 	ASSERT(w);
-	set_hdr(w, FDT_HDR_VERSION, 15);
-	EXPECT_EQ(open_w(&f, w), E_NOTSUP);
-	EXPECT_REASON(&f, "unsupported version 15");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_VERSION, 15, E_NOTSUP, "unsupported version 15");
 }
 
 KTEST(fdt, reject_last_comp_version)
 {
 	struct w *w = tiny();
-	struct fdt f;
 
 	ASSERT(w);
-	set_hdr(w, FDT_HDR_LAST_COMP, 18);
-	EXPECT_EQ(open_w(&f, w), E_NOTSUP);
-	EXPECT_REASON(&f, "last_comp_version 18");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_LAST_COMP, 18, E_NOTSUP, "last_comp_version 18");
 }
 
 KTEST(fdt, accept_version_16_without_struct_size)
@@ -295,9 +298,7 @@ KTEST(fdt, reject_totalsize_past_buffer)
 	ASSERT(w);
 	EXPECT_EQ(fdt_open(&f, w->blob, w->size - 1), E_CORRUPT);
 	EXPECT_REASON(&f, "larger than");
-	set_hdr(w, FDT_HDR_TOTALSIZE, 24);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "smaller than");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_TOTALSIZE, 24, E_CORRUPT, "smaller than");
 	/* bytes past totalsize are ignored */
 	set_hdr(w, FDT_HDR_TOTALSIZE, w->size);
 	EXPECT_EQ(fdt_open(&f, w->blob, w->size), 0);
@@ -322,44 +323,34 @@ KTEST(fdt, reject_struct_outside_blob)
 KTEST(fdt, reject_struct_misaligned)
 {
 	struct w *w = tiny();
-	struct fdt f;
 
 	ASSERT(w);
-	set_hdr(w, FDT_HDR_OFF_STRUCT, hdr(w, FDT_HDR_OFF_STRUCT) + 2);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "not 4-byte aligned");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_OFF_STRUCT, hdr(w, FDT_HDR_OFF_STRUCT) + 2,
+			   E_CORRUPT, "not 4-byte aligned");
 	set_hdr(w, FDT_HDR_OFF_STRUCT, hdr(w, FDT_HDR_OFF_STRUCT) - 2);
-	set_hdr(w, FDT_HDR_SIZE_STRUCT, w->nst - 2);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "not a multiple of 4");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_SIZE_STRUCT, w->nst - 2,
+			   E_CORRUPT, "not a multiple of 4");
 }
 
 KTEST(fdt, reject_strings_outside_blob)
 {
 	struct w *w = tiny();
-	struct fdt f;
 
 	ASSERT(w);
-	set_hdr(w, FDT_HDR_SIZE_STRINGS, w->nstr + 1);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "strings block");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_SIZE_STRINGS, w->nstr + 1,
+			   E_CORRUPT, "strings block");
 }
 
 KTEST(fdt, reject_rsvmap_outside_or_misaligned)
 {
 	struct w *w = tiny();
-	struct fdt f;
 
 	ASSERT(w);
-	set_hdr(w, FDT_HDR_OFF_RSVMAP, w->size);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "reservation block offset");
-	set_hdr(w, FDT_HDR_OFF_RSVMAP, 44);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "not 8-byte aligned");
-	set_hdr(w, FDT_HDR_OFF_RSVMAP, (w->size - 8) & ~7u);
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "without terminator");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_OFF_RSVMAP, w->size,
+			   E_CORRUPT, "reservation block offset");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_OFF_RSVMAP, 44, E_CORRUPT, "not 8-byte aligned");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_OFF_RSVMAP, (w->size - 8) & ~7u,
+			   E_CORRUPT, "without terminator");
 }
 
 KTEST(fdt, reject_overlapping_blocks)
@@ -368,9 +359,8 @@ KTEST(fdt, reject_overlapping_blocks)
 	struct fdt f;
 
 	ASSERT(w);
-	set_hdr(w, FDT_HDR_OFF_STRINGS, hdr(w, FDT_HDR_OFF_STRUCT));
-	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
-	EXPECT_REASON(&f, "overlaps");
+	expect_hdr_refused(KT_CTX, w, FDT_HDR_OFF_STRINGS, hdr(w, FDT_HDR_OFF_STRUCT),
+			   E_CORRUPT, "overlaps");
 	set_hdr(w, FDT_HDR_OFF_STRINGS, w->size - w->nstr);
 	set_hdr(w, FDT_HDR_OFF_RSVMAP, 8);   /* reservation entries inside the header */
 	EXPECT_EQ(open_w(&f, w), E_CORRUPT);
@@ -701,6 +691,23 @@ static void w_root(struct w *w, uint32_t ac, uint32_t sc)
 		w_cells(w, "#size-cells", 1, sc);
 }
 
+/* A new tree with its root open (w_root); NULL when out of memory. */
+static struct w *w_board(uint32_t ac, uint32_t sc)
+{
+	struct w *w = w_new();
+
+	if (w)
+		w_root(w, ac, sc);
+	return w;
+}
+
+/* Open /cpus with `ac` address cells (hart ids); the caller ends it. */
+static void w_cpus(struct w *w, uint32_t ac)
+{
+	w_begin(w, "cpus");
+	w_cells(w, "#address-cells", 1, ac);
+}
+
 /* A /memory node with one 2/2-cell entry. */
 static void w_mem(struct w *w, const char *name, uint64_t start, uint64_t size, int numa)
 {
@@ -743,11 +750,24 @@ static struct board *parse(struct w *w, int *rc)
 	return b;
 }
 
+/* parse() that must succeed: the board, or NULL with the test failed. */
+static struct board *parse_ok(struct ktest_ctx *kt__, struct w *w)
+{
+	int rc;
+	struct board *b = parse(w, &rc);
+
+	if (rc) {
+		ktest_fail(kt__, __FILE__, __LINE__, "board_parse: %d (%s)", rc,
+			   b ? b->reason : "no memory");
+		return NULL;
+	}
+	return b;
+}
+
 KTEST(fdt, board_full_description)
 {
 	struct w *w = w_new();
 	struct board *b;
-	int rc;
 
 	ASSERT(w);
 	w_rsv(w, 0x80000000, 0x10000);
@@ -776,8 +796,7 @@ KTEST(fdt, board_full_description)
 	w_cells(w, "size", 1, 0x1000);
 	w_end(w);
 	w_end(w);
-	w_begin(w, "cpus");
-	w_cells(w, "#address-cells", 1, 1);
+	w_cpus(w, 1);
 	w_cells(w, "#size-cells", 1, 0);
 	w_cells(w, "timebase-frequency", 1, 10000000);
 	w_cpu(w, 3, "okay", "rv64imafdc_zicsr", "riscv,sv48");
@@ -799,9 +818,8 @@ KTEST(fdt, board_full_description)
 	w_end(w);
 	w_end(w);
 	w_end(w);
-	b = parse(w, &rc);
+	b = parse_ok(KT_CTX, w);
 	ASSERT(b);
-	ASSERT_EQ(rc, 0);
 
 	EXPECT(!strcmp(b->model, "test,board"));
 	EXPECT(board_compatible(b, "riscv-virtio"));
@@ -850,12 +868,10 @@ KTEST(fdt, board_full_description)
 
 KTEST(fdt, board_one_cell_64bit_initrd_per_cpu_timebase)
 {
-	struct w *w = w_new();
+	struct w *w = w_board(1, 1);
 	struct board *b;
-	int rc;
 
 	ASSERT(w);
-	w_root(w, 1, 1);
 	w_begin(w, "chosen");
 	w_u64(w, "linux,initrd-start", 0x141000000ull);
 	w_u64(w, "linux,initrd-end", 0x141000000ull);   /* empty: no reservation */
@@ -864,8 +880,7 @@ KTEST(fdt, board_one_cell_64bit_initrd_per_cpu_timebase)
 	w_str(w, "device_type", "memory");
 	w_cells(w, "reg", 6, 0x40000000, 0x1000000, 0x50000000, 0, 0xffff0000, 0x10000);
 	w_end(w);
-	w_begin(w, "cpus");
-	w_cells(w, "#address-cells", 1, 2);
+	w_cpus(w, 2);
 	w_begin(w, "cpu@100000000");
 	w_str(w, "device_type", "cpu");
 	w_cells(w, "reg", 2, 1, 0);
@@ -875,9 +890,8 @@ KTEST(fdt, board_one_cell_64bit_initrd_per_cpu_timebase)
 	w_end(w);
 	w_end(w);
 	w_end(w);
-	b = parse(w, &rc);
+	b = parse_ok(KT_CTX, w);
 	ASSERT(b);
-	ASSERT_EQ(rc, 0);
 	ASSERT_EQ(b->nmem, 2);                      /* the zero-size entry is skipped */
 	EXPECT_EQ(b->mem[0].end, 0x40ffffff);
 	EXPECT_EQ(b->mem[1].start, 0xffff0000);
@@ -894,12 +908,11 @@ KTEST(fdt, board_one_cell_64bit_initrd_per_cpu_timebase)
 
 KTEST(fdt, board_range_ending_at_top_is_fine)
 {
-	struct w *w = w_new();
+	struct w *w = w_board(0, 0);
 	struct board *b;
 	int rc;
 
-	ASSERT(w);
-	w_root(w, 0, 0);   /* defaults: 2 address cells, 1 size cell */
+	ASSERT(w);   /* defaults: 2 address cells, 1 size cell */
 	w_begin(w, "memory@ffffffff00000000");
 	w_str(w, "device_type", "memory");
 	w_cells(w, "reg", 3, 0xffffffff, 0, 0);
@@ -911,14 +924,12 @@ KTEST(fdt, board_range_ending_at_top_is_fine)
 	EXPECT_EQ(rc, E_CORRUPT);
 	EXPECT_REASON(b, "reg length 16 not a multiple of 12");
 
-	w = w_new();
+	w = w_board(2, 2);
 	ASSERT(w);
-	w_root(w, 2, 2);
 	w_mem(w, "memory@ffffffff00000000", 0xffffffff00000000ull, 0x100000000ull, -1);
 	w_end(w);
-	b = parse(w, &rc);
+	b = parse_ok(KT_CTX, w);
 	ASSERT(b);
-	ASSERT_EQ(rc, 0);
 	EXPECT_EQ(b->mem[0].end, UINT64_MAX);
 }
 
@@ -934,10 +945,9 @@ KTEST(fdt, board_range_ending_at_top_is_fine)
 
 KTEST(fdt, board_reject_overlapping_memory)
 {
-	struct w *w = w_new();
+	struct w *w = w_board(2, 2);
 
 	ASSERT(w);
-	w_root(w, 2, 2);
 	w_mem(w, "memory@80000000", 0x80000000, 0x20000000, -1);
 	w_mem(w, "memory@9fffffff", 0x9fffffff, 0x1000, -1);
 	w_end(w);
@@ -946,10 +956,9 @@ KTEST(fdt, board_reject_overlapping_memory)
 
 KTEST(fdt, board_reject_wrapping_ranges)
 {
-	struct w *w = w_new();
+	struct w *w = w_board(2, 2);
 
 	ASSERT(w);
-	w_root(w, 2, 2);
 	w_mem(w, "memory@ffffffff00000000", 0xffffffff00000000ull, 0x100000001ull, -1);
 	w_end(w);
 	EXPECT_BOARD_REJECT(w, "wraps past 2^64");
@@ -964,16 +973,14 @@ KTEST(fdt, board_reject_wrapping_ranges)
 
 KTEST(fdt, board_reject_cells_outside_1_2)
 {
-	struct w *w = w_new();
+	struct w *w = w_board(3, 1);
 
 	ASSERT(w);
-	w_root(w, 3, 1);
 	w_end(w);
 	EXPECT_BOARD_REJECT(w, "#address-cells 3 not in 1..2");
 
-	w = w_new();
+	w = w_board(2, 1);
 	ASSERT(w);
-	w_root(w, 2, 1);
 	w_begin(w, "reserved-memory");
 	w_cells(w, "#address-cells", 1, 2);
 	w_cells(w, "#size-cells", 1, 0);
@@ -981,9 +988,8 @@ KTEST(fdt, board_reject_cells_outside_1_2)
 	w_end(w);
 	EXPECT_BOARD_REJECT(w, "'reserved-memory' #size-cells 0 not in 1..2");
 
-	w = w_new();   /* #address-cells 3 under an unrelated node (PCI) is fine */
+	w = w_board(2, 2);   /* #address-cells 3 under an unrelated node (PCI) is fine */
 	ASSERT(w);
-	w_root(w, 2, 2);
 	w_begin(w, "pci");
 	w_cells(w, "#address-cells", 1, 3);
 	w_end(w);
@@ -998,20 +1004,17 @@ KTEST(fdt, board_reject_cells_outside_1_2)
 
 KTEST(fdt, board_reject_limits)
 {
-	struct w *w = w_new();
+	struct w *w = w_board(2, 2);
 
 	ASSERT(w);
-	w_root(w, 2, 2);
 	for (unsigned i = 0; i <= BOARD_MAX_MEM; i++)
 		w_mem(w, "memory", 0x100000000ull * (i + 1), 0x1000, -1);
 	w_end(w);
 	EXPECT_BOARD_REJECT(w, "more than 32 memory ranges");
 
-	w = w_new();
+	w = w_board(2, 2);
 	ASSERT(w);
-	w_root(w, 2, 2);
-	w_begin(w, "cpus");
-	w_cells(w, "#address-cells", 1, 1);
+	w_cpus(w, 1);
 	for (unsigned i = 0; i <= BOARD_MAX_HARTS; i++)
 		w_cpu(w, i, NULL, "rv64imac", "riscv,sv39");
 	w_end(w);
@@ -1021,21 +1024,18 @@ KTEST(fdt, board_reject_limits)
 
 KTEST(fdt, board_reject_bad_harts_and_chosen)
 {
-	struct w *w = w_new();
+	struct w *w = w_board(2, 2);
 
 	ASSERT(w);
-	w_root(w, 2, 2);
-	w_begin(w, "cpus");
-	w_cells(w, "#address-cells", 1, 1);
+	w_cpus(w, 1);
 	w_cpu(w, 1, NULL, "rv64imac", "riscv,sv39");
 	w_cpu(w, 1, NULL, "rv64imac", "riscv,sv39");
 	w_end(w);
 	w_end(w);
 	EXPECT_BOARD_REJECT(w, "duplicate hart id 1");
 
-	w = w_new();
+	w = w_board(2, 2);
 	ASSERT(w);
-	w_root(w, 2, 2);
 	w_begin(w, "cpus");
 	w_begin(w, "cpu@0");
 	w_str(w, "device_type", "cpu");
@@ -1044,9 +1044,8 @@ KTEST(fdt, board_reject_bad_harts_and_chosen)
 	w_end(w);
 	EXPECT_BOARD_REJECT(w, "cpu node 'cpu@0' has no reg");
 
-	w = w_new();
+	w = w_board(2, 2);
 	ASSERT(w);
-	w_root(w, 2, 2);
 	w_begin(w, "chosen");
 	w_cells(w, "linux,initrd-start", 1, 0x2000);
 	w_cells(w, "linux,initrd-end", 1, 0x1000);
@@ -1054,18 +1053,16 @@ KTEST(fdt, board_reject_bad_harts_and_chosen)
 	w_end(w);
 	EXPECT_BOARD_REJECT(w, "initrd end 0x1000 before start 0x2000");
 
-	w = w_new();
+	w = w_board(2, 2);
 	ASSERT(w);
-	w_root(w, 2, 2);
 	w_begin(w, "chosen");
 	w_cells(w, "linux,initrd-start", 1, 0x2000);
 	w_end(w);
 	w_end(w);
 	EXPECT_BOARD_REJECT(w, "linux,initrd-start/end missing");
 
-	w = w_new();
+	w = w_board(2, 2);
 	ASSERT(w);
-	w_root(w, 2, 2);
 	w_begin(w, "chosen");
 	w_prop(w, "bootargs", "abc", 3);
 	w_end(w);
@@ -1109,14 +1106,11 @@ static void w_cpu_ext(struct w *w, uint32_t id, const char *base, const char *ex
 
 KTEST(fdt, board_isa_extensions_binding)
 {
-	struct w *w = w_new();
+	struct w *w = w_board(2, 2);
 	struct board *b;
-	int rc;
 
 	ASSERT(w);
-	w_root(w, 2, 2);
-	w_begin(w, "cpus");
-	w_cells(w, "#address-cells", 1, 1);
+	w_cpus(w, 1);
 	w_cpu(w, 0, NULL, "rv64imafdc_zicsr_zifencei_sstc", "riscv,sv39");
 	w_cpu_ext(w, 1, "rv64i", EXTS, sizeof(EXTS), "riscv,sv39");
 	w_cpu_ext(w, 2, "rv64i", EXTS, sizeof(EXTS), NULL);              /* no MMU */
@@ -1124,8 +1118,8 @@ KTEST(fdt, board_isa_extensions_binding)
 	w_cpu_ext(w, 4, "rv32i", "i\0m", 4, "riscv,sv32");
 	w_end(w);
 	w_end(w);
-	b = parse(w, &rc);
-	ASSERT_EQ(rc, 0);
+	b = parse_ok(KT_CTX, w);
+	ASSERT(b);
 	ASSERT_EQ(b->nharts, 5u);
 	/* both bindings give the same string */
 	EXPECT(!strcmp(b->harts[0].isa, "rv64imafdc_zicsr_zifencei_sstc"));
@@ -1140,12 +1134,10 @@ KTEST(fdt, board_isa_extensions_binding)
 KTEST(fdt, board_isa_extensions_reject)
 {
 	static char many[BOARD_ISA_MAX * 2];
-	struct w *w = w_new();
+	struct w *w = w_board(2, 2);
 
 	ASSERT(w);
-	w_root(w, 2, 2);
-	w_begin(w, "cpus");
-	w_cells(w, "#address-cells", 1, 1);
+	w_cpus(w, 1);
 	w_cpu_ext(w, 0, "rv64i", "i\0m", 3, "riscv,sv39");              /* no final NUL */
 	w_end(w);
 	w_end(w);
@@ -1154,11 +1146,9 @@ KTEST(fdt, board_isa_extensions_reject)
 	/* 100 x "zabc\0": 500 bytes of extensions, the string would be longer */
 	for (unsigned i = 0; i < 100; i++)
 		memcpy(many + 5 * i, "zabc", 5);
-	w = w_new();
+	w = w_board(2, 2);
 	ASSERT(w);
-	w_root(w, 2, 2);
-	w_begin(w, "cpus");
-	w_cells(w, "#address-cells", 1, 1);
+	w_cpus(w, 1);
 	w_cpu_ext(w, 0, "rv64i", many, 500, "riscv,sv39");
 	w_end(w);
 	w_end(w);
@@ -1167,14 +1157,11 @@ KTEST(fdt, board_isa_extensions_reject)
 
 KTEST(fdt, board_two_cell_hart_ids_and_fail_status)
 {
-	struct w *w = w_new();
+	struct w *w = w_board(2, 2);
 	struct board *b;
-	int rc;
 
 	ASSERT(w);
-	w_root(w, 2, 2);
-	w_begin(w, "cpus");
-	w_cells(w, "#address-cells", 1, 2);
+	w_cpus(w, 2);
 	w_begin(w, "cpu@100000002");
 	w_str(w, "device_type", "cpu");
 	w_cells(w, "reg", 2, 1, 2);
@@ -1190,8 +1177,8 @@ KTEST(fdt, board_two_cell_hart_ids_and_fail_status)
 	w_end(w);
 	w_end(w);
 	w_end(w);
-	b = parse(w, &rc);
-	ASSERT_EQ(rc, 0);
+	b = parse_ok(KT_CTX, w);
+	ASSERT(b);
 	ASSERT_EQ(b->nharts, 2u);
 	EXPECT_EQ(b->harts[0].id, 0x100000002ull);
 	EXPECT(b->harts[0].usable);
@@ -1201,12 +1188,10 @@ KTEST(fdt, board_two_cell_hart_ids_and_fail_status)
 
 KTEST(fdt, board_dynamic_reservations)
 {
-	struct w *w = w_new();
+	struct w *w = w_board(2, 2);
 	struct board *b;
-	int rc;
 
 	ASSERT(w);
-	w_root(w, 2, 2);
 	w_begin(w, "reserved-memory");
 	w_cells(w, "#address-cells", 1, 2);
 	w_cells(w, "#size-cells", 1, 2);
@@ -1220,8 +1205,8 @@ KTEST(fdt, board_dynamic_reservations)
 	w_end(w);
 	w_end(w);
 	w_end(w);
-	b = parse(w, &rc);
-	ASSERT_EQ(rc, 0);
+	b = parse_ok(KT_CTX, w);
+	ASSERT(b);
 	EXPECT_EQ(b->nrsv, 0u);                 /* nothing is reserved for them */
 	ASSERT_EQ(b->ndyn, 2u);
 	EXPECT(!strcmp(b->dyn[0].name, "cma"));
@@ -1231,9 +1216,8 @@ KTEST(fdt, board_dynamic_reservations)
 	EXPECT_EQ(b->dyn[1].align, 0u);
 	EXPECT_EQ(b->dyn[1].nranges, 0u);
 
-	w = w_new();
+	w = w_board(2, 2);
 	ASSERT(w);
-	w_root(w, 2, 2);
 	w_begin(w, "reserved-memory");
 	w_begin(w, "bad");
 	w_cells(w, "size", 2, 0, 0x1000);     /* #size-cells defaults to 1 */
@@ -1242,9 +1226,8 @@ KTEST(fdt, board_dynamic_reservations)
 	w_end(w);
 	EXPECT_BOARD_REJECT(w, "node 'bad' size is not 1 cells");
 
-	w = w_new();
+	w = w_board(2, 2);
 	ASSERT(w);
-	w_root(w, 2, 2);
 	w_begin(w, "reserved-memory");
 	w_begin(w, "bad");
 	w_cells(w, "size", 1, 0x1000);
@@ -1260,12 +1243,10 @@ KTEST(fdt, board_dynamic_reservations)
  * full trees for the host corpus). */
 KTEST(fdt, board_hifive_unmatched_shape)
 {
-	struct w *w = w_new();
+	struct w *w = w_board(2, 2);
 	struct board *b;
-	int rc;
 
 	ASSERT(w);
-	w_root(w, 2, 2);
 	w_str(w, "model", "SiFive HiFive Unmatched A00");
 	w_begin(w, "reserved-memory");
 	w_cells(w, "#address-cells", 1, 2);
@@ -1275,8 +1256,7 @@ KTEST(fdt, board_hifive_unmatched_shape)
 	w_end(w);
 	w_end(w);
 	w_mem(w, "memory@80000000", 0x80000000, 16ull << 30, -1);
-	w_begin(w, "cpus");
-	w_cells(w, "#address-cells", 1, 1);
+	w_cpus(w, 1);
 	w_cells(w, "timebase-frequency", 1, 1000000);
 	w_cpu(w, 0, "disabled", "rv64imac", NULL);                        /* S7 */
 	for (uint32_t id = 1; id <= 4; id++)                              /* U74 */
@@ -1284,8 +1264,8 @@ KTEST(fdt, board_hifive_unmatched_shape)
 			  sizeof("i\0m\0a\0f\0d\0c\0zicsr\0zifencei"), "riscv,sv39");
 	w_end(w);
 	w_end(w);
-	b = parse(w, &rc);
-	ASSERT_EQ(rc, 0);
+	b = parse_ok(KT_CTX, w);
+	ASSERT(b);
 	EXPECT_EQ(b->timebase, 1000000);
 	ASSERT_EQ(b->nmem, 1u);
 	EXPECT_EQ(b->mem[0].end, 0x47fffffffull);

@@ -7,6 +7,7 @@
 
 #include "../ktest.h"
 #include "kmalloc.h"
+#include "kt_pages.h"
 
 /* ---- a page source with room for thousands of large blocks -------------------- */
 
@@ -30,8 +31,7 @@ static void *big_get(void *ctx, size_t n)
 			i = run = 0;
 		run = b->used[i] ? 0 : run + 1;
 		if (run == n) {
-			memset(&b->used[i + 1 - n], 1, n);
-			p = b->base + (i + 1 - n) * ENV_PAGE_SIZE;
+			p = kt_pages_take(b->used, b->base, i, n);
 			b->out += n;
 			b->rover = i + 1;
 			break;
@@ -44,16 +44,9 @@ static void *big_get(void *ctx, size_t n)
 static void big_put(void *ctx, void *va, size_t n)
 {
 	struct big *b = ctx;
-	unsigned long fl = env_lock(&b->lock);
-	size_t i = (size_t)((char *)va - b->base) / ENV_PAGE_SIZE;
+	struct kt_pages pg = { "big_put", &b->lock, b->base, b->used, &b->out, NULL };
 
-	for (size_t k = 0; k < n; k++) {
-		if (!b->used[i + k])
-			printf("big_put: page %zu not out\n", i + k);
-		b->used[i + k] = 0;
-	}
-	b->out -= n;
-	env_unlock(&b->lock, fl);
+	kt_pages_put(&pg, va, n);
 }
 
 struct mfix {

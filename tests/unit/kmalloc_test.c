@@ -6,8 +6,31 @@
 
 #include "../ktest.h"
 #include "kmalloc.h"
+#include "kt_pages.h"
 
 /* ---- page source and clock --------------------------------------------------- */
+
+void *kt_pages_take(uint8_t *used, char *base, size_t last, size_t n)
+{
+	memset(&used[last + 1 - n], 1, n);
+	return base + (last + 1 - n) * ENV_PAGE_SIZE;
+}
+
+void kt_pages_put(const struct kt_pages *pg, void *va, size_t n)
+{
+	unsigned long fl = env_lock(pg->lock);
+	size_t i = (size_t)((char *)va - pg->base) / ENV_PAGE_SIZE;
+
+	for (size_t k = 0; k < n; k++) {
+		if (!pg->used[i + k])
+			printf("%s: page %zu not out\n", pg->who, i + k);
+		pg->used[i + k] = 0;
+	}
+	*pg->out -= n;
+	if (pg->puts)
+		(*pg->puts)++;
+	env_unlock(pg->lock, fl);
+}
 
 #define ARENA_MAX_PAGES 1024
 
@@ -29,8 +52,7 @@ static void *arena_get(void *ctx, size_t n)
 		for (size_t i = 0, run = 0; i < a->npages; i++) {
 			run = a->used[i] ? 0 : run + 1;
 			if (run == n) {
-				memset(&a->used[i + 1 - n], 1, n);
-				p = a->base + (i + 1 - n) * ENV_PAGE_SIZE;
+				p = kt_pages_take(a->used, a->base, i, n);
 				a->out += n;
 				a->gets++;
 				break;
@@ -43,17 +65,9 @@ static void *arena_get(void *ctx, size_t n)
 static void arena_put(void *ctx, void *va, size_t n)
 {
 	struct arena *a = ctx;
-	unsigned long fl = env_lock(&a->lock);
-	size_t i = (size_t)((char *)va - a->base) / ENV_PAGE_SIZE;
+	struct kt_pages pg = { "arena_put", &a->lock, a->base, a->used, &a->out, &a->puts };
 
-	for (size_t k = 0; k < n; k++) {
-		if (!a->used[i + k])
-			printf("arena_put: page %zu not out\n", i + k);
-		a->used[i + k] = 0;
-	}
-	a->out -= n;
-	a->puts++;
-	env_unlock(&a->lock, fl);
+	kt_pages_put(&pg, va, n);
 }
 
 static uint64_t fake_now(void *ctx)

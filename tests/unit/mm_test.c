@@ -357,56 +357,71 @@ KTEST(mm, lock_modes)
 	EXPECT_EQ(mm_detach(&g), 0);
 }
 
+/* An 8 KiB area attached by partition 5 (h5) and then 6 (h6), and h5
+ * holding RW: the holder that dies or stalls and the one that sees it.
+ * `env` is left naming 6 for more attaches. False if a step failed. */
+#define PAIR_SIZE 8192
+struct pair {
+	struct tenv e;
+	struct mm_env env;
+	MM h5, h6;
+	uint8_t *buf;
+};
+
+static bool pair_5_holds_rw(struct pair *p)
+{
+	p->buf = ktest_mem(PAIR_SIZE, 16);
+	p->env = tenv_make(&p->e, 5);
+	if (!p->buf || mm_init_area(p->buf, PAIR_SIZE, PAIR_SIZE, 0) ||
+	    mm_attach_base(&p->h5, p->buf, PAIR_SIZE, PAIR_SIZE, &p->env))
+		return false;
+	p->env.self_id = 6;
+	return !mm_attach_base(&p->h6, p->buf, PAIR_SIZE, PAIR_SIZE, &p->env) &&
+	       !mm_lock(&p->h5, MM_LOCK_RW);
+}
+
 KTEST(mm, owner_died)
 {
-	struct tenv e = { 0 };
-	struct mm_env env;
-	size_t size = 8192;
-	uint8_t *buf = ktest_mem(size, 16);
-	MM dead, live, rd;
+	struct pair p = { 0 };
+	MM rd;
 	struct mm_stats st;
 
-	ASSERT(buf && mm_init_area(buf, size, size, 0) == 0);
-	env = tenv_make(&e, 5);
-	ASSERT_EQ(mm_attach_base(&dead, buf, size, size, &env), 0);
-	env.self_id = 6;
-	ASSERT_EQ(mm_attach_base(&live, buf, size, size, &env), 0);
+	ASSERT(pair_5_holds_rw(&p));
 	/* the kernel path: partition 5 dies holding RW */
-	EXPECT_EQ(mm_lock(&dead, MM_LOCK_RW), 0);
-	EXPECT_NE(mm_alloc(&dead, 64), MM_NULL);
-	EXPECT_EQ(mm_area_owner_died(buf, size, 5), 1);
-	EXPECT_EQ(mm_area_owner_died(buf, size, 5), 0);   /* idempotent */
-	EXPECT_EQ(mm_lock(&live, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
-	EXPECT_EQ(mm_check(&live), 0);
+	EXPECT_NE(mm_alloc(&p.h5, 64), MM_NULL);
+	EXPECT_EQ(mm_area_owner_died(p.buf, PAIR_SIZE, 5), 1);
+	EXPECT_EQ(mm_area_owner_died(p.buf, PAIR_SIZE, 5), 0);   /* idempotent */
+	EXPECT_EQ(mm_lock(&p.h6, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
+	EXPECT_EQ(mm_check(&p.h6), 0);
 	/* the "dead" one wakes up and unlocks: live's hold must survive */
-	EXPECT_EQ(mm_unlock(&dead), 0);
-	EXPECT_NE(*(volatile uint64_t *)(buf + 40), 0);  /* lock word, docs/MM.md */
-	EXPECT_EQ(mm_unlock(&live), 0);
-	EXPECT_EQ(*(volatile uint64_t *)(buf + 40), 0);
+	EXPECT_EQ(mm_unlock(&p.h5), 0);
+	EXPECT_NE(*(volatile uint64_t *)(p.buf + 40), 0);  /* lock word, docs/MM.md */
+	EXPECT_EQ(mm_unlock(&p.h6), 0);
+	EXPECT_EQ(*(volatile uint64_t *)(p.buf + 40), 0);
 	/* a forged word naming live as the writer: no self-deadlock */
-	*(volatile uint64_t *)(buf + 40) = (1ull << 63) | ((uint64_t)live.slot << 56);
-	EXPECT_EQ(mm_lock(&live, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
-	EXPECT_EQ(mm_unlock(&live), 0);
-	EXPECT_EQ(mm_lock(&live, MM_LOCK_RD), 0);         /* told once */
-	EXPECT_EQ(mm_unlock(&live), 0);
+	*(volatile uint64_t *)(p.buf + 40) = (1ull << 63) | ((uint64_t)p.h6.slot << 56);
+	EXPECT_EQ(mm_lock(&p.h6, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
+	EXPECT_EQ(mm_unlock(&p.h6), 0);
+	EXPECT_EQ(mm_lock(&p.h6, MM_LOCK_RD), 0);         /* told once */
+	EXPECT_EQ(mm_unlock(&p.h6), 0);
 	/* a writer slot no attacher can have */
-	*(volatile uint64_t *)(buf + 40) = (1ull << 63) | (63ull << 56);
-	EXPECT_EQ(mm_lock(&live, MM_LOCK_RD), MM_LOCK_OWNER_DIED);
-	EXPECT_EQ(mm_unlock(&live), 0);
-	EXPECT_EQ(*(volatile uint64_t *)(buf + 40), 0);
+	*(volatile uint64_t *)(p.buf + 40) = (1ull << 63) | (63ull << 56);
+	EXPECT_EQ(mm_lock(&p.h6, MM_LOCK_RD), MM_LOCK_OWNER_DIED);
+	EXPECT_EQ(mm_unlock(&p.h6), 0);
+	EXPECT_EQ(*(volatile uint64_t *)(p.buf + 40), 0);
 	/* the waiter path: partition 7 dies holding RD; is_alive says so */
-	env.self_id = 7;
-	ASSERT_EQ(mm_attach_base(&rd, buf, size, size, &env), 0);
+	p.env.self_id = 7;
+	ASSERT_EQ(mm_attach_base(&rd, p.buf, PAIR_SIZE, PAIR_SIZE, &p.env), 0);
 	EXPECT_EQ(mm_lock(&rd, MM_LOCK_RD), 0);
-	e.dead_id = 7;
-	EXPECT_EQ(mm_lock(&live, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
-	EXPECT_EQ(mm_unlock(&live), 0);
-	EXPECT_EQ(mm_stats(&live, &st), 0);
+	p.e.dead_id = 7;
+	EXPECT_EQ(mm_lock(&p.h6, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
+	EXPECT_EQ(mm_unlock(&p.h6), 0);
+	EXPECT_EQ(mm_stats(&p.h6, &st), 0);
 	EXPECT_EQ(st.deaths, 2);
 	EXPECT_EQ(st.nattach, 1);
-	EXPECT_EQ(mm_area_owner_died(buf + 16, size, 1), E_CORRUPT);
-	EXPECT_EQ(mm_area_owner_died(NULL, size, 1), E_INVAL);
-	EXPECT_EQ(mm_detach(&live), 0);
+	EXPECT_EQ(mm_area_owner_died(p.buf + 16, PAIR_SIZE, 1), E_CORRUPT);
+	EXPECT_EQ(mm_area_owner_died(NULL, PAIR_SIZE, 1), E_INVAL);
+	EXPECT_EQ(mm_detach(&p.h6), 0);
 }
 
 /* ---- the lock word without hooks: every wait bounded, forgeries caught -- */
@@ -460,53 +475,35 @@ KTEST(mm, forged_words_of_every_kind_are_released)
 
 KTEST(mm, owner_died_releases_holds_whatever_the_slots_say)
 {
-	size_t size = 8192;
-	uint8_t *buf = ktest_mem(size, 16);
-	struct tenv e = { 0 };
-	struct mm_env env;
-	MM dead, live;
+	struct pair p = { 0 };
 
-	ASSERT(buf && mm_init_area(buf, size, size, 0) == 0);
-	env = tenv_make(&e, 5);
-	ASSERT_EQ(mm_attach_base(&dead, buf, size, size, &env), 0);
-	env.self_id = 6;
-	ASSERT_EQ(mm_attach_base(&live, buf, size, size, &env), 0);
+	ASSERT(pair_5_holds_rw(&p));
 	/* 5 holds RW, then zeroes its own slot entry and dies */
-	EXPECT_EQ(mm_lock(&dead, MM_LOCK_RW), 0);
-	SLOT(buf, dead.slot) = 0;
-	EXPECT_EQ(mm_area_owner_died(buf, size, 5), 0);   /* no slot of 5 left */
-	EXPECT_EQ(LW(buf), 0);                            /* but the hold went */
-	EXPECT_EQ(mm_lock(&live, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
-	EXPECT_EQ(mm_unlock(&live), 0);
-	EXPECT_EQ(mm_detach(&live), 0);
+	SLOT(p.buf, p.h5.slot) = 0;
+	EXPECT_EQ(mm_area_owner_died(p.buf, PAIR_SIZE, 5), 0); /* no slot of 5 left */
+	EXPECT_EQ(LW(p.buf), 0);                            /* but the hold went */
+	EXPECT_EQ(mm_lock(&p.h6, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
+	EXPECT_EQ(mm_unlock(&p.h6), 0);
+	EXPECT_EQ(mm_detach(&p.h6), 0);
 }
 
 KTEST(mm, a_live_holder_times_waiters_out)
 {
-	size_t size = 8192;
-	uint8_t *buf = ktest_mem(size, 16);
-	struct tenv e = { 0 };
-	struct mm_env env;
-	MM holder, waiter;
+	struct pair p = { 0 };
 
-	ASSERT(buf && mm_init_area(buf, size, size, 0) == 0);
-	env = tenv_make(&e, 5);
-	ASSERT_EQ(mm_attach_base(&holder, buf, size, size, &env), 0);
-	env.self_id = 6;
-	ASSERT_EQ(mm_attach_base(&waiter, buf, size, size, &env), 0);
-	EXPECT_EQ(mm_lock(&holder, MM_LOCK_RW), 0);
-	EXPECT_EQ(mm_lock(&waiter, MM_LOCK_RD), E_TIMEOUT);
-	EXPECT_EQ(mm_last_error(&waiter), E_TIMEOUT);
-	EXPECT_EQ(mm_unlock(&holder), 0);
-	EXPECT_EQ(mm_lock(&holder, MM_LOCK_RD), 0);
-	EXPECT_EQ(mm_lock(&waiter, MM_LOCK_RW), E_TIMEOUT);
+	ASSERT(pair_5_holds_rw(&p));
+	EXPECT_EQ(mm_lock(&p.h6, MM_LOCK_RD), E_TIMEOUT);
+	EXPECT_EQ(mm_last_error(&p.h6), E_TIMEOUT);
+	EXPECT_EQ(mm_unlock(&p.h5), 0);
+	EXPECT_EQ(mm_lock(&p.h5, MM_LOCK_RD), 0);
+	EXPECT_EQ(mm_lock(&p.h6, MM_LOCK_RW), E_TIMEOUT);
 	/* the waiter's pending claim went with it: readers go on */
-	EXPECT_EQ(LW(buf) & (1ull << 62), 0);
-	EXPECT_EQ(mm_unlock(&holder), 0);
-	EXPECT_EQ(mm_lock(&waiter, MM_LOCK_RW), 0);
-	EXPECT_EQ(mm_unlock(&waiter), 0);
-	EXPECT_EQ(mm_detach(&holder), 0);
-	EXPECT_EQ(mm_detach(&waiter), 0);
+	EXPECT_EQ(LW(p.buf) & (1ull << 62), 0);
+	EXPECT_EQ(mm_unlock(&p.h5), 0);
+	EXPECT_EQ(mm_lock(&p.h6, MM_LOCK_RW), 0);
+	EXPECT_EQ(mm_unlock(&p.h6), 0);
+	EXPECT_EQ(mm_detach(&p.h5), 0);
+	EXPECT_EQ(mm_detach(&p.h6), 0);
 }
 
 /* ---- hooks: the lock's authority outside the area ------------------------ */

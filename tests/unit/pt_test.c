@@ -92,6 +92,16 @@ static struct pool *pool_new(void)
 	ASSERT(p != NULL);                                                    \
 	ASSERT_EQ(pt_init(&t, &p->ops), 0)
 
+/* The end of a test on one tree: it checks clean, and once its tables are
+ * freed the pool has none out and saw no bad call. */
+static void expect_torn_down(struct ktest_ctx *kt__, struct pool *p, struct pt *t)
+{
+	EXPECT_EQ(pt_check(t, 0, SV39_ENTRIES), 0);
+	pt_free_tables(t, 0, SV39_ENTRIES);
+	EXPECT_EQ(p->live, 0);
+	EXPECT_EQ(p->errors, 0);
+}
+
 static uint64_t nleaves(const struct pt *t, int level)
 {
 	uint64_t n[3];
@@ -149,10 +159,7 @@ KTEST(pt, largest_page_sizes)
 	/* PA only 4 KiB aligned: 4 KiB leaves. */
 	ASSERT_EQ(pt_map(&t, 10 * G1, pa + K4, 2 * M2, PT_R, NULL), 0);
 	EXPECT_EQ(nleaves(&t, 0), 1 + 1024);
-	EXPECT_EQ(pt_check(&t, 0, SV39_ENTRIES), 0);
-	pt_free_tables(&t, 0, SV39_ENTRIES);
-	EXPECT_EQ(p->live, 0);
-	EXPECT_EQ(p->errors, 0);
+	expect_torn_down(KT_CTX, p, &t);
 }
 
 KTEST(pt, argument_errors_change_nothing)
@@ -239,10 +246,7 @@ KTEST(pt, table_alloc_failure_leaves_no_trace)
 		EXPECT_EQ(nleaves(&t, 2), 1);
 	}
 	p->fail_after = -1;
-	EXPECT_EQ(pt_check(&t, 0, SV39_ENTRIES), 0);
-	pt_free_tables(&t, 0, SV39_ENTRIES);
-	EXPECT_EQ(p->live, 0);
-	EXPECT_EQ(p->errors, 0);
+	expect_torn_down(KT_CTX, p, &t);
 }
 
 KTEST(pt, unmap_splits_large_pages)
@@ -448,10 +452,7 @@ KTEST(pt, single_page_paths_check_like_pt_map)
 	EXPECT_EQ(fence, PT_FENCE_VA);
 	EXPECT_EQ(pt_translate(&t, 0x5000, NULL, NULL, NULL), E_NOENT);
 	EXPECT_EQ(pt_mapped_pages(&t, 0, M2), 1);
-	EXPECT_EQ(pt_check(&t, 0, SV39_ENTRIES), 0);
-	pt_free_tables(&t, 0, SV39_ENTRIES);
-	EXPECT_EQ(p->live, 0);
-	EXPECT_EQ(p->errors, 0);
+	expect_torn_down(KT_CTX, p, &t);
 }
 
 /* The cached walk never outlives the table it points to: a table freed
@@ -558,10 +559,7 @@ KTEST(pt, single_page_paths_match_a_model)
 				EXPECT_EQ(got, m[k]);
 		}
 	}
-	EXPECT_EQ(pt_check(&t, 0, SV39_ENTRIES), 0);
-	pt_free_tables(&t, 0, SV39_ENTRIES);
-	EXPECT_EQ(p->live, 0);
-	EXPECT_EQ(p->errors, 0);
+	expect_torn_down(KT_CTX, p, &t);
 }
 
 /* Upper-half root entries may be copies of another tree's (vm shares the

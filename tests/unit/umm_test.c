@@ -52,6 +52,13 @@ static bool all_free(umm_t *m)
 	return st.live_bytes == 0 && umm_check(m) == 0;
 }
 
+/* The end of a test: the pool is consistent and every byte is free again. */
+static void expect_all_free(struct ktest_ctx *kt__, umm_t *m)
+{
+	EXPECT_EQ(umm_check(m), 0);
+	EXPECT(all_free(m));
+}
+
 /* After a stress: nothing live, no refusals, every allocation freed, the
  * pool consistent and back to one free chunk. Leaves the stats in *s. */
 static void expect_drained(struct ktest_ctx *kt__, umm_t *m, struct umm_stats *s)
@@ -60,8 +67,18 @@ static void expect_drained(struct ktest_ctx *kt__, umm_t *m, struct umm_stats *s
 	EXPECT_EQ(s->live_bytes, 0);
 	EXPECT_EQ(s->errors, 0);
 	EXPECT_EQ(s->allocs, s->frees);
-	EXPECT_EQ(umm_check(m), 0);
-	EXPECT(all_free(m));
+	expect_all_free(KT_CTX, m);
+}
+
+/* The end of a stress: no bad pattern or refused allocation seen, enough
+ * work done to mean something, the pool drained (stats left in *s). */
+static void expect_stress_clean(struct ktest_ctx *kt__, umm_t *m, unsigned bad_pattern,
+				unsigned bad_alloc, unsigned ops, struct umm_stats *s)
+{
+	EXPECT_EQ(bad_pattern, 0);
+	EXPECT_EQ(bad_alloc, 0);
+	EXPECT_GE(ops, 1000);
+	expect_drained(kt__, m, s);
 }
 
 KTEST(umm, init)
@@ -117,8 +134,7 @@ KTEST(umm, alloc_free_basic)
 	EXPECT_EQ(umm_check(m), 0);
 	for (unsigned i = 1; i < 13; i += 2)
 		umm_free(m, p[i]);
-	EXPECT_EQ(umm_check(m), 0);
-	EXPECT(all_free(m));
+	expect_all_free(KT_CTX, m);
 }
 
 KTEST(umm, bad_input)
@@ -160,8 +176,7 @@ KTEST(umm, bad_input)
 	umm_stats(m, &st);
 	EXPECT_EQ(st.errors - st0.errors, 17);
 	EXPECT_EQ(st.frees - st0.frees, 2);
-	EXPECT_EQ(umm_check(m), 0);
-	EXPECT(all_free(m));
+	expect_all_free(KT_CTX, m);
 	umm_free(m, NULL);                /* no-op, no error */
 	umm_stats(m, &st);
 	EXPECT_EQ(st.errors - st0.errors, 17);
@@ -200,8 +215,7 @@ KTEST(umm, aligned)
 	umm_free(m, r);
 	umm_free(m, blocker);
 	umm_free(m, after);
-	EXPECT_EQ(umm_check(m), 0);
-	EXPECT(all_free(m));
+	expect_all_free(KT_CTX, m);
 }
 
 KTEST(umm, realloc)
@@ -246,8 +260,7 @@ KTEST(umm, realloc)
 	EXPECT_GE(umm_usable_size(m, a2), 200000);
 	umm_free(m, a2);
 	umm_free(m, c);
-	EXPECT_EQ(umm_check(m), 0);
-	EXPECT(all_free(m));
+	expect_all_free(KT_CTX, m);
 }
 
 KTEST(umm, fast_path)
@@ -480,12 +493,9 @@ static void stress(struct ktest_ctx *kt__, size_t pool, unsigned contended)
 	for (unsigned k = 0; k < NSLOTS; k++)
 		if (st->slots[k])
 			checked_free(st->m, &st->bad_pattern, (void *)st->slots[k], false);
-	EXPECT_EQ(st->bad_pattern, 0);
-	EXPECT_EQ(st->bad_alloc, 0);
 	EXPECT_EQ(st->bad_walks, 0);
 	EXPECT_GE(st->walks, 1);
-	EXPECT_GE(st->ops, 1000);
-	expect_drained(KT_CTX, m, &s);
+	expect_stress_clean(KT_CTX, m, st->bad_pattern, st->bad_alloc, st->ops, &s);
 	printf("umm stress%s: %u cpus, %u ops, %llu lock retries, %llu failures\n",
 	       contended ? " (contended)" : "", ktest_ncpus(), st->ops,
 	       (unsigned long long)s.lock_retries, (unsigned long long)s.failures);
@@ -580,10 +590,7 @@ KTEST(umm, stress_handoff)
 	for (unsigned c = 0; c < NCELLS; c++)
 		if (st->cell[c])
 			checked_free(st->m, &st->bad_pattern, (void *)st->cell[c], false);
-	EXPECT_EQ(st->bad_pattern, 0);
-	EXPECT_EQ(st->bad_alloc, 0);
-	EXPECT_GE(st->ops, 1000);
-	expect_drained(KT_CTX, m, &s);
+	expect_stress_clean(KT_CTX, m, st->bad_pattern, st->bad_alloc, st->ops, &s);
 	printf("umm handoff: %u cpus, %u ops, %u handed over, %llu parked bytes before the flush\n",
 	       ktest_ncpus(), st->ops, st->handed, (unsigned long long)s.parked_bytes);
 }
@@ -689,8 +696,7 @@ KTEST(umm, double_free_ordered_cross_cpu)
 	EXPECT_EQ(s.frees, d->rounds);
 	EXPECT_EQ(s.errors, (uint64_t)d->rounds * d->n);
 	EXPECT_EQ(s.live_bytes, 0);
-	EXPECT_EQ(umm_check(m), 0);
-	EXPECT(all_free(m));
+	expect_all_free(KT_CTX, m);
 }
 
 /* ---- flushing ------------------------------------------------------------------
@@ -921,8 +927,7 @@ KTEST(umm, memory_follows_live_data)
 	umm_free(m, again);
 	for (unsigned i = 0; i < 20000; i++)
 		umm_free(m, small[i]);
-	EXPECT_EQ(umm_check(m), 0);
-	EXPECT(all_free(m));
+	expect_all_free(KT_CTX, m);
 	munmap(space, size);
 }
 #endif
