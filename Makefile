@@ -65,11 +65,11 @@ HOST_LIB_SRCS = mm/env_host.c $(MM_SRCS) $(PLATFORM_SRCS)
 UNIT_ALL     = tests/host/main.c tests/host/env.c tests/ktest.c $(HOST_LIB_SRCS) \
 	       $(UNIT_SRCS) $(HOST_ONLY_SRCS)
 
-$(HB)/unit: $(UNIT_ALL) $(wildcard include/*.h mm/*.h platform/*.h tests/*.h) | $(HB)
+$(HB)/unit: $(UNIT_ALL) $(wildcard include/*.h mm/*.h platform/*.h tests/*.h tests/unit/*.h) | $(HB)
 	@echo "  HOSTCC  $@"
 	$(Q)$(HOST_CC) $(HOST_BASE) $(HOST_ASAN) -o $@ $(UNIT_ALL) -lpthread
 
-$(HB)/unit-tsan: $(UNIT_ALL) $(wildcard include/*.h mm/*.h platform/*.h tests/*.h) | $(HB)
+$(HB)/unit-tsan: $(UNIT_ALL) $(wildcard include/*.h mm/*.h platform/*.h tests/*.h tests/unit/*.h) | $(HB)
 	@echo "  HOSTCC  $@ (tsan)"
 	$(Q)$(HOST_CC) $(HOST_BASE) -O2 $(HOST_TSAN) -o $@ $(UNIT_ALL) -lpthread
 

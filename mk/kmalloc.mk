@@ -27,7 +27,7 @@ KDEBUG_SRCS := tests/host/main.c tests/host/env.c tests/ktest.c mm/env_host.c mm
 	       mm/kmalloc_pool.c mm/kmalloc_map.c mm/kmalloc_stats.c \
 	       tests/unit/kmalloc_test.c tests/unit/kmalloc_map_test.c
 
-$(HB)/unit-kdebug: $(KDEBUG_SRCS) $(wildcard include/*.h mm/*.h tests/*.h) | $(HB)
+$(HB)/unit-kdebug: $(KDEBUG_SRCS) $(wildcard include/*.h mm/*.h tests/*.h tests/unit/*.h) | $(HB)
 	@echo "  HOSTCC  $@ (KMALLOC_DEBUG)"
 	$(Q)$(HOST_CC) $(HOST_BASE) $(HOST_ASAN) -DKMALLOC_DEBUG -o $@ $(KDEBUG_SRCS) -lpthread
 
