@@ -19,15 +19,18 @@ trap 'rm -rf "$d"' EXIT
 
 mkdir -p "$d/root/extlinux"
 cp "$image" "$d/root/Image"
-cat >"$d/root/extlinux/extlinux.conf" <<CONF
-# extlinux.conf - read by U-Boot's distro boot (sysboot), which loads the
-# Image and enters it with booti: a0 = hart id, a1 = the device tree.
-default unikernel
-timeout 0
-label unikernel
-	kernel /Image
-	append $append
-CONF
+# No bootargs, no append line: U-Boot 2023.01 (Debian 12) faults parsing an
+# `append` with nothing after it ("Expected string literal", then a load
+# access fault); without the line the kernel's default, run=demo, applies.
+{
+	echo "# extlinux.conf - read by U-Boot's distro boot (sysboot), which loads the"
+	echo "# Image and enters it with booti: a0 = hart id, a1 = the device tree."
+	echo "default unikernel"
+	echo "timeout 0"
+	echo "label unikernel"
+	printf '\tkernel /Image\n'
+	if [ -n "$append" ]; then printf '\tappend %s\n' "$append"; fi
+} >"$d/root/extlinux/extlinux.conf"
 rm -f "$out"
 truncate -s $(( (part_start / 2048 + part_mib) ))M "$out"
 echo "start=$part_start, type=83, bootable" | sfdisk -q "$out" >/dev/null
