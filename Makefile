@@ -93,7 +93,7 @@ $(foreach p,$(HOST_PROGS),$(eval $(call host_prog,$(p))))
 host: $(HB)/unit $(addprefix $(HB)/,$(HOST_PROGS))
 
 # ---- kernel build ----------------------------------------------------------
-KERNEL_SRCS = $(wildcard kernel/*.S kernel/*.c sbi/*.c) $(PLATFORM_SRCS) $(KERNEL_ONLY_SRCS) \
+KERNEL_SRCS = $(wildcard kernel/*.S kernel/*.c sbi/*.c apps/*.c) $(PLATFORM_SRCS) $(KERNEL_ONLY_SRCS) \
 	      $(MM_SRCS) tests/ktest.c $(UNIT_SRCS) $(KTEST_SRCS)
 
 # One kernel binary serves every board (it reads the device tree); each

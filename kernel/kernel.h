@@ -46,8 +46,6 @@ void console_write_raw(const char *s, unsigned long n);   /* panic path, no lock
 
 /* trap.c */
 void trap_init_hart(void);
-
-/* trap.c */
 const char *trap_cause_name(unsigned long cause);
 
 /* timer.c: hooks run in interrupt context on every hart's tick. */
@@ -60,7 +58,9 @@ uint64_t time_us(void);
 /* smp.c */
 void ipi_send(unsigned index);
 void ipi_handle(void);
-int smp_start_secondaries(unsigned want);
+/* Start hart `hartid` at the kernel's secondary entry with dense index
+ * `index`; 0 once it runs, else the SBI error as an ERR_* code. */
+int smp_start_hart(unsigned long hartid, unsigned index);
 /* Run fn(i, arg) on harts 0..n-1 (the caller is hart 0's slot only when it
  * is hart index 0); returns when all are done. */
 void smp_run(unsigned n, hart_work_fn fn, void *arg);

@@ -1,5 +1,6 @@
 /* main.c - the boot sequence of the boot hart, the banner, and what the
- * bootargs select: run=demo (default), test=<suite>[,<suite>...], bench=<name>. */
+ * bootargs select through the program registry (program.h): the demo by
+ * default, test=<suite>[,<suite>...], bench=<name>, run=<program>. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,9 +10,9 @@
 #include "err.h"
 #include "hart.h"
 #include "kernel.h"
-#include "ktest.h"
 #include "mem.h"
 #include "plat.h"
+#include "program.h"
 #include "riscv.h"
 #include "sbi.h"
 #include "shm.h"
@@ -21,10 +22,6 @@
 static struct board the_board;
 const struct board *board = &the_board;
 static uint64_t boot_instret_start;
-
-int smp_start_hart(unsigned long hartid, unsigned index);
-int kdemo_run(void);
-int kbench_run(const char *name);
 
 static void run_constructors(void)
 {
@@ -216,16 +213,6 @@ const char *bootarg(const char *key, char *buf, size_t len)
 	return NULL;
 }
 
-static int run_tests(char *list)
-{
-	const char *pat[32];
-	int n = 0;
-
-	for (char *s = strtok(list, ","); s && n < 32; s = strtok(NULL, ","))
-		pat[n++] = s;
-	return ktest_run(n, pat);
-}
-
 _Noreturn void kernel_shutdown(bool failed)
 {
 	printf("shutdown: %s\n", failed ? "failure" : "ok");
@@ -236,7 +223,6 @@ _Noreturn void kernel_shutdown(bool failed)
 void kernel_boot(unsigned long hartid, unsigned long fdt_pa)
 {
 	char arg[256];
-	int failed = 0;
 
 	boot_instret_start = rdinstret();
 	hart_setup_tls(0, hartid);
@@ -258,11 +244,5 @@ void kernel_boot(unsigned long hartid, unsigned long fdt_pa)
 			  (unsigned)strtoul(arg, NULL, 10) : 0);
 	banner();
 
-	if (bootarg("test", arg, sizeof(arg)))
-		failed = run_tests(arg) != 0;
-	else if (bootarg("bench", arg, sizeof(arg)))
-		failed = kbench_run(arg) != 0;
-	else
-		failed = kdemo_run() != 0;
-	kernel_shutdown(failed);
+	kernel_shutdown(program_run_selected(board->bootargs) != 0);
 }

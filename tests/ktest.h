@@ -44,7 +44,7 @@ int ktest_run(int npat, const char *const *pat);
 /* The counts of the last ktest_run. */
 void ktest_counts(unsigned *passed, unsigned *failed);
 
-/* Provided by the environment (tests/host/env.c or kernel/ktest_env.c). */
+/* Provided by the environment (tests/host/env.c or tests/kernel/ktest_env.c). */
 
 /* Zeroed memory aligned to `align` (a power of two, at most 1 GiB), valid
  * until the current test returns. NULL if the environment has none left. */

@@ -1,12 +1,15 @@
 /* ktest_env.c - ktest's environment in the kernel: memory from the
  * physical page layer (through the direct map), the harts as parallel
- * workers, and the stress duration. */
+ * workers, and the stress duration; and the `test` program that runs the
+ * suites the bootargs name (test=<suite>[,<suite>...], or test=all). */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kernel.h"
 #include "ktest.h"
 #include "mem.h"
+#include "program.h"
 
 #define MAX_BLOCKS 64
 
@@ -58,3 +61,29 @@ unsigned ktest_stress_seconds(void)
 {
 	return 1;
 }
+
+#define MAX_PATTERNS 32
+
+static int test_main(const char *arg)
+{
+	static char list[256];
+	const char *pat[MAX_PATTERNS];
+	char *save;
+	int n = 0;
+
+	if (strlen(arg) >= sizeof(list)) {
+		printf("test: list of suites longer than %zu characters\n", sizeof(list) - 1);
+		return -1;
+	}
+	strcpy(list, arg);
+	for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+		if (n == MAX_PATTERNS) {
+			printf("test: more than %d suites named\n", MAX_PATTERNS);
+			return -1;
+		}
+		pat[n++] = s;
+	}
+	return ktest_run(n, pat);
+}
+
+PROGRAM(test, test_main, "test=all|<suite>[.<name>][,...]: the in-kernel test suites")

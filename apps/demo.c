@@ -13,6 +13,7 @@
 #include "mem.h"
 #include "part.h"
 #include "part_roles.h"
+#include "program.h"
 #include "shm.h"
 
 #define NODES 200          /* per producer: the area grows several times */
@@ -43,7 +44,7 @@ static unsigned on(unsigned k)
 	return placement[k] % harts_online;
 }
 
-int kdemo_run(void)
+static int demo_main(const char *arg)
 {
 	static struct kmalloc_stats ks;   /* about 10 KiB: not on the stack */
 	struct mm_stats st;
@@ -103,3 +104,5 @@ int kdemo_run(void)
 	       before >> 10, pmem_avail(&kpmem) >> 10, heap_grew >> 10);
 	return failed;
 }
+
+PROGRAM(demo, demo_main, "partitions share an area; two breaches are stopped (the default)")

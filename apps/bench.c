@@ -12,6 +12,7 @@
 #include "mem.h"
 #include "part.h"
 #include "part_roles.h"
+#include "program.h"
 #include "riscv.h"
 #include "shm.h"
 #include "umm.h"
@@ -331,7 +332,7 @@ static const struct {
 };
 
 /* name: "all", one benchmark, or a comma-separated list. */
-int kbench_run(const char *name)
+static int bench_main(const char *name)
 {
 	bool unknown = false;
 	char list[128], *tok, *save;
@@ -355,3 +356,5 @@ int kbench_run(const char *name)
 	}
 	return unknown;
 }
+
+PROGRAM(bench, bench_main, "bench=all|boot|<name>[,<name>...]: instructions per operation (run under -icount)")
