@@ -18,6 +18,8 @@ endif
 B   := build
 KB  := $(B)/$(PLATFORM)
 HB  := $(B)/host
+# KO: the one kernel build (below); $(KB) holds a copy of its kernel.elf
+KO  := $(B)/kernel
 
 # ---- lists the fragments extend -------------------------------------------
 MM_SRCS       :=   # managers: built for the kernel and for the host
@@ -31,6 +33,7 @@ FUZZERS       :=   # names N with tests/fuzz/N_fuzz.c
 TEST_STEPS    :=   # make targets run by `make test`, each ending "N passed, N failed"
 BENCH_STEPS   :=   # make targets run by `make bench`
 HOST_PROGS    :=   # build/host/<name> programs built by `make host`
+HOST_BENCHES  :=   # build/host/<name> benchmarks (-O2, no sanitizers)
 
 # ---- toolchain for the kernel and partitions (fragments use these) -------
 PLATFORMS := virt sifive_u
@@ -46,7 +49,7 @@ KCFLAGS  := $(KARCH) $(PICOLIBC) -std=gnu11 -O2 -g -Wall -Wextra \
 	    -Wno-unused-parameter -ffreestanding -fno-common -fno-pie \
 	    -fno-omit-frame-pointer -ftls-model=local-exec \
 	    -Iinclude -Imm -Iplatform -Isbi -Ikernel -Itests -DKERNEL_BUILD
-# The linker script is build/<platform>/kernel.ld, linker/kernel.ld after
+# The linker script is build/kernel/kernel.ld, linker/kernel.ld after
 # the preprocessor (mk/kernel.mk), given with -T by the link rule.
 KLDFLAGS := $(KARCH_LD) $(PICOLIBC) -nostartfiles -static -no-pie \
 	    -Wl,--gc-sections
@@ -90,33 +93,45 @@ $(HB)/$(1): $$($(1)_SRCS) $(HOST_LIB_SRCS) $(wildcard include/*.h mm/*.h platfor
 endef
 $(foreach p,$(HOST_PROGS),$(eval $(call host_prog,$(p))))
 
+# Host benchmarks: build/host/NAME from NAME_SRCS, -O2 and no sanitizers
+# (so not HOST_PROGS), plus NAME_CFLAGS; expanded after every fragment.
+define host_bench
+$(HB)/$(1): $$($(1)_SRCS) $(wildcard include/*.h mm/*.h) | $(HB)
+	@echo "  HOSTCC  $$@ (-O2)"
+	$(Q)$(HOST_CC) -std=gnu11 -O2 -g $$($(1)_CFLAGS) $(HOST_WARN) $(HOST_INC) -DHOST_BUILD \
+		-o $$@ $$($(1)_SRCS) -lpthread
+endef
+$(foreach p,$(HOST_BENCHES),$(eval $(call host_bench,$(p))))
+
 host: $(HB)/unit $(addprefix $(HB)/,$(HOST_PROGS))
 
 # ---- kernel build ----------------------------------------------------------
 KERNEL_SRCS = $(wildcard kernel/*.S kernel/*.c sbi/*.c apps/*.c) $(PLATFORM_SRCS) $(KERNEL_ONLY_SRCS) \
 	      $(MM_SRCS) tests/ktest.c $(UNIT_SRCS) $(KTEST_SRCS)
 
-# One kernel binary serves every board (it reads the device tree); each
-# platform (PLATFORMS above) still gets its own build directory.
-define kernel_rules
-$(B)/$(1)/%.c.o: %.c | deps
-	@mkdir -p $$(dir $$@)
-	@echo "  CC      $$<"
-	$(Q)$(KCC) $(KCFLAGS) -MMD -MP -c -o $$@ $$<
+# One kernel binary serves every board (it reads the device tree): it is
+# compiled and linked once in build/kernel/, and each platform's directory
+# (PLATFORMS above) gets a copy, so that scripts name build/<platform>/.
+$(KO)/%.c.o: %.c | deps
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(KCC) $(KCFLAGS) -MMD -MP -c -o $@ $<
 
-$(B)/$(1)/%.S.o: %.S | deps
-	@mkdir -p $$(dir $$@)
-	@echo "  AS      $$<"
-	$(Q)$(KCC) $(KCFLAGS) -MMD -MP -c -o $$@ $$<
+$(KO)/%.S.o: %.S | deps
+	@mkdir -p $(dir $@)
+	@echo "  AS      $<"
+	$(Q)$(KCC) $(KCFLAGS) -MMD -MP -c -o $@ $<
 
-$(B)/$(1)/kernel.elf: $$(patsubst %,$(B)/$(1)/%.o,$$(KERNEL_SRCS)) $(B)/$(1)/kernel.ld
-	@echo "  LD      $$@"
-	$(Q)$(KCC) $(KLDFLAGS) -T $(B)/$(1)/kernel.ld -Wl,-Map,$(B)/$(1)/kernel.map -o $$@ \
-		$$(patsubst %,$(B)/$(1)/%.o,$$(KERNEL_SRCS))
+$(KO)/kernel.elf: $(patsubst %,$(KO)/%.o,$(KERNEL_SRCS)) $(KO)/kernel.ld
+	@echo "  LD      $@"
+	$(Q)$(KCC) $(KLDFLAGS) -T $(KO)/kernel.ld -Wl,-Map,$(KO)/kernel.map -o $@ \
+		$(patsubst %,$(KO)/%.o,$(KERNEL_SRCS))
 
--include $$(patsubst %,$(B)/$(1)/%.d,$$(KERNEL_SRCS)) $(B)/$(1)/kernel.ld.d
-endef
-$(foreach p,$(PLATFORMS),$(eval $(call kernel_rules,$(p))))
+-include $(patsubst %,$(KO)/%.d,$(KERNEL_SRCS)) $(KO)/kernel.ld.d
+
+$(foreach p,$(PLATFORMS),$(B)/$(p)/kernel.elf): $(KO)/kernel.elf
+	@mkdir -p $(dir $@)
+	$(Q)cp $< $@
 
 all: $(KB)/kernel.elf host
 

@@ -4,7 +4,7 @@ KTEST_SRCS += tests/kernel/ktest_env.c tests/kernel/smp_test.c tests/kernel/vm_k
 
 # The linker script through the C preprocessor, so that its addresses come
 # from include/memlayout.h (LINKER_SCRIPT: constants without C suffixes).
-$(B)/%/kernel.ld: linker/kernel.ld | deps
+$(KO)/kernel.ld: linker/kernel.ld | deps
 	@mkdir -p $(dir $@)
 	@echo "  CPP     $@"
 	$(Q)$(KCC) -E -P -undef -x assembler-with-cpp -DLINKER_SCRIPT -Iinclude -Ikernel \

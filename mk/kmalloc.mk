@@ -6,15 +6,14 @@ TSAN_SUITES += kmalloc
 FUZZERS     += kmalloc
 BENCH_STEPS += bench-kmalloc
 
-# -O2 without sanitizers, so not a HOST_PROGS entry. -flto lets the env seam
+# A HOST_BENCHES entry (-O2 without sanitizers). -flto lets the env seam
 # (env_cpu, env_irq_save: a tp load and a CSR write in the kernel) inline,
 # as the peers' own per-thread lookups do.
 KMALLOC_BENCH_SRCS := bench/kmalloc_bench.c mm/env_host.c mm/kmalloc.c mm/kmalloc_pool.c mm/kmalloc_map.c mm/kmalloc_stats.c
 
-$(HB)/kmalloc_bench: $(KMALLOC_BENCH_SRCS) $(wildcard include/*.h mm/*.h) | $(HB)
-	@echo "  HOSTCC  $@ (-O2)"
-	$(Q)$(HOST_CC) -std=gnu11 -O2 -g -flto $(HOST_WARN) $(HOST_INC) -DHOST_BUILD \
-		-o $@ $(KMALLOC_BENCH_SRCS) -lpthread
+HOST_BENCHES += kmalloc_bench
+kmalloc_bench_SRCS = $(KMALLOC_BENCH_SRCS)
+kmalloc_bench_CFLAGS = -flto
 
 bench-kmalloc: $(HB)/kmalloc_bench
 	$(Q)bash bench/kmalloc_bench.sh $(HB)/kmalloc_bench

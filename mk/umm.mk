@@ -7,15 +7,13 @@ TSAN_SUITES += umm
 FUZZERS     += umm
 BENCH_STEPS += bench-alloc
 
-# bench/alloc_bench: -O2 without sanitizers, so not a HOST_PROGS entry. A
-# manager joining the benchmark appends its source here (fragments that sort
-# before this one are seen by the prerequisites, all of them by the recipe).
+# bench/alloc_bench (a HOST_BENCHES entry: -O2 without sanitizers). A
+# manager joining the benchmark appends its sources to ALLOC_BENCH_SRCS in
+# its own fragment.
 ALLOC_BENCH_SRCS += bench/alloc_bench.c mm/env_host.c $(UMM_SRCS)
 
-$(HB)/alloc_bench: $(ALLOC_BENCH_SRCS) $(wildcard include/*.h mm/*.h) | $(HB)
-	@echo "  HOSTCC  $@ (-O2)"
-	$(Q)$(HOST_CC) -std=gnu11 -O2 -g $(HOST_WARN) $(HOST_INC) -DHOST_BUILD \
-		-o $@ $(sort $(ALLOC_BENCH_SRCS)) -lpthread
+HOST_BENCHES += alloc_bench
+alloc_bench_SRCS = $(sort $(ALLOC_BENCH_SRCS))
 
 bench-alloc: $(HB)/alloc_bench
 	$(Q)bash bench/alloc_bench.sh $(HB)/alloc_bench

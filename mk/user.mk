@@ -34,6 +34,6 @@ $(B)/gen:
 	$(Q)mkdir -p $@
 
 KERNEL_ONLY_SRCS += $(B)/gen/user_images.S
-$(foreach p,$(PLATFORMS),$(eval $(B)/$(p)/$(B)/gen/user_images.S.o: $(UB)/part.elf))
+$(KO)/$(B)/gen/user_images.S.o: $(UB)/part.elf
 
 -include $(USER_OBJS:.o=.d)
