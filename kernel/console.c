@@ -117,12 +117,23 @@ uint64_t console_write_part(const char *tag, const char *s, size_t n)
 	return waited;
 }
 
-static void flush_line(struct hart *h)
+/* The line this hart is assembling: per hart through TLS (hart.h). */
+static __thread struct {
+	unsigned len;
+	char buf[240];
+} cline;
+
+void console_discard_line(void)
 {
-	if (!h->linelen)
+	cline.len = 0;
+}
+
+static void flush_line(void)
+{
+	if (!cline.len)
 		return;
-	emit(h->line, h->linelen);
-	h->linelen = 0;
+	emit(cline.buf, cline.len);
+	cline.len = 0;
 }
 
 /* Interrupts are off while the hart edits its own line, so a trap handler
@@ -130,12 +141,11 @@ static void flush_line(struct hart *h)
 static int console_putc(char c, FILE *f)
 {
 	unsigned long flags = irq_save();
-	struct hart *h = this_hart();
 
 	(void)f;
-	h->line[h->linelen++] = c;
-	if (c == '\n' || h->linelen == sizeof(h->line))
-		flush_line(h);
+	cline.buf[cline.len++] = c;
+	if (c == '\n' || cline.len == sizeof(cline.buf))
+		flush_line();
 	irq_restore(flags);
 	return (unsigned char)c;
 }

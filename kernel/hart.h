@@ -38,10 +38,6 @@ struct hart {
 	unsigned work_i;
 	volatile unsigned work_seq, done_seq;
 
-	/* console line being assembled */
-	unsigned linelen;
-	char line[240];
-
 	/* partitions (kernel/part.c) */
 	struct partition *cur_part;     /* running in U-mode on this hart */
 	unsigned long utrap_top;        /* user-trap stack; *utrap_top = kernel tp */
@@ -52,8 +48,6 @@ struct hart {
 	uintptr_t irq_pc;               /* S-mode pc the interrupt being handled stopped; 0 from U-mode */
 	uint64_t reaped_at;             /* timer_ticks at the last kmalloc reap (mem.c) */
 	unsigned in_heap_grow;          /* inside kmalloc's page source (mem.c) */
-	volatile bool expect_fault;     /* a test wants the next fault reported, not panicked */
-	volatile unsigned long fault_cause;
 
 	/* Read by entry.S below tp: see HART_TP_* in config.h. */
 	_Alignas(64) unsigned long stack_lo;

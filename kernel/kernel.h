@@ -43,10 +43,18 @@ _Noreturn void hart_halt(void);
 
 /* console.c */
 void console_write_raw(const char *s, unsigned long n);   /* panic path, no lock */
+/* Drop the line this hart has half assembled (a panic starts afresh). */
+void console_discard_line(void);
 
 /* trap.c */
 void trap_init_hart(void);
 const char *trap_cause_name(unsigned long cause);
+/* For tests: the next synchronous exception on this hart resumes after the
+ * faulting instruction instead of panicking (a fetch fault: at the return
+ * address). trap_expected_fault_cause() ends the expectation and returns
+ * that exception's scause, ~0 if none came. */
+void trap_expect_fault(void);
+unsigned long trap_expected_fault_cause(void);
 
 /* timer.c: hooks run in interrupt context on every hart's tick. */
 int timer_add_hook(void (*fn)(void));

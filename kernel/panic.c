@@ -48,7 +48,7 @@ _Noreturn void vpanic(const struct trap_frame *tf, const char *fmt, va_list ap)
 	for (unsigned i = 0; i < harts_online; i++)
 		if (i != h->index && harts[i].online)
 			ipi_send(i);
-	h->linelen = 0;
+	console_discard_line();
 	printf("panic: hart %lu: ", h->hartid);
 	vprintf(fmt, ap);
 	printf("\n");

@@ -1,6 +1,6 @@
 /* trap.c - decode scause and dispatch: timer and software interrupts, and
  * exceptions, which panic with the full register frame unless a test on
- * this hart declared that it expects one (hart.expect_fault). */
+ * this hart declared that it expects one (trap_expect_fault). */
 #include <stdio.h>
 
 #include "hart.h"
@@ -60,14 +60,31 @@ static void interrupt(struct trap_frame *tf, unsigned long code)
 	}
 }
 
+/* A fault this hart's running test announced (trap_expect_fault): per hart
+ * through TLS. */
+static __thread volatile bool expect_fault;
+static __thread volatile unsigned long fault_cause;
+
+void trap_expect_fault(void)
+{
+	fault_cause = ~0ul;
+	expect_fault = true;
+}
+
+unsigned long trap_expected_fault_cause(void)
+{
+	bool none = expect_fault;
+
+	expect_fault = false;
+	return none ? ~0ul : fault_cause;
+}
+
 /* A test that provokes a fault resumes after the faulting instruction (or,
  * for a fetch fault, at the return address of the call that jumped there). */
 static void resume_expected(struct trap_frame *tf, unsigned long cause)
 {
-	struct hart *h = this_hart();
-
-	h->fault_cause = cause;
-	h->expect_fault = false;
+	fault_cause = cause;
+	expect_fault = false;
 	if (cause == EXC_INST_PAGE_FAULT || cause == EXC_INST_ACCESS ||
 	    cause == EXC_INST_MISALIGNED)
 		tf->sepc = tf->regs[1];
@@ -134,7 +151,7 @@ static void kernel_page_fault(struct trap_frame *tf, unsigned long cause)
 		if (code == VM_FAULT_OK)
 			return;
 	}
-	if (this_hart()->expect_fault) {
+	if (expect_fault) {
 		resume_expected(tf, cause);
 		return;
 	}
@@ -170,7 +187,7 @@ void trap_handler(struct trap_frame *tf)
 		h->trap_depth--;
 		return;
 	}
-	if (h->expect_fault) {
+	if (expect_fault) {
 		resume_expected(tf, cause);
 		return;
 	}

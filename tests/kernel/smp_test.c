@@ -80,15 +80,11 @@ KTEST(smp, timer_fires_on_every_hart)
 
 KTEST(smp, expected_fault_is_reported_not_panicked)
 {
-	struct hart *h = this_hart();
-
-	h->fault_cause = ~0ul;
-	h->expect_fault = true;
+	trap_expect_fault();
 	/* csrw cycle, zero: a 4-byte instruction that is illegal (cycle is
 	 * read-only), so the resume skips exactly it */
 	__asm__ volatile(".word 0xc0001073" ::: "memory");
-	EXPECT_EQ(h->fault_cause, EXC_ILLEGAL_INST);
-	EXPECT(!h->expect_fault);
+	EXPECT_EQ(trap_expected_fault_cause(), EXC_ILLEGAL_INST);
 }
 
 KTEST_MANUAL(panic, illegal_instruction)

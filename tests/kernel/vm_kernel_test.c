@@ -106,11 +106,9 @@ KTEST(vm, kernel_stack_guard_page_faults)
 	struct hart *h = this_hart();
 	volatile uint64_t *guard = (volatile uint64_t *)(h->stack_lo - 8);
 
-	h->fault_cause = ~0ul;
-	h->expect_fault = true;
+	trap_expect_fault();
 	(void)*guard;
-	EXPECT_EQ(h->fault_cause, EXC_LOAD_PAGE_FAULT);
-	EXPECT(!h->expect_fault);
+	EXPECT_EQ(trap_expected_fault_cause(), EXC_LOAD_PAGE_FAULT);
 }
 
 KTEST(vm, overlapping_segments_refused)
@@ -140,7 +138,6 @@ struct xhart {
 static void xhart_worker(unsigned i, void *arg)
 {
 	struct xhart *x = arg;
-	struct hart *h = this_hart();
 
 	if (i == 0) {
 		while (x->phase != 1)
@@ -152,11 +149,9 @@ static void xhart_worker(unsigned i, void *arg)
 		x->phase = 1;
 		while (x->phase != 2)
 			env_cpu_relax();
-		h->fault_cause = ~0ul;
-		h->expect_fault = true;
+		trap_expect_fault();
 		(void)*x->va;
-		x->cause = h->fault_cause;
-		h->expect_fault = false;
+		x->cause = trap_expected_fault_cause();
 	}
 }
 
@@ -177,13 +172,11 @@ KTEST(vm, unmap_on_one_hart_faults_on_another)
 		EXPECT_EQ(x.seen, 0xfeedf00d);
 		EXPECT_EQ(x.cause, EXC_LOAD_PAGE_FAULT);
 	} else {
-		struct hart *h = this_hart();
 		EXPECT_EQ(*x.va, 0xfeedf00d);
 		vm_unmap_heap((void *)x.va);
-		h->expect_fault = true;
-		h->fault_cause = ~0ul;
+		trap_expect_fault();
 		(void)*x.va;
-		EXPECT_EQ(h->fault_cause, EXC_LOAD_PAGE_FAULT);
+		EXPECT_EQ(trap_expected_fault_cause(), EXC_LOAD_PAGE_FAULT);
 	}
 	pmem_free_page(&kpmem, pa);
 }
