@@ -128,9 +128,10 @@ QEMU_virt     := qemu-system-riscv64 -M virt -m $(MEM) -smp $(SMP)
 QEMU_sifive_u := qemu-system-riscv64 -M sifive_u -m $(MEM) -smp $(if $(filter 4,$(SMP)),5,$(SMP))
 QEMU          := $(QEMU_$(PLATFORM)) -nographic -bios default -kernel $(KB)/kernel.elf
 
-run: $(KB)/kernel.elf
+# RUN_DEPS, RUN_QEMU: what fragments add to `make run` (mk/sdk.mk: the initrd)
+run: $(KB)/kernel.elf $(RUN_DEPS)
 	$(Q)bash ci/qemu.sh --timeout 120 --log $(B)/logs/run.log -- \
-		$(QEMU) -append "$(BOOTARGS)"
+		$(QEMU) $(RUN_QEMU) -append "$(BOOTARGS)"
 
 debug: $(KB)/kernel.elf
 	$(Q)bash ci/deps.sh debug

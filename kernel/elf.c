@@ -12,8 +12,10 @@
 #include "kernel.h"
 #include "part.h"
 
-static int copy_in(struct vm_descriptor *d, uintptr_t va, const uint8_t *src, size_t n)
+int elf_copy_to(struct vm_descriptor *d, uintptr_t va, const void *from, size_t n)
 {
+	const uint8_t *src = from;
+
 	while (n) {
 		uint64_t pa;
 		size_t off = va & (ENV_PAGE_SIZE - 1), chunk = ENV_PAGE_SIZE - off;
@@ -54,7 +56,7 @@ int elf_load(struct vm_descriptor *d, const void *img, size_t len,
 
 		if (!vm_new_segment(d, l->vaddr, l->memsz, l->memsz, fl, name))
 			return *why = "no room for a PT_LOAD segment", E_NOMEM;
-		rc = copy_in(d, l->vaddr, (const uint8_t *)img + l->offset, l->filesz);
+		rc = elf_copy_to(d, l->vaddr, (const uint8_t *)img + l->offset, l->filesz);
 		if (rc)
 			return *why = "cannot reach a loaded page", rc;
 	}

@@ -28,4 +28,8 @@ int elf_check(const void *img, size_t len, const char **why);
 int elf_load(struct vm_descriptor *d, const void *img, size_t len,
 	     uintptr_t *entry, uintptr_t *end, const char **why);
 
+/* Copy n bytes to va in d through the direct map (every page mapped).
+ * 0, or the VM's error. */
+int elf_copy_to(struct vm_descriptor *d, uintptr_t va, const void *src, size_t n);
+
 #endif
