@@ -286,10 +286,20 @@ static void parse_area(const char *e, size_t n)
 		return;
 	}
 	least = MM_HDR_SIZE + ((a->st + 15) & ~15ull) + 256;
-	if (a->max > SHM_MAX_SIZE || a->initial > a->max || a->initial < least) {
-		problem("area=: entry '%.*s': sizes out of range: want %llu <= initial <= max <= "
-			"%lu (the header, the %llu-byte static part and 256 bytes come first)",
-			(int)n, e, (unsigned long long)least, (unsigned long)SHM_MAX_SIZE,
+	if (a->max > SHM_MAX_SIZE) {
+		problem("area=: entry '%.*s': max %llu bytes above the largest area (%lu)",
+			(int)n, e, (unsigned long long)a->max, (unsigned long)SHM_MAX_SIZE);
+		return;
+	}
+	if (a->initial > a->max) {
+		problem("area=: entry '%.*s': initial %llu bytes above max %llu", (int)n, e,
+			(unsigned long long)a->initial, (unsigned long long)a->max);
+		return;
+	}
+	if (a->initial < least) {
+		problem("area=: entry '%.*s': initial %llu bytes below %llu (the header, the "
+			"%llu-byte static part and 256 bytes)", (int)n, e,
+			(unsigned long long)a->initial, (unsigned long long)least,
 			(unsigned long long)a->st);
 		return;
 	}

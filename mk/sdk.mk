@@ -58,7 +58,17 @@ initrd: $(INITRD)
 
 -include $(B)/user/sdk/start.c.d
 
+# `make run PARTS=...`: QEMU's -initrd, or with BOOT=uboot the disk's
+# /initrd and an extlinux initrd line (ci/uboot-disk.sh).
 RUN_DEPS  += $(if $(PARTS),$(INITRD))
+ifeq ($(BOOT),uboot)
+UBOOT_INITRD = $(if $(PARTS),$(INITRD))
+$(KB)/uboot-disk.img: $(if $(PARTS),$(INITRD))
+else
 RUN_QEMU  += $(if $(PARTS),-initrd $(INITRD))
+endif
+
+# `make test` boots the examples (ci/qemu-matrix.sh)
+test-qemu: examples
 
 .PHONY: partition examples initrd FORCE

@@ -142,6 +142,8 @@ int cpio_check(const void *ar, size_t len, const char *suffix, size_t name_max,
 	for (unsigned members = 0;; members++) {
 		here = off;
 		rc = cpio_next(ar, len, &off, &f, why);
+		if (rc < 0)
+			copy_bad(bad, badsize, "", 0);   /* the archive's fault, not a member's */
 		if (rc <= 0)
 			return rc < 0 ? rc : nfiles;
 		copy_bad(bad, badsize, f.name, f.namelen);
