@@ -8,8 +8,9 @@
  *     make run PARTS='prod.elf cons.elf' BOOTARGS='part=prod@1:x,cons@2 area=demo:64K:1M'
  *
  * A partition is a U-mode program in its own address space, pinned to one
- * hart and time-sliced with the others there. It starts in main(argc,
- * argv): argv[0] is its partition name (the initrd member without ".elf"),
+ * hart and time-sliced with the others there. It starts in
+ * `int main(int argc, char **argv)` (or `int main(void)`, sdk/start.c
+ * calls it): argv[0] is its partition name (the initrd member without ".elf"),
  * argv[1] the argument of its `part=` entry when it has one (argc 2, else
  * 1). Returning from main, or part_exit(), ends it with that exit status;
  * the kernel prints "part: NAME#ID on hart H exited with status S" and the
@@ -63,8 +64,5 @@ static inline long part_id(void) { return usys_partid(); }
  * none): the strings main() gets as argv[0] and argv[1]. */
 const char *part_name(void);
 const char *part_arg(void);
-
-/* The program's entry (sdk/start.c calls it). */
-int main(int argc, char **argv);
 
 #endif

@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+int main(int argc, char **argv);
+
 static const char *name_s = "", *arg_s = "";
 
 const char *part_name(void)
