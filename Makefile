@@ -170,6 +170,8 @@ help:
 	@echo "         MEM=size (default 512M)  BOOTARGS='run=demo|test=<suite>|test=all|bench=<name>'"
 	@echo "         BOOT=opensbi|uboot (uboot: OpenSBI, U-Boot, extlinux, booti; virt only)"
 	@echo "         V=1 shows every command"
+	@echo "partitions: make partition SRC='a.c b.c' NAME=prod (-> build/parts/prod.elf), make examples,"
+	@echo "         make run PARTS='prod.elf cons.elf' BOOTARGS='part=prod@1,cons@2 area=board:64K:1M'"
 
 .PHONY: all host deps run debug test bench test-unit test-tsan test-fuzz clean help
 .DEFAULT_GOAL := all
