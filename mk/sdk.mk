@@ -32,11 +32,11 @@ endef
 
 EXAMPLES := prod cons
 $(foreach e,$(filter-out $(NAME),$(EXAMPLES)),$(eval $(call partition_elf,$(e),examples/$(e).c)))
-ifneq ($(NAME),)
+ifneq ($(and $(NAME),$(SRC)),)
 $(eval $(call partition_elf,$(NAME),$(SRC)))
 endif
 
-partition: $(if $(NAME),$(PB)/$(NAME).elf)
+partition: $(if $(and $(NAME),$(SRC)),$(PB)/$(NAME).elf)
 	@if [ -z "$(NAME)" ] || [ -z "$(SRC)" ]; then \
 		echo "usage: make partition SRC='a.c b.c' NAME=prod  (-> $(PB)/prod.elf)"; exit 2; fi
 
