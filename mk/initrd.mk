@@ -3,3 +3,4 @@
 PLATFORM_SRCS += platform/cpio.c platform/elfimg.c
 UNIT_SRCS     += tests/unit/cpio_test.c
 FUZZERS       += cpio
+KTEST_SRCS    += tests/kernel/part_image_test.c
