@@ -1,10 +1,11 @@
-# part-matrix.sh - sourced by ci/qemu-matrix.sh (uses its $q, $kv, $logs,
-# passed, failed): partitions of one's own from an initrd (apps/part.c,
-# mk/sdk.mk). The examples (build/parts/{prod,cons}.elf, `make examples`)
-# run from QEMU's -initrd at SMP=4 and 8 and through U-Boot's extlinux
-# initrd line; then every refusal of a bootarg, an archive or an image gets
-# a cheap SMP=2 boot that must end with exactly the expected problem lines,
-# "part: boot refused" and a failing status, no partition having run.
+# part-matrix.sh - sourced by ci/qemu-matrix.sh (uses its $q, $kv, $ks,
+# $img, $uboot, $logs, passed, failed): partitions of one's own from an
+# initrd (apps/part.c, mk/sdk.mk). The examples (build/parts/{prod,cons}.elf,
+# `make examples`) run from QEMU's -initrd at SMP=4 and 8 and on sifive_u,
+# and through U-Boot's extlinux initrd line; then every refusal of a
+# bootarg, an archive or an image gets a cheap SMP=2 boot that must end
+# with exactly the expected problem lines, "part: boot refused" and a
+# failing status, no partition having run.
 
 pt=$logs/part
 mkdir -p "$pt"
@@ -45,11 +46,12 @@ part_setup() {
 		"$pt/cons.elf"
 }
 
-# part_run NAME SMP BOOTARGS WANT N: the examples from good.cpio; every
-# partition exits 0, N consumer lines say WANT, memory all returned.
+# part_run NAME SMP BOOTARGS WANT N [MACHINE KERNEL]: the examples from
+# good.cpio (on virt and $kv unless given); every partition exits 0, N
+# consumer lines say WANT, memory all returned.
 part_run() {
-	local name=$1 smp=$2 args=$3 want=$4 n=$5 log=$logs/$1.log rc
-	bash ci/qemu.sh --timeout 120 --log "$log" -- $q -M virt -smp "$smp" -m 512M -kernel "$kv" \
+	local name=$1 smp=$2 args=$3 want=$4 n=$5 m=${6:-virt} k=${7:-$kv} log=$logs/$1.log rc
+	bash ci/qemu.sh --timeout 120 --log "$log" -- $q -M "$m" -smp "$smp" -m 512M -kernel "$k" \
 		-initrd "$pt/good.cpio" -append "$args" >/dev/null
 	rc=$?
 	if [ $rc = 0 ] && grep -q '^part: done: .*physical memory all returned' "$log" &&
@@ -104,6 +106,7 @@ if part_setup; then
 	part_run virt-part-smp8 8 "part=prod@1:30,prod@2:30,prod@3:30,cons@4:90,cons@5:90,cons@6:90,cons@7:90,cons@0:90 area=board:64K:1M" \
 		"read 90 messages" 5
 	part_run virt-part-same-hart 2 "part=prod@1:60,cons@1:60,cons@1:60" "read 60 messages" 2
+	part_run sifive_u-part-smp5 5 "$two" "read 80 messages" 2 sifive_u "$ks"
 	uboot_part virt-uboot-part-smp4 4 "$two"
 	good=$pt/good.cpio
 	part_refuse virt-part-no-image "$good" "part=prod@1,nosuch@1" "no image 'nosuch' in the initrd"
