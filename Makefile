@@ -143,9 +143,10 @@ QEMU_virt     := qemu-system-riscv64 -M virt -m $(MEM) -smp $(SMP)
 QEMU_sifive_u := qemu-system-riscv64 -M sifive_u -m $(MEM) -smp $(if $(filter 4,$(SMP)),5,$(SMP))
 QEMU          := $(QEMU_$(PLATFORM)) -nographic -bios default -kernel $(KB)/kernel.elf
 
-run: $(KB)/kernel.elf
+# RUN_DEPS, RUN_QEMU: what fragments add to `make run` (mk/sdk.mk: the initrd)
+run: $(KB)/kernel.elf $(RUN_DEPS)
 	$(Q)bash ci/qemu.sh --timeout 120 --log $(B)/logs/run.log -- \
-		$(QEMU) -append "$(BOOTARGS)"
+		$(QEMU) $(RUN_QEMU) -append "$(BOOTARGS)"
 
 debug: $(KB)/kernel.elf
 	$(Q)bash ci/deps.sh debug
@@ -184,6 +185,8 @@ help:
 	@echo "         MEM=size (default 512M)  BOOTARGS='run=demo|test=<suite>|test=all|bench=<name>'"
 	@echo "         BOOT=opensbi|uboot (uboot: OpenSBI, U-Boot, extlinux, booti; virt only)"
 	@echo "         V=1 shows every command"
+	@echo "partitions: make partition SRC='a.c b.c' NAME=prod (-> build/parts/prod.elf), make examples,"
+	@echo "         make run PARTS='prod.elf cons.elf' BOOTARGS='part=prod@1,cons@2 area=board:64K:1M'"
 
 .PHONY: all host deps run debug test bench test-unit test-tsan test-fuzz clean help
 .DEFAULT_GOAL := all

@@ -260,5 +260,7 @@ uboot_boot virt-uboot-smp4-demo 4 run=demo
 uboot_boot virt-uboot-smp8-demo 8 run=demo
 uboot_boot virt-uboot-smp4-tests 4 test=smp,fdt,vm
 uboot_boot virt-uboot-smp8-tests 8 test=smp,fdt,vm
+# ---- partitions of one's own from an initrd (QEMU -initrd and U-Boot) ------
+. ci/part-matrix.sh
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # uboot-disk.sh IMAGE OUT.img [APPEND...]
+# INITRD=FILE in the environment adds /initrd and an extlinux initrd line
+# (U-Boot loads it and puts its range in /chosen linux,initrd-start/end).
 #
 # An SD card's boot partition as U-Boot's distro boot finds it: a DOS
 # partition table with one bootable Linux partition at 1 MiB holding an ext2
@@ -19,6 +21,7 @@ trap 'rm -rf "$d"' EXIT
 
 mkdir -p "$d/root/extlinux"
 cp "$image" "$d/root/Image"
+if [ -n "${INITRD:-}" ]; then cp "$INITRD" "$d/root/initrd"; fi
 # No bootargs, no append line: U-Boot 2023.01 (Debian 12) faults parsing an
 # `append` with nothing after it ("Expected string literal", then a load
 # access fault); without the line the kernel's default, run=demo, applies.
@@ -29,6 +32,7 @@ cp "$image" "$d/root/Image"
 	echo "timeout 0"
 	echo "label unikernel"
 	printf '\tkernel /Image\n'
+	if [ -n "${INITRD:-}" ]; then printf '\tinitrd /initrd\n'; fi
 	if [ -n "$append" ]; then printf '\tappend %s\n' "$append"; fi
 } >"$d/root/extlinux/extlinux.conf"
 rm -f "$out"

@@ -61,7 +61,19 @@ size_t part_pages(const struct partition *p)
 	return n;
 }
 
-static int load(struct partition *p)
+/* The argument string, then the name, NUL-terminated, at the top of the
+ * stack (inside its first mapped page); returns the new stack top. */
+static uintptr_t put_strings(struct partition *p, uintptr_t top, const char *argstr)
+{
+	size_t na = strlen(argstr) + 1, nn = strlen(p->name) + 1;
+	uintptr_t sp = (top - na - nn) & ~(uintptr_t)15;
+
+	if (elf_copy_to(p->vm, sp, argstr, na) || elf_copy_to(p->vm, sp + na, p->name, nn))
+		return 0;
+	return sp;
+}
+
+static int load(struct partition *p, const void *img, size_t len, const char *argstr)
 {
 	uintptr_t entry, end, stack_top = USER_STACK_TOP - (uintptr_t)p->id * USER_STACK_STRIDE;
 	const char *why = "";
@@ -70,8 +82,7 @@ static int load(struct partition *p)
 	p->vm = vm_new();
 	if (!p->vm)
 		return E_NOMEM;
-	rc = elf_load(p->vm, user_image_part, (size_t)(user_image_part_end - user_image_part),
-		      &entry, &end, &why);
+	rc = elf_load(p->vm, img, len, &entry, &end, &why);
 	if (rc) {
 		printf("part: %s: partition image: %s\n", p->name, why);
 		return rc;
@@ -84,6 +95,9 @@ static int load(struct partition *p)
 				  USER_STACK_MAX, VM_R | VM_W | VM_U | VM_GROW_DOWN, "stack");
 	if (!p->heap || !p->stack)
 		return E_NOMEM;
+	if (argstr && !(stack_top = put_strings(p, stack_top, argstr)))
+		return E_NOMEM;
+	p->arg = argstr ? stack_top : p->arg;
 	memset(&p->ctx, 0, sizeof(p->ctx));
 	p->ctx.sepc = entry;
 	p->ctx.regs[2] = stack_top;
@@ -133,7 +147,8 @@ int part_set_budget(unsigned id, unsigned ms)
 	return 0;
 }
 
-int part_create(const char *name, unsigned long arg, unsigned hart, size_t quota_pages)
+static int create(const char *name, unsigned long arg, const void *img, size_t len,
+		  const char *argstr, unsigned hart, size_t quota_pages)
 {
 	struct partition *p = NULL;
 	unsigned long fl;
@@ -157,7 +172,7 @@ int part_create(const char *name, unsigned long arg, unsigned hart, size_t quota
 	p->arg = arg;
 	p->quota_pages = quota_pages ? quota_pages : PART_QUOTA_PAGES;
 	p->budget = ms_to_ticks(default_budget_ms());
-	rc = load(p);
+	rc = load(p, img, len, argstr);
 	if (rc) {
 		if (p->vm)
 			vm_free(p->vm);
@@ -166,6 +181,20 @@ int part_create(const char *name, unsigned long arg, unsigned hart, size_t quota
 	}
 	p->state = PART_READY;
 	return (int)p->id;
+}
+
+int part_create(const char *name, unsigned long arg, unsigned hart, size_t quota_pages)
+{
+	return create(name, arg, user_image_part, (size_t)(user_image_part_end - user_image_part),
+		      NULL, hart, quota_pages);
+}
+
+int part_create_image(const char *name, const void *img, size_t len, const char *argstr,
+		      unsigned hart, size_t quota_pages)
+{
+	if (!img || !argstr || strlen(argstr) >= PART_ARG_MAX)
+		return E_INVAL;
+	return create(name, 0, img, len, argstr, hart, quota_pages);
 }
 
 void part_reset(void)

@@ -63,6 +63,18 @@ struct partition {
  * Returns its id (> 0) or a negative error; nothing runs until
  * part_run_all(). */
 int part_create(const char *name, unsigned long arg, unsigned hart, size_t quota_pages);
+/* Create partition `name` from the ELF image img[0, len) (elf_load's
+ * checks; the bytes are copied, they need not outlive the call) on hart
+ * index `hart` with a private-memory quota in pages (0: default). The
+ * argument string `argstr` (shorter than PART_ARG_MAX) and then the name
+ * are copied, NUL-terminated, to the top of its stack; it starts with a0
+ * pointing at the argument string (sdk/partition.h). Returns its id (> 0)
+ * or a negative error: E_INVAL (NULL image or argument, argument too long,
+ * bad hart), E_CORRUPT (the image, with a "part: NAME: partition image:
+ * WHY" line), E_NOMEM; nothing runs until part_run_all(). */
+#define PART_ARG_MAX 128
+int part_create_image(const char *name, const void *img, size_t len, const char *argstr,
+		      unsigned hart, size_t quota_pages);
 /* Run every created partition on its hart until all have exited or been
  * stopped. Called on the boot hart. */
 void part_run_all(void);

@@ -45,7 +45,7 @@ override QEMU = $(QEMU_virt) -nographic -bios default -kernel $(UBOOT_SMODE) \
 	-device virtio-blk-device,drive=hd0
 run debug: $(KB)/uboot-disk.img
 $(KB)/uboot-disk.img: $(KB)/Image FORCE
-	$(Q)bash ci/uboot-disk.sh $< $@ $(BOOTARGS)
+	$(Q)INITRD="$(UBOOT_INITRD)" bash ci/uboot-disk.sh $< $@ $(BOOTARGS)
 endif
 .PHONY: FORCE
 
