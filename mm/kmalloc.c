@@ -6,8 +6,8 @@
  * totals; the page map is read without it). Per-CPU data
  * is touched only by its owner, never under another lock, so there is no
  * lock order to keep; interrupts are off around it except in the hot paths
- * of section kmalloc_hot, where an interrupt must not call in (see
- * kmalloc_hot_pc). Other CPUs reach a CPU's cache only through its
+ * (HOT_ENTRY), which is why no interrupt handler may call in (kmalloc.h).
+ * Other CPUs reach a CPU's cache only through its
  * remote-free list (CAS push, exchange to take all) and its flush_req flag.
  * The page source is called with no lock held.
  *
@@ -33,11 +33,10 @@ static struct kmalloc_inst g_km;   /* the global instance (kmalloc, kfree, ...) 
 #else
 #define HOT_FRAME
 #endif
-/* The entry points whose hot paths run with interrupts enabled live in
- * their own section: an interrupt that stopped a CPU there must not touch
- * that CPU's caches (kmalloc_hot_pc). Nothing else inlines those paths
+/* The entry points whose hot paths run with interrupts enabled (no
+ * interrupt handler calls in: kmalloc.h). Nothing else inlines those paths
  * without turning interrupts off (alloc_pc and free_pc with irq true). */
-#define HOT_ENTRY HOT_FRAME __attribute__((noinline, section("kmalloc_hot")))
+#define HOT_ENTRY HOT_FRAME __attribute__((noinline))
 
 #ifdef KMALLOC_DEBUG
 #define CALLER() __builtin_return_address(0)
@@ -406,9 +405,9 @@ _Static_assert((HDR + KMALLOC_REDZONE + 15) / 16 < MIN_G, "a wrapped size is not
 
 /* Hot path: pop the exact-size cache of this CPU (pc: its per-CPU data, or
  * env_zero_block before it has any). Flush requests from other CPUs are
- * served on the slow paths and by kmalloc_reap (the timer). With irq false
- * only for HOT_ENTRY functions: interrupts stay on, and an interrupt that
- * stops us here knows it from the pc. */
+ * served on the slow paths and by kmalloc_reap. With irq false only for
+ * HOT_ENTRY functions: interrupts stay on, since no interrupt handler
+ * calls into kmalloc. */
 static inline __attribute__((always_inline)) void *alloc_pc(struct kmalloc_inst *km,
 							    struct kmalloc_pcpu *pc, size_t size,
 							    void *caller, bool irq)
@@ -935,11 +934,6 @@ void *krealloc(void *p, size_t size) { return realloc_(&g_km, p, size, CALLER())
 void *kmalloc_aligned(size_t size, size_t align) { return alloc_aligned(&g_km, size, align, CALLER()); }
 HOT_ENTRY void kfree(void *p) { (void)free_pc(&g_km, g_pc(), p, CALLER(), false); }
 
-bool kmalloc_hot_pc(uintptr_t pc)
-{
-	extern const char __start_kmalloc_hot[], __stop_kmalloc_hot[];
-	return pc >= (uintptr_t)__start_kmalloc_hot && pc < (uintptr_t)__stop_kmalloc_hot;
-}
 size_t ksize(const void *p) { return ksize_i(&g_km, p); }
 void kmalloc_reap(void) { kmalloc_reap_i(&g_km); }
 void kmalloc_stats(struct kmalloc_stats *out) { kmalloc_stats_i(&g_km, out); }
