@@ -51,8 +51,9 @@ static inline SZ name##_max_of(const T *n)                                    \
                                                                               \
 static inline void name##_fix(T *n)                                           \
 {                                                                             \
-	SZ m = SIZE(n), a = name##_max_of(n->L), b = name##_max_of(n->R);     \
-	n->MAX = m > a ? (m > b ? m : b) : (a > b ? a : b);                   \
+	SZ a = SIZE(n), b = name##_max_of(n->L), c = name##_max_of(n->R);     \
+	SZ m = a > b ? a : b;                                                 \
+	n->MAX = m > c ? m : c;                                               \
 }                                                                             \
                                                                               \
 static __attribute__((unused)) T *name##_merge(T *a, T *b)                    \
@@ -111,28 +112,28 @@ static __attribute__((unused)) void name##_insert(T **root, T *n)             \
 	*root = name##_insert_at(*root, n);                                   \
 }                                                                             \
                                                                               \
+static __attribute__((unused)) T *name##_erase_at(T *t, T *n, bool *found) \
+{                                                                             \
+	if (!t)                                                               \
+		return NULL;                                                  \
+	if (t == n) {                                                         \
+		*found = true;                                                \
+		return name##_merge(t->L, t->R);                              \
+	}                                                                     \
+	if ((uintptr_t)n < (uintptr_t)t)                                      \
+		t->L = name##_erase_at(t->L, n, found);                       \
+	else                                                                  \
+		t->R = name##_erase_at(t->R, n, found);                       \
+	name##_fix(t);                                                        \
+	return t;                                                             \
+}                                                                             \
+                                                                              \
 static __attribute__((unused)) bool name##_erase(T **root, T *n)              \
 {                                                                             \
-	T **path[TREAP_PATH_MAX], **link = root;                              \
-	int d = 0;                                                            \
+	bool found = false;                                                   \
                                                                               \
-	while (*link != n) {                                                  \
-		if (!*link)                                                   \
-			return false;                                         \
-		if (d == TREAP_PATH_MAX) {   /* too deep: split it out */     \
-			T *a, *m, *c;                                         \
-			name##_split(*root, (uintptr_t)n, &a, &m);            \
-			name##_split(m, (uintptr_t)n + 1, &m, &c);            \
-			*root = name##_merge(a, name##_merge(m == n ? NULL : m, c)); \
-			return m == n;                                        \
-		}                                                             \
-		path[d++] = link;                                             \
-		link = (uintptr_t)n < (uintptr_t)*link ? &(*link)->L : &(*link)->R; \
-	}                                                                     \
-	*link = name##_merge(n->L, n->R);                                     \
-	while (d > 0)                                                         \
-		name##_fix(*path[--d]);                                       \
-	return true;                                                          \
+	*root = name##_erase_at(*root, n, &found);                            \
+	return found;                                                         \
 }                                                                             \
                                                                               \
 static __attribute__((unused)) bool name##_resize_rec(T *t, T *n, SZ v)       \
