@@ -24,7 +24,6 @@ uint64_t kernel_satp;
 static uint64_t boot_cost_pmem, boot_cost_map;   /* instret, printed in the banner */
 static unsigned asid_bits;
 
-_Static_assert(ENV_SSTATUS_SIE == SSTATUS_SIE, "the mm seam's SIE bit is sstatus.SIE");
 
 /* ---- hooks for pt and vm ------------------------------------------------- */
 

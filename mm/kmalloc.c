@@ -84,8 +84,8 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 			return NULL;
 		}
 	}
-	if (km == &g_km)
-		env_slot_set(ENV_SLOT_KMALLOC, pc);   /* first use on this CPU (thread) */
+	if (km->in_slot)
+		env_slot_set(KMALLOC_ENV_SLOT, pc);   /* first use on this CPU (thread) */
 	kmalloc_service(km, pc);
 	struct clink *l = pc->cls[g].head;
 	if (l && align <= 16) {
@@ -419,8 +419,8 @@ static __attribute__((noinline)) int free_other(struct kmalloc_inst *km, void *p
 		return 0;
 	unsigned long fl = env_irq_save();
 	struct kmalloc_pcpu *pc = pcpu_self(km);
-	if (km == &g_km && pc)
-		env_slot_set(ENV_SLOT_KMALLOC, pc);   /* a thread that only frees */
+	if (km->in_slot && pc)
+		env_slot_set(KMALLOC_ENV_SLOT, pc);   /* a thread that only frees */
 
 	if (pc && a - pc->span_lo < pc->span_len && !(a & 15)) {
 		struct cblk *b = (struct cblk *)(a - HDR);
@@ -497,6 +497,7 @@ int kmalloc_init_i(struct kmalloc_inst *km, const struct kmalloc_page_source *sr
 	km->grow_min_pages = KMALLOC_GROW_MIN_PAGES;
 	km->lock = (env_spinlock_t)ENV_SPINLOCK_INIT;
 	km->magic = KM_MAGIC;
+	km->in_slot = false;
 	return 0;
 }
 
@@ -514,8 +515,9 @@ void kmalloc_destroy_i(struct kmalloc_inst *km)
 	km->magic = 0;
 	/* Only the caller's slot can be cleared: destroy the global instance
 	 * from its last user (host tests), never while others use it. */
-	if (km == &g_km)
-		env_slot_set(ENV_SLOT_KMALLOC, env_zero_block);
+	if (km->in_slot)
+		env_slot_set(KMALLOC_ENV_SLOT, env_zero_block);
+	km->in_slot = false;
 }
 
 HOT_ENTRY void *kmalloc_i(struct kmalloc_inst *km, size_t size)
@@ -604,15 +606,20 @@ size_t ksize_i(struct kmalloc_inst *km, const void *p)
 int kmalloc_global_init(const struct kmalloc_page_source *src, const struct kmalloc_clock *clk,
 			uint64_t ttl)
 {
-	env_slot_set(ENV_SLOT_KMALLOC, env_zero_block);
-	return kmalloc_init_i(&g_km, src, clk, ttl);
+	int rc;
+
+	env_slot_set(KMALLOC_ENV_SLOT, env_zero_block);
+	rc = kmalloc_init_i(&g_km, src, clk, ttl);
+	if (!rc)
+		g_km.in_slot = true;   /* its hot paths read the slot */
+	return rc;
 }
 
 struct kmalloc_inst *kmalloc_global(void) { return &g_km; }
 /* The global instance's per-CPU data is in an env slot: one load. */
 static inline struct kmalloc_pcpu *g_pc(void)
 {
-	return env_slot_get(ENV_SLOT_KMALLOC);
+	return env_slot_get(KMALLOC_ENV_SLOT);
 }
 
 HOT_ENTRY void *kmalloc(size_t size) { return alloc_pc(&g_km, g_pc(), size, CALLER(), false); }

@@ -105,6 +105,11 @@ struct kmalloc_stats {
 	uint32_t pool_chunks;   /* of them pool chunks */
 };
 
+/* The env slot (mm/env.h) that holds the global instance's per-CPU
+ * pointer for the calling CPU: kmalloc's own slot number. */
+#define KMALLOC_ENV_SLOT 0
+_Static_assert(KMALLOC_ENV_SLOT < ENV_NSLOTS, "the env provides kmalloc's slot");
+
 /* Private state; fields are internal. */
 struct kmalloc_pcpu;
 struct kmalloc_range;
@@ -128,6 +133,7 @@ struct kmalloc_inst {
 	uint64_t heap_bytes, meta_bytes, pool_bytes, pool_free, large_bytes, plarge_bytes, peak;
 	uint64_t large_allocs, large_frees;
 	uint32_t magic;
+	bool in_slot;                   /* env slot KMALLOC_ENV_SLOT caches pcpu[env_cpu()] */
 	/* Page map root: written under the pool lock with release stores, read
 	 * without a lock (kfree's classification). */
 	void *map[1u << KMALLOC_MAP_BITS];
