@@ -46,13 +46,11 @@ static unsigned on(unsigned k)
 
 static int demo_main(const char *arg)
 {
-	static struct kmalloc_stats ks;   /* about 10 KiB: not on the stack */
 	struct mm_stats st;
 	size_t before = pmem_avail(&kpmem), heap_before, heap_grew, used;
 	MM *area;
 
-	kmalloc_stats(&ks);
-	heap_before = ks.heap_bytes;
+	heap_before = mem_kept_bytes();
 	area = shm_kernel_create(DEMO_AREA, 64, 4096, 1u << 20);
 	int ids[NPARTS], failed = 0;
 
@@ -92,10 +90,9 @@ static int demo_main(const char *arg)
 	}
 	shm_kernel_detach(area);
 	part_reset();
-	/* Pages kmalloc took for kernel objects stay in its heap for reuse;
+	/* Pages kmalloc and the VM took for kernel objects stay for reuse;
 	 * everything else the partitions and the area used must be back. */
-	kmalloc_stats(&ks);
-	heap_grew = ks.heap_bytes - heap_before;
+	heap_grew = mem_kept_bytes() - heap_before;
 	used = before - pmem_avail(&kpmem);
 	failed |= used != heap_grew;
 	printf("demo: %s; physical memory %s (%zu KiB free before, %zu KiB after, of which "

@@ -45,9 +45,6 @@ struct hart {
 	jmp_buf sched_jb;               /* back to part_run_hart when none is left */
 
 	unsigned trap_depth;
-	uintptr_t irq_pc;               /* S-mode pc the interrupt being handled stopped; 0 from U-mode */
-	uint64_t reaped_at;             /* timer_ticks at the last kmalloc reap (mem.c) */
-	unsigned in_heap_grow;          /* inside kmalloc's page source (mem.c) */
 
 	/* Read by entry.S below tp: see HART_TP_* in config.h. */
 	_Alignas(64) unsigned long stack_lo;

@@ -16,15 +16,14 @@
 #include "riscv.h"
 #include "sbi.h"
 #include "sv39.h"
+#include "vm_objcache.h"
 
 pmem_t kpmem;
 umm_t kumm;
 uint64_t kernel_satp;
 static uint64_t boot_cost_pmem, boot_cost_map;   /* instret, printed in the banner */
 static unsigned asid_bits;
-static bool kmalloc_ready;
 
-_Static_assert(ENV_SSTATUS_SIE == SSTATUS_SIE, "the mm seam's SIE bit is sstatus.SIE");
 
 /* ---- hooks for pt and vm ------------------------------------------------- */
 
@@ -51,28 +50,12 @@ static void *p2v(void *ctx, uint64_t pa)
 	return pa_to_dmap(pa);
 }
 
-/* Objects of the VM manager come from kmalloc, except where kmalloc itself
- * is the caller: kmalloc grows through the kernel heap segment, whose range
- * bookkeeping needs objects, so on that path (and before kmalloc runs) they
- * come from the umm pool, which lives on direct-mapped pages. */
-static uintptr_t kumm_lo, kumm_hi;
-
-static void *obj_alloc(void *ctx, size_t size)
-{
-	(void)ctx;
-	if (kmalloc_ready && !this_hart()->in_heap_grow)
-		return kmalloc(size);
-	return umm_alloc(&kumm, size, UMM_TAG_VM);
-}
-
-static void obj_free(void *ctx, void *p)
-{
-	(void)ctx;
-	if ((uintptr_t)p >= kumm_lo && (uintptr_t)p < kumm_hi)
-		umm_free(&kumm, p);
-	else
-		kfree(p);
-}
+/* Objects of the VM manager (descriptors, segments, ranges) come from its
+ * own object cache on pmem pages through the direct map, never from
+ * kmalloc: kmalloc grows on the kernel heap, which is a VM segment, so the
+ * VM below it must not depend on it. The cache is trap-safe (the fault
+ * path refills a segment's spare range node from it). */
+static struct vm_objcache kvm_objs;
 
 static void sfence(int asid, uintptr_t va)
 {
@@ -133,13 +116,13 @@ static struct vm_env kvm_env = {
 	.pt = { page_alloc_zeroed, page_free, p2v, NULL },
 	.page_alloc = page_alloc_zeroed,
 	.page_free = page_free,
-	.obj_alloc = obj_alloc,
-	.obj_free = obj_free,
+	.obj_alloc = vm_objcache_alloc,
+	.obj_free = vm_objcache_free,
 	.fence_local = fence_local,
 	.fence_remote = fence_remote,
 	.write_satp = write_satp,
 	.cpu = NULL,
-	.ctx = NULL,
+	.ctx = &kvm_objs,
 };
 
 /* ---- pmem from the board --------------------------------------------------- */
@@ -235,16 +218,28 @@ static unsigned probe_asid_bits(uint64_t satp)
 }
 
 /* The TTL reaper: every REAP_TICKS ticks each hart returns its expired
- * cached blocks to the pool (a hart reaps only its own cache). A tick that
- * stopped the hart inside kmalloc's hot path leaves it to the next tick. */
+ * cached blocks to the pool (a hart reaps only its own cache). kmalloc is
+ * never called from an interrupt (its hot paths run with interrupts on),
+ * so the tick only notes that a reap is due; the reap runs at the hart's
+ * next safe point (mem_safe_point), where no kernel code of this hart was
+ * interrupted. */
 #define REAP_TICKS 10
+
+static __thread unsigned reap_ticks;
+static __thread bool reap_due;
 
 static void reap_tick(void)
 {
-	struct hart *h = this_hart();
+	if (++reap_ticks >= REAP_TICKS) {
+		reap_ticks = 0;
+		reap_due = true;
+	}
+}
 
-	if (h->timer_ticks - h->reaped_at >= REAP_TICKS && !kmalloc_hot_pc(h->irq_pc)) {
-		h->reaped_at = h->timer_ticks;
+void mem_safe_point(void)
+{
+	if (reap_due) {
+		reap_due = false;
 		kmalloc_reap();
 	}
 }
@@ -264,28 +259,18 @@ void mem_init_hart(void)
 
 static void *heap_get_pages(void *ctx, size_t n)
 {
-	struct hart *h = this_hart();
-	void *va;
-
 	(void)ctx;
-	h->in_heap_grow++;
-	va = vm_get_kernel_heap_pages(n);
-	h->in_heap_grow--;
-	return va;
+	return vm_get_kernel_heap_pages(n);
 }
 
 static void heap_put_pages(void *ctx, void *va, size_t n)
 {
-	struct hart *h = this_hart();
-
 	(void)ctx;
-	h->in_heap_grow++;
 	vm_free_kernel_heap_pages(va, n);
-	h->in_heap_grow--;
 }
 
-/* The umm pool: contiguous pages through the direct map, so that it works
- * before the VM manager does and serves it (see obj_alloc). */
+/* The umm pool: contiguous pages through the direct map (for allocations
+ * in trap context and by partitions' kernel services). */
 static void init_umm_pool(void)
 {
 	uintptr_t pa = pmem_alloc_pages(&kpmem, KUMM_POOL / ENV_PAGE_SIZE, 0, 0, PMEM_NODE_ANY);
@@ -296,8 +281,6 @@ static void init_umm_pool(void)
 	rc = umm_init(&kumm, pa_to_dmap(pa), KUMM_POOL);
 	if (rc)
 		panic("mem: umm_init: %s", err_str(rc));
-	kumm_lo = (uintptr_t)pa_to_dmap(pa);
-	kumm_hi = kumm_lo + KUMM_POOL;
 }
 
 void mem_init(const struct board *b, unsigned long fdt_pa, unsigned long fdt_size)
@@ -318,6 +301,7 @@ void mem_init(const struct board *b, unsigned long fdt_pa, unsigned long fdt_siz
 	asid_bits = probe_asid_bits(kernel_satp);
 	kvm_env.asid_bits = asid_bits;
 	init_umm_pool();
+	vm_objcache_init(&kvm_objs, &kvm_env.pt);
 	vm_sys_init(&vm_kernel_sys, &kvm_env);
 	rc = vm_kernel_init(&vm_kernel_sys, root, KHEAP_BASE, 0, KHEAP_MAX, KVMAP_BASE, KVMAP_SIZE);
 	if (rc)
@@ -327,9 +311,21 @@ void mem_init(const struct board *b, unsigned long fdt_pa, unsigned long fdt_siz
 		panic("mem: kmalloc_global_init: %s", err_str(rc));
 	/* grow by 4 pages at least (footprint), wait <= 1 ms for flushes */
 	kmalloc_tune_i(kmalloc_global(), 4, timebase_hz / 1000);
-	kmalloc_ready = true;
 	mem_init_hart_late();
 	timer_add_hook(reap_tick);
+}
+
+size_t mem_kept_bytes(void)
+{
+	static struct kmalloc_stats ks;   /* about 10 KiB: not on the stack */
+	static env_spinlock_t lock = ENV_SPINLOCK_INIT;
+	unsigned long fl = env_lock(&lock);
+	size_t n;
+
+	kmalloc_stats(&ks);
+	n = (size_t)ks.heap_bytes;
+	env_unlock(&lock, fl);
+	return n + (size_t)__atomic_load_n(&kvm_objs.pages, __ATOMIC_RELAXED) * ENV_PAGE_SIZE;
 }
 
 void *mem_map_mmio(uint64_t pa, size_t size)

@@ -12,8 +12,7 @@
 #include "vm.h"
 
 /* The kernel's virtual layout (heap, vmap, direct map): include/memlayout.h. */
-#define KUMM_POOL    (4ul << 20)      /* umm pool: trap context, VM objects */
-#define UMM_TAG_VM   1                /* umm tag of VM manager objects */
+#define KUMM_POOL    (4ul << 20)      /* umm pool: trap context */
 
 extern pmem_t kpmem;
 extern umm_t kumm;
@@ -27,6 +26,14 @@ void mem_init(const struct board *b, unsigned long fdt_pa, unsigned long fdt_siz
 void mem_init_hart(void);
 /* Every hart, once online: per-hart allocator state. */
 void mem_init_hart_late(void);
+/* A safe point of this hart: kernel context that interrupted no kernel
+ * code (the idle loop, the entry of a trap from U-mode). Runs the kmalloc
+ * reap the timer tick asked for, if any. Not from an S-mode interrupt. */
+void mem_safe_point(void);
+/* Bytes of pmem the kernel keeps for its own objects and reuses: kmalloc's
+ * heap and the VM's object pages (vm_objcache). What a leak check
+ * compares pmem_avail against. */
+size_t mem_kept_bytes(void);
 /* Banner lines: regions and totals, direct-map page sizes. */
 void mem_banner(void);
 /* Map a device's registers (uncached is the board's business: QEMU has no

@@ -35,6 +35,7 @@ void hart_idle_loop(void)
 	struct hart *h = this_hart();
 
 	for (;;) {
+		mem_safe_point();   /* the kmalloc reap the tick asked for */
 		irq_save();
 		if (__atomic_load_n(&h->work_seq, __ATOMIC_ACQUIRE) != h->done_seq) {
 			hart_work_fn fn = h->work;

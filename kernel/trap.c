@@ -46,10 +46,7 @@ static void interrupt(struct trap_frame *tf, unsigned long code)
 {
 	switch (code) {
 	case IRQ_S_TIMER:
-		/* tick hooks look at it: kmalloc_hot_pc (kernel/mem.c) */
-		this_hart()->irq_pc = tf->sepc;
 		timer_tick();
-		this_hart()->irq_pc = 0;
 		break;
 	case IRQ_S_SOFT:
 		csr_clear(sip, SIE_SSIE);
@@ -143,11 +140,9 @@ static void kernel_page_fault(struct trap_frame *tf, unsigned long cause)
 	int code = VM_FAULT_NOSEG, guard;
 
 	if (vm_kernel_sys.ready && tf->stval >= DIRECT_MAP_BASE) {
-		/* objects the VM needs here come from umm, not kmalloc (mem.c) */
-		this_hart()->in_heap_grow++;
+		/* the VM's objects come from its own cache, not kmalloc (mem.c) */
 		code = vm_handle_fault(vm_kernel(&vm_kernel_sys), tf->stval,
 				       fault_access(cause), &seg);
-		this_hart()->in_heap_grow--;
 		if (code == VM_FAULT_OK)
 			return;
 	}
@@ -174,6 +169,7 @@ void trap_handler(struct trap_frame *tf)
 	unsigned long cause = tf->scause & ~SCAUSE_INTR;
 
 	if (!(tf->sstatus & SSTATUS_SPP)) {
+		mem_safe_point();   /* no kernel code of this hart was interrupted */
 		part_user_trap(tf);
 		return;
 	}

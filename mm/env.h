@@ -1,9 +1,16 @@
 /* env.h - the one seam between the memory managers and their environment.
  *
  * Code in mm/ includes only this header (plus include/err.h and freestanding
- * C headers). It is implemented once for the kernel (kernel/env.c) and once
- * for the host (mm/env_host.c), which is what lets every manager be built and
- * tested on the host with sanitizers, fuzzers and ThreadSanitizer.
+ * C headers). It is implemented once for the kernel (kernel/env.c, with the
+ * inline part in kernel/env_kernel.h) and once for the host (mm/env_host.c,
+ * mm/env_host.h), which is what lets every manager be built and tested on
+ * the host with sanitizers, fuzzers and ThreadSanitizer.
+ *
+ * One manager does not use it, on purpose: mm/mm.c (the shared areas) is
+ * compiled into U-mode partitions as well as into the kernel, and reaches
+ * its environment only through the hooks of struct mm_env (attach, grow,
+ * map, lock, relax, liveness of attachers), one environment per area, so
+ * that a partition needs none of this seam.
  */
 #ifndef MM_ENV_H
 #define MM_ENV_H
@@ -39,55 +46,32 @@ void env_unlock(env_spinlock_t *l, unsigned long flags);
 /* Returns true with the lock held (and *flags set), false without waiting. */
 bool env_trylock(env_spinlock_t *l, unsigned long *flags);
 
-/* Dense index of the calling hart or thread, always < ENV_MAX_CPUS. Hart ids
- * are not dense; this index is. */
-#ifdef KERNEL_BUILD
-/* The kernel keeps it at a fixed offset from tp (kernel/hart.h checks), so
- * the managers' per-CPU fast paths read it in one load. */
-#define ENV_KERNEL_TP_CPU (-48)
-static inline unsigned env_cpu(void)
-{
-	unsigned long v;
-	__asm__("ld %0, %1(tp)" : "=r"(v) : "i"(ENV_KERNEL_TP_CPU));
-	return (unsigned)v;
-}
-#else
-/* Host: cached per thread; the first call of a thread assigns it. */
-extern _Thread_local unsigned env_cpu_plus1;
-unsigned env_cpu_slow(void);
-static inline unsigned env_cpu(void)
-{
-	unsigned v = env_cpu_plus1;
-	return v ? v - 1 : env_cpu_slow();
-}
-#endif
-/* Per-CPU pointer slots: one pointer per CPU and slot for a manager's hot
- * path (the global kmalloc instance keeps its per-CPU data in one), read and
- * written by the CPU itself in one instruction. Kernel: in struct hart just
- * below tp (kernel/hart.h checks the offset); host: thread-local, so a slot
- * dies with its thread. A slot starts as env_zero_block: a hot path reads
- * zeros there (empty lists, empty ranges) and goes to its slow path, which
- * sets the slot, without testing for NULL. Nothing writes env_zero_block. */
-enum { ENV_SLOT_KMALLOC, ENV_NSLOTS };
+/* ---- the inline part: defined by the environment's own header ----------
+ *
+ * The managers' per-CPU fast paths need these in one or two instructions,
+ * so each environment defines them inline in its own header, included at
+ * the end of this file (kernel/env_kernel.h in the kernel build: its tp
+ * layout and CSR bits; mm/env_host.h on the host: thread-locals), as musl's
+ * mallocng takes its glue.h. This file only declares what they do:
+ *
+ *   unsigned env_cpu(void);
+ *	Dense index of the calling hart or thread, always < ENV_MAX_CPUS.
+ *	Hart ids are not dense; this index is.
+ *   void *env_slot_get(unsigned i);  void env_slot_set(unsigned i, void *v);
+ *	Per-CPU pointer slots, i < ENV_NSLOTS: one pointer per CPU and slot
+ *	for a manager's hot path, read and written by the CPU itself. A
+ *	manager owns its slot number (kmalloc: KMALLOC_ENV_SLOT). A slot dies
+ *	with its thread on the host. A slot starts as env_zero_block: a hot
+ *	path reads zeros there (empty lists, empty ranges) and goes to its
+ *	slow path, which sets the slot, without testing for NULL. Nothing
+ *	writes env_zero_block.
+ *   unsigned long env_irq_save(void);  void env_irq_restore(unsigned long f);
+ *	Interrupt state of the calling hart: save and disable, restore
+ *	(no-ops on the host).
+ */
+#define ENV_NSLOTS 1
 #define ENV_ZERO_SIZE 16384
 extern unsigned char env_zero_block[ENV_ZERO_SIZE];
-#ifdef KERNEL_BUILD
-#define ENV_KERNEL_TP_SLOTS (-40)
-static inline __attribute__((always_inline)) void *env_slot_get(unsigned i)
-{
-	void *v;
-	__asm__("ld %0, %1(tp)" : "=r"(v) : "i"(ENV_KERNEL_TP_SLOTS + 8 * (int)i));
-	return v;
-}
-static inline __attribute__((always_inline)) void env_slot_set(unsigned i, void *v)
-{
-	__asm__ volatile("sd %0, %1(tp)" :: "r"(v), "i"(ENV_KERNEL_TP_SLOTS + 8 * (int)i) : "memory");
-}
-#else
-extern _Thread_local void *env_slots[ENV_NSLOTS];
-static inline void *env_slot_get(unsigned i) { return env_slots[i]; }
-static inline void env_slot_set(unsigned i, void *v) { env_slots[i] = v; }
-#endif
 
 /* Number of CPU indexes in use (kernel: harts online; host: threads seen). */
 unsigned env_ncpus(void);
@@ -104,29 +88,6 @@ uint64_t env_ticks_per_sec(void);
  * back (the memory stays as it was). Host: madvise(MADV_DONTNEED). */
 int env_release_pages(void *addr, size_t len);
 
-/* Interrupt state of the calling hart (no-ops on the host). */
-#ifdef KERNEL_BUILD
-/* sstatus.SIE (the kernel's riscv.h calls it SSTATUS_SIE; kernel/mem.c
- * checks they agree): mm/ includes no kernel header. */
-#define ENV_SSTATUS_SIE 2ul
-
-static inline unsigned long env_irq_save(void)
-{
-	unsigned long v;
-	__asm__ volatile("csrrci %0, sstatus, %1" : "=r"(v) : "i"(ENV_SSTATUS_SIE) : "memory");
-	return v & ENV_SSTATUS_SIE;
-}
-
-/* flags is 0 or SIE: setting it back needs no branch. */
-static inline void env_irq_restore(unsigned long flags)
-{
-	__asm__ volatile("csrs sstatus, %0" :: "r"(flags) : "memory");
-}
-#else
-static inline unsigned long env_irq_save(void) { return 0; }
-static inline void env_irq_restore(unsigned long flags) { (void)flags; }
-#endif
-
 /* One line of diagnostic output; the format is printf's, without newline. */
 void env_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A broken invariant: report "module_func: reason" and stop. */
@@ -140,5 +101,12 @@ static inline void env_cpu_relax(void)
 	__builtin_ia32_pause();
 #endif
 }
+
+
+#ifdef KERNEL_BUILD
+#include "env_kernel.h"
+#else
+#include "env_host.h"
+#endif
 
 #endif

@@ -33,6 +33,26 @@
 
 #include "env.h"
 
+/* ---- the host's inline part of the seam (mm/env.h includes this file) ---- */
+
+/* env_cpu: cached per thread; the first call of a thread assigns it. */
+extern _Thread_local unsigned env_cpu_plus1;
+unsigned env_cpu_slow(void);
+static inline unsigned env_cpu(void)
+{
+	unsigned v = env_cpu_plus1;
+	return v ? v - 1 : env_cpu_slow();
+}
+
+/* Slots are thread-local, so a slot dies with its thread. */
+extern _Thread_local void *env_slots[ENV_NSLOTS];
+static inline void *env_slot_get(unsigned i) { return env_slots[i]; }
+static inline void env_slot_set(unsigned i, void *v) { env_slots[i] = v; }
+
+/* No interrupts on the host. */
+static inline unsigned long env_irq_save(void) { return 0; }
+static inline void env_irq_restore(unsigned long flags) { (void)flags; }
+
 #ifndef ENV_HOST_SHARED
 #define ENV_HOST_SHARED 8               /* indexes shared under a mutex */
 #endif

@@ -6,8 +6,8 @@
  * totals; the page map is read without it). Per-CPU data
  * is touched only by its owner, never under another lock, so there is no
  * lock order to keep; interrupts are off around it except in the hot paths
- * of section kmalloc_hot, where an interrupt must not call in (see
- * kmalloc_hot_pc). Other CPUs reach a CPU's cache only through its
+ * (HOT_ENTRY), which is why no interrupt handler may call in (kmalloc.h).
+ * Other CPUs reach a CPU's cache only through its
  * remote-free list (CAS push, exchange to take all) and its flush_req flag.
  * The page source is called with no lock held.
  *
@@ -33,284 +33,16 @@ static struct kmalloc_inst g_km;   /* the global instance (kmalloc, kfree, ...) 
 #else
 #define HOT_FRAME
 #endif
-/* The entry points whose hot paths run with interrupts enabled live in
- * their own section: an interrupt that stopped a CPU there must not touch
- * that CPU's caches (kmalloc_hot_pc). Nothing else inlines those paths
+/* The entry points whose hot paths run with interrupts enabled (no
+ * interrupt handler calls in: kmalloc.h). Nothing else inlines those paths
  * without turning interrupts off (alloc_pc and free_pc with irq true). */
-#define HOT_ENTRY HOT_FRAME __attribute__((noinline, section("kmalloc_hot")))
+#define HOT_ENTRY HOT_FRAME __attribute__((noinline))
 
 #ifdef KMALLOC_DEBUG
 #define CALLER() __builtin_return_address(0)
 #else
 #define CALLER() ((void *)0)
 #endif
-
-/* ---- debug aids ------------------------------------------------------------ */
-
-#ifdef KMALLOC_DEBUG
-static void dbg_mark(struct hdr *h, size_t req, void *caller)
-{
-	h->req = (uint32_t)req;
-	h->caller = caller;
-	memset((char *)h + HDR + req, RZ_BYTE, (size_t)h->g * 16 - HDR - req);
-}
-
-static bool dbg_redzone_ok(const struct hdr *h)
-{
-	const unsigned char *z = (const unsigned char *)h + HDR + h->req;
-	size_t n = (size_t)h->g * 16 - HDR - h->req;
-	for (size_t i = 0; i < n; i++)
-		if (z[i] != RZ_BYTE)
-			return false;
-	return true;
-}
-
-static void dbg_poison(struct cblk *b)
-{
-	memset((char *)b + sizeof(*b), POISON, (size_t)b->h.g * 16 - sizeof(*b));
-}
-
-static void dbg_check_poison(struct cblk *b)
-{
-	const unsigned char *z = (const unsigned char *)b + sizeof(*b);
-	size_t n = (size_t)b->h.g * 16 - sizeof(*b);
-	for (size_t i = 0; i < n; i++)
-		if (z[i] != POISON) {
-			env_log("kmalloc: block %p written after free (offset %zu; allocated at %p)",
-				(void *)((char *)b + HDR), sizeof(*b) - HDR + i, b->h.caller);
-			return;
-		}
-}
-#define DBG_CALLER(h) ((h)->caller)
-#else
-static inline void dbg_mark(struct hdr *h, size_t req, void *caller) { }
-static inline bool dbg_redzone_ok(const struct hdr *h) { return true; }
-static inline void dbg_poison(struct cblk *b) { }
-static inline void dbg_check_poison(struct cblk *b) { }
-#define DBG_CALLER(h) ((void *)0)
-#endif
-
-/* ---- per-CPU caches -------------------------------------------------------- */
-
-/* Per-CPU data is a block carved from the pool (state ST_META, refused by
- * kfree), so page-source chunks stay adjacent and can coalesce. */
-static struct kmalloc_pcpu *pcpu_create(struct kmalloc_inst *km, unsigned cpu)
-{
-	uint32_t g = (uint32_t)((sizeof(struct kmalloc_pcpu) + HDR + 15) / 16);
-	struct kmalloc_pcpu *pc;
-	uintptr_t a = 0;
-
-	for (int tries = 0; !a && tries < 8; tries++) {
-		unsigned long fl = env_lock(&km->lock);
-		a = kmalloc_pool_take(km, &g, 16, true);
-		if (a) {
-			km->meta_bytes += (uint64_t)g * 16;
-			kmalloc_peak_update(km);
-		}
-		env_unlock(&km->lock, fl);
-		if (!a && !kmalloc_pool_grow(km, g, 16))
-			return NULL;
-	}
-	if (!a)
-		return NULL;
-	SET_STATE((struct hdr *)a, ST_META);   /* g and check: pool_take */
-	pc = (struct kmalloc_pcpu *)(a + HDR);
-	memset(pc, 0, sizeof(*pc));
-	pc->cpu = cpu;
-	pc->live_tag = (uint64_t)ST_LIVE << 32 | (uint64_t)cpu << 40 | (uint64_t)CK_KEY << 48;
-	pc->span_lo = 1;          /* empty span: no pointer passes the hot check */
-	pc->now = pc->oldest = pc->scanned = now_of(km);   /* nothing cached: no stamp is older */
-	for (uint32_t c = 0; c < NCLS; c++)
-		pc->cls[c].oldest = pc->now;
-	__atomic_store_n(&km->pcpu[cpu], pc, __ATOMIC_RELEASE);
-	return pc;
-}
-
-/* Give a chain of cached blocks (linked by next) back to the pool. `counter`
- * (the owner's or the reclaimer's pcpu, may be NULL) counts them as out. */
-static void chain_to_pool(struct kmalloc_inst *km, struct clink *l)
-{
-	while (l) {
-		unsigned long fl = env_lock(&km->lock);
-		/* Bounded batches keep the lock hold (interrupts off) short. */
-		for (int n = 0; l && n < 64; n++) {
-			struct cblk *b = CB(l);
-			struct clink *next = l->next;
-			kmalloc_pool_put(km, (uintptr_t)b, b->h.g);
-			l = next;
-		}
-		env_unlock(&km->lock, fl);
-	}
-}
-
-/* Cut class list cl where its blocks have expired (all of it when !expired)
- * onto *tailp; returns the new tail pointer. cl->oldest becomes the stamp
- * of the last block kept (now if none). */
-static struct clink **cut_expired(struct pcls *cl, uint64_t now, uint64_t ttl, bool expired,
-				  struct clink **tailp)
-{
-	struct clink **pp = &cl->head;
-	uint64_t last = now;
-
-	if (expired)
-		while (*pp && now - (*pp)->stamp < ttl) {
-			last = (*pp)->stamp;
-			pp = &(*pp)->next;
-		}
-	cl->oldest = last;
-	if (!*pp)
-		return tailp;
-	*tailp = *pp;      /* stamps only decrease along a list: cut here */
-	*pp = NULL;
-	while (*tailp)
-		tailp = &(*tailp)->next;
-	return tailp;
-}
-
-/* Cached blocks older than the TTL (all of them when !expired_only) go back
- * to the pool. Owner only (or QUIESCENT). Lists whose oldest stamp has not
- * expired are skipped unread, and the whole cache when pc->oldest has not:
- * a miss pays a compare, not a walk of the cache. Returns whether any went. */
-static bool flush_own(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool expired_only)
-{
-	struct clink *out = NULL, **tailp = &out;
-	uint64_t now = pc->now, ttl = km->ttl, low = now;
-
-	if (expired_only && now - pc->oldest < ttl)
-		return false;
-	for (uint32_t c = MIN_G; c < NCLS; c++) {
-		struct pcls *cl = &pc->cls[c];
-		if (!cl->head)
-			cl->oldest = now;   /* later pushes are stamped >= now */
-		else if (!expired_only || now - cl->oldest >= ttl)
-			tailp = cut_expired(cl, now, ttl, expired_only, tailp);
-		if (cl->oldest < low)
-			low = cl->oldest;
-	}
-	pc->oldest = low;
-	bool any = out != NULL;
-	chain_to_pool(km, out);
-	return any;
-}
-
-static void scan_expired(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
-{
-	pc->scanned = pc->now;
-	flush_own(km, pc, true);
-}
-
-/* Owner: take the remote-free list into the cache, or into the pool. */
-static void drain_remote(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool to_pool)
-{
-	struct clink *l = NULL;
-
-	/* A plain look first: the list is usually empty, the swap is not free. */
-	if (__atomic_load_n(&pc->remote, __ATOMIC_RELAXED))
-		l = __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_ACQUIRE);
-	if (to_pool) {
-		chain_to_pool(km, l);
-		return;
-	}
-	while (l) {
-		struct clink *next = l->next;
-		struct pcls *cl = &pc->cls[CB(l)->h.g];
-		l->stamp = pc->now;
-		l->next = cl->head;
-		cl->head = l;
-		l = next;
-	}
-}
-
-/* Slow-path housekeeping of the owner: flush requests, remote frees. The
- * clock is not read here (ticks are coarse): kmalloc_reap_i reads it, and
- * one pool miss in CLOCK_EVERY_MISSES. */
-static void service(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
-{
-	if (__atomic_load_n(&pc->flush_req, __ATOMIC_ACQUIRE)) {
-		flush_own(km, pc, false);
-		drain_remote(km, pc, true);
-		__atomic_store_n(&pc->flush_req, 0, __ATOMIC_RELEASE);
-	} else {
-		drain_remote(km, pc, false);
-	}
-}
-
-/* Before failing: everything of ours and every remote list to the pool, and
- * ask the other CPUs to flush their caches (waiting up to flush_wait). */
-static void reclaim_all(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, unsigned long *fl)
-{
-	bool asked = false;
-
-	if (pc) {
-		flush_own(km, pc, false);
-		drain_remote(km, pc, true);
-	}
-	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
-		struct kmalloc_pcpu *o = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
-		if (!o || o == pc)
-			continue;
-		chain_to_pool(km, __atomic_exchange_n(&o->remote, NULL, __ATOMIC_ACQUIRE));
-		__atomic_store_n(&o->flush_req, 1, __ATOMIC_RELEASE);
-		asked = true;
-	}
-	if (!asked || !km->flush_wait)
-		return;
-	env_irq_restore(*fl);
-	uint64_t t0 = now_of(km);
-	for (uint32_t spins = 0; spins < (1u << 24) && now_of(km) - t0 < km->flush_wait; spins++) {
-		bool pending = false;
-		for (unsigned i = 0; i < ENV_MAX_CPUS && !pending; i++) {
-			struct kmalloc_pcpu *o = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
-			pending = o && o != pc && __atomic_load_n(&o->flush_req, __ATOMIC_ACQUIRE);
-		}
-		if (!pending)
-			break;
-		env_cpu_relax();
-	}
-	*fl = env_irq_save();
-	if (pc && __atomic_load_n(&pc->flush_req, __ATOMIC_ACQUIRE))
-		service(km, pc);  /* another failing CPU asked us meanwhile */
-}
-
-/* A block from the pool: carve; else reap our expired blocks; else grow;
- * else reclaim every cached block. Interrupts off in *fl's section. */
-static uintptr_t carve(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint32_t *gp,
-		       size_t align, unsigned long *fl)
-{
-	bool reaped = false, reclaimed = false;
-	int grows = 0;
-
-	for (;;) {
-		unsigned long lf = env_lock(&km->lock);
-		uintptr_t a = kmalloc_pool_take(km, gp, align, false);
-		if (a)
-			kmalloc_peak_update(km);
-		env_unlock(&km->lock, lf);
-		if (a)
-			return a;
-		if (!reaped) {
-			reaped = true;
-			if (pc && flush_own(km, pc, true))
-				continue;
-		}
-		/* Each chunk fits the request; another CPU may take it first. */
-		if (grows >= 0 && grows < 8) {
-			bool ok;
-			env_irq_restore(*fl);
-			ok = kmalloc_pool_grow(km, *gp, align);
-			*fl = env_irq_save();
-			grows = ok ? grows + 1 : -1;
-			if (ok)
-				continue;
-		}
-		if (!reclaimed) {
-			reclaimed = true;
-			reclaim_all(km, pc, fl);
-			continue;
-		}
-		return 0;
-	}
-}
 
 /* ---- allocation ------------------------------------------------------------ */
 
@@ -345,16 +77,16 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 	}
 	if (!pc) {
 		env_irq_restore(fl);
-		pc = pcpu_create(km, cpu);
+		pc = kmalloc_pcpu_create(km, cpu);
 		fl = env_irq_save();
 		if (!pc) {
 			env_irq_restore(fl);
 			return NULL;
 		}
 	}
-	if (km == &g_km)
-		env_slot_set(ENV_SLOT_KMALLOC, pc);   /* first use on this CPU (thread) */
-	service(km, pc);
+	if (km->in_slot)
+		env_slot_set(KMALLOC_ENV_SLOT, pc);   /* first use on this CPU (thread) */
+	kmalloc_service(km, pc);
 	struct clink *l = pc->cls[g].head;
 	if (l && align <= 16) {
 		pc->cls[g].head = l->next;
@@ -374,8 +106,8 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 		pc->now = now_of(km);
 	}
 	if (pc->now - pc->scanned >= km->ttl && pc->now - pc->oldest >= km->ttl)
-		scan_expired(km, pc);
-	a = carve(km, pc, &g, align, &fl);
+		kmalloc_scan_expired(km, pc);
+	a = kmalloc_carve(km, pc, &g, align, &fl);
 	if (!a) {
 		BUMP(pc->fails);
 		env_irq_restore(fl);
@@ -406,9 +138,9 @@ _Static_assert((HDR + KMALLOC_REDZONE + 15) / 16 < MIN_G, "a wrapped size is not
 
 /* Hot path: pop the exact-size cache of this CPU (pc: its per-CPU data, or
  * env_zero_block before it has any). Flush requests from other CPUs are
- * served on the slow paths and by kmalloc_reap (the timer). With irq false
- * only for HOT_ENTRY functions: interrupts stay on, and an interrupt that
- * stops us here knows it from the pc. */
+ * served on the slow paths and by kmalloc_reap. With irq false only for
+ * HOT_ENTRY functions: interrupts stay on, since no interrupt handler
+ * calls into kmalloc. */
 static inline __attribute__((always_inline)) void *alloc_pc(struct kmalloc_inst *km,
 							    struct kmalloc_pcpu *pc, size_t size,
 							    void *caller, bool irq)
@@ -493,7 +225,7 @@ static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, voi
 	uint32_t g = g64 < NCLS ? NCLS : (uint32_t)g64;
 	fl = env_irq_save();
 	struct kmalloc_pcpu *pc = pcpu_self(km);
-	uintptr_t a = carve(km, pc, &g, align < 16 ? 16 : align, &fl);
+	uintptr_t a = kmalloc_carve(km, pc, &g, align < 16 ? 16 : align, &fl);
 	if (!a) {
 		if (pc)
 			BUMP(pc->fails);
@@ -637,7 +369,7 @@ static void free_block(struct kmalloc_inst *km, struct hdr *h)
 	}
 	dbg_poison(b);
 	if (h->cpu == cpu && (pc = pcpu_self(km)) != NULL) {
-		service(km, pc);
+		kmalloc_service(km, pc);
 		b->stamp = pc->now;
 		b->next = pc->cls[g].head;
 		pc->cls[g].head = CL(b);
@@ -665,13 +397,8 @@ static __attribute__((noinline)) int free_slow(struct kmalloc_inst *km, void *p,
 	if (e)
 		return e;
 	if (bi.kind == R_LARGE) {
-#ifdef KMALLOC_DEBUG
-		const unsigned char *z = (const unsigned char *)p + bi.r->req;
-		size_t n = bi.r->end - bi.r->payload - bi.r->req;
-		for (size_t i = 0; i < n; i++)
-			if (z[i] != RZ_BYTE)
-				return refuse(km, "kfree", p, E_CORRUPT, "red zone damaged", bi.caller, caller);
-#endif
+		if (!dbg_large_redzone_ok(bi.r))
+			return refuse(km, "kfree", p, E_CORRUPT, "red zone damaged", bi.caller, caller);
 		return free_large(km, p, bi.r, caller);
 	}
 	if (!dbg_redzone_ok(bi.h))
@@ -692,8 +419,8 @@ static __attribute__((noinline)) int free_other(struct kmalloc_inst *km, void *p
 		return 0;
 	unsigned long fl = env_irq_save();
 	struct kmalloc_pcpu *pc = pcpu_self(km);
-	if (km == &g_km && pc)
-		env_slot_set(ENV_SLOT_KMALLOC, pc);   /* a thread that only frees */
+	if (km->in_slot && pc)
+		env_slot_set(KMALLOC_ENV_SLOT, pc);   /* a thread that only frees */
 
 	if (pc && a - pc->span_lo < pc->span_len && !(a & 15)) {
 		struct cblk *b = (struct cblk *)(a - HDR);
@@ -770,6 +497,7 @@ int kmalloc_init_i(struct kmalloc_inst *km, const struct kmalloc_page_source *sr
 	km->grow_min_pages = KMALLOC_GROW_MIN_PAGES;
 	km->lock = (env_spinlock_t)ENV_SPINLOCK_INIT;
 	km->magic = KM_MAGIC;
+	km->in_slot = false;
 	return 0;
 }
 
@@ -787,8 +515,9 @@ void kmalloc_destroy_i(struct kmalloc_inst *km)
 	km->magic = 0;
 	/* Only the caller's slot can be cleared: destroy the global instance
 	 * from its last user (host tests), never while others use it. */
-	if (km == &g_km)
-		env_slot_set(ENV_SLOT_KMALLOC, env_zero_block);
+	if (km->in_slot)
+		env_slot_set(KMALLOC_ENV_SLOT, env_zero_block);
+	km->in_slot = false;
 }
 
 HOT_ENTRY void *kmalloc_i(struct kmalloc_inst *km, size_t size)
@@ -833,15 +562,7 @@ static void *realloc_(struct kmalloc_inst *km, void *p, size_t size, void *calle
 		return NULL;
 	}
 	if (size <= bi.usable && size >= bi.usable / 2 && (bi.kind == R_LARGE) == (size > KMALLOC_SMALL_MAX)) {
-#ifdef KMALLOC_DEBUG
-		/* The red zone now starts at the new size. */
-		if (bi.kind == R_POOL) {
-			bi.h->req = (uint32_t)size;
-		} else {
-			bi.r->req = size;   /* only the owner of p touches it */
-		}
-		memset((char *)p + size, RZ_BYTE, bi.usable + (bi.kind == R_POOL ? KMALLOC_REDZONE : 0) - size);
-#endif
+		dbg_resize(bi.kind == R_POOL ? bi.h : NULL, bi.r, p, size, bi.usable);
 		return p;
 	}
 	q = alloc(km, size, caller);
@@ -880,46 +601,25 @@ size_t ksize_i(struct kmalloc_inst *km, const void *p)
 	return bi.usable;
 }
 
-void kmalloc_reap_i(struct kmalloc_inst *km)
-{
-	unsigned long fl = env_irq_save();
-	struct kmalloc_pcpu *pc = pcpu_self(km);
-
-	if (pc) {
-		pc->now = now_of(km);
-		pc->misses = 0;
-		service(km, pc);
-		scan_expired(km, pc);
-	}
-	env_irq_restore(fl);
-}
-
-void kmalloc_reap_all_i(struct kmalloc_inst *km)
-{
-	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
-		struct kmalloc_pcpu *pc = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
-		if (!pc)
-			continue;
-		flush_own(km, pc, false);
-		chain_to_pool(km, __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_ACQUIRE));
-		__atomic_store_n(&pc->flush_req, 0, __ATOMIC_RELEASE);
-	}
-}
-
 /* ---- the global instance ------------------------------------------------- */
 
 int kmalloc_global_init(const struct kmalloc_page_source *src, const struct kmalloc_clock *clk,
 			uint64_t ttl)
 {
-	env_slot_set(ENV_SLOT_KMALLOC, env_zero_block);
-	return kmalloc_init_i(&g_km, src, clk, ttl);
+	int rc;
+
+	env_slot_set(KMALLOC_ENV_SLOT, env_zero_block);
+	rc = kmalloc_init_i(&g_km, src, clk, ttl);
+	if (!rc)
+		g_km.in_slot = true;   /* its hot paths read the slot */
+	return rc;
 }
 
 struct kmalloc_inst *kmalloc_global(void) { return &g_km; }
 /* The global instance's per-CPU data is in an env slot: one load. */
 static inline struct kmalloc_pcpu *g_pc(void)
 {
-	return env_slot_get(ENV_SLOT_KMALLOC);
+	return env_slot_get(KMALLOC_ENV_SLOT);
 }
 
 HOT_ENTRY void *kmalloc(size_t size) { return alloc_pc(&g_km, g_pc(), size, CALLER(), false); }
@@ -935,11 +635,6 @@ void *krealloc(void *p, size_t size) { return realloc_(&g_km, p, size, CALLER())
 void *kmalloc_aligned(size_t size, size_t align) { return alloc_aligned(&g_km, size, align, CALLER()); }
 HOT_ENTRY void kfree(void *p) { (void)free_pc(&g_km, g_pc(), p, CALLER(), false); }
 
-bool kmalloc_hot_pc(uintptr_t pc)
-{
-	extern const char __start_kmalloc_hot[], __stop_kmalloc_hot[];
-	return pc >= (uintptr_t)__start_kmalloc_hot && pc < (uintptr_t)__stop_kmalloc_hot;
-}
 size_t ksize(const void *p) { return ksize_i(&g_km, p); }
 void kmalloc_reap(void) { kmalloc_reap_i(&g_km); }
 void kmalloc_stats(struct kmalloc_stats *out) { kmalloc_stats_i(&g_km, out); }

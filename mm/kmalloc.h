@@ -15,9 +15,10 @@
  *
  * Interrupts: the cache-hit paths of kmalloc, kfree, kmalloc_i and kfree_i
  * leave interrupts on (saving and restoring them is a fifth of their cost);
- * every other path turns them off around per-CPU data. So an interrupt
- * handler may call into an instance only when kmalloc_hot_pc(interrupted pc)
- * is false: the kernel's tick reaper skips that tick otherwise.
+ * every other path turns them off around per-CPU data. So no interrupt
+ * handler may call into an instance: an interrupt that stopped a CPU in a
+ * hot path would find that CPU's cache mid-update. The kernel's reaper runs
+ * at a safe point the tick asks for, not in the tick (kernel/mem.c).
  */
 #ifndef MM_KMALLOC_H
 #define MM_KMALLOC_H
@@ -104,6 +105,11 @@ struct kmalloc_stats {
 	uint32_t pool_chunks;   /* of them pool chunks */
 };
 
+/* The env slot (mm/env.h) that holds the global instance's per-CPU
+ * pointer for the calling CPU: kmalloc's own slot number. */
+#define KMALLOC_ENV_SLOT 0
+_Static_assert(KMALLOC_ENV_SLOT < ENV_NSLOTS, "the env provides kmalloc's slot");
+
 /* Private state; fields are internal. */
 struct kmalloc_pcpu;
 struct kmalloc_range;
@@ -127,6 +133,7 @@ struct kmalloc_inst {
 	uint64_t heap_bytes, meta_bytes, pool_bytes, pool_free, large_bytes, plarge_bytes, peak;
 	uint64_t large_allocs, large_frees;
 	uint32_t magic;
+	bool in_slot;                   /* env slot KMALLOC_ENV_SLOT caches pcpu[env_cpu()] */
 	/* Page map root: written under the pool lock with release stores, read
 	 * without a lock (kfree's classification). */
 	void *map[1u << KMALLOC_MAP_BITS];
@@ -169,12 +176,9 @@ int kfree_i(struct kmalloc_inst *km, void *p);
 size_t ksize_i(struct kmalloc_inst *km, const void *p);
 /* The calling CPU: take its remote frees, act on flush requests, and return
  * cached blocks older than the TTL to the pool. Call it periodically on every
- * CPU (the kernel does it from each hart's timer). */
+ * CPU, never from an interrupt handler (the kernel: at each hart's safe
+ * point after every tenth tick, kernel/mem.c). */
 void kmalloc_reap_i(struct kmalloc_inst *km);
-/* Is pc inside the hot paths above (kmalloc, kfree, kmalloc_i, kfree_i)? An
- * interrupt handler that stopped a CPU there must not call into kmalloc on
- * that CPU (its per-CPU cache is mid-update). */
-bool kmalloc_hot_pc(uintptr_t pc);
 /* QUIESCENT. Return every cached block of every CPU to the pool. */
 void kmalloc_reap_all_i(struct kmalloc_inst *km);
 /* Snapshot: the per-CPU allocation counters and a census of the pool under

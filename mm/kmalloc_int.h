@@ -1,5 +1,6 @@
-/* kmalloc_int.h - what the kmalloc sources share (kmalloc.c: caches and
- * entry points; kmalloc_pool.c: the pool; kmalloc_map.c: page ranges and the
+/* kmalloc_int.h - what the kmalloc sources share (kmalloc.c: hot paths and
+ * entry points; kmalloc_cache.c: per-CPU caches and the reaper;
+ * kmalloc_debug.c: the debug build's aids; kmalloc_pool.c: the pool; kmalloc_map.c: page ranges and the
  * page map that finds them by address; kmalloc_stats.c: statistics and
  * checks). Not for other modules: the contract is kmalloc.h.
  */
@@ -191,6 +192,50 @@ struct kmalloc_range {
 		};
 	};
 };
+
+/* ---- kmalloc_cache.c: per-CPU caches ----
+ * Per-CPU data is touched by its owner only, interrupts off. */
+
+/* Per-CPU data of cpu, a META block carved from the pool; NULL if none. */
+struct kmalloc_pcpu *kmalloc_pcpu_create(struct kmalloc_inst *km, unsigned cpu);
+/* Return the owner's expired cached blocks to the pool (scan). */
+void kmalloc_scan_expired(struct kmalloc_inst *km, struct kmalloc_pcpu *pc);
+/* A block of *gp granules from the pool: carve; else reap our expired
+ * blocks; else grow; else reclaim every cached block. 0 if none. May turn
+ * interrupts on and off again around waits (*fl is their saved state). */
+uintptr_t kmalloc_carve(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint32_t *gp,
+			size_t align, unsigned long *fl);
+void kmalloc_service_slow(struct kmalloc_inst *km, struct kmalloc_pcpu *pc);
+/* Slow-path housekeeping of the owner: a flush request, remote frees. The
+ * clock is not read here (ticks are coarse): kmalloc_reap_i reads it, and
+ * one pool miss in CLOCK_EVERY_MISSES. Two loads when there is nothing. */
+static inline void kmalloc_service(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
+{
+	if (__atomic_load_n(&pc->flush_req, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&pc->remote, __ATOMIC_RELAXED))
+		kmalloc_service_slow(km, pc);
+}
+
+/* ---- kmalloc_debug.c: debug aids (stubs without KMALLOC_DEBUG) ---- */
+
+#ifdef KMALLOC_DEBUG
+void dbg_mark(struct hdr *h, size_t req, void *caller);
+bool dbg_redzone_ok(const struct hdr *h);
+void dbg_poison(struct cblk *b);
+void dbg_check_poison(struct cblk *b);
+bool dbg_large_redzone_ok(const struct kmalloc_range *r);
+void dbg_resize(struct hdr *h, struct kmalloc_range *r, void *p, size_t size, size_t usable);
+#define DBG_CALLER(h) ((h)->caller)
+#else
+static inline void dbg_mark(struct hdr *h, size_t req, void *caller) { }
+static inline bool dbg_redzone_ok(const struct hdr *h) { return true; }
+static inline void dbg_poison(struct cblk *b) { }
+static inline void dbg_check_poison(struct cblk *b) { }
+static inline bool dbg_large_redzone_ok(const struct kmalloc_range *r) { return true; }
+static inline void dbg_resize(struct hdr *h, struct kmalloc_range *r, void *p, size_t size,
+			      size_t usable) { }
+#define DBG_CALLER(h) ((void *)0)
+#endif
 
 /* ---- kmalloc_pool.c: the pool (treap of free extents) ----
  * All of them with km->lock held, except kmalloc_pool_grow (none held). */

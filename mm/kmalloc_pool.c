@@ -1,49 +1,12 @@
 /* kmalloc_pool.c - kmalloc's pool: free extents in a treap keyed by address
- * (good fit, coalescing on every insert), grown by chunks of pages that the
+ * (mm/treap.h; good fit, coalescing on every insert), grown by chunks of pages that the
  * page map (kmalloc_map.c) records. Everything here runs under km->lock
  * except the growth step, which calls the page source with no lock held.
  */
 #include "kmalloc_int.h"
+#include "treap.h"
 
 #include <string.h>
-
-static void upd(struct fext *n)
-{
-	uint32_t m = n->h.g, a = maxg(n->l), b = maxg(n->r);
-	n->max_g = m > a ? (m > b ? m : b) : (a > b ? a : b);
-}
-
-static struct fext *merge(struct fext *a, struct fext *b)
-{
-	if (!a)
-		return b;
-	if (!b)
-		return a;
-	if (prio(a) > prio(b)) {
-		a->r = merge(a->r, b);
-		upd(a);
-		return a;
-	}
-	b->l = merge(a, b->l);
-	upd(b);
-	return b;
-}
-
-/* Nodes below `key` go to *lo, the others to *hi. */
-static void split(struct fext *t, uintptr_t key, struct fext **lo, struct fext **hi)
-{
-	if (!t) {
-		*lo = *hi = NULL;
-	} else if ((uintptr_t)t < key) {
-		split(t->r, key, &t->r, hi);
-		upd(t);
-		*lo = t;
-	} else {
-		split(t->l, key, lo, &t->l);
-		upd(t);
-		*hi = t;
-	}
-}
 
 static void ext_set(struct fext *e, uint32_t g)
 {
@@ -52,82 +15,41 @@ static void ext_set(struct fext *e, uint32_t g)
 	e->h.check = CK_KEY;
 }
 
+#define EXT_SIZE(n) ((n)->h.g)
+TREAP_DEFINE(pool, struct fext, l, r, uint32_t, EXT_SIZE, ext_set, max_g, prio)
+
+static struct fext **rootp(struct kmalloc_inst *km)
+{
+	return (struct fext **)&km->root;
+}
+
 static void tree_insert(struct kmalloc_inst *km, struct fext *n, uint32_t g)
 {
-	struct fext *a, *b;
-
 	ext_set(n, g);
-	n->l = n->r = NULL;
-	n->max_g = g;
-	split(km->root, (uintptr_t)n, &a, &b);
-	km->root = merge(merge(a, n), b);
+	pool_insert(rootp(km), n);
 	km->nextents++;
 }
 
 static void tree_erase(struct kmalloc_inst *km, struct fext *n)
 {
-	struct fext *a, *m, *c;
-
-	split(km->root, (uintptr_t)n, &a, &m);
-	split(m, (uintptr_t)n + 1, &m, &c);
-	if (m != n)
+	if (!pool_erase(rootp(km), n))
 		env_panic("kmalloc_pool: extent %p not in the pool", (void *)n);
-	km->root = merge(a, c);
 	km->nextents--;
 }
 
-static void resize_rec(struct fext *t, struct fext *n, uint32_t g)
-{
-	if (!t)
-		env_panic("kmalloc_pool: extent %p not in the pool", (void *)n);
-	if (t == n)
-		ext_set(n, g);
-	else
-		resize_rec((uintptr_t)n < (uintptr_t)t ? t->l : t->r, n, g);
-	upd(t);
-}
-
-#define PATH_MAX_DEPTH 48      /* deeper treaps (unlikely) take the recursion */
-
-/* Change the size of extent n in place (its address, hence position, stays).
- * Subtree maxima are fixed bottom-up and only as far as they change. */
+/* Change the size of extent n in place (its address, hence position, stays). */
 static void tree_resize(struct kmalloc_inst *km, struct fext *n, uint32_t g)
 {
-	struct fext *path[PATH_MAX_DEPTH], *t = km->root;
-	int d = 0;
-
-	for (; t != n; t = (uintptr_t)n < (uintptr_t)t ? t->l : t->r) {
-		if (!t || d == PATH_MAX_DEPTH) {
-			resize_rec(km->root, n, g);
-			return;
-		}
-		path[d++] = t;
-	}
-	uint32_t old = n->max_g;
-	ext_set(n, g);
-	upd(n);
-	while (d > 0 && n->max_g != old) {
-		n = path[--d];
-		old = n->max_g;
-		upd(n);
-	}
+	if (!pool_resize(rootp(km), n, g))
+		env_panic("kmalloc_pool: extent %p not in the pool", (void *)n);
 }
 
 /* Closest extents strictly below and above address a. */
 void kmalloc_pool_neighbours(struct kmalloc_inst *km, uintptr_t a, struct fext **lo, struct fext **hi)
 {
-	*lo = *hi = NULL;
-	for (struct fext *t = km->root; t;) {
-		if ((uintptr_t)t < a) {
-			*lo = t;
-			t = t->r;
-		} else if ((uintptr_t)t > a) {
-			*hi = t;
-			t = t->l;
-		} else {
-			env_panic("kmalloc_pool: block %p already in the pool", (void *)a);
-		}
-	}
+	pool_neighbours(km->root, a, lo, hi);
+	if (*hi && (uintptr_t)*hi == a)
+		env_panic("kmalloc_pool: block %p already in the pool", (void *)a);
 }
 
 /* Give [a, a + 16g) to the pool, coalescing with both neighbours. */
@@ -166,18 +88,14 @@ void kmalloc_pool_put(struct kmalloc_inst *km, uintptr_t a, uint32_t g)
 
 #define FIT_DEPTH 48             /* deeper treaps (unlikely) fall back to first fit */
 
-/* Lowest-address extent of at least g granules. */
+/* Lowest-address extent of at least g granules; t holds one. */
 static struct fext *first_fit(struct fext *t, uint32_t g)
 {
-	while (t) {
-		if (maxg(t->l) >= g)
-			t = t->l;
-		else if (t->h.g >= g)
-			return t;
-		else
-			t = t->r;
-	}
-	env_panic("kmalloc_pool: subtree maximum is wrong");
+	struct fext *e = pool_first_fit(t, g);
+
+	if (!e)
+		env_panic("kmalloc_pool: subtree maximum is wrong");
+	return e;
 }
 
 /* Is t a better fit than *best? Ends the walk (false) on an exact fit or

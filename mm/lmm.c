@@ -5,13 +5,14 @@
  * size, subtree maximum), leaving no room for a balance field. A treap whose
  * heap priority is a bijective hash of the node's address needs none, stays
  * O(log n) deep in expectation, and is rebalanced by the same split/merge
- * code that inserts and deletes. Each node also keeps the largest block size
+ * code that inserts and deletes (mm/treap.h, shared with kmalloc's pool). Each node also keeps the largest block size
  * in its subtree, so the first-fit search skips subtrees that are too small
  * or lie outside the requested address range.
  */
 #include "lmm.h"
 
 #include "env.h"
+#include "treap.h"
 
 #include <string.h>
 
@@ -64,106 +65,9 @@ static inline size_t max3(size_t a, size_t b, size_t c)
 	return m > c ? m : c;
 }
 
-static inline void fix(struct lmm_node *t)
-{
-	t->max = max3(t->size, t->left ? t->left->max : 0,
-		      t->right ? t->right->max : 0);
-}
-
-/* ---- treap primitives (all keys in a below all keys in b for merge) ---- */
-
-static struct lmm_node *merge(struct lmm_node *a, struct lmm_node *b)
-{
-	if (!a)
-		return b;
-	if (!b)
-		return a;
-	if (prio(a) > prio(b)) {
-		a->right = merge(a->right, b);
-		fix(a);
-		return a;
-	}
-	b->left = merge(a, b->left);
-	fix(b);
-	return b;
-}
-
-/* Nodes below key go to *l, the others to *r. */
-static void split(struct lmm_node *t, uintptr_t key, struct lmm_node **l,
-		  struct lmm_node **r)
-{
-	if (!t) {
-		*l = *r = NULL;
-		return;
-	}
-	if (addr_of(t) < key) {
-		split(t->right, key, &t->right, r);
-		*l = t;
-	} else {
-		split(t->left, key, l, &t->left);
-		*r = t;
-	}
-	fix(t);
-}
-
-static struct lmm_node *insert(struct lmm_node *t, struct lmm_node *n)
-{
-	if (!t)
-		return n;
-	if (prio(n) > prio(t)) {
-		split(t, addr_of(n), &n->left, &n->right);
-		fix(n);
-		return n;
-	}
-	if (addr_of(n) < addr_of(t))
-		t->left = insert(t->left, n);
-	else
-		t->right = insert(t->right, n);
-	fix(t);
-	return t;
-}
-
-static struct lmm_node *erase(struct lmm_node *t, uintptr_t key)
-{
-	if (!t)
-		env_panic("lmm_erase: block %#lx not in tree", (unsigned long)key);
-	if (addr_of(t) == key)
-		return merge(t->left, t->right);
-	if (key < addr_of(t))
-		t->left = erase(t->left, key);
-	else
-		t->right = erase(t->right, key);
-	fix(t);
-	return t;
-}
-
-/* Set the size of the node at key (its order does not change). */
-static void resize(struct lmm_node *t, uintptr_t key, size_t size)
-{
-	if (!t)
-		env_panic("lmm_resize: block %#lx not in tree", (unsigned long)key);
-	if (addr_of(t) == key)
-		t->size = size;
-	else
-		resize(key < addr_of(t) ? t->left : t->right, key, size);
-	fix(t);
-}
-
-/* Last node starting below a, first node starting at or above a. */
-static void neighbours(struct lmm_node *t, uintptr_t a, struct lmm_node **pred,
-		       struct lmm_node **succ)
-{
-	*pred = *succ = NULL;
-	while (t) {
-		if (addr_of(t) < a) {
-			*pred = t;
-			t = t->right;
-		} else {
-			*succ = t;
-			t = t->left;
-		}
-	}
-}
+#define NODE_SIZE(n)        ((n)->size)
+#define NODE_SET_SIZE(n, v) ((n)->size = (v))
+TREAP_DEFINE(tr, struct lmm_node, left, right, size_t, NODE_SIZE, NODE_SET_SIZE, max, prio)
 
 /* Lowest block that ends after a (blocks are disjoint, so ends are ordered
  * like starts). */
@@ -188,9 +92,8 @@ static void blk_insert(lmm_region_t *r, uintptr_t a, size_t size)
 {
 	struct lmm_node *n = (struct lmm_node *)a;
 
-	n->left = n->right = NULL;
-	n->size = n->max = size;
-	r->root = insert(r->root, n);
+	n->size = size;
+	tr_insert(&r->root, n);
 	r->free += size;
 	r->nblocks++;
 }
@@ -199,13 +102,15 @@ static void blk_erase(lmm_region_t *r, struct lmm_node *n)
 {
 	r->free -= n->size;
 	r->nblocks--;
-	r->root = erase(r->root, addr_of(n));
+	if (!tr_erase(&r->root, n))
+		env_panic("lmm_erase: block %#lx not in tree", (unsigned long)addr_of(n));
 }
 
 static void blk_resize(lmm_region_t *r, struct lmm_node *n, size_t size)
 {
 	r->free = r->free - n->size + size;
-	resize(r->root, addr_of(n), size);
+	if (!tr_resize(&r->root, n, size))
+		env_panic("lmm_resize: block %#lx not in tree", (unsigned long)addr_of(n));
 }
 
 /* Is any byte of [s, e) free in r? */
@@ -213,7 +118,7 @@ static bool overlaps_free(lmm_region_t *r, uintptr_t s, uintptr_t e)
 {
 	struct lmm_node *p, *q;
 
-	neighbours(r->root, s, &p, &q);
+	tr_neighbours(r->root, s, &p, &q);
 	return (p && end_of(p) > s) || (q && addr_of(q) < e);
 }
 
@@ -224,7 +129,7 @@ static void free_range(lmm_region_t *r, uintptr_t s, uintptr_t e)
 	bool left, right;
 	size_t qs;
 
-	neighbours(r->root, s, &p, &q);
+	tr_neighbours(r->root, s, &p, &q);
 	left = p && end_of(p) == s;
 	right = q && addr_of(q) == e;
 	if (left && right) {

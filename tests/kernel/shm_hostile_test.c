@@ -111,11 +111,8 @@ struct mem_mark {
 
 static void mark(struct mem_mark *m)
 {
-	static struct kmalloc_stats ks;
-
-	kmalloc_stats(&ks);
 	m->avail = pmem_avail(&kpmem);
-	m->heap = ks.heap_bytes;
+	m->heap = mem_kept_bytes();   /* kmalloc's heap and the VM's object pages */
 }
 
 static void expect_returned(struct ktest_ctx *kt__, const struct mem_mark *b)

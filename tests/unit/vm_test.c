@@ -8,6 +8,7 @@
 
 #include "ktest.h"
 #include "vm.h"
+#include "vm_objcache.h"
 
 #define K4 ((uint64_t)SV39_SIZE_4K)
 #define M2 ((uint64_t)SV39_SIZE_2M)
@@ -837,5 +838,142 @@ KTEST(vm, single_page_fast_path_fences_and_errors)
 	vm_unload_task(d);
 	EXPECT_EQ(vm_check(d), 0);
 	vm_free(d);
+	EXPECT_ALL_RETURNED(f);
+}
+
+/* ---- the VM's object cache (vm_objcache: kernel/mem.c's obj hooks) ---- */
+
+/* Sizes map to their classes, objects are 16-aligned and distinct, pages
+ * come and go with their objects, bad sizes and foreign or repeated frees
+ * are refused without a change, and fini returns every page. */
+KTEST(vm, objcache_classes_pages_and_refusals)
+{
+	struct fx *f = fx_new(16);
+	static struct vm_objcache c;
+	static void *p[400];
+	const size_t sizes[] = { 1, 24, 32, 33, 64, 88, 128, 129, 256 };
+
+	ASSERT(f != NULL);
+	vm_objcache_init(&c, &f->env.pt);
+	EXPECT(vm_objcache_alloc(&c, 0) == NULL);
+	EXPECT(vm_objcache_alloc(&c, VM_OBJ_MAX + 1) == NULL);
+	EXPECT_EQ(f->tables.live, 0);
+	for (unsigned i = 0; i < 9; i++) {
+		p[i] = vm_objcache_alloc(&c, sizes[i]);
+		ASSERT(p[i] != NULL);
+		EXPECT_EQ((uintptr_t)p[i] & 15, 0);
+		memset(p[i], 0xa0 + (int)i, sizes[i]);
+	}
+	EXPECT_EQ(c.live, 9);
+	EXPECT_EQ(c.pages, 4);                 /* one page per class */
+	EXPECT_EQ(f->tables.live, 4);
+	for (unsigned i = 0; i < 9; i++)
+		EXPECT_EQ(((uint8_t *)p[i])[sizes[i] - 1], 0xa0 + i);
+	EXPECT_EQ(vm_objcache_check(&c), 0);
+	for (unsigned i = 0; i < 9; i++)
+		vm_objcache_free(&c, p[i]);
+	EXPECT_EQ(c.live, 0);
+	EXPECT_EQ(c.pages, 4);                 /* each class keeps its only page */
+	/* 400 ranges of 24 bytes: 124 a page, so 4 pages of class 32 */
+	for (unsigned i = 0; i < 400; i++) {
+		p[i] = vm_objcache_alloc(&c, sizeof(struct vm_range));
+		ASSERT(p[i] != NULL);
+	}
+	EXPECT_EQ(c.pages, 7);
+	EXPECT_EQ(vm_objcache_check(&c), 0);
+	/* refused: interior, double, a page the cache does not hold */
+	vm_objcache_free(&c, (char *)p[5] + 16);
+	vm_objcache_free(&c, p[7]);
+	vm_objcache_free(&c, p[7]);
+	vm_objcache_free(&c, f->objmem);
+	EXPECT_EQ(c.refused, 3);
+	EXPECT_EQ(c.live, 399);
+	EXPECT_EQ(vm_objcache_check(&c), 0);
+	for (unsigned i = 0; i < 400; i++)
+		if (i != 7)
+			vm_objcache_free(&c, p[i]);
+	EXPECT_EQ(c.live, 0);
+	EXPECT_EQ(c.pages, 4);                 /* empty pages went back */
+	EXPECT_EQ(f->tables.live, 4);
+	vm_objcache_fini(&c);
+	EXPECT_EQ(c.pages, 0);
+	EXPECT_ALL_RETURNED(f);
+}
+
+/* No page: NULL, and the cache is as it was; the next page makes it work. */
+KTEST(vm, objcache_out_of_pages_changes_nothing)
+{
+	struct fx *f = fx_new(16);
+	static struct vm_objcache c;
+	void *a, *b;
+
+	ASSERT(f != NULL);
+	vm_objcache_init(&c, &f->env.pt);
+	f->tables.fail_after = 0;
+	EXPECT(vm_objcache_alloc(&c, 64) == NULL);
+	EXPECT_EQ(c.pages, 0);
+	EXPECT_EQ(c.live, 0);
+	f->tables.fail_after = 1;
+	a = vm_objcache_alloc(&c, 64);
+	b = vm_objcache_alloc(&c, 64);        /* same page: no new one needed */
+	ASSERT(a != NULL && b != NULL);
+	EXPECT(vm_objcache_alloc(&c, 200) == NULL);
+	EXPECT_EQ(c.pages, 1);
+	EXPECT_EQ(vm_objcache_check(&c), 0);
+	vm_objcache_free(&c, a);
+	vm_objcache_free(&c, b);
+	f->tables.fail_after = -1;
+	vm_objcache_fini(&c);
+	EXPECT_ALL_RETURNED(f);
+}
+
+/* The fixture's hooks share one ctx (the fx); these reach the cache. */
+static struct vm_objcache *fx_objcache;
+static void *oc_alloc(void *ctx, size_t size) { (void)ctx; return vm_objcache_alloc(fx_objcache, size); }
+static void oc_free(void *ctx, void *p) { (void)ctx; vm_objcache_free(fx_objcache, p); }
+
+/* A whole address-space life with the VM's objects from the cache (as in
+ * the kernel, where its pages are also table pages): every object back at
+ * vm_free and vm_sys_fini, the cache consistent throughout. */
+KTEST(vm, descriptors_segments_ranges_from_objcache)
+{
+	struct fx *f = fx_new(16);
+	static struct vm_objcache c;
+	const struct vm_segment *seg;
+	struct vm_descriptor *d[3];
+	struct vm_segment *s;
+	void *r[20];
+
+	ASSERT(f != NULL);
+	vm_objcache_init(&c, &f->env.pt);
+	fx_objcache = &c;
+	f->env.obj_alloc = oc_alloc;
+	f->env.obj_free = oc_free;
+	for (unsigned i = 0; i < 3; i++) {
+		d[i] = vm_new_in(f->sys);
+		ASSERT(d[i] != NULL);
+	}
+	s = vm_new_segment(d[1], 0x100000, 0, 64 * K4, RW | VM_U | VM_GROW_UP, "heap");
+	ASSERT(s != NULL);
+	ASSERT(vm_new_segment(d[1], 0x7f000000, K4, 8 * K4, RW | VM_U | VM_GROW_DOWN, "stack") != NULL);
+	for (unsigned i = 0; i < 20; i++) {
+		r[i] = vm_segment_alloc(s, K4);
+		ASSERT(r[i] != NULL);
+	}
+	for (unsigned i = 0; i < 20; i += 2)
+		vm_segment_free(s, r[i]);         /* ten holes: ten free ranges */
+	EXPECT_EQ(vm_handle_fault(d[1], 0x7f000000 + 6 * K4 - 8, VM_W | VM_U, &seg), VM_FAULT_OK);
+	EXPECT_EQ(vm_check(d[1]), 0);
+	EXPECT_EQ(vm_objcache_check(&c), 0);
+	EXPECT_GE(c.live, 3 + 2 + 20);
+	for (unsigned i = 1; i < 20; i += 2)
+		vm_segment_free(s, r[i]);
+	vm_free(d[0]);
+	vm_free(d[1]);
+	EXPECT_EQ(vm_objcache_check(&c), 0);
+	vm_free(d[2]);
+	EXPECT_EQ(c.live, 0);
+	EXPECT_EQ(c.refused, 0);
+	vm_objcache_fini(&c);
 	EXPECT_ALL_RETURNED(f);
 }
