@@ -14,7 +14,7 @@
 
 /* A free chunk's links, read once and checked (safe unlink). */
 struct links {
-	uint32_t next, back;
+	uint64_t next, back;
 };
 
 static ALWAYS_INLINE void map_set(const struct view *v, unsigned i)
@@ -41,10 +41,10 @@ static ALWAYS_INLINE void map_clear(const struct view *v, unsigned i)
 
 /* The links of free chunk c on list i: both neighbours must point back at
  * c (a list head has no back link and is the head of its list). */
-static ALWAYS_INLINE int links_of(const struct view *v, uint32_t c, unsigned i,
+static ALWAYS_INLINE int links_of(const struct view *v, uint64_t c, unsigned i,
 				  struct links *l)
 {
-	uint32_t next = vld(v, c + C_NEXT), back = vld(v, c + C_BACK), s;
+	uint64_t next = vld(v, c + C_NEXT), back = vld(v, c + C_BACK), s;
 
 	if (next == c || back == c)
 		return E_CORRUPT;
@@ -73,10 +73,10 @@ static ALWAYS_INLINE void unlink_at(const struct view *v, unsigned i, const stru
 }
 
 /* Write a free chunk header at c and put it at the head of its list. */
-static ALWAYS_INLINE int push(const struct view *v, uint32_t c, uint32_t size)
+static ALWAYS_INLINE int push(const struct view *v, uint64_t c, uint64_t size)
 {
 	unsigned i = list_of(size);
-	uint32_t head = VL(v, heads[i]), s;
+	uint64_t head = VL(v, heads[i]), s;
 
 	if (head && (head == c || free_at(v, head, &s) || vld(v, head + C_BACK)))
 		return E_CORRUPT;
@@ -92,7 +92,7 @@ static ALWAYS_INLINE int push(const struct view *v, uint32_t c, uint32_t size)
 
 /* Tell the chunk after c (if any) that c is now `size` bytes long, and keep
  * the header's `top` pointing at the last chunk. */
-static ALWAYS_INLINE void set_boundary(const struct view *v, uint32_t c, uint32_t size)
+static ALWAYS_INLINE void set_boundary(const struct view *v, uint64_t c, uint64_t size)
 {
 	if ((uint64_t)c + size < v->lim)
 		vst(v, c + size + C_PREV, size);
@@ -102,7 +102,7 @@ static ALWAYS_INLINE void set_boundary(const struct view *v, uint32_t c, uint32_
 
 /* The first list whose every chunk holds `need` bytes: below SMALL a list
  * holds one size; above, round up to the next class. NLISTS: none. */
-static ALWAYS_INLINE unsigned search_list(uint32_t need)
+static ALWAYS_INLINE unsigned search_list(uint64_t need)
 {
 	unsigned f;
 
@@ -134,11 +134,11 @@ static ALWAYS_INLINE unsigned find_list(const struct view *v, unsigned i)
 
 /* The head of list i if it is a free chunk of that list; E_CORRUPT if the
  * list is empty or its head lies. */
-static ALWAYS_INLINE int head_of(const struct view *v, unsigned i, uint32_t *cp, uint32_t *sp)
+static ALWAYS_INLINE int head_of(const struct view *v, unsigned i, uint64_t *cp, uint64_t *sp)
 {
-	uint32_t c = VL(v, heads[i]);
+	uint64_t c = VL(v, heads[i]);
 
-	if (!c || free_at(v, c, sp) || list_of(*sp) != i)
+	if (!c || free_at(v, c, sp) || !on_list(*sp, i))
 		return E_CORRUPT;
 	*cp = c;
 	return 0;
@@ -149,8 +149,8 @@ static ALWAYS_INLINE int head_of(const struct view *v, unsigned i, uint32_t *cp,
  * scans); failing that, the head of need's own list, which may fit (a
  * chunk just grown lands there). E_NOMEM if none, E_CORRUPT if the
  * bitmaps or a head lie. */
-static ALWAYS_INLINE int find_fit(const struct view *v, uint32_t need, uint32_t *cp,
-				  uint32_t *sp, unsigned *ip)
+static ALWAYS_INLINE int find_fit(const struct view *v, uint64_t need, uint64_t *cp,
+				  uint64_t *sp, unsigned *ip)
 {
 	unsigned i = search_list(need);
 
@@ -172,122 +172,192 @@ static ALWAYS_INLINE int find_fit(const struct view *v, uint32_t need, uint32_t 
 	return 0;
 }
 
-/* Grow the area so that a chunk of `need` bytes fits at its end. */
-static int grow(MM *h, uint32_t need)
+/* The wilderness: the last chunk when it is free. It is on no list, so
+ * carving from it and freeing into it touch no list. *tp, *tsp: the last
+ * chunk and its size. E_NOMEM: the last chunk is in use; E_CORRUPT: `top`
+ * names no last chunk. */
+static ALWAYS_INLINE int wild_of(const struct view *v, uint64_t *tp, uint64_t *tsp)
+{
+	uint64_t t = VL(v, top);
+	bool inuse;
+
+	if (chunk_at(v, t, tsp, &inuse) || t + *tsp != v->lim)
+		return E_CORRUPT;
+	*tp = t;
+	return inuse ? E_NOMEM : 0;
+}
+
+/* Write the free header of the wilderness at t (size bytes, the last). */
+static ALWAYS_INLINE void set_wild(const struct view *v, uint64_t t, uint64_t size)
+{
+	vst(v, t + C_SIZE, size);
+	vst(v, t + C_NEXT, 0);
+	vst(v, t + C_BACK, 0);
+	VS(v, top, t);
+}
+
+/* Grow the area so that a chunk of `need` bytes fits at its end: the
+ * wilderness grows, or a new one follows a last chunk in use. */
+static int grow(MM *h, uint64_t need)
 {
 	struct view v = view_of(h);
-	uint32_t old = v.lim, t = VL(&v, top), ts, extra, delta;
-	uint64_t want;
+	uint64_t old = v.lim, t, ts = 0, extra, delta, want;
 	size_t mapped = h->mapped;
-	struct links l = { 0, 0 };
-	bool tuse;
+	int rc = wild_of(&v, &t, &ts);
 
-	if (chunk_at(&v, t, &ts, &tuse) || (uint64_t)t + ts != old)
-		return E_CORRUPT;
-	extra = tuse ? need : need > ts ? need - ts : 0;
-	want = (uint64_t)old + (extra > old ? extra : old);   /* double */
+	if (rc == E_CORRUPT)
+		return rc;
+	extra = rc ? need : need > ts ? need - ts : 0;
+	want = old + (extra > old ? extra : old);   /* double */
 	want = (want + QUANTUM - 1) & ~(uint64_t)(QUANTUM - 1);
 	if (want > h->max)
 		want = h->max;
-	if (want < (uint64_t)old + extra || want < (uint64_t)old + CHUNK_MIN ||
-	    !h->env.grow)
+	if (want < old + extra || want < old + CHUNK_MIN || !h->env.grow)
 		return E_NOMEM;
-	if (!tuse && links_of(&v, t, list_of(ts), &l))
-		return E_CORRUPT;
 	if (h->env.grow(h->env.ctx, h->base, want, &mapped) ||
 	    mapped < want || mapped > h->room)
 		return E_NOMEM;
 	h->mapped = mapped;
-	delta = (uint32_t)want - old;
+	delta = want - old;
 	VS(&v, size, (uint32_t)want);
-	h->lim = want;
-	v.lim = (uint32_t)want;
+	h->lim = v.lim = want;
 	VS(&v, free, VL(&v, free) + delta);
 	VS(&v, ngrow, VL(&v, ngrow) + 1);
-	if (!tuse) {
-		unlink_at(&v, list_of(ts), &l);
-		return push(&v, t, ts + delta);
+	if (!rc) {
+		vst(&v, t + C_SIZE, ts + delta);
+		return 0;
 	}
 	vst(&v, old + C_PREV, ts);
-	VS(&v, top, old);
-	return push(&v, old, delta);
+	set_wild(&v, old, delta);
+	return 0;
 }
 
-/* Carve `need` bytes from the free chunk c (size bytes, head of list i). */
-static ALWAYS_INLINE int take(const struct view *v, uint32_t c, uint32_t size, unsigned i,
-			      uint32_t need, uint32_t req)
+/* Mark chunk c (size bytes) in use for a request of req bytes. */
+static ALWAYS_INLINE void mark_used(const struct view *v, uint64_t c, uint64_t size,
+				    uint64_t req)
 {
-	uint32_t rest = size - need;
-	struct links l;
-
-	if (links_of(v, c, i, &l) || l.back)
-		return E_CORRUPT;
-	unlink_at(v, i, &l);
-	if (rest >= CHUNK_MIN) {
-		vst(v, c + need + C_PREV, need);
-		set_boundary(v, c + need, rest);
-		if (push(v, c + need, rest))
-			return E_CORRUPT;
-		size = need;
-	}
 	vst(v, c + C_SIZE, size | INUSE);
 	vst(v, c + C_NEXT, c ^ TAG);
 	vst(v, c + C_BACK, req);
 	VS(v, used, VL(v, used) + size);
 	VS(v, free, VL(v, free) - size);
 	VS(v, nalloc, VL(v, nalloc) + 1);
+}
+
+/* Carve `need` bytes from the free chunk c (size bytes, head of list i,
+ * never the last chunk). */
+static ALWAYS_INLINE int take(const struct view *v, uint64_t c, uint64_t size, unsigned i,
+			      uint64_t need, uint64_t req)
+{
+	uint64_t rest = size - need;
+	struct links l;
+
+	if (c + size >= v->lim || links_of(v, c, i, &l) || l.back)
+		return E_CORRUPT;
+	unlink_at(v, i, &l);
+	if (rest >= CHUNK_MIN) {
+		vst(v, c + need + C_PREV, need);
+		vst(v, c + size + C_PREV, rest);
+		if (push(v, c + need, rest))
+			return E_CORRUPT;
+		size = need;
+	}
+	mark_used(v, c, size, req);
 	return 0;
 }
 
-static mm_ptr_t alloc_locked(MM *h, size_t n)
+/* Carve `need` bytes from the front of the wilderness: *cp. */
+static ALWAYS_INLINE int carve(const struct view *v, uint64_t need, uint64_t req,
+			       uint64_t *cp)
+{
+	uint64_t t, ts;
+	int rc = wild_of(v, &t, &ts);
+
+	if (rc)
+		return rc;
+	if (ts < need)
+		return E_NOMEM;
+	if (ts - need >= CHUNK_MIN) {
+		vst(v, t + need + C_PREV, need);
+		set_wild(v, t + need, ts - need);
+		ts = need;
+	}
+	mark_used(v, t, ts, req);
+	*cp = t;
+	return 0;
+}
+
+/* Nothing fits: grow the area, then carve. Off the fast path. */
+static NOINLINE int alloc_grown(MM *h, uint64_t need, uint64_t req, uint64_t *cp)
+{
+	int rc = grow(h, need);
+	struct view v = view_of(h);
+
+	return rc ? rc : carve(&v, need, req, cp);
+}
+
+static NOINLINE mm_ptr_t alloc_failed(MM *h, int rc)
+{
+	AS(h, nfail, AL(h, nfail) + 1);
+	fail(h, rc);
+	return MM_NULL;
+}
+
+/* mm_alloc with the RW lock held: a good fit from the lists, else the
+ * wilderness, else growth. */
+static ALWAYS_INLINE mm_ptr_t alloc_locked(MM *h, size_t n)
 {
 	struct view v = view_of(h);
-	uint32_t need, c, s;
+	uint64_t need, c, s;
 	unsigned i;
 	int rc;
 
 	if (n > MM_MAX_SIZE - 64)
-		rc = E_NOMEM;
-	else {
-		need = align16(n ? n : 1) + CHUNK_HDR;
-		rc = find_fit(&v, need, &c, &s, &i);
-		if (rc == E_NOMEM) {
-			rc = grow(h, need);
-			v = view_of(h);
-			if (!rc)
-				rc = find_fit(&v, need, &c, &s, &i);
-		}
-		if (!rc)
-			rc = take(&v, c, s, i, need, (uint32_t)n);
-	}
-	if (rc) {
-		VS(&v, nfail, VL(&v, nfail) + 1);
-		fail(h, rc);
-		return MM_NULL;
-	}
-	return c + CHUNK_HDR;
+		return alloc_failed(h, E_NOMEM);
+	need = align16(n ? n : 1) + CHUNK_HDR;
+	rc = find_fit(&v, need, &c, &s, &i);
+	if (!rc)
+		rc = take(&v, c, s, i, need, n);
+	else if (rc == E_NOMEM)
+		rc = carve(&v, need, n, &c);
+	if (rc == E_NOMEM)
+		rc = alloc_grown(h, need, n, &c);
+	if (rc)
+		return alloc_failed(h, rc);
+	return (mm_ptr_t)(c + CHUNK_HDR);
 }
 
-/* Under the caller's RW lock (the common case: one check, no call), else
- * through mm_lock_in. */
-mm_ptr_t mm_alloc(MM *h, size_t size)
+/* The same, one copy for the slower callers. */
+static NOINLINE mm_ptr_t alloc_call(MM *h, size_t n)
+{
+	return alloc_locked(h, n);
+}
+
+static NOINLINE mm_ptr_t alloc_outer(MM *h, size_t size)
 {
 	mm_ptr_t p;
 
-	if (h && h->depth && h->mode == MM_LOCK_RW)
-		return alloc_locked(h, size);
 	if (mm_lock_in(h, MM_LOCK_RW))
 		return MM_NULL;
-	p = alloc_locked(h, size);
+	p = alloc_call(h, size);
 	mm_unlock(h);
 	return p;
 }
 
-/* The in-use chunk behind user offset p. */
-static ALWAYS_INLINE int used_chunk(const struct view *v, mm_ptr_t p, uint32_t *cp,
-				    uint32_t *sp)
+/* Under the caller's RW lock (the common case: one test, no call), else
+ * through mm_lock_in. */
+mm_ptr_t mm_alloc(MM *h, size_t size)
 {
-	uint32_t c = p - CHUNK_HDR;
+	if (h && h->depth && h->mode == MM_LOCK_RW)
+		return alloc_locked(h, size);
+	return alloc_outer(h, size);
+}
+
+/* The in-use chunk behind user offset p. */
+static ALWAYS_INLINE int used_chunk(const struct view *v, mm_ptr_t p, uint64_t *cp,
+				    uint64_t *sp)
+{
+	uint64_t c = p - CHUNK_HDR;
 	bool inuse;
 
 	if (p < CHUNK_HDR || chunk_at(v, c, sp, &inuse) || !inuse ||
@@ -299,13 +369,13 @@ static ALWAYS_INLINE int used_chunk(const struct view *v, mm_ptr_t p, uint32_t *
 
 /* The free neighbours of a chunk, with their checked links (0: none). */
 struct nb {
-	uint32_t pc, ps, nc, ns;
+	uint64_t pc, ps, nc, ns;
 	struct links pl, nl;
 };
 
 /* Neighbours of chunk c (size s), after checking every tag and link the
  * merge will rely on. */
-static ALWAYS_INLINE int neighbours(const struct view *v, uint32_t c, uint32_t s,
+static ALWAYS_INLINE int neighbours(const struct view *v, uint64_t c, uint64_t s,
 				    struct nb *nb)
 {
 	bool inuse;
@@ -315,13 +385,14 @@ static ALWAYS_INLINE int neighbours(const struct view *v, uint32_t c, uint32_t s
 		if (chunk_at(v, c + s, &nb->ns, &inuse) || vld(v, c + s + C_PREV) != s)
 			return E_CORRUPT;
 		if (!inuse) {
-			if (links_of(v, c + s, list_of(nb->ns), &nb->nl))
+			if (c + s + nb->ns < v->lim &&      /* else the wilderness */
+			    links_of(v, c + s, list_of(nb->ns), &nb->nl))
 				return E_CORRUPT;
 			nb->nc = c + s;
 		}
 	}
 	if (c > v->dyn) {
-		uint32_t p = vld(v, c + C_PREV);
+		uint64_t p = vld(v, c + C_PREV);
 
 		if (p < CHUNK_MIN || p % MM_ALIGN || p > c - v->dyn ||
 		    chunk_at(v, c - p, &nb->ps, &inuse) || nb->ps != p)
@@ -339,16 +410,17 @@ static ALWAYS_INLINE int neighbours(const struct view *v, uint32_t c, uint32_t s
  * neighbours. Everything is checked before the first write; when both
  * neighbours are free the second one's links are read again after the
  * first is gone (they may have pointed at each other). */
-static int free_chunk(const struct view *v, uint32_t c, uint32_t s)
+static ALWAYS_INLINE int free_chunk(const struct view *v, uint64_t c, uint64_t s)
 {
-	uint32_t start = c, total = s;
+	uint64_t start = c, total = s;
 	struct nb nb = { 0 };
 	int rc = neighbours(v, c, s, &nb);
 
 	if (rc)
 		return rc;
 	if (nb.nc) {
-		unlink_at(v, list_of(nb.ns), &nb.nl);
+		if (nb.nc + nb.ns < v->lim)
+			unlink_at(v, list_of(nb.ns), &nb.nl);
 		total += nb.ns;
 	}
 	if (nb.pc) {
@@ -359,16 +431,27 @@ static int free_chunk(const struct view *v, uint32_t c, uint32_t s)
 		total += nb.ps;
 	}
 	vst(v, c + C_NEXT, 0);    /* kill the tag: a stale free of c fails */
-	set_boundary(v, start, total);
 	VS(v, used, VL(v, used) - s);
 	VS(v, free, VL(v, free) + s);
+	if (start + total == v->lim) {
+		set_wild(v, start, total);
+		return 0;
+	}
+	vst(v, start + total + C_PREV, total);
 	return push(v, start, total);
 }
 
-static int free_locked(MM *h, mm_ptr_t p)
+/* The same, one copy for the slower callers. */
+static NOINLINE int free_chunk_call(const struct view *v, uint64_t c, uint64_t s)
+{
+	return free_chunk(v, c, s);
+}
+
+/* mm_free with the RW lock held. */
+static ALWAYS_INLINE int free_locked(MM *h, mm_ptr_t p)
 {
 	struct view v = view_of(h);
-	uint32_t c, s;
+	uint64_t c, s;
 	int rc = used_chunk(&v, p, &c, &s);
 
 	if (!rc)
@@ -379,27 +462,36 @@ static int free_locked(MM *h, mm_ptr_t p)
 	return 0;
 }
 
-int mm_free(MM *h, mm_ptr_t p)
+static NOINLINE int free_chunk_locked(MM *h, mm_ptr_t p)
 {
-	int rc;
+	return free_locked(h, p);
+}
 
-	if (p == MM_NULL)
-		return 0;
-	if (h && h->depth && h->mode == MM_LOCK_RW)
-		return free_locked(h, p);
-	rc = mm_lock_in(h, MM_LOCK_RW);
+static NOINLINE int free_outer(MM *h, mm_ptr_t p)
+{
+	int rc = mm_lock_in(h, MM_LOCK_RW);
+
 	if (rc)
 		return rc;
-	rc = free_locked(h, p);
+	rc = free_chunk_locked(h, p);
 	mm_unlock(h);
 	return rc;
 }
 
+int mm_free(MM *h, mm_ptr_t p)
+{
+	if (p == MM_NULL)
+		return 0;
+	if (h && h->depth && h->mode == MM_LOCK_RW)
+		return free_locked(h, p);
+	return free_outer(h, p);
+}
+
 /* Shrink chunk c (s bytes, in use) to need bytes if the tail is worth a
  * chunk: the tail becomes an in-use chunk that free_chunk merges. */
-static int shrink(const struct view *v, uint32_t c, uint32_t s, uint32_t need)
+static int shrink(const struct view *v, uint64_t c, uint64_t s, uint64_t need)
 {
-	uint32_t r = c + need;
+	uint64_t r = c + need;
 	struct nb nb;
 
 	if (s - need < CHUNK_MIN)
@@ -411,21 +503,25 @@ static int shrink(const struct view *v, uint32_t c, uint32_t s, uint32_t need)
 	vst(v, r + C_PREV, need);
 	vst(v, r + C_NEXT, r ^ TAG);
 	set_boundary(v, r, s - need);
-	return free_chunk(v, r, s - need);
+	return free_chunk_call(v, r, s - need);
 }
 
 /* Grow chunk c in place into a free successor; E_NOMEM if it cannot. */
-static int expand(const struct view *v, uint32_t c, uint32_t s, uint32_t need)
+static int expand(const struct view *v, uint64_t c, uint64_t s, uint64_t need)
 {
-	uint32_t nc = c + s, ns;
+	uint64_t nc = c + s, ns;
 	struct links l;
 
 	if ((uint64_t)nc >= v->lim || free_at(v, nc, &ns) ||
 	    (uint64_t)s + ns < need)
 		return E_NOMEM;
-	if (vld(v, nc + C_PREV) != s || links_of(v, nc, list_of(ns), &l))
+	if (vld(v, nc + C_PREV) != s)
 		return E_CORRUPT;
-	unlink_at(v, list_of(ns), &l);
+	if (nc + ns < v->lim) {                 /* else the wilderness */
+		if (links_of(v, nc, list_of(ns), &l))
+			return E_CORRUPT;
+		unlink_at(v, list_of(ns), &l);
+	}
 	vst(v, c + C_SIZE, (s + ns) | INUSE);
 	set_boundary(v, c, s + ns);
 	VS(v, used, VL(v, used) + ns);
@@ -436,7 +532,7 @@ static int expand(const struct view *v, uint32_t c, uint32_t s, uint32_t need)
 static mm_ptr_t realloc_locked(MM *h, mm_ptr_t p, size_t n)
 {
 	struct view v = view_of(h);
-	uint32_t c, s, need, old;
+	uint64_t c, s, need, old;
 	mm_ptr_t q;
 	int rc;
 
@@ -447,7 +543,7 @@ static mm_ptr_t realloc_locked(MM *h, mm_ptr_t p, size_t n)
 	need = align16(n ? n : 1) + CHUNK_HDR;
 	rc = need <= s ? shrink(&v, c, s, need) : expand(&v, c, s, need);
 	if (!rc) {
-		vst(&v, c + C_BACK, (uint32_t)n);
+		vst(&v, c + C_BACK, (uint64_t)n);
 		return p;
 	}
 	if (rc != E_NOMEM)
@@ -455,12 +551,12 @@ static mm_ptr_t realloc_locked(MM *h, mm_ptr_t p, size_t n)
 	old = vld(&v, c + C_BACK);
 	if (old > s - CHUNK_HDR)
 		old = s - CHUNK_HDR;        /* a forged request size */
-	q = alloc_locked(h, n);
+	q = alloc_call(h, n);
 	if (q == MM_NULL)
 		return MM_NULL;
 	v = view_of(h);                     /* the area may have grown */
 	memcpy(h->base + q, h->base + p, old < n ? old : n);
-	if (used_chunk(&v, p, &c, &s) || free_chunk(&v, c, s))
+	if (used_chunk(&v, p, &c, &s) || free_chunk_call(&v, c, s))
 		fail(h, E_CORRUPT);         /* q is good; p leaks */
 	else
 		VS(&v, nfree, VL(&v, nfree) + 1);
@@ -486,14 +582,10 @@ mm_ptr_t mm_realloc(MM *h, mm_ptr_t p, size_t size)
 
 void mm_fit_format(struct area *a, uint32_t dyn, uint32_t size)
 {
-	uint32_t free = size - dyn, *w = (uint32_t *)((char *)a + dyn);
-	unsigned i = list_of(free);
+	uint32_t *w = (uint32_t *)((char *)a + dyn);
 
-	a->top = dyn;
-	a->free = free;
-	a->heads[i] = dyn;
-	a->sl_map[i / SL_COUNT] = (uint8_t)(1u << (i % SL_COUNT));
-	a->fl_map = 1u << (i / SL_COUNT);
-	w[0] = free;
+	a->top = dyn;                  /* all of it the wilderness */
+	a->free = size - dyn;
+	w[0] = size - dyn;
 	w[1] = w[2] = w[3] = 0;
 }

@@ -4,10 +4,11 @@
 #include "mm_int.h"
 
 /* Chunks in address order: sizes, boundary tags, tags, no two free chunks
- * side by side, top, and the byte counters. */
+ * side by side, top, and the byte counters. *nfree: the free chunks that
+ * belong on a list (all but a free last chunk, the wilderness). */
 static int check_chunks(const struct view *v, uint32_t *nfree)
 {
-	uint32_t c = v->dyn, prev = 0, last = 0, s;
+	uint64_t c = v->dyn, prev = 0, last = 0, s;
 	uint64_t used = 0, free = 0;
 	bool inuse, prevfree = false;
 
@@ -24,7 +25,7 @@ static int check_chunks(const struct view *v, uint32_t *nfree)
 			used += s;
 		else {
 			free += s;
-			(*nfree)++;
+			*nfree += c + s < v->lim;   /* the last one: on no list */
 		}
 		prevfree = !inuse;
 		prev = s;
@@ -36,14 +37,15 @@ static int check_chunks(const struct view *v, uint32_t *nfree)
 	return 0;
 }
 
-/* List i: free chunks of its class, consistent back links; *seen counts
+/* List i: free chunks of its class (never the last chunk), consistent back
+ * links; *seen counts
  * them, never past nfree (so a cycle ends the walk). */
 static int check_list(const struct view *v, unsigned i, uint32_t nfree, uint32_t *seen)
 {
-	uint32_t c = VL(v, heads[i]), back = 0, s;
+	uint64_t c = VL(v, heads[i]), back = 0, s;
 
 	while (c) {
-		if (free_at(v, c, &s) || list_of(s) != i ||
+		if (free_at(v, c, &s) || list_of(s) != i || c + s >= v->lim ||
 		    vld(v, c + C_BACK) != back || ++*seen > nfree)
 			return E_CORRUPT;
 		back = c;

@@ -17,6 +17,9 @@
 
 /* Hot helpers of one call: inlined so that their locals stay in registers. */
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+/* Slow paths kept out of line, so their register use stays out of the
+ * callers' prologues. */
+#define NOINLINE __attribute__((noinline))
 
 #define MAGIC     0x314d4d41u    /* "AMM1" */
 #define VERSION   2              /* 2: 128 slots, two-level bins */
@@ -105,32 +108,30 @@ static inline int fail(MM *h, int e)
 	return e;
 }
 
-/* Bit scans. Without Zbb, gcc calls libgcc for __builtin_clz/ctz (a call
- * and a table per scan); a de Bruijn multiply is a few instructions. */
+/* Bit scans. Without Zbb, gcc calls libgcc for __builtin_clz/ctz (a call,
+ * spills around it, a table); a byte table and two tests are cheaper. */
 #if defined(__riscv) && !defined(__riscv_zbb)
+#define L2_2(n)   n, n
+#define L2_4(n)   L2_2(n), L2_2(n)
+#define L2_8(n)   L2_4(n), L2_4(n)
+#define L2_16(n)  L2_8(n), L2_8(n)
+#define L2_32(n)  L2_16(n), L2_16(n)
+#define L2_64(n)  L2_32(n), L2_32(n)
+#define L2_128(n) L2_64(n), L2_64(n)
+static const uint8_t log2_tab[256] = {
+	0, 0, L2_2(1), L2_4(2), L2_8(3), L2_16(4), L2_32(5), L2_64(6), L2_128(7),
+};
+
 static ALWAYS_INLINE unsigned log2_32(uint32_t x)     /* x != 0 */
 {
-	static const uint8_t tab[32] = {
-		0, 9, 1, 10, 13, 21, 2, 29, 11, 14, 16, 18, 22, 25, 3, 30,
-		8, 12, 20, 28, 15, 17, 24, 7, 19, 27, 23, 6, 26, 5, 4, 31,
-	};
-
-	x |= x >> 1;
-	x |= x >> 2;
-	x |= x >> 4;
-	x |= x >> 8;
-	x |= x >> 16;
-	return tab[(uint32_t)(x * 0x07c4acddu) >> 27];
+	if (x >> 16)
+		return x >> 24 ? 24 + log2_tab[x >> 24] : 16 + log2_tab[x >> 16];
+	return x >> 8 ? 8 + log2_tab[x >> 8] : log2_tab[x];
 }
 
 static ALWAYS_INLINE unsigned ctz_32(uint32_t x)      /* x != 0 */
 {
-	static const uint8_t tab[32] = {
-		0, 1, 28, 2, 29, 14, 24, 3, 30, 22, 20, 15, 25, 17, 4, 8,
-		31, 27, 13, 23, 21, 19, 16, 7, 26, 12, 18, 6, 11, 5, 10, 9,
-	};
-
-	return tab[(uint32_t)((x & -x) * 0x077cb531u) >> 27];
+	return log2_32(x & -x);
 }
 #else
 static ALWAYS_INLINE unsigned log2_32(uint32_t x) { return 31 - (unsigned)__builtin_clz(x); }
@@ -138,63 +139,74 @@ static ALWAYS_INLINE unsigned ctz_32(uint32_t x) { return (unsigned)__builtin_ct
 #endif
 
 /* The list of a free chunk of `size` bytes (32 <= size < 2^31). */
-static ALWAYS_INLINE unsigned list_of(uint32_t size)
+static ALWAYS_INLINE unsigned list_of(uint64_t size)
 {
 	unsigned f, s;
 
 	if (size < SMALL)
-		return size >> 4;
-	f = log2_32(size);
-	s = (size >> (f - SL_LOG)) & (SL_COUNT - 1);
+		return (unsigned)size >> 4;
+	f = log2_32((uint32_t)size);
+	s = (unsigned)(size >> (f - SL_LOG)) & (SL_COUNT - 1);
 	return (f - SL_LOG - 3) * SL_COUNT + s;
+}
+
+/* list_of(size) == i, without the bit scan: list i's size range. */
+static ALWAYS_INLINE bool on_list(uint64_t size, unsigned i)
+{
+	unsigned f = i / SL_COUNT, s = i % SL_COUNT;
+
+	if (!f)
+		return size - 16 * s < 16;
+	return size - ((uint64_t)(SL_COUNT + s) << (f + 3)) < (1ull << (f + 3));
 }
 
 /* The handle's bounds copied into locals for one call: stores into the area
  * cannot alias them, so the checks cost no reloads. `lim` is the validated
- * size (h->lim), `dyn` the start of the dynamic part. */
+ * size (h->lim), `dyn` the start of the dynamic part. Offsets and sizes are
+ * 64-bit in the helpers (zero-extended once, when loaded). */
 struct view {
 	uint8_t *base;
-	uint32_t lim, dyn;
+	uint64_t lim, dyn;
 };
 
 static ALWAYS_INLINE struct view view_of(const MM *h)
 {
-	return (struct view){ h->base, (uint32_t)h->lim, h->dyn };
+	return (struct view){ h->base, h->lim, h->dyn };
 }
 
 #define VA(v)       ((struct area *)(v)->base)
 #define VL(v, f)    __atomic_load_n(&VA(v)->f, __ATOMIC_RELAXED)
 #define VS(v, f, x) __atomic_store_n(&VA(v)->f, (x), __ATOMIC_RELAXED)
 
-static ALWAYS_INLINE uint32_t vld(const struct view *v, uint32_t off)
+static ALWAYS_INLINE uint64_t vld(const struct view *v, uint64_t off)
 {
 	return __atomic_load_n((uint32_t *)(v->base + off), __ATOMIC_RELAXED);
 }
 
-static ALWAYS_INLINE void vst(const struct view *v, uint32_t off, uint32_t x)
+static ALWAYS_INLINE void vst(const struct view *v, uint64_t off, uint64_t x)
 {
-	__atomic_store_n((uint32_t *)(v->base + off), x, __ATOMIC_RELAXED);
+	__atomic_store_n((uint32_t *)(v->base + off), (uint32_t)x, __ATOMIC_RELAXED);
 }
 
 /* The chunk at c: in the dynamic part, well formed, inside v->lim. */
-static ALWAYS_INLINE int chunk_at(const struct view *v, uint32_t c, uint32_t *size,
+static ALWAYS_INLINE int chunk_at(const struct view *v, uint64_t c, uint64_t *size,
 				  bool *inuse)
 {
-	uint32_t w;
+	uint64_t w;
 
 	if (c < v->dyn || c % MM_ALIGN || c > v->lim - CHUNK_MIN)
 		return E_CORRUPT;
 	w = vld(v, c + C_SIZE);
 	if ((w & 15) & ~INUSE)
 		return E_CORRUPT;
-	*size = w & ~15u;
+	*size = w & ~15ull;
 	*inuse = w & INUSE;
 	if (*size < CHUNK_MIN || *size > v->lim - c)
 		return E_CORRUPT;
 	return 0;
 }
 
-static ALWAYS_INLINE int free_at(const struct view *v, uint32_t c, uint32_t *size)
+static ALWAYS_INLINE int free_at(const struct view *v, uint64_t c, uint64_t *size)
 {
 	bool inuse;
 

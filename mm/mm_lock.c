@@ -169,7 +169,7 @@ static void check_holders(MM *h)
 	}
 }
 
-static int acquire_rd(MM *h)
+static NOINLINE int acquire_rd(MM *h)
 {
 	struct area *a = area_of(h);
 	uint64_t *rw = &a->rd[h->slot / 64], me = 1ull << (h->slot % 64);
@@ -211,7 +211,7 @@ static bool readers_gone(MM *h)
 	return !any;
 }
 
-static int acquire_rw(MM *h)
+static NOINLINE int acquire_rw(MM *h)
 {
 	struct area *a = area_of(h);
 	uint64_t mine = wword(h->slot);

@@ -773,8 +773,8 @@ KTEST(mm, corrupt_offsets)
 	ASSERT(copy);
 	memcpy(copy, area, size);
 	for (unsigned i = 0; i < MM_HDR_SIZE / 4; i++) {
-		if (i == 10 || i == 11)
-			continue;              /* the lock word: a DoS, not a fault */
+		if (i == 10 || i == 11 || (i >= 24 && i < 28))
+			continue;              /* lock word, reader bits: a DoS, not a fault */
 		for (unsigned v = 0; v < 3; v++) {
 			w[i] = v == 0 ? 0x7ffffff0u : v == 1 ? 0xffffffffu : 0x3010;
 			hammer(&h, i);
@@ -817,14 +817,14 @@ KTEST(mm, corrupt_random)
 	for (int round = 0; round < 300; round++) {
 		memcpy(area, copy, size);
 		/* smash a few words of the dynamic part (and sometimes the
-		 * header, not the lock word), with values that look like
+		 * header, not the lock words), with values that look like
 		 * offsets and sizes */
 		for (int k = 0; k < 1 + round % 6; k++) {
 			uint32_t off = (rnd(&seed) % (size / 4)) * 4;
 			uint32_t v = rnd(&seed);
 
-			if (off == 40 || off == 44)
-				continue;
+			if (off == 40 || off == 44 || (off >= 96 && off < 112))
+				continue;      /* lock word, reader bits */
 			v = round % 3 == 0 ? v : round % 3 == 1 ? v % size : v % size & ~15u;
 			memcpy(area + off, &v, 4);
 		}
