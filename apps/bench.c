@@ -302,6 +302,16 @@ static void bench_mm(void)
 	for (int i = 0; i < N; i++)
 		mm_free(mm, mm_alloc(mm, 64));
 	report("mm_alloc+mm_free 64 B (lock held)", rdinstret() - t, N, "pair");
+	{	/* the same through a free list: a freed block between blocks in use */
+		mm_ptr_t a = mm_alloc(mm, 64), b = mm_alloc(mm, 64);
+
+		mm_free(mm, a);
+		t = rdinstret();
+		for (int i = 0; i < N; i++)
+			mm_free(mm, mm_alloc(mm, 64));
+		report("mm_alloc+mm_free 64 B, free list (lock held)", rdinstret() - t, N, "pair");
+		mm_free(mm, b);
+	}
 	mm_unlock(mm);
 	shm_kernel_detach(mm);
 }

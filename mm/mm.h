@@ -31,8 +31,12 @@ typedef uint32_t mm_ptr_t;          /* offset from the start of the area */
 #define MM_NULL ((mm_ptr_t)0)       /* offset 0 is the header: never valid */
 
 #define MM_ALIGN      16            /* user data alignment */
-#define MM_HDR_SIZE   512           /* area header; the static part follows */
-#define MM_MAX_ATTACH 56            /* attachers (handles) per area at once */
+#define MM_HDR_SIZE   2048          /* area header; the static part follows */
+/* Attachers (handles) per area at once, each with a slot and a reader bit:
+ * one per CPU (ENV_MAX_CPUS, mm/env.h: 64) and as many again for the
+ * kernel's and the creators' own handles. mm_test.c checks the relation at
+ * compile time, where both headers are seen (mm.c does not include env.h). */
+#define MM_MAX_ATTACH 128
 #define MM_MAX_SIZE   ((size_t)1 << 31)  /* largest area (offsets stay < 2^31) */
 #define MM_DEFAULT_MAX ((size_t)16 << 20) /* max size when the env gives none */
 

@@ -18,6 +18,15 @@
 #define ROOM   (256u << 10)
 #define NLIVE  64
 #define LOCK_OFF 40              /* the lock word: forging it is a DoS only */
+#define RD_OFF   96              /* the reader bits (two words): the same */
+
+/* Bytes of the lock word and the reader bits: without hooks they are the
+ * authority, and a forged hold by a live-looking slot makes a waiter wait
+ * (bounded, but seconds): skipped when the area's lock is its own. */
+static bool lock_byte(uint32_t off)
+{
+	return (off >= LOCK_OFF && off < LOCK_OFF + 8) || (off >= RD_OFF && off < RD_OFF + 16);
+}
 
 struct fenv {
 	size_t room, size;
@@ -194,10 +203,10 @@ static void smash(const uint8_t *d, size_t len)
 	/* write the input: pairs of (offset, value) bytes over the area */
 	for (size_t i = 1; i + 4 <= len; i += 4) {
 		uint32_t off = (d[i] | (uint32_t)d[i + 1] << 8) % 8192;
-		if (!hooks && off >= LOCK_OFF - 1 && off < LOCK_OFF + 8)
+		if (!hooks && lock_byte(off))
 			continue;
 		buf[off] = d[i + 2];
-		if (d[i + 3] & 1 && off + 1 < 8192 && (hooks || off + 1 != LOCK_OFF))
+		if (d[i + 3] & 1 && off + 1 < 8192 && (hooks || !lock_byte(off + 1)))
 			buf[off + 1] = d[i + 3];
 	}
 	for (int i = 0; i < 12; i++) {

@@ -7,6 +7,18 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "env.h"
+
+/* One attacher per CPU, and the test's own handle besides (stress_parallel). */
+_Static_assert(MM_MAX_ATTACH >= ENV_MAX_CPUS + 1, "an area admits one attacher per CPU");
+
+/* Header words, docs/MM.md: the lock word (writer bit and slot), the
+ * reader bits, the slot table. */
+#define LKW(s) ((1ull << 63) | ((uint64_t)(s) << 48))
+#define LW(buf) (*(volatile uint64_t *)((buf) + 40))
+#define RDW(buf, k) (*(volatile uint64_t *)((buf) + 96 + 8 * (k)))
+#define SLOT(buf, s) (*(volatile uint32_t *)((buf) + 200 + 4 * (s)))
+
 /* A test environment: one area in a reserved buffer; growth and mapping
  * only move the "mapped" mark, the memory is already there. */
 struct tenv {
@@ -395,20 +407,20 @@ KTEST(mm, owner_died)
 	EXPECT_EQ(mm_check(&p.h6), 0);
 	/* the "dead" one wakes up and unlocks: live's hold must survive */
 	EXPECT_EQ(mm_unlock(&p.h5), 0);
-	EXPECT_NE(*(volatile uint64_t *)(p.buf + 40), 0);  /* lock word, docs/MM.md */
+	EXPECT_EQ(LW(p.buf), LKW(p.h6.slot));
 	EXPECT_EQ(mm_unlock(&p.h6), 0);
-	EXPECT_EQ(*(volatile uint64_t *)(p.buf + 40), 0);
+	EXPECT_EQ(LW(p.buf), 0);
 	/* a forged word naming live as the writer: no self-deadlock */
-	*(volatile uint64_t *)(p.buf + 40) = (1ull << 63) | ((uint64_t)p.h6.slot << 56);
+	LW(p.buf) = LKW(p.h6.slot);
 	EXPECT_EQ(mm_lock(&p.h6, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
 	EXPECT_EQ(mm_unlock(&p.h6), 0);
 	EXPECT_EQ(mm_lock(&p.h6, MM_LOCK_RD), 0);         /* told once */
 	EXPECT_EQ(mm_unlock(&p.h6), 0);
 	/* a writer slot no attacher can have */
-	*(volatile uint64_t *)(p.buf + 40) = (1ull << 63) | (63ull << 56);
+	LW(p.buf) = LKW(255);
 	EXPECT_EQ(mm_lock(&p.h6, MM_LOCK_RD), MM_LOCK_OWNER_DIED);
 	EXPECT_EQ(mm_unlock(&p.h6), 0);
-	EXPECT_EQ(*(volatile uint64_t *)(p.buf + 40), 0);
+	EXPECT_EQ(LW(p.buf), 0);
 	/* the waiter path: partition 7 dies holding RD; is_alive says so */
 	p.env.self_id = 7;
 	ASSERT_EQ(mm_attach_base(&rd, p.buf, PAIR_SIZE, PAIR_SIZE, &p.env), 0);
@@ -426,8 +438,6 @@ KTEST(mm, owner_died)
 
 /* ---- the lock word without hooks: every wait bounded, forgeries caught -- */
 
-#define LW(buf) (*(volatile uint64_t *)((buf) + 40))     /* docs/MM.md */
-#define SLOT(buf, s) (*(volatile uint32_t *)((buf) + 200 + 4 * (s)))
 
 KTEST(mm, forged_words_of_every_kind_are_released)
 {
@@ -442,33 +452,44 @@ KTEST(mm, forged_words_of_every_kind_are_released)
 	ASSERT_EQ(mm_attach_base(&live, buf, size, size, &env), 0);
 	ASSERT_EQ(live.slot, 0);
 	/* issue 11.1: a writer in a slot nobody holds (slot 55, entry 0) */
-	LW(buf) = 0xb700000000000000ull;
+	LW(buf) = LKW(55);
 	EXPECT_EQ(mm_lock(&live, MM_LOCK_RD), MM_LOCK_OWNER_DIED);
 	EXPECT_EQ(mm_unlock(&live), 0);
 	EXPECT_EQ(LW(buf), 0);
-	/* a pending writer nobody is */
-	LW(buf) = 0x7700000000000000ull;
-	EXPECT_EQ(mm_lock(&live, MM_LOCK_RD), MM_LOCK_OWNER_DIED);
-	EXPECT_EQ(mm_unlock(&live), 0);
-	/* a reader bit in a free slot, against a writer */
-	LW(buf) = 1ull << 40;
+	/* words no writer can make: no writer bit, stray bits, slot >= 128 */
+	static const uint64_t junk[] = { 0x7700000000000000ull, LKW(3) | 1,
+					 LKW(3) | (1ull << 62), LKW(MM_MAX_ATTACH) };
+	for (unsigned k = 0; k < sizeof(junk) / sizeof(junk[0]); k++) {
+		LW(buf) = junk[k];
+		EXPECT_EQ(mm_lock(&live, k % 2 ? MM_LOCK_RW : MM_LOCK_RD), MM_LOCK_OWNER_DIED);
+		EXPECT_EQ(mm_unlock(&live), 0);
+		EXPECT_EQ(LW(buf), 0);
+	}
+	/* reader bits in free slots (both words), against a writer */
+	RDW(buf, 0) = 1ull << 40;
+	RDW(buf, 1) = 1ull << 63;
 	EXPECT_EQ(mm_lock(&live, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
 	EXPECT_EQ(mm_unlock(&live), 0);
 	EXPECT_EQ(LW(buf), 0);
+	EXPECT_EQ(RDW(buf, 0), 0);
+	EXPECT_EQ(RDW(buf, 1), 0);
 	/* our own reader bit while we hold nothing, against our RW */
-	LW(buf) = 1ull << live.slot;
+	RDW(buf, 0) = 1ull << live.slot;
 	EXPECT_EQ(mm_lock(&live, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
 	EXPECT_EQ(mm_unlock(&live), 0);
+	EXPECT_EQ(RDW(buf, 0), 0);
 	/* a writer in a slot whose entry was set to the dead marker or 0 */
 	SLOT(buf, 3) = 0xffffffffu;
-	LW(buf) = (1ull << 63) | (3ull << 56);
+	LW(buf) = LKW(3);
 	EXPECT_EQ(mm_lock(&live, MM_LOCK_RD), MM_LOCK_OWNER_DIED);
 	EXPECT_EQ(mm_unlock(&live), 0);
 	SLOT(buf, 3) = 0;
-	LW(buf) = (1ull << 63) | (3ull << 56) | (1ull << 9);
+	LW(buf) = LKW(3);
+	RDW(buf, 0) = 1ull << 9;
 	EXPECT_EQ(mm_lock(&live, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
 	EXPECT_EQ(mm_unlock(&live), 0);
 	EXPECT_EQ(LW(buf), 0);
+	EXPECT_EQ(RDW(buf, 0), 0);
 	EXPECT_EQ(mm_check(&live), 0);
 	EXPECT_EQ(mm_detach(&live), 0);
 }
@@ -497,8 +518,8 @@ KTEST(mm, a_live_holder_times_waiters_out)
 	EXPECT_EQ(mm_unlock(&p.h5), 0);
 	EXPECT_EQ(mm_lock(&p.h5, MM_LOCK_RD), 0);
 	EXPECT_EQ(mm_lock(&p.h6, MM_LOCK_RW), E_TIMEOUT);
-	/* the waiter's pending claim went with it: readers go on */
-	EXPECT_EQ(LW(p.buf) & (1ull << 62), 0);
+	/* the waiter's writer claim went with it: readers go on */
+	EXPECT_EQ(LW(p.buf), 0);
 	EXPECT_EQ(mm_unlock(&p.h5), 0);
 	EXPECT_EQ(mm_lock(&p.h6, MM_LOCK_RW), 0);
 	EXPECT_EQ(mm_unlock(&p.h6), 0);
@@ -563,7 +584,8 @@ KTEST(mm, hooks_replace_the_lock_word)
 	ASSERT_EQ(mm_attach_base(&h, buf, size, size, &env), 0);
 	EXPECT_EQ(h.slot, MM_MAX_ATTACH);
 	/* a forged word and died flag are not read */
-	LW(buf) = 0xb700000000000000ull;
+	LW(buf) = LKW(55);
+	RDW(buf, 1) = ~0ull;
 	*(volatile uint32_t *)(buf + 24) = 1;
 	EXPECT_EQ(mm_lock(&h, MM_LOCK_RW), 0);
 	EXPECT_EQ(c.l.mode, MM_LOCK_RW);
@@ -574,7 +596,8 @@ KTEST(mm, hooks_replace_the_lock_word)
 	EXPECT_EQ(mm_unlock(&h), 0);
 	EXPECT_EQ(c.l.unlocks, 1);
 	EXPECT_EQ(c.l.holds, 0);
-	EXPECT_EQ(LW(buf), 0xb700000000000000ull);       /* untouched */
+	EXPECT_EQ(LW(buf), LKW(55));                     /* untouched */
+	EXPECT_EQ(RDW(buf, 1), ~0ull);
 	/* the environment says a holder died: told once, at mm_lock */
 	c.l.answer = MM_LOCK_OWNER_DIED;
 	EXPECT_NE(mm_alloc(&h, 100), MM_NULL);          /* implicit lock: kept */
@@ -750,8 +773,8 @@ KTEST(mm, corrupt_offsets)
 	ASSERT(copy);
 	memcpy(copy, area, size);
 	for (unsigned i = 0; i < MM_HDR_SIZE / 4; i++) {
-		if (i == 10 || i == 11)
-			continue;              /* the lock word: a DoS, not a fault */
+		if (i == 10 || i == 11 || (i >= 24 && i < 28))
+			continue;              /* lock word, reader bits: a DoS, not a fault */
 		for (unsigned v = 0; v < 3; v++) {
 			w[i] = v == 0 ? 0x7ffffff0u : v == 1 ? 0xffffffffu : 0x3010;
 			hammer(&h, i);
@@ -794,14 +817,14 @@ KTEST(mm, corrupt_random)
 	for (int round = 0; round < 300; round++) {
 		memcpy(area, copy, size);
 		/* smash a few words of the dynamic part (and sometimes the
-		 * header, not the lock word), with values that look like
+		 * header, not the lock words), with values that look like
 		 * offsets and sizes */
 		for (int k = 0; k < 1 + round % 6; k++) {
 			uint32_t off = (rnd(&seed) % (size / 4)) * 4;
 			uint32_t v = rnd(&seed);
 
-			if (off == 40 || off == 44)
-				continue;
+			if (off == 40 || off == 44 || (off >= 96 && off < 112))
+				continue;      /* lock word, reader bits */
 			v = round % 3 == 0 ? v : round % 3 == 1 ? v % size : v % size & ~15u;
 			memcpy(area + off, &v, 4);
 		}
