@@ -36,6 +36,7 @@ void user_enter(struct trap_frame *tf) __attribute__((noreturn));
 static struct partition parts[MAX_PARTS + 1];   /* ids 1..MAX_PARTS */
 static spinlock_t parts_lock = SPINLOCK_INIT;
 static volatile unsigned kill_req[MAX_HARTS];   /* a hart has kills to act on */
+static unsigned sleeping[MAX_HARTS];   /* its partitions in PART_WAITING (own hart only) */
 
 #define PAGE ENV_PAGE_SIZE
 
@@ -47,7 +48,8 @@ const struct partition *part_get(unsigned id)
 bool part_alive(unsigned id)
 {
 	return id >= 1 && id <= MAX_PARTS &&
-	       (parts[id].state == PART_READY || parts[id].state == PART_RUNNING);
+	       (parts[id].state == PART_READY || parts[id].state == PART_RUNNING ||
+		parts[id].state == PART_WAITING);
 }
 
 size_t part_pages(const struct partition *p)
@@ -177,15 +179,34 @@ void part_reset(void)
 
 /* ---- scheduling ------------------------------------------------------------ */
 
-/* The next READY partition of this hart after `after` (round robin). */
+/* A sleeping p whose sleep is over (a waker set woken, or the deadline
+ * passed) becomes READY, its mm_wait returning 0 or E_TIMEOUT. */
+static bool wake_due(struct partition *p, uint64_t now)
+{
+	if (!__atomic_load_n(&p->wait.woken, __ATOMIC_ACQUIRE) && now < p->wait.deadline)
+		return false;
+	p->ctx.regs[10] = (unsigned long)(long)shm_wait_finish(p);
+	p->state = PART_READY;
+	sleeping[p->hart]--;
+	return true;
+}
+
+/* The next READY partition of this hart after `after` (round robin);
+ * sleepers whose sleep is over count as ready. */
 static struct partition *pick(unsigned hart, const struct partition *after)
 {
 	unsigned start = after ? after->id : 0;
+	uint64_t now = sleeping[hart] ? rdtime() : 0;
 
 	for (unsigned k = 1; k <= MAX_PARTS; k++) {
 		unsigned id = (start + k - 1) % MAX_PARTS + 1;
-		if (parts[id].state == PART_READY && parts[id].hart == hart)
-			return &parts[id];
+		struct partition *p = &parts[id];
+
+		if (p->hart != hart)
+			continue;
+		if (p->state == PART_READY ||
+		    (p->state == PART_WAITING && wake_due(p, now)))
+			return p;
 	}
 	return NULL;
 }
@@ -211,12 +232,40 @@ static void install(struct hart *h, struct partition *p, struct trap_frame *tf)
 	*tf = p->ctx;
 }
 
+static void reap_ready(struct hart *h);
+
+/* Every partition left on hart h sleeps: wait for an interrupt with
+ * interrupts off (wfi returns on a pending enabled one) and handle it
+ * here: the tick (deadlines), a waker's IPI, a kill. */
+static void idle(struct hart *h)
+{
+	unsigned long pending;
+
+	if (h->cur_part) {
+		h->cur_part = NULL;
+		vm_load_task(vm_kernel(&vm_kernel_sys));
+	}
+	wfi();
+	pending = csr_read(sip);
+	if (pending & SIE_STIE)
+		timer_tick();
+	if (pending & SIE_SSIE) {
+		csr_clear(sip, SIE_SSIE);
+		ipi_handle();
+	}
+	if (__atomic_load_n(&kill_req[h->index], __ATOMIC_SEQ_CST))
+		reap_ready(h);
+}
+
 /* Leave `prev` (already saved or ended) for the next partition of this
- * hart; with none left, go back to part_run_hart. */
+ * hart, idling while all that are left sleep; with none left, go back to
+ * part_run_hart. */
 static void switch_from(struct hart *h, struct partition *prev, struct trap_frame *tf)
 {
-	struct partition *next = pick(h->index, prev);
+	struct partition *next;
 
+	while (!(next = pick(h->index, prev)) && sleeping[h->index])
+		idle(h);
 	if (!next) {
 		h->cur_part = NULL;
 		vm_load_task(vm_kernel(&vm_kernel_sys));
@@ -238,6 +287,18 @@ void part_yield(struct partition *p, struct trap_frame *tf)
 	install(h, next, tf);
 }
 
+void part_sleep(struct partition *p, struct trap_frame *tf)
+{
+	struct hart *h = this_hart();
+
+	p->cpu_used += rdtime() - p->run_since;
+	p->ctx = *tf;
+	p->state = PART_WAITING;
+	p->waits++;
+	sleeping[h->index]++;
+	switch_from(h, p, tf);
+}
+
 /* Free what p holds: its area holds and attachments, then its memory.
  * A running p is charged for the time it ran. */
 static void release(struct partition *p)
@@ -246,6 +307,10 @@ static void release(struct partition *p)
 
 	if (p->state == PART_RUNNING)
 		p->cpu_used += rdtime() - p->run_since;
+	if (p->state == PART_WAITING) {
+		shm_wait_finish(p);      /* its queue entry goes first */
+		sleeping[p->hart]--;
+	}
 	if (pages > p->peak_pages)
 		p->peak_pages = pages;
 	shm_detach_all(p);
@@ -299,7 +364,7 @@ int part_kill(unsigned id, const char *reason)
 	if (!p)
 		return E_NOENT;
 	fl = spin_lock_irqsave(&parts_lock);
-	if (p->state != PART_READY && p->state != PART_RUNNING) {
+	if (p->state != PART_READY && p->state != PART_RUNNING && p->state != PART_WAITING) {
 		rc = E_NOENT;
 	} else if (p->kill_pending) {
 		rc = E_BUSY;
@@ -333,7 +398,8 @@ static void reap_ready(struct hart *h)
 	for (unsigned id = 1; id <= MAX_PARTS; id++) {
 		struct partition *p = &parts[id];
 
-		if (p->hart == h->index && p->state == PART_READY && part_kill_pending(p)) {
+		if (p->hart == h->index && (p->state == PART_READY || p->state == PART_WAITING) &&
+		    part_kill_pending(p)) {
 			snprintf(p->report, sizeof(p->report), "%s", p->kill_reason);
 			stopped(p, p->ctx.sepc);
 		}
@@ -485,6 +551,8 @@ static void user_trap(struct hart *h, struct partition *p, struct trap_frame *tf
 		} else if (cause == IRQ_S_SOFT) {
 			csr_clear(sip, SIE_SSIE);
 			ipi_handle();
+			if (sleeping[h->index])
+				part_yield(p, tf);   /* maybe a wake: let it run */
 		}
 		return;
 	}

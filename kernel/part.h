@@ -23,7 +23,8 @@
 #define PART_BUDGET_MS   30000     /* default CPU budget (bootarg part_budget=<ms>) */
 #define PART_REASON_MAX  96        /* a part_kill reason, truncated to this */
 
-enum part_state { PART_FREE, PART_READY, PART_RUNNING, PART_EXITED, PART_KILLED };
+enum part_state { PART_FREE, PART_READY, PART_RUNNING, PART_EXITED, PART_KILLED,
+		  PART_WAITING };   /* asleep in mm_wait (kernel/shm_wait.c) */
 
 struct shm_area;
 
@@ -31,6 +32,17 @@ struct part_attach {
 	struct shm_area *area;
 	uintptr_t base;               /* where the area is mapped in the partition */
 	size_t mapped;
+};
+
+/* A partition asleep in mm_wait: its entry in one area's queue of waiters
+ * (kernel memory, keyed by area and offset, kernel/shm_wait.c). */
+struct part_wait {
+	struct part_wait *next, *prev;   /* the area's queue (its wq_lk) */
+	struct shm_area *area;           /* queued on; NULL: not queued */
+	uint32_t off;                    /* the word's offset in the area */
+	uint64_t deadline;               /* rdtime: wake with E_TIMEOUT */
+	bool nap;                        /* a lock nap: the call returns E_BUSY */
+	volatile bool woken;             /* a waker took it off the queue */
 };
 
 struct partition {
@@ -56,6 +68,8 @@ struct partition {
 	char kill_reason[PART_REASON_MAX];
 	const char *copy_fail;        /* why the last part_copy_in/out failed */
 	uint64_t console_wait_max;    /* longest wait of its write()s for the console lock (ticks) */
+	struct part_wait wait;        /* PART_WAITING: where it sleeps */
+	uint64_t waits, wakes;        /* mm_wait calls that slept; mm_wake calls */
 };
 
 /* Create partition `name` running the partition program with `arg` on
@@ -111,6 +125,12 @@ void part_stop(struct partition *p, struct trap_frame *tf, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void part_exit(struct partition *p, struct trap_frame *tf, int status);
 void part_yield(struct partition *p, struct trap_frame *tf);
+/* p (running on this hart, frame tf) goes to sleep: shm_sys_wait queued
+ * p->wait. Its hart runs its other partitions, or idles (wfi) while all
+ * of them sleep. p runs again, its system call returning 0 (woken) or
+ * E_TIMEOUT, once a waker set p->wait.woken or its deadline passed; a kill
+ * stops it asleep. On return tf holds the next partition to run. */
+void part_sleep(struct partition *p, struct trap_frame *tf);
 
 /* Checked copies between a partition's memory and the kernel: every page
  * must be accessible to a U-mode access with the needed rights; a page of

@@ -668,6 +668,14 @@ void shm_kernel_detach(MM *mm)
 	}
 }
 
+unsigned shm_kernel_waiters(MM *mm)
+{
+	for (unsigned i = 0; i < SHM_KSLOTS; i++)
+		if (khandles[i].used && &khandles[i].mm == mm)
+			return __atomic_load_n(&khandles[i].area->nwaiters, __ATOMIC_RELAXED);
+	return 0;
+}
+
 unsigned shm_count(void)
 {
 	unsigned long fl = ticket_lock_irqsave(&shm_lock);

@@ -37,6 +37,11 @@ struct shm_area {
 	unsigned nwait;               /* hold records waiting for it */
 	uint32_t tickets;             /* the last waiter's ticket */
 	bool died;                    /* a dead holder's hold was dropped: tell */
+	/* mm_wait's sleepers on words of this area, oldest first (wq_lk;
+	 * kernel/shm_wait.c). A leaf lock: nothing is taken under it. */
+	spinlock_t wq_lk;
+	struct part_wait *wq_head, *wq_tail;
+	unsigned nwaiters;
 };
 
 /* One hold of an area lock by one attachment. Keys: partition id << 8 |
@@ -84,5 +89,20 @@ static inline uint32_t shm_pkey(const struct partition *p, const struct part_att
 }
 /* shm.c */
 struct part_attach *shm_att_of(struct partition *p, uintptr_t base);
+
+static inline size_t shm_npages(struct shm_area *a)
+{
+	return __atomic_load_n(&a->npages, __ATOMIC_ACQUIRE);
+}
+
+/* The 32-bit word at offset off (4-aligned, inside the backed pages) of a,
+ * through the direct map: kernel memory, never faults. */
+static inline volatile uint32_t *shm_word(const struct shm_area *a, size_t off)
+{
+	size_t i = off / ENV_PAGE_SIZE;
+	uint64_t pa = a->pa[i / SHM_PA_PER_PAGE][i % SHM_PA_PER_PAGE];
+
+	return (volatile uint32_t *)((uint8_t *)pa_to_dmap(pa) + off % ENV_PAGE_SIZE);
+}
 
 #endif

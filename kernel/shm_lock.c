@@ -206,6 +206,8 @@ int shm_drop_hold(struct shm_area *a, struct shm_hold *hd, uint32_t key, bool di
 	if (died && hd->warea == a)
 		unwait(a, hd);               /* a dead waiter keeps no place */
 	spin_unlock_irqrestore(&a->lk, fl);
+	if (!rc)
+		shm_wake_lockers(a);         /* nappers of SYS_MM_LOCK try again */
 	return rc;
 }
 

@@ -483,3 +483,169 @@ KTEST_MANUAL(forge, then_hang)
 	for (;;)
 		wfi();
 }
+
+/* ---- mm_wait / mm_wake (kernel/shm_wait.c) ------------------------------- */
+
+static MM *wait_area_create(void)
+{
+	return shm_kernel_create(WAIT_AREA, 64, 4096, 64 << 10);
+}
+
+/* The run is over: the area's queues are empty, it goes, memory comes back. */
+static void wait_area_done(struct ktest_ctx *kt__, MM *area)
+{
+	EXPECT_EQ(shm_kernel_waiters(area), 0);
+	shm_kernel_detach(area);
+	part_reset();
+	EXPECT_EQ(shm_count(), 0);
+}
+
+/* A sleeper on every hart (two on the waker's), the waker on hart 0:
+ * each is woken once (through an IPI to its hart, or at the waker's own
+ * hart's next switch), after it slept. */
+KTEST(part, wait_woken_across_harts)
+{
+	size_t before = pmem_avail(&kpmem);
+	MM *area = wait_area_create();
+	unsigned n = harts_online + 1;
+	int sl[MAX_HARTS + 1], wk;
+
+	ASSERT(area != NULL);
+	for (unsigned i = 0; i < n; i++) {
+		sl[i] = part_create("sleeper", ROLE_ARG(ROLE_WAIT, WAITK_SLEEP), on(i), 0);
+		ASSERT_GE(sl[i], 1);
+	}
+	wk = part_create("waker", ROLE_ARG(ROLE_WAIT, WAITK_WAKER | n << 8), 0, 0);
+	ASSERT_GE(wk, 1);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)wk)->exit_status, 0);
+	for (unsigned i = 0; i < n; i++) {
+		const struct partition *p = part_get((unsigned)sl[i]);
+		EXPECT_EQ(p->state, PART_EXITED);
+		EXPECT_EQ(p->exit_status, 0);
+		EXPECT_EQ(p->waits, 1);                 /* it really slept */
+	}
+	wait_area_done(KT_CTX, area);
+	EXPECT_EQ(pmem_avail(&kpmem), before);
+}
+
+/* Nobody wakes: E_TIMEOUT, not before the timeout; a word that does not
+ * hold the expected value returns E_BUSY without sleeping; every bad call
+ * gets its error (user/part.c wait_bad lists them) and sleeps nowhere. */
+KTEST(part, wait_timeout_mismatch_and_bad_calls)
+{
+	MM *area = wait_area_create();
+	int t, m, b;
+
+	ASSERT(area != NULL);
+	t = part_create("timeout", ROLE_ARG(ROLE_WAIT, WAITK_TIMEOUT), on(1), 0);
+	m = part_create("mismatch", ROLE_ARG(ROLE_WAIT, WAITK_MISMATCH), on(2), 0);
+	b = part_create("bad", ROLE_ARG(ROLE_WAIT, WAITK_BAD), on(3), 0);
+	ASSERT_GE(t, 1);
+	ASSERT_GE(m, 1);
+	ASSERT_GE(b, 1);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)t)->exit_status, 0);
+	EXPECT_EQ(part_get((unsigned)t)->waits, 1);
+	EXPECT_EQ(part_get((unsigned)m)->exit_status, 0);
+	EXPECT_EQ(part_get((unsigned)m)->waits, 0);
+	EXPECT_EQ(part_get((unsigned)b)->exit_status, 0);
+	EXPECT_EQ(part_get((unsigned)b)->waits, 0);
+	wait_area_done(KT_CTX, area);
+}
+
+/* A sleeper killed asleep (from a tick hook, on any hart): its entry goes
+ * with it, so a later wake of its word wakes nobody, while a bystander
+ * asleep on another word of the area is woken normally. */
+static volatile int wait_victim;
+static volatile unsigned wait_kills;
+
+static void wait_killer_tick(void)
+{
+	const struct partition *p = wait_victim ? part_get((unsigned)wait_victim) : NULL;
+
+	if (p && p->state == PART_WAITING && part_kill((unsigned)wait_victim, "killed asleep") == 0)
+		__atomic_fetch_add(&wait_kills, 1, __ATOMIC_RELAXED);
+}
+
+KTEST(part, wait_sleeper_killed_asleep_leaves_no_entry)
+{
+	size_t before = pmem_avail(&kpmem);
+	MM *area = wait_area_create();
+	int by, after, other;
+
+	ASSERT(area != NULL);
+	wait_kills = 0;
+	wait_victim = part_create("victim", ROLE_ARG(ROLE_WAIT, WAITK_VICTIM), on(1), 0);
+	other = part_create("hello", ROLE_ARG(ROLE_HELLO, 7), on(1), 0);
+	by = part_create("bystander", ROLE_ARG(ROLE_WAIT, WAITK_BYSTANDER), on(2), 0);
+	ASSERT_GE(wait_victim, 1);
+	after = part_create("after", ROLE_ARG(ROLE_WAIT, WAITK_AFTER | (unsigned long)wait_victim << 8),
+			    on(3), 0);
+	ASSERT_GE(by, 1);
+	ASSERT_GE(after, 1);
+	ASSERT_EQ(timer_add_hook(wait_killer_tick), 0);
+	part_run_all();
+	timer_remove_hook(wait_killer_tick);
+	EXPECT_EQ(wait_kills, 1);
+	EXPECT_EQ(part_get((unsigned)wait_victim)->state, PART_KILLED);
+	EXPECT(strcmp(part_get((unsigned)wait_victim)->report, "killed asleep") == 0);
+	EXPECT_EQ(part_get((unsigned)wait_victim)->waits, 1);
+	EXPECT_EQ(part_get((unsigned)other)->exit_status, 7);
+	EXPECT_EQ(part_get((unsigned)by)->exit_status, 0);
+	EXPECT_EQ(part_get((unsigned)after)->exit_status, 0);
+	wait_victim = 0;
+	wait_area_done(KT_CTX, area);
+	EXPECT_EQ(pmem_avail(&kpmem), before);
+}
+
+/* A hostile attacher rewrites the word (and the rest of the area's first
+ * page, header included) while waiters on every hart wait on it and
+ * wakes at random offsets: every wait ends with 0, E_BUSY or E_TIMEOUT,
+ * the kernel's queues stay whole (none left at the end). */
+#define FLIP_WAITS 60
+KTEST(part, wait_word_flipped_by_a_hostile_attacher)
+{
+	MM *area = wait_area_create();
+	unsigned n = harts_online;
+	int w[MAX_HARTS], f;
+
+	ASSERT(area != NULL);
+	for (unsigned i = 0; i < n; i++) {
+		w[i] = part_create("flipped", ROLE_ARG(ROLE_WAIT, WAITK_FLIPPED | FLIP_WAITS << 8),
+				   on(i), 0);
+		ASSERT_GE(w[i], 1);
+	}
+	f = part_create("flipper", ROLE_ARG(ROLE_WAIT, WAITK_FLIPPER |
+					     (unsigned long)(n | 4000u << 8) << 8), on(1), 0);
+	ASSERT_GE(f, 1);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)f)->exit_status, 0);
+	for (unsigned i = 0; i < n; i++)
+		EXPECT_EQ(part_get((unsigned)w[i])->exit_status, 0);
+	wait_area_done(KT_CTX, area);
+}
+
+/* Many sleepers (four per hart), woken three at a time: no wake returns
+ * more than asked, all are woken exactly once, then nobody is left. */
+KTEST(part, wait_many_sleepers_woken_n_at_a_time)
+{
+	MM *area = wait_area_create();
+	unsigned n = 4 * harts_online;
+	int sl[4 * MAX_HARTS], wk;
+
+	ASSERT(area != NULL);
+	for (unsigned i = 0; i < n; i++) {
+		sl[i] = part_create("sleeper", ROLE_ARG(ROLE_WAIT, WAITK_SLEEP), on(i), 0);
+		ASSERT_GE(sl[i], 1);
+	}
+	wk = part_create("waker", ROLE_ARG(ROLE_WAIT, WAITK_MANY | n << 8), on(1), 0);
+	ASSERT_GE(wk, 1);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)wk)->exit_status, 0);
+	for (unsigned i = 0; i < n; i++) {
+		EXPECT_EQ(part_get((unsigned)sl[i])->exit_status, 0);
+		EXPECT_EQ(part_get((unsigned)sl[i])->waits, 1);
+	}
+	wait_area_done(KT_CTX, area);
+}
