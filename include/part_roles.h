@@ -77,6 +77,8 @@
 #define WAITK_FLIPPER   9        /* count: waiters | rounds << 8: flips the area, wakes anywhere */
 #define WAITK_FLIPPED  10        /* count waits on `word` while it flips: no other result */
 #define WAITK_MANY     11        /* wake `word` 3 at a time until count woken */
+#define WAITK_HOLDER   12        /* holds WAIT_AREA's lock RW for count ms (yielding) */
+#define WAITK_LOCKER   13        /* once the holder holds it: mm_lock RW, must get it */
 #define WAIT_AREA "wait"
 #define WAIT_TIMEOUT_US 50000u   /* WAITK_TIMEOUT's timeout */
 

@@ -968,6 +968,25 @@ static int wait_role(unsigned long param)
 		return mm_wait(mm, &h->word2, 3, MM_WAIT_MAX_US) == E_BUSY ? 0 : 171;
 	case WAITK_BAD:
 		return wait_bad(mm, h);
+	case WAITK_HOLDER:
+		if (mm_lock(mm, MM_LOCK_RW) < 0)
+			return 230;
+		h->flipping = 1;
+		mm_wake(mm, &h->flipping, 1);
+		for (t = usys_time_us() + count * 1000ull; usys_time_us() < t;)
+			usys_yield();
+		mm_unlock(mm);
+		return 0;
+	case WAITK_LOCKER:
+		/* asleep until the holder has it (a bound: 10 waits of 1 s) */
+		for (int i = 0; !h->flipping; i++)
+			if (i == 10 || mm_wait(mm, &h->flipping, 0, 1000000) == E_DENIED)
+				return 231;
+		rc = mm_lock(mm, MM_LOCK_RW);
+		if (rc < 0)
+			return status_of(160, rc);
+		mm_unlock(mm);
+		return 0;
 	case WAITK_FLIPPER:
 		return flipper(mm, h, count & 0xff, count >> 8);
 	case WAITK_FLIPPED:

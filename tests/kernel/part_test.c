@@ -649,3 +649,30 @@ KTEST(part, wait_many_sleepers_woken_n_at_a_time)
 	}
 	wait_area_done(KT_CTX, area);
 }
+
+/* A partition that finds the area's lock taken naps in the kernel until
+ * the unlock (SHM_LOCK_NAP_US at most per nap) instead of retrying
+ * through system calls: behind a 300 ms hold it makes a few dozen calls
+ * (each nap: lock, time, yield), where retrying made thousands. */
+#define HOLD_MS 300
+KTEST(part, wait_busy_lock_naps_instead_of_polling)
+{
+	MM *area = wait_area_create();
+	uint64_t most = 3 * (HOLD_MS * 1000 / SHM_LOCK_NAP_US + 2) + 40;
+	int ho, lo;
+
+	ASSERT(area != NULL);
+	ho = part_create("holder", ROLE_ARG(ROLE_WAIT, WAITK_HOLDER | HOLD_MS << 8), on(1), 0);
+	lo = part_create("locker", ROLE_ARG(ROLE_WAIT, WAITK_LOCKER), on(2), 0);
+	ASSERT_GE(ho, 1);
+	ASSERT_GE(lo, 1);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)ho)->exit_status, 0);
+	EXPECT_EQ(part_get((unsigned)lo)->exit_status, 0);
+	EXPECT_GE(part_get((unsigned)lo)->waits, 1);          /* it napped */
+	if (part_get((unsigned)lo)->syscalls > most)
+		ktest_fail(KT_CTX, __FILE__, __LINE__, "locker made %llu system calls, want <= %llu",
+			   (unsigned long long)part_get((unsigned)lo)->syscalls,
+			   (unsigned long long)most);
+	wait_area_done(KT_CTX, area);
+}
