@@ -8,7 +8,12 @@
  * out of struct partition. When no partition of the hart is left, the trap
  * handler longjmps back to part_run_hart.
  *
- * Only a partition's own hart changes its scheduling state, so pick() and
+ * The table is dynamic: records are kmalloc'ed by part_create, found by
+ * id through a hash of chains (inserted at the head, release-published,
+ * removed only by part_reset when nothing runs: lookups take no lock),
+ * and each hart keeps a ring of its live partitions, so scheduling looks
+ * only at its own. Only a partition's own hart changes its scheduling
+ * state and unlinks it from its ring when it ends, so pick() and
  * install() need no lock. part_kill() from elsewhere only marks the
  * partition (under parts_lock), raises kill_req for its hart and sends an
  * IPI; the hart acts on it at the end of its next trap from U-mode
@@ -24,6 +29,7 @@
 
 #include "elf.h"
 #include "hart.h"
+#include "kmalloc.h"
 #include "lock.h"
 #include "mem.h"
 #include "part_roles.h"
@@ -33,23 +39,75 @@
 extern const unsigned char user_image_part[], user_image_part_end[];
 void user_enter(struct trap_frame *tf) __attribute__((noreturn));
 
-static struct partition parts[MAX_PARTS + 1];   /* ids 1..MAX_PARTS */
+#define ID_HASH 256
+static struct partition *by_id[ID_HASH];        /* chains of id_next */
+static struct partition *all_head, **all_tail = &all_head;   /* creation order */
+static struct partition *ring[MAX_HARTS];       /* a live one of each hart, NULL none */
+static unsigned live_on[MAX_HARTS], live_all;   /* created, not yet reset (parts_lock) */
+static unsigned next_id = 1;
 static spinlock_t parts_lock = SPINLOCK_INIT;
 static volatile unsigned kill_req[MAX_HARTS];   /* a hart has kills to act on */
 static unsigned sleeping[MAX_HARTS];   /* its partitions in PART_WAITING (own hart only) */
 
 #define PAGE ENV_PAGE_SIZE
 
+static struct partition *lookup(unsigned id)
+{
+	struct partition *p = __atomic_load_n(&by_id[id % ID_HASH], __ATOMIC_ACQUIRE);
+
+	while (p && p->id != id)
+		p = p->id_next;
+	return p && p->state != PART_FREE ? p : NULL;
+}
+
 const struct partition *part_get(unsigned id)
 {
-	return id >= 1 && id <= MAX_PARTS && parts[id].state != PART_FREE ? &parts[id] : NULL;
+	return lookup(id);
+}
+
+static bool live(const struct partition *p)
+{
+	return p->state == PART_READY || p->state == PART_RUNNING || p->state == PART_WAITING;
 }
 
 bool part_alive(unsigned id)
 {
-	return id >= 1 && id <= MAX_PARTS &&
-	       (parts[id].state == PART_READY || parts[id].state == PART_RUNNING ||
-		parts[id].state == PART_WAITING);
+	const struct partition *p = lookup(id);
+
+	return p && live(p);
+}
+
+/* p joins its hart's ring (at creation, its hart not running it yet). */
+static void ring_add(struct partition *p)
+{
+	struct partition *r = ring[p->hart];
+
+	if (!r) {
+		p->rnext = p->rprev = p;
+		ring[p->hart] = p;
+	} else {
+		p->rnext = r;
+		p->rprev = r->rprev;
+		r->rprev->rnext = p;
+		r->rprev = p;
+	}
+	p->on_ring = true;
+}
+
+/* p ended: off its hart's ring (on its own hart); the ring's entry point
+ * moves to its successor, where round robin goes on. */
+static void ring_del(struct partition *p)
+{
+	if (!p->on_ring)
+		return;
+	if (p->rnext == p) {
+		ring[p->hart] = NULL;
+	} else {
+		p->rprev->rnext = p->rnext;
+		p->rnext->rprev = p->rprev;
+		ring[p->hart] = p->rnext;
+	}
+	p->on_ring = false;
 }
 
 size_t part_pages(const struct partition *p)
@@ -65,7 +123,8 @@ size_t part_pages(const struct partition *p)
 
 static int load(struct partition *p)
 {
-	uintptr_t entry, end, stack_top = USER_STACK_TOP - (uintptr_t)p->id * USER_STACK_STRIDE;
+	uintptr_t entry, end, stack_top = USER_STACK_TOP -
+				     (uintptr_t)part_va_slot(p) * USER_STACK_STRIDE;
 	const char *why = "";
 	int rc;
 
@@ -127,33 +186,86 @@ static uint64_t default_budget_ms(void)
 
 int part_set_budget(unsigned id, unsigned ms)
 {
+	struct partition *p = lookup(id);
+
 	if (ms == 0)
 		return E_INVAL;
-	if (id < 1 || id > MAX_PARTS || parts[id].state != PART_READY || parts[id].slices)
+	if (!p || p->state != PART_READY || p->slices)
 		return E_NOENT;
-	parts[id].budget = ms_to_ticks(ms);
+	p->budget = ms_to_ticks(ms);
 	return 0;
+}
+
+/* A place for one more partition on hart `hart` and its id, or why not
+ * (one line each). */
+static int reserve(const char *name, unsigned hart, unsigned *id)
+{
+	unsigned long fl = spin_lock_irqsave(&parts_lock);
+	int rc = 0;
+
+	if (live_on[hart] >= PART_MAX_PER_HART)
+		rc = 1;
+	else if (live_all >= PART_MAX_LIVE)
+		rc = 2;
+	else if (next_id > PART_ID_MAX)
+		rc = 3;
+	if (!rc) {
+		live_on[hart]++;
+		live_all++;
+		*id = next_id++;
+	}
+	spin_unlock_irqrestore(&parts_lock, fl);
+	if (rc == 1)
+		printf("part: %s not created: hart index %u has %u partitions (PART_MAX_PER_HART)\n",
+		       name, hart, PART_MAX_PER_HART);
+	else if (rc == 2)
+		printf("part: %s not created: %u partitions exist (PART_MAX_LIVE)\n", name,
+		       PART_MAX_LIVE);
+	else if (rc == 3)
+		printf("part: %s not created: all %u partition ids were used\n", name, PART_ID_MAX);
+	return rc == 3 ? E_RANGE : rc ? E_BUSY : 0;
+}
+
+static void unreserve(unsigned hart)
+{
+	unsigned long fl = spin_lock_irqsave(&parts_lock);
+
+	live_on[hart]--;
+	live_all--;
+	spin_unlock_irqrestore(&parts_lock, fl);
+}
+
+/* p (READY) joins the table: its id chain, the creation order, its ring. */
+static void publish(struct partition *p)
+{
+	unsigned long fl = spin_lock_irqsave(&parts_lock);
+
+	p->id_next = by_id[p->id % ID_HASH];
+	__atomic_store_n(&by_id[p->id % ID_HASH], p, __ATOMIC_RELEASE);
+	*all_tail = p;
+	all_tail = &p->all_next;
+	ring_add(p);
+	spin_unlock_irqrestore(&parts_lock, fl);
 }
 
 int part_create(const char *name, unsigned long arg, unsigned hart, size_t quota_pages)
 {
-	struct partition *p = NULL;
-	unsigned long fl;
+	struct partition *p;
+	unsigned id;
 	int rc;
 
 	if (!name || hart >= harts_online)
 		return E_INVAL;
-	fl = spin_lock_irqsave(&parts_lock);
-	for (unsigned id = 1; id <= MAX_PARTS && !p; id++)
-		if (parts[id].state == PART_FREE) {
-			p = &parts[id];
-			memset(p, 0, sizeof(*p));
-			p->id = id;
-			p->state = PART_EXITED;   /* reserved, not runnable yet */
-		}
-	spin_unlock_irqrestore(&parts_lock, fl);
-	if (!p)
+	rc = reserve(name, hart, &id);
+	if (rc)
+		return rc;
+	p = kcalloc(1, sizeof(*p));
+	if (!p) {
+		unreserve(hart);
 		return E_NOMEM;
+	}
+	p->id = id;
+	p->state = PART_EXITED;           /* not runnable yet */
 	strncpy(p->name, name, PART_NAME_MAX - 1);
 	p->hart = hart;
 	p->arg = arg;
@@ -163,18 +275,53 @@ int part_create(const char *name, unsigned long arg, unsigned hart, size_t quota
 	if (rc) {
 		if (p->vm)
 			vm_free(p->vm);
-		p->state = PART_FREE;
+		kfree(p);
+		unreserve(hart);
 		return rc;
 	}
 	p->state = PART_READY;
+	publish(p);
 	return (int)p->id;
+}
+
+/* Unlink p from its id chain (parts_lock held). */
+static void unhash(struct partition *p)
+{
+	struct partition **pp = &by_id[p->id % ID_HASH];
+
+	while (*pp != p)
+		pp = &(*pp)->id_next;
+	*pp = p->id_next;
 }
 
 void part_reset(void)
 {
-	for (unsigned id = 1; id <= MAX_PARTS; id++)
-		if (parts[id].state == PART_EXITED || parts[id].state == PART_KILLED)
-			parts[id].state = PART_FREE;
+	unsigned long fl = spin_lock_irqsave(&parts_lock);
+	struct partition **pp = &all_head, *dead = NULL;
+
+	while (*pp) {
+		struct partition *p = *pp;
+
+		if (p->state != PART_EXITED && p->state != PART_KILLED) {
+			pp = &p->all_next;
+			continue;
+		}
+		*pp = p->all_next;
+		unhash(p);
+		live_on[p->hart]--;
+		live_all--;
+		p->all_next = dead;
+		dead = p;
+	}
+	all_tail = pp;
+	spin_unlock_irqrestore(&parts_lock, fl);
+	while (dead) {
+		struct partition *p = dead;
+
+		dead = p->all_next;
+		p->state = PART_FREE;
+		kfree(p);
+	}
 }
 
 /* ---- scheduling ------------------------------------------------------------ */
@@ -191,23 +338,23 @@ static bool wake_due(struct partition *p, uint64_t now)
 	return true;
 }
 
-/* The next READY partition of this hart after `after` (round robin);
- * sleepers whose sleep is over count as ready. */
+/* The next READY partition of this hart after `after` (round robin over
+ * its ring; after an ended `after`, from where it was); sleepers whose
+ * sleep is over count as ready. */
 static struct partition *pick(unsigned hart, const struct partition *after)
 {
-	unsigned start = after ? after->id : 0;
+	struct partition *first = after && after->on_ring ? after->rnext : ring[hart], *p;
 	uint64_t now = sleeping[hart] ? rdtime() : 0;
 
-	for (unsigned k = 1; k <= MAX_PARTS; k++) {
-		unsigned id = (start + k - 1) % MAX_PARTS + 1;
-		struct partition *p = &parts[id];
-
-		if (p->hart != hart)
-			continue;
+	if (!first)
+		return NULL;
+	p = first;
+	do {
 		if (p->state == PART_READY ||
 		    (p->state == PART_WAITING && wake_due(p, now)))
 			return p;
-	}
+		p = p->rnext;
+	} while (p != first);
 	return NULL;
 }
 
@@ -314,6 +461,7 @@ static void release(struct partition *p)
 	if (pages > p->peak_pages)
 		p->peak_pages = pages;
 	shm_detach_all(p);
+	ring_del(p);
 	vm_free(p->vm);          /* unloads it from this hart first */
 	p->vm = NULL;
 	p->heap = p->stack = NULL;
@@ -354,17 +502,16 @@ void part_stop(struct partition *p, struct trap_frame *tf, const char *fmt, ...)
 
 int part_kill(unsigned id, const char *reason)
 {
-	struct partition *p = id >= 1 && id <= MAX_PARTS ? &parts[id] : NULL;
+	struct partition *p;
 	unsigned long fl;
 	unsigned hart = 0;
 	int rc = 0;
 
 	if (!reason)
 		return E_INVAL;
-	if (!p)
-		return E_NOENT;
 	fl = spin_lock_irqsave(&parts_lock);
-	if (p->state != PART_READY && p->state != PART_RUNNING && p->state != PART_WAITING) {
+	p = lookup(id);
+	if (!p || !live(p)) {
 		rc = E_NOENT;
 	} else if (p->kill_pending) {
 		rc = E_BUSY;
@@ -394,15 +541,20 @@ bool part_kill_pending(const struct partition *p)
  * are not loaded anywhere: h is the only hart that would run them). */
 static void reap_ready(struct hart *h)
 {
-	__atomic_store_n(&kill_req[h->index], 0, __ATOMIC_SEQ_CST);
-	for (unsigned id = 1; id <= MAX_PARTS; id++) {
-		struct partition *p = &parts[id];
+	struct partition *p, *first;
 
-		if (p->hart == h->index && (p->state == PART_READY || p->state == PART_WAITING) &&
-		    part_kill_pending(p)) {
+	__atomic_store_n(&kill_req[h->index], 0, __ATOMIC_SEQ_CST);
+again:
+	p = first = ring[h->index];
+	while (p) {
+		if ((p->state == PART_READY || p->state == PART_WAITING) && part_kill_pending(p)) {
 			snprintf(p->report, sizeof(p->report), "%s", p->kill_reason);
-			stopped(p, p->ctx.sepc);
+			stopped(p, p->ctx.sepc);   /* off the ring: walk it again */
+			goto again;
 		}
+		p = p->rnext;
+		if (p == first)
+			break;
 	}
 }
 
@@ -658,11 +810,7 @@ bool part_copy_out(struct partition *p, uintptr_t uva, const void *src, size_t l
 
 void part_print_usage(void)
 {
-	for (unsigned id = 1; id <= MAX_PARTS; id++) {
-		const struct partition *p = &parts[id];
-
-		if (p->state == PART_FREE)
-			continue;
+	for (const struct partition *p = all_head; p; p = p->all_next) {
 		printf("part: %-10s#%-2u hart %-3lu %-7s status %3d  peak %zu KiB private "
 		       "(quota %zu KiB)  %llu syscalls  %llu slices  %llu growth faults  "
 		       "%llu ms CPU\n",

@@ -15,7 +15,17 @@
 #include "memlayout.h"   /* the partitions' address layout */
 #include "vm.h"
 
-#define MAX_PARTS        32
+/* Partition records are kmalloc'ed: as many as memory allows, within
+ * these limits (part_create: E_BUSY past them). Ids count up from 1 and
+ * are never reused in a boot (E_RANGE once PART_ID_MAX were issued): an
+ * id a peer remembers never names another partition. */
+#define PART_MAX_PER_HART 512      /* live (created, not yet reset) on one hart */
+#define PART_MAX_LIVE     1024     /* live in all */
+#define PART_ID_MAX       0xffffffu /* ids fit the area lock's keys (id << 8) */
+/* Partitions' stacks and attach addresses differ by (id - 1) %
+ * PART_VA_SLOTS + 1 (include/memlayout.h): different addresses for
+ * neighbours, so areas must hold offsets, not pointers. */
+#define PART_VA_SLOTS     64
 #define PART_NAME_MAX    16
 #define PART_MAX_ATTACH  4
 #define PART_QUOTA_PAGES 512       /* default: 2 MiB of private memory */
@@ -45,6 +55,25 @@ struct part_wait {
 	volatile bool woken;             /* a waker took it off the queue */
 };
 
+/* One hold of an area lock by one attachment (kernel/shm_lock.c keeps
+ * them). Keys: partition id << 8 | attach slot + 1, or a kernel handle's
+ * index + 1. */
+struct shm_hold {
+	struct shm_hold *anext;       /* the area's attachers (its lk) */
+	uint32_t part_id;             /* 0: a kernel handle */
+	struct shm_area *area;        /* NULL: holds nothing */
+	int mode;
+	uint64_t since;               /* rdtime when taken */
+	uint64_t ticks;               /* its hart's timer ticks then */
+	unsigned hart;                /* the hart it was taken on */
+	bool reported;                /* shm_holder_overdue was told */
+	/* waiting (all under the area's lk) */
+	struct shm_area *warea;       /* waits for this area's lock, NULL none */
+	uint32_t wticket;             /* its place: lower goes first */
+	int wmode;
+	uint64_t wpoll;               /* its last attempt (rdtime) */
+};
+
 struct partition {
 	unsigned id;
 	char name[PART_NAME_MAX];
@@ -59,6 +88,13 @@ struct partition {
 	char report[160];             /* why it was stopped */
 	uint64_t syscalls, slices, faults_grown;
 	struct part_attach att[PART_MAX_ATTACH];
+	struct shm_hold holds[PART_MAX_ATTACH];   /* the area lock, per attachment */
+	size_t shm_charged;           /* pages charged for shared areas (shm_lock) */
+	unsigned shm_created;         /* live areas it pays for (shm_lock) */
+	/* the table (kernel/part.c): by id, in creation order, and its
+	 * hart's ring of live partitions */
+	struct partition *id_next, *all_next, *rnext, *rprev;
+	bool on_ring;
 
 	/* CPU budget, in timebase ticks of rdtime: time it ran (kernel work
 	 * on its behalf included) against the budget, checked on every tick */
@@ -72,15 +108,25 @@ struct partition {
 	uint64_t waits, wakes;        /* mm_wait calls that slept; mm_wake calls */
 };
 
+static inline unsigned part_va_slot(const struct partition *p)
+{
+	return (p->id - 1) % PART_VA_SLOTS + 1;
+}
+
 /* Create partition `name` running the partition program with `arg` on
  * hart index `hart`, with a private-memory quota in pages (0: default).
- * Returns its id (> 0) or a negative error; nothing runs until
- * part_run_all(). */
+ * Returns its id (> 0) or a negative error: E_INVAL (no name, no such
+ * hart), E_BUSY (PART_MAX_PER_HART live on that hart, or PART_MAX_LIVE in
+ * all: a line says which), E_RANGE (ids exhausted), E_NOMEM, or the
+ * image's error; nothing is left of a refused one. Nothing runs until
+ * part_run_all(); not while it runs. */
 int part_create(const char *name, unsigned long arg, unsigned hart, size_t quota_pages);
 /* Run every created partition on its hart until all have exited or been
  * stopped. Called on the boot hart. */
 void part_run_all(void);
-/* Forget ended partitions (their memory is already returned). */
+/* Forget ended partitions (their memory is already returned): their
+ * records are freed, part_get no longer finds them. Not while
+ * part_run_all runs. */
 void part_reset(void);
 /* Set the CPU budget of partition `id` (created, not yet run) to `ms`
  * milliseconds of running time (> 0). The default comes from the bootarg

@@ -20,7 +20,7 @@
 /* Records are kmalloc'ed; this bound is sanity only: every partition at
  * its limit plus the kernel at its own still fit, so no partition can
  * make an area call fail for another. */
-#define SHM_MAX_AREAS  (MAX_PARTS * SHM_PART_AREAS + SHM_KSLOTS)
+#define SHM_MAX_AREAS  (PART_MAX_LIVE * SHM_PART_AREAS + SHM_KSLOTS)
 /* The kernel's window (SHM_KWINDOW) and the partitions' attach addresses
  * (USER_SHM_*): include/memlayout.h. */
 

@@ -25,7 +25,7 @@ struct shm_area {
 	unsigned nattach;             /* shm_lock */
 	int kslot;                    /* kernel window slot, -1: not mapped there */
 	uintptr_t kva;
-	unsigned payer;               /* partition charged for it; 0: the kernel */
+	struct partition *payer;      /* partition charged for it; NULL: the kernel */
 	size_t charge;                /* pages charged to the payer */
 	/* The area lock's authority (the word inside the area is not); lk
 	 * also orders growth steps (shm.c). A test-and-set lock, not a ticket
@@ -37,6 +37,7 @@ struct shm_area {
 	unsigned nwait;               /* hold records waiting for it */
 	uint32_t tickets;             /* the last waiter's ticket */
 	bool died;                    /* a dead holder's hold was dropped: tell */
+	struct shm_hold *holds;       /* its attachers' hold records (lk) */
 	/* mm_wait's sleepers on words of this area, oldest first (wq_lk;
 	 * kernel/shm_wait.c). A leaf lock: nothing is taken under it. */
 	spinlock_t wq_lk;
@@ -44,34 +45,26 @@ struct shm_area {
 	unsigned nwaiters;
 };
 
-/* One hold of an area lock by one attachment. Keys: partition id << 8 |
- * attach slot + 1, or a kernel handle's index + 1. */
-struct shm_hold {
-	struct shm_area *area;        /* NULL: holds nothing */
-	int mode;
-	uint64_t since;               /* rdtime when taken */
-	uint64_t ticks;               /* its hart's timer ticks then */
-	unsigned hart;                /* the hart it was taken on */
-	bool reported;                /* shm_holder_overdue was told */
-	/* waiting (all under the area's lk) */
-	struct shm_area *warea;       /* waits for this area's lock, NULL none */
-	uint32_t wticket;             /* its place: lower goes first */
-	int wmode;
-	uint64_t wpoll;               /* its last attempt (rdtime) */
-};
+/* The hold records of an area lock (struct shm_hold, kernel/part.h): one
+ * per attachment, in the partition's record or, for the kernel's own
+ * handles, in shm_kholds; each is on its area's list (a->holds) while
+ * attached, so the lock's scans see only the area's attachers. */
+extern struct shm_hold shm_kholds[SHM_KSLOTS];
 
-#define SHM_NHOLDS ((MAX_PARTS + 1) * PART_MAX_ATTACH + SHM_KSLOTS)
-extern struct shm_hold shm_holds_flat[SHM_NHOLDS];
-
-static inline struct shm_hold *shm_phold(unsigned id, unsigned i)
+static inline struct shm_hold *shm_phold(struct partition *p, unsigned i)
 {
-	return &shm_holds_flat[id * PART_MAX_ATTACH + i];
+	return &p->holds[i];
 }
 
 static inline struct shm_hold *shm_khold(unsigned k)
 {
-	return &shm_holds_flat[(MAX_PARTS + 1) * PART_MAX_ATTACH + k];
+	return &shm_kholds[k];
 }
+
+/* hd (fresh) joins a's attachers for partition id (0: the kernel);
+ * leaves it when its attachment goes. Take a->lk. */
+void shm_hold_link(struct shm_area *a, struct shm_hold *hd, uint32_t id);
+void shm_hold_unlink(struct shm_area *a, struct shm_hold *hd);
 
 /* shm_lock.c */
 void shm_lock_init(void);

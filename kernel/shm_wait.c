@@ -100,7 +100,7 @@ long shm_sys_wait(struct partition *p, uintptr_t base, uint64_t off, uint32_t ex
 	if (timeout_us > MM_WAIT_MAX_US)
 		return E_RANGE;
 	/* asleep with the area's lock held, it would stall every peer */
-	if (shm_phold(p->id, (unsigned)(at - p->att))->area == a)
+	if (shm_phold(p, (unsigned)(at - p->att))->area == a)
 		return E_DENIED;
 	fl = spin_lock_irqsave(&a->wq_lk);
 	if (*shm_word(a, off) != expected) {

@@ -6,6 +6,7 @@
 
 #include "hart.h"
 #include "kernel.h"
+#include "kmalloc.h"
 #include "ktest.h"
 #include "mem.h"
 #include "part.h"
@@ -362,7 +363,7 @@ static void run_kills(struct ktest_ctx *kt__, bool check)
 		EXPECT_EQ(((struct hammer_hdr *)mm_static(area))->counter, 2ull * 60);
 		mm_unlock(area);
 		EXPECT_EQ(part_kill(0, "no such id"), E_NOENT);
-		EXPECT_EQ(part_kill(MAX_PARTS + 1, "no such id"), E_NOENT);
+		EXPECT_EQ(part_kill(PART_ID_MAX + 1, "no such id"), E_NOENT);
 	}
 	shm_kernel_detach(area);
 	part_reset();
@@ -675,4 +676,114 @@ KTEST(part, wait_busy_lock_naps_instead_of_polling)
 			   (unsigned long long)part_get((unsigned)lo)->syscalls,
 			   (unsigned long long)most);
 	wait_area_done(KT_CTX, area);
+}
+
+/* ---- a dynamic table: as many partitions as memory allows ------------- */
+
+/* Free physical memory plus what kmalloc's heap holds: constant unless
+ * pages went somewhere else (partition records are kmalloc'ed, and the
+ * heap keeps its pages for reuse). */
+static size_t pmem_free_or_kheap(void)
+{
+	static struct kmalloc_stats ks;     /* large: not on the stack */
+
+	kmalloc_stats(&ks);
+	return pmem_avail(&kpmem) + (size_t)ks.heap_bytes;
+}
+
+/* More than a hundred partitions over the harts, sleeping on one word of
+ * one area and woken three at a time by a waker: every one runs, sleeps
+ * once and exits; ids are distinct and never reused after part_reset. */
+#define MANY_PARTS 130
+KTEST(part, more_than_a_hundred_partitions_over_the_harts)
+{
+	size_t before = pmem_free_or_kheap();
+	MM *area = wait_area_create();
+	static int ids[MANY_PARTS];
+	int wk, again;
+
+	ASSERT(area != NULL);
+	for (unsigned i = 0; i < MANY_PARTS - 1; i++) {
+		ids[i] = part_create("many", ROLE_ARG(ROLE_WAIT, WAITK_SLEEP), on(i), 0);
+		ASSERT_GE(ids[i], 1);
+		if (i)
+			ASSERT(ids[i] > ids[i - 1]);
+	}
+	wk = part_create("waker", ROLE_ARG(ROLE_WAIT, WAITK_MANY | (MANY_PARTS - 1) << 8),
+			 on(1), 0);
+	ASSERT_GE(wk, 1);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)wk)->exit_status, 0);
+	for (unsigned i = 0; i < MANY_PARTS - 1; i++) {
+		const struct partition *p = part_get((unsigned)ids[i]);
+		EXPECT_EQ(p->state, PART_EXITED);
+		EXPECT_EQ(p->exit_status, 0);
+		EXPECT_EQ(p->waits, 1);
+		EXPECT_EQ(p->hart, on(i));
+	}
+	wait_area_done(KT_CTX, area);
+	for (unsigned i = 0; i < MANY_PARTS - 1; i++)
+		EXPECT(part_get((unsigned)ids[i]) == NULL);   /* records freed */
+	again = part_create("again", ROLE_ARG(ROLE_HELLO, 3), on(2), 0);
+	EXPECT(again > wk);                                /* a new id, not a reused one */
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)again)->exit_status, 3);
+	part_reset();
+	EXPECT_EQ(pmem_free_or_kheap(), before);
+}
+
+/* PART_MAX_PER_HART on one hart, then PART_MAX_LIVE in all (where the
+ * harts can hold that many): the next creation is refused with E_BUSY and
+ * leaves nothing behind, another hart still takes one; all are stopped
+ * before they run. */
+static int limit_ids[PART_MAX_LIVE];
+
+static void run_limits(struct ktest_ctx *kt__)
+{
+	size_t mid;
+	unsigned n = 0, full = harts_online - 1;
+	int rc;
+
+	for (unsigned i = 0; i < PART_MAX_PER_HART; i++) {
+		limit_ids[n] = part_create("limit", ROLE_ARG(ROLE_HELLO, 0), full, 64);
+		ASSERT_GE(limit_ids[n], 1);
+		n++;
+	}
+	mid = pmem_free_or_kheap();
+	EXPECT_EQ(part_create("over", ROLE_ARG(ROLE_HELLO, 0), full, 64), E_BUSY);
+	EXPECT_EQ(pmem_free_or_kheap(), mid);         /* nothing left of it */
+	if (harts_online * PART_MAX_PER_HART >= PART_MAX_LIVE) {
+		for (unsigned i = 0; n < PART_MAX_LIVE; i++) {
+			limit_ids[n] = part_create("limit", ROLE_ARG(ROLE_HELLO, 0),
+						   i % (harts_online - 1), 64);
+			ASSERT_GE(limit_ids[n], 1);
+			n++;
+		}
+		mid = pmem_free_or_kheap();
+		EXPECT_EQ(part_create("over", ROLE_ARG(ROLE_HELLO, 0), 0, 64), E_BUSY);
+		EXPECT_EQ(pmem_free_or_kheap(), mid);
+	} else if (harts_online > 1) {
+		rc = part_create("other", ROLE_ARG(ROLE_HELLO, 0), 0, 64);
+		ASSERT_GE(rc, 1);                          /* another hart has room */
+		limit_ids[n++] = rc;
+	}
+	for (unsigned i = 0; i < n; i++)
+		EXPECT_EQ(part_kill((unsigned)limit_ids[i], "limit test"), 0);
+	part_run_all();
+	for (unsigned i = 0; i < n; i++)
+		EXPECT_EQ(part_get((unsigned)limit_ids[i])->state, PART_KILLED);
+	part_reset();
+}
+
+/* The first run may grow kernel structures for good (kmalloc's size
+ * classes, page tables of the kernel heap): the second must give back
+ * every page it took. */
+KTEST(part, partition_limits_per_hart_and_in_all)
+{
+	size_t before;
+
+	run_limits(KT_CTX);
+	before = pmem_free_or_kheap();
+	run_limits(KT_CTX);
+	EXPECT_EQ(pmem_free_or_kheap(), before);
 }
