@@ -79,6 +79,8 @@
 #define WAITK_MANY     11        /* wake `word` 3 at a time until count woken */
 #define WAITK_HOLDER   12        /* holds WAIT_AREA's lock RW for count ms (yielding) */
 #define WAITK_LOCKER   13        /* once the holder holds it: mm_lock RW, must get it */
+#define WAITK_BENCH    14        /* apps/bench.c: instructions of mm_wait / mm_wake */
+#define WAITK_BENCH_PEER 15      /* ... its ping-pong peer on the same hart */
 #define WAIT_AREA "wait"
 #define WAIT_TIMEOUT_US 50000u   /* WAITK_TIMEOUT's timeout */
 

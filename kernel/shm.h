@@ -61,9 +61,6 @@ long shm_sys_wake(struct partition *p, uintptr_t base, uint64_t off, uint64_t n)
 #define SHM_LOCK_KEY    UINT32_MAX        /* the nappers' key: no word's offset */
 #define SHM_LOCK_NAP_US 20000u
 long shm_sys_lock_or_nap(struct partition *p, uintptr_t base, int mode);
-/* An unlock of a: wake its lock nappers (shm_lock.c). */
-struct shm_area;
-void shm_wake_lockers(struct shm_area *a);
 /* p's sleep ends (woken, deadline, or p is going away): its queue entry
  * goes if still there. The system call's result: a nap's E_BUSY, else 0
  * if a waker had dequeued it, E_TIMEOUT if not. */

@@ -80,6 +80,15 @@ static inline uint32_t shm_pkey(const struct partition *p, const struct part_att
 {
 	return (uint32_t)p->id << 8 | (uint32_t)(at - p->att + 1);
 }
+/* shm_wait.c: an unlock of a wakes its lock nappers (if anyone sleeps on
+ * the area at all: one load on the unlock path). */
+void shm_wake_lockers_slow(struct shm_area *a);
+static inline void shm_wake_lockers(struct shm_area *a)
+{
+	if (__atomic_load_n(&a->nwaiters, __ATOMIC_ACQUIRE))
+		shm_wake_lockers_slow(a);
+}
+
 /* shm.c */
 struct part_attach *shm_att_of(struct partition *p, uintptr_t base);
 

@@ -180,10 +180,9 @@ long shm_sys_lock_or_nap(struct partition *p, uintptr_t base, int mode)
 	return SHM_WAIT_QUEUED;
 }
 
-void shm_wake_lockers(struct shm_area *a)
+void shm_wake_lockers_slow(struct shm_area *a)
 {
-	if (__atomic_load_n(&a->nwaiters, __ATOMIC_ACQUIRE))
-		wake_key(a, SHM_LOCK_KEY, UINT64_MAX);
+	wake_key(a, SHM_LOCK_KEY, UINT64_MAX);
 }
 
 int shm_wait_finish(struct partition *p)

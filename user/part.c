@@ -924,6 +924,56 @@ static int flipper(MM *mm, struct wait_hdr *h, unsigned waiters, unsigned rounds
 	return 0;
 }
 
+/* Instructions (rdinstret, -icount) of mm_wait returning at once, of
+ * mm_wake with nobody asleep, and of a hand-off between two partitions
+ * on one hart (a wake, a wait, a switch), the peer being WAITK_BENCH_PEER. */
+#define WBENCH_N 2000
+static void wbench_report(const char *what, uint64_t t, unsigned n)
+{
+	printf("bench: %-36s %6lu.%02lu instructions per call\n", what,
+	       (unsigned long)(t / n), (unsigned long)(t % n * 100 / n));
+}
+
+static int wait_bench(MM *mm, struct wait_hdr *h, bool peer)
+{
+	volatile uint32_t *seq = &h->word;
+	uint64_t t;
+	uint32_t v;
+
+	if (peer) {
+		for (unsigned i = 0; i < WBENCH_N; i++) {
+			while (!((v = *seq) & 1))
+				if (mm_wait(mm, seq, v, 1000000) == E_TIMEOUT)
+					return 241;
+			*seq = v + 1;
+			mm_wake(mm, seq, 1);
+		}
+		return 0;
+	}
+	h->word2 = 1;
+	t = instret();
+	for (unsigned i = 0; i < WBENCH_N; i++)
+		mm_wait(mm, &h->word2, 0, 1000);
+	wbench_report("mm_wait, word changed (no sleep)", instret() - t, WBENCH_N);
+	t = instret();
+	for (unsigned i = 0; i < WBENCH_N; i++)
+		mm_wake(mm, &h->word2, 1);
+	wbench_report("mm_wake, nobody asleep", instret() - t, WBENCH_N);
+	t = instret();
+	for (unsigned i = 0; i < WBENCH_N; i++) {
+		*seq = *seq + 1;                 /* odd: the peer's turn */
+		mm_wake(mm, seq, 1);
+		while ((v = *seq) & 1)
+			if (mm_wait(mm, seq, v, 1000000) == E_TIMEOUT)
+				return 240;
+	}
+	t = instret() - t;
+	printf("bench: %-36s %6lu.%02lu instructions per hand-off\n",
+	       "mm_wake+mm_wait hand-off, one hart", (unsigned long)(t / (2 * WBENCH_N)),
+	       (unsigned long)(t % (2 * WBENCH_N) * 100 / (2 * WBENCH_N)));
+	return 0;
+}
+
 static int wait_role(unsigned long param)
 {
 	unsigned kind = (unsigned)(param & 0xff), count = (unsigned)(param >> 8);
@@ -987,6 +1037,9 @@ static int wait_role(unsigned long param)
 			return status_of(160, rc);
 		mm_unlock(mm);
 		return 0;
+	case WAITK_BENCH:
+	case WAITK_BENCH_PEER:
+		return wait_bench(mm, h, kind == WAITK_BENCH_PEER);
 	case WAITK_FLIPPER:
 		return flipper(mm, h, count & 0xff, count >> 8);
 	case WAITK_FLIPPED:
