@@ -81,6 +81,7 @@
 #define WAITK_LOCKER   13        /* once the holder holds it: mm_lock RW, must get it */
 #define WAITK_BENCH    14        /* apps/bench.c: instructions of mm_wait / mm_wake */
 #define WAITK_BENCH_PEER 15      /* ... its ping-pong peer on the same hart */
+#define WAITK_SLEEPLOOP 16       /* sleeps 100 ms at a time, forever */
 #define WAIT_AREA "wait"
 #define WAIT_TIMEOUT_US 50000u   /* WAITK_TIMEOUT's timeout */
 

@@ -326,15 +326,41 @@ void part_reset(void)
 
 /* ---- scheduling ------------------------------------------------------------ */
 
+/* Time asleep counts against the budget like time running: a partition
+ * that only sleeps and wakes still ends. */
+static void slept(struct partition *p, uint64_t now)
+{
+	if (now > p->wait.since)
+		p->cpu_used += now - p->wait.since;
+}
+
+static void stopped(struct partition *p, unsigned long sepc);
+
+/* The report of a partition past its budget, `used` ticks. */
+static void over_budget(struct partition *p, uint64_t used)
+{
+	snprintf(p->report, sizeof(p->report), "CPU budget exceeded: %llu ms used, budget %llu ms",
+		 (unsigned long long)(used * 1000 / timebase_hz),
+		 (unsigned long long)(p->budget * 1000 / timebase_hz));
+}
+
 /* A sleeping p whose sleep is over (a waker set woken, or the deadline
- * passed) becomes READY, its mm_wait returning 0 or E_TIMEOUT. */
-static bool wake_due(struct partition *p, uint64_t now)
+ * passed) becomes READY, its mm_wait returning 0 or E_TIMEOUT; or, past
+ * its budget with the sleep, it is stopped (*gone: p left the ring). */
+static bool wake_due(struct partition *p, uint64_t now, bool *gone)
 {
 	if (!__atomic_load_n(&p->wait.woken, __ATOMIC_ACQUIRE) && now < p->wait.deadline)
 		return false;
+	slept(p, now);
 	p->ctx.regs[10] = (unsigned long)(long)shm_wait_finish(p);
 	p->state = PART_READY;
 	sleeping[p->hart]--;
+	if (p->cpu_used > p->budget) {
+		over_budget(p, p->cpu_used);
+		stopped(p, p->ctx.sepc);
+		*gone = true;
+		return false;
+	}
 	return true;
 }
 
@@ -345,14 +371,17 @@ static struct partition *pick(unsigned hart, const struct partition *after)
 {
 	struct partition *first = after && after->on_ring ? after->rnext : ring[hart], *p;
 	uint64_t now = sleeping[hart] ? rdtime() : 0;
+	bool gone = false;
 
 	if (!first)
 		return NULL;
 	p = first;
 	do {
 		if (p->state == PART_READY ||
-		    (p->state == PART_WAITING && wake_due(p, now)))
+		    (p->state == PART_WAITING && wake_due(p, now, &gone)))
 			return p;
+		if (gone)
+			return pick(hart, NULL);   /* the ring changed: from its entry */
 		p = p->rnext;
 	} while (p != first);
 	return NULL;
@@ -441,6 +470,7 @@ void part_sleep(struct partition *p, struct trap_frame *tf)
 	p->cpu_used += rdtime() - p->run_since;
 	p->ctx = *tf;
 	p->state = PART_WAITING;
+	p->wait.since = rdtime();
 	p->waits++;
 	sleeping[h->index]++;
 	switch_from(h, p, tf);
@@ -455,6 +485,7 @@ static void release(struct partition *p)
 	if (p->state == PART_RUNNING)
 		p->cpu_used += rdtime() - p->run_since;
 	if (p->state == PART_WAITING) {
+		slept(p, rdtime());
 		shm_wait_finish(p);      /* its queue entry goes first */
 		sleeping[p->hart]--;
 	}
@@ -682,9 +713,9 @@ static void user_tick(struct hart *h, struct partition *p, struct trap_frame *tf
 	timer_tick();
 	used = p->cpu_used + (rdtime() - p->run_since);
 	if (used > p->budget) {
-		part_stop(p, tf, "CPU budget exceeded: %llu ms used, budget %llu ms",
-			  (unsigned long long)(used * 1000 / timebase_hz),
-			  (unsigned long long)(p->budget * 1000 / timebase_hz));
+		over_budget(p, used);
+		stopped(p, tf->sepc);
+		switch_from(h, p, tf);
 		return;
 	}
 	if (h->slice_left && --h->slice_left == 0) {

@@ -52,6 +52,7 @@ struct part_wait {
 	uint32_t off;                    /* the word's offset in the area */
 	uint64_t deadline;               /* rdtime: wake with E_TIMEOUT */
 	bool nap;                        /* a lock nap: the call returns E_BUSY */
+	uint64_t since;                  /* rdtime when it fell asleep */
 	volatile bool woken;             /* a waker took it off the queue */
 };
 
@@ -97,7 +98,8 @@ struct partition {
 	bool on_ring;
 
 	/* CPU budget, in timebase ticks of rdtime: time it ran (kernel work
-	 * on its behalf included) against the budget, checked on every tick */
+	 * on its behalf included) or slept in mm_wait or a lock nap, against
+	 * the budget, checked on every tick while it runs */
 	uint64_t cpu_used, run_since, budget;
 	/* part_kill: set once (under parts_lock), acted on by its own hart */
 	volatile bool kill_pending;

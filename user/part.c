@@ -1040,6 +1040,10 @@ static int wait_role(unsigned long param)
 	case WAITK_BENCH:
 	case WAITK_BENCH_PEER:
 		return wait_bench(mm, h, kind == WAITK_BENCH_PEER);
+	case WAITK_SLEEPLOOP:
+		for (;;)
+			if (mm_wait(mm, &h->word, h->word, 100000) == E_DENIED)
+				return 250;
 	case WAITK_FLIPPER:
 		return flipper(mm, h, count & 0xff, count >> 8);
 	case WAITK_FLIPPED:

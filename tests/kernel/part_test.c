@@ -787,3 +787,25 @@ KTEST(part, partition_limits_per_hart_and_in_all)
 	run_limits(KT_CTX);
 	EXPECT_EQ(pmem_free_or_kheap(), before);
 }
+
+/* Time asleep counts against the CPU budget: a partition that only sleeps
+ * (100 ms at a time, forever) is stopped at its budget like a spinner. */
+KTEST(part, wait_sleeping_forever_ends_at_the_budget)
+{
+	MM *area = wait_area_create();
+	int s, h;
+
+	ASSERT(area != NULL);
+	s = part_create("sleepy", ROLE_ARG(ROLE_WAIT, WAITK_SLEEPLOOP), on(1), 0);
+	h = part_create("hello", ROLE_ARG(ROLE_HELLO, 7), on(1), 0);
+	ASSERT_GE(s, 1);
+	ASSERT_GE(h, 1);
+	ASSERT_EQ(part_set_budget((unsigned)s, 500), 0);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)s)->state, PART_KILLED);
+	EXPECT(strstr(part_get((unsigned)s)->report, "CPU budget exceeded") != NULL);
+	EXPECT_LT(part_cpu_ms(part_get((unsigned)s)), 1500);   /* stopped at a wake, not later */
+	EXPECT_GE(part_get((unsigned)s)->waits, 4);
+	EXPECT_EQ(part_get((unsigned)h)->exit_status, 7);
+	wait_area_done(KT_CTX, area);
+}
