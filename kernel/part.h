@@ -34,7 +34,7 @@
 #define PART_REASON_MAX  96        /* a part_kill reason, truncated to this */
 
 enum part_state { PART_FREE, PART_READY, PART_RUNNING, PART_EXITED, PART_KILLED,
-		  PART_WAITING };   /* asleep in mm_wait (kernel/shm_wait.c) */
+		  PART_WAITING };   /* asleep in mm_wait or a lock nap (kernel/shm_wait.c) */
 
 struct shm_area;
 
@@ -107,7 +107,7 @@ struct partition {
 	const char *copy_fail;        /* why the last part_copy_in/out failed */
 	uint64_t console_wait_max;    /* longest wait of its write()s for the console lock (ticks) */
 	struct part_wait wait;        /* PART_WAITING: where it sleeps */
-	uint64_t waits, wakes;        /* mm_wait calls that slept; mm_wake calls */
+	uint64_t waits, wakes;        /* sleeps (mm_wait, lock naps); mm_wake calls */
 };
 
 static inline unsigned part_va_slot(const struct partition *p)
@@ -147,7 +147,7 @@ uint64_t part_cpu_ms(const struct partition *p);
  * memory; part_run_all does not return before. A partition that exits by
  * itself before its hart acts stays exited.
  * Returns 0 when the stop is requested; E_NOENT when `id` names no live
- * (ready or running) partition; E_BUSY when a stop is already requested
+ * (ready, running or asleep) partition; E_BUSY when a stop is already requested
  * (the first reason is kept); E_INVAL for a NULL reason. Takes parts_lock
  * with interrupts off, never waits for the target: safe with shm_lock held
  * and from a tick hook. */
@@ -173,11 +173,13 @@ void part_stop(struct partition *p, struct trap_frame *tf, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void part_exit(struct partition *p, struct trap_frame *tf, int status);
 void part_yield(struct partition *p, struct trap_frame *tf);
-/* p (running on this hart, frame tf) goes to sleep: shm_sys_wait queued
- * p->wait. Its hart runs its other partitions, or idles (wfi) while all
- * of them sleep. p runs again, its system call returning 0 (woken) or
- * E_TIMEOUT, once a waker set p->wait.woken or its deadline passed; a kill
- * stops it asleep. On return tf holds the next partition to run. */
+/* p (running on this hart, frame tf) goes to sleep: shm_sys_wait or
+ * shm_sys_lock_or_nap queued p->wait. Its hart runs its other partitions,
+ * or idles (wfi) while all of them sleep. p runs again, its system call
+ * returning 0 (woken) or E_TIMEOUT (E_BUSY for a lock nap), once a waker
+ * set p->wait.woken or its deadline passed; a kill stops it asleep, and
+ * so does its CPU budget running out (time asleep counts). On return tf
+ * holds the next partition to run. */
 void part_sleep(struct partition *p, struct trap_frame *tf);
 
 /* Checked copies between a partition's memory and the kernel: every page
