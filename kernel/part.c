@@ -613,8 +613,10 @@ static void run_hart(unsigned i, void *arg)
 		irq_save();
 		reap_ready(h);   /* kills requested before the run */
 		p = pick(h->index, NULL);
-		if (!p)
+		if (!p) {
+			irq_enable();   /* as after the longjmp: the boot hart's ticks go on */
 			return;
+		}
 		install(h, p, tf);
 		user_enter(tf);
 	}

@@ -809,3 +809,26 @@ KTEST(part, wait_sleeping_forever_ends_at_the_budget)
 	EXPECT_EQ(part_get((unsigned)h)->exit_status, 7);
 	wait_area_done(KT_CTX, area);
 }
+
+/* A run in which the boot hart has no partition (or all of its own are
+ * stopped before they start) leaves its interrupts on: its ticks go on. */
+KTEST(part, boot_hart_keeps_its_ticks_after_a_run_without_its_partitions)
+{
+	int k, h = 0;
+	uint64_t ticks;
+
+	if (harts_online > 1)
+		h = part_create("hello", ROLE_ARG(ROLE_HELLO, 7), 1, 0);
+	k = part_create("killed", ROLE_ARG(ROLE_HELLO, 7), 0, 0);
+	ASSERT_GE(k, 1);
+	ASSERT_EQ(part_kill((unsigned)k, "stopped before it ran"), 0);
+	part_run_all();
+	ticks = this_hart()->timer_ticks;
+	for (uint64_t t = rdtime() + timebase_hz / 10; rdtime() < t;)   /* 100 ms */
+		env_cpu_relax();
+	EXPECT(this_hart()->timer_ticks > ticks);
+	EXPECT_EQ(part_get((unsigned)k)->state, PART_KILLED);
+	if (h)
+		EXPECT_EQ(part_get((unsigned)h)->exit_status, 7);
+	part_reset();
+}
