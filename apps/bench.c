@@ -333,12 +333,31 @@ static void bench_part(void)
 	part_reset();
 }
 
+/* mm_wait / mm_wake from a partition (user/part.c wait_bench): returning
+ * at once, waking nobody, and a hand-off between two partitions of one
+ * hart. */
+static void bench_wait(void)
+{
+	MM *area = shm_kernel_create(WAIT_AREA, 64, 4096, 64 << 10);
+	int a, b;
+
+	if (!area)
+		return;
+	a = part_create("bench-wait", ROLE_ARG(ROLE_WAIT, WAITK_BENCH), 0, 0);
+	b = part_create("bench-wait2", ROLE_ARG(ROLE_WAIT, WAITK_BENCH_PEER), 0, 0);
+	if (a > 0 && b > 0)
+		part_run_all();
+	shm_kernel_detach(area);
+	part_reset();
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
 } benches[] = {
 	{ "calib", bench_calib }, { "pmem", bench_pmem }, { "vm", bench_vm }, { "umm", bench_umm },
 	{ "kmalloc", bench_kmalloc }, { "mm", bench_mm }, { "part", bench_part },
+	{ "wait", bench_wait },
 };
 
 /* name: "all", one benchmark, or a comma-separated list. */

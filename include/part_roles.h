@@ -64,6 +64,27 @@
 #define SHMH_CALM "calm"             /* the bystanders' small area */
 #define SHMH_BIG_SIZE (16ul << 20)
 
+/* ---- mm_wait / mm_wake (tests/kernel/part_test.c; user/part.c wait_role) */
+#define ROLE_WAIT 0x50           /* param: WAITK_* | count << 8 */
+#define WAITK_SLEEP     1        /* sleep on `word` (expected 0, 10 s): must be woken, 0 */
+#define WAITK_WAKER     2        /* wake `word` 1 at a time until count woken, then: 0 more */
+#define WAITK_TIMEOUT   3        /* sleep 50 ms, nobody wakes: E_TIMEOUT, not before */
+#define WAITK_MISMATCH  4        /* `word` holds 7, wait for 3: E_BUSY at once */
+#define WAITK_BAD       5        /* bad offsets, timeouts, n, unattached, lock held */
+#define WAITK_VICTIM    6        /* sleeps on `word` 10 s; the test kills it asleep */
+#define WAITK_BYSTANDER 7        /* sleeps on `word2`: must be woken, 0 */
+#define WAITK_AFTER     8        /* victim gone: wake `word` wakes 0, `word2` wakes 1 */
+#define WAITK_FLIPPER   9        /* count: waiters | rounds << 8: flips the area, wakes anywhere */
+#define WAITK_FLIPPED  10        /* count waits on `word` while it flips: no other result */
+#define WAITK_MANY     11        /* wake `word` 3 at a time until count woken */
+#define WAITK_HOLDER   12        /* holds WAIT_AREA's lock RW for count ms (yielding) */
+#define WAITK_LOCKER   13        /* once the holder holds it: mm_lock RW, must get it */
+#define WAITK_BENCH    14        /* apps/bench.c: instructions of mm_wait / mm_wake */
+#define WAITK_BENCH_PEER 15      /* ... its ping-pong peer on the same hart */
+#define WAITK_SLEEPLOOP 16       /* sleeps 100 ms at a time, forever */
+#define WAIT_AREA "wait"
+#define WAIT_TIMEOUT_US 50000u   /* WAITK_TIMEOUT's timeout */
+
 #define ROLE_ARG(role, param) ((unsigned long)(role) | ((unsigned long)(param) << 8))
 #define ROLE_OF(arg)    ((unsigned)((arg) & 0xff))
 #define ROLE_PARAM(arg) ((arg) >> 8)

@@ -19,6 +19,16 @@
 			      (held by others: retry), E_TIMEOUT (a holder is overdue),
 			      E_DENIED (this attachment holds it already), E_NOENT, E_INVAL */
 #define SYS_MM_UNLOCK  16  /* (base) -> 0, E_INVAL (not held), E_NOENT */
+/* Waiting without spinning (kernel/shm_wait.c, docs/MM.md#wait-and-wake):
+ * off is the byte offset of a 32-bit word in the area attached at base. */
+#define SYS_MM_WAIT    17  /* (base, off, expected, timeout_us) -> 0 (woken), E_BUSY (the
+			      word does not hold expected), E_TIMEOUT, E_ALIGN (off not
+			      4-aligned), E_RANGE (off past the area's size, timeout over
+			      MM_WAIT_MAX_US), E_INVAL (timeout 0), E_DENIED (this
+			      attachment holds the area's lock), E_NOENT (no attachment) */
+#define SYS_MM_WAKE    18  /* (base, off, n) -> waiters woken (0..n), E_ALIGN, E_RANGE,
+			      E_INVAL (n 0), E_NOENT */
+#define MM_WAIT_MAX_US 10000000u   /* the longest mm_wait: 10 s of guest time */
 
 /* The area lock (kernel/shm.c keeps it): a hold longer than this is
  * overdue (waiters get E_TIMEOUT, the kernel is told); a waiter gives up

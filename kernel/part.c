@@ -8,7 +8,12 @@
  * out of struct partition. When no partition of the hart is left, the trap
  * handler longjmps back to part_run_hart.
  *
- * Only a partition's own hart changes its scheduling state, so pick() and
+ * The table is dynamic: records are kmalloc'ed by part_create, found by
+ * id through a hash of chains (inserted at the head, release-published,
+ * removed only by part_reset when nothing runs: lookups take no lock),
+ * and each hart keeps a ring of its live partitions, so scheduling looks
+ * only at its own. Only a partition's own hart changes its scheduling
+ * state and unlinks it from its ring when it ends, so pick() and
  * install() need no lock. part_kill() from elsewhere only marks the
  * partition (under parts_lock), raises kill_req for its hart and sends an
  * IPI; the hart acts on it at the end of its next trap from U-mode
@@ -24,6 +29,7 @@
 
 #include "elf.h"
 #include "hart.h"
+#include "kmalloc.h"
 #include "lock.h"
 #include "mem.h"
 #include "part_roles.h"
@@ -33,21 +39,75 @@
 extern const unsigned char user_image_part[], user_image_part_end[];
 void user_enter(struct trap_frame *tf) __attribute__((noreturn));
 
-static struct partition parts[MAX_PARTS + 1];   /* ids 1..MAX_PARTS */
+#define ID_HASH 256
+static struct partition *by_id[ID_HASH];        /* chains of id_next */
+static struct partition *all_head, **all_tail = &all_head;   /* creation order */
+static struct partition *ring[MAX_HARTS];       /* a live one of each hart, NULL none */
+static unsigned live_on[MAX_HARTS], live_all;   /* created, not yet reset (parts_lock) */
+static unsigned next_id = 1;
 static spinlock_t parts_lock = SPINLOCK_INIT;
 static volatile unsigned kill_req[MAX_HARTS];   /* a hart has kills to act on */
+static unsigned sleeping[MAX_HARTS];   /* its partitions in PART_WAITING (own hart only) */
 
 #define PAGE ENV_PAGE_SIZE
 
+static struct partition *lookup(unsigned id)
+{
+	struct partition *p = __atomic_load_n(&by_id[id % ID_HASH], __ATOMIC_ACQUIRE);
+
+	while (p && p->id != id)
+		p = p->id_next;
+	return p && p->state != PART_FREE ? p : NULL;
+}
+
 const struct partition *part_get(unsigned id)
 {
-	return id >= 1 && id <= MAX_PARTS && parts[id].state != PART_FREE ? &parts[id] : NULL;
+	return lookup(id);
+}
+
+static bool live(const struct partition *p)
+{
+	return p->state == PART_READY || p->state == PART_RUNNING || p->state == PART_WAITING;
 }
 
 bool part_alive(unsigned id)
 {
-	return id >= 1 && id <= MAX_PARTS &&
-	       (parts[id].state == PART_READY || parts[id].state == PART_RUNNING);
+	const struct partition *p = lookup(id);
+
+	return p && live(p);
+}
+
+/* p joins its hart's ring (at creation, its hart not running it yet). */
+static void ring_add(struct partition *p)
+{
+	struct partition *r = ring[p->hart];
+
+	if (!r) {
+		p->rnext = p->rprev = p;
+		ring[p->hart] = p;
+	} else {
+		p->rnext = r;
+		p->rprev = r->rprev;
+		r->rprev->rnext = p;
+		r->rprev = p;
+	}
+	p->on_ring = true;
+}
+
+/* p ended: off its hart's ring (on its own hart); the ring's entry point
+ * moves to its successor, where round robin goes on. */
+static void ring_del(struct partition *p)
+{
+	if (!p->on_ring)
+		return;
+	if (p->rnext == p) {
+		ring[p->hart] = NULL;
+	} else {
+		p->rprev->rnext = p->rnext;
+		p->rnext->rprev = p->rprev;
+		ring[p->hart] = p->rnext;
+	}
+	p->on_ring = false;
 }
 
 size_t part_pages(const struct partition *p)
@@ -75,7 +135,8 @@ static uintptr_t put_strings(struct partition *p, uintptr_t top, const char *arg
 
 static int load(struct partition *p, const void *img, size_t len, const char *argstr)
 {
-	uintptr_t entry, end, stack_top = USER_STACK_TOP - (uintptr_t)p->id * USER_STACK_STRIDE;
+	uintptr_t entry, end, stack_top = USER_STACK_TOP -
+				     (uintptr_t)part_va_slot(p) * USER_STACK_STRIDE;
 	const char *why = "";
 	int rc;
 
@@ -139,34 +200,92 @@ static uint64_t default_budget_ms(void)
 
 int part_set_budget(unsigned id, unsigned ms)
 {
+	struct partition *p = lookup(id);
+
 	if (ms == 0)
 		return E_INVAL;
-	if (id < 1 || id > MAX_PARTS || parts[id].state != PART_READY || parts[id].slices)
+	if (!p || p->state != PART_READY || p->slices)
 		return E_NOENT;
-	parts[id].budget = ms_to_ticks(ms);
+	p->budget = ms_to_ticks(ms);
 	return 0;
+}
+
+/* A place for one more partition on hart `hart` and its id, or why not
+ * (one line each). */
+static int reserve(const char *name, unsigned hart, unsigned *id)
+{
+	unsigned long fl = spin_lock_irqsave(&parts_lock);
+	int rc = 0;
+
+	if (live_on[hart] >= PART_MAX_PER_HART)
+		rc = 1;
+	else if (live_all >= PART_MAX_LIVE)
+		rc = 2;
+	else if (next_id > PART_ID_MAX)
+		rc = 3;
+	if (!rc) {
+		live_on[hart]++;
+		live_all++;
+		*id = next_id++;
+	}
+	spin_unlock_irqrestore(&parts_lock, fl);
+	if (rc == 1)
+		printf("part: %s not created: hart index %u has %u partitions (PART_MAX_PER_HART)\n",
+		       name, hart, PART_MAX_PER_HART);
+	else if (rc == 2)
+		printf("part: %s not created: %u partitions exist (PART_MAX_LIVE)\n", name,
+		       PART_MAX_LIVE);
+	else if (rc == 3)
+		printf("part: %s not created: all %u partition ids were used\n", name, PART_ID_MAX);
+	return rc == 3 ? E_RANGE : rc ? E_BUSY : 0;
+}
+
+unsigned part_live_count(void)
+{
+	return __atomic_load_n(&live_all, __ATOMIC_RELAXED);
+}
+
+static void unreserve(unsigned hart)
+{
+	unsigned long fl = spin_lock_irqsave(&parts_lock);
+
+	live_on[hart]--;
+	live_all--;
+	spin_unlock_irqrestore(&parts_lock, fl);
+}
+
+/* p (READY) joins the table: its id chain, the creation order, its ring. */
+static void publish(struct partition *p)
+{
+	unsigned long fl = spin_lock_irqsave(&parts_lock);
+
+	p->id_next = by_id[p->id % ID_HASH];
+	__atomic_store_n(&by_id[p->id % ID_HASH], p, __ATOMIC_RELEASE);
+	*all_tail = p;
+	all_tail = &p->all_next;
+	ring_add(p);
+	spin_unlock_irqrestore(&parts_lock, fl);
 }
 
 static int create(const char *name, unsigned long arg, const void *img, size_t len,
 		  const char *argstr, unsigned hart, size_t quota_pages)
 {
-	struct partition *p = NULL;
-	unsigned long fl;
+	struct partition *p;
+	unsigned id;
 	int rc;
 
 	if (!name || hart >= harts_online)
 		return E_INVAL;
-	fl = spin_lock_irqsave(&parts_lock);
-	for (unsigned id = 1; id <= MAX_PARTS && !p; id++)
-		if (parts[id].state == PART_FREE) {
-			p = &parts[id];
-			memset(p, 0, sizeof(*p));
-			p->id = id;
-			p->state = PART_EXITED;   /* reserved, not runnable yet */
-		}
-	spin_unlock_irqrestore(&parts_lock, fl);
-	if (!p)
+	rc = reserve(name, hart, &id);
+	if (rc)
+		return rc;
+	p = kcalloc(1, sizeof(*p));
+	if (!p) {
+		unreserve(hart);
 		return E_NOMEM;
+	}
+	p->id = id;
+	p->state = PART_EXITED;           /* not runnable yet */
 	strncpy(p->name, name, PART_NAME_MAX - 1);
 	p->hart = hart;
 	p->arg = arg;
@@ -176,11 +295,23 @@ static int create(const char *name, unsigned long arg, const void *img, size_t l
 	if (rc) {
 		if (p->vm)
 			vm_free(p->vm);
-		p->state = PART_FREE;
+		kfree(p);
+		unreserve(hart);
 		return rc;
 	}
 	p->state = PART_READY;
+	publish(p);
 	return (int)p->id;
+}
+
+/* Unlink p from its id chain (parts_lock held). */
+static void unhash(struct partition *p)
+{
+	struct partition **pp = &by_id[p->id % ID_HASH];
+
+	while (*pp != p)
+		pp = &(*pp)->id_next;
+	*pp = p->id_next;
 }
 
 int part_create(const char *name, unsigned long arg, unsigned hart, size_t quota_pages)
@@ -199,23 +330,94 @@ int part_create_image(const char *name, const void *img, size_t len, const char 
 
 void part_reset(void)
 {
-	for (unsigned id = 1; id <= MAX_PARTS; id++)
-		if (parts[id].state == PART_EXITED || parts[id].state == PART_KILLED)
-			parts[id].state = PART_FREE;
+	unsigned long fl = spin_lock_irqsave(&parts_lock);
+	struct partition **pp = &all_head, *dead = NULL;
+
+	while (*pp) {
+		struct partition *p = *pp;
+
+		if (p->state != PART_EXITED && p->state != PART_KILLED) {
+			pp = &p->all_next;
+			continue;
+		}
+		*pp = p->all_next;
+		unhash(p);
+		live_on[p->hart]--;
+		live_all--;
+		p->all_next = dead;
+		dead = p;
+	}
+	all_tail = pp;
+	spin_unlock_irqrestore(&parts_lock, fl);
+	while (dead) {
+		struct partition *p = dead;
+
+		dead = p->all_next;
+		p->state = PART_FREE;
+		kfree(p);
+	}
 }
 
 /* ---- scheduling ------------------------------------------------------------ */
 
-/* The next READY partition of this hart after `after` (round robin). */
+/* Time asleep counts against the budget like time running: a partition
+ * that only sleeps and wakes still ends. */
+static void slept(struct partition *p, uint64_t now)
+{
+	if (now > p->wait.since)
+		p->cpu_used += now - p->wait.since;
+}
+
+static void stopped(struct partition *p, unsigned long sepc);
+
+/* The report of a partition past its budget, `used` ticks. */
+static void over_budget(struct partition *p, uint64_t used)
+{
+	snprintf(p->report, sizeof(p->report), "CPU budget exceeded: %llu ms used, budget %llu ms",
+		 (unsigned long long)(used * 1000 / timebase_hz),
+		 (unsigned long long)(p->budget * 1000 / timebase_hz));
+}
+
+/* A sleeping p whose sleep is over (a waker set woken, or the deadline
+ * passed) becomes READY, its mm_wait returning 0 or E_TIMEOUT; or, past
+ * its budget with the sleep, it is stopped (*gone: p left the ring). */
+static bool wake_due(struct partition *p, uint64_t now, bool *gone)
+{
+	if (!__atomic_load_n(&p->wait.woken, __ATOMIC_ACQUIRE) && now < p->wait.deadline)
+		return false;
+	slept(p, now);
+	p->ctx.regs[10] = (unsigned long)(long)shm_wait_finish(p);
+	p->state = PART_READY;
+	sleeping[p->hart]--;
+	if (p->cpu_used > p->budget) {
+		over_budget(p, p->cpu_used);
+		stopped(p, p->ctx.sepc);
+		*gone = true;
+		return false;
+	}
+	return true;
+}
+
+/* The next READY partition of this hart after `after` (round robin over
+ * its ring; after an ended `after`, from where it was); sleepers whose
+ * sleep is over count as ready. */
 static struct partition *pick(unsigned hart, const struct partition *after)
 {
-	unsigned start = after ? after->id : 0;
+	struct partition *first = after && after->on_ring ? after->rnext : ring[hart], *p;
+	uint64_t now = sleeping[hart] ? rdtime() : 0;
+	bool gone = false;
 
-	for (unsigned k = 1; k <= MAX_PARTS; k++) {
-		unsigned id = (start + k - 1) % MAX_PARTS + 1;
-		if (parts[id].state == PART_READY && parts[id].hart == hart)
-			return &parts[id];
-	}
+	if (!first)
+		return NULL;
+	p = first;
+	do {
+		if (p->state == PART_READY ||
+		    (p->state == PART_WAITING && wake_due(p, now, &gone)))
+			return p;
+		if (gone)
+			return pick(hart, NULL);   /* the ring changed: from its entry */
+		p = p->rnext;
+	} while (p != first);
 	return NULL;
 }
 
@@ -240,12 +442,40 @@ static void install(struct hart *h, struct partition *p, struct trap_frame *tf)
 	*tf = p->ctx;
 }
 
+static void reap_ready(struct hart *h);
+
+/* Every partition left on hart h sleeps: wait for an interrupt with
+ * interrupts off (wfi returns on a pending enabled one) and handle it
+ * here: the tick (deadlines), a waker's IPI, a kill. */
+static void idle(struct hart *h)
+{
+	unsigned long pending;
+
+	if (h->cur_part) {
+		h->cur_part = NULL;
+		vm_load_task(vm_kernel(&vm_kernel_sys));
+	}
+	wfi();
+	pending = csr_read(sip);
+	if (pending & SIE_STIE)
+		timer_tick();
+	if (pending & SIE_SSIE) {
+		csr_clear(sip, SIE_SSIE);
+		ipi_handle();
+	}
+	if (__atomic_load_n(&kill_req[h->index], __ATOMIC_SEQ_CST))
+		reap_ready(h);
+}
+
 /* Leave `prev` (already saved or ended) for the next partition of this
- * hart; with none left, go back to part_run_hart. */
+ * hart, idling while all that are left sleep; with none left, go back to
+ * part_run_hart. */
 static void switch_from(struct hart *h, struct partition *prev, struct trap_frame *tf)
 {
-	struct partition *next = pick(h->index, prev);
+	struct partition *next;
 
+	while (!(next = pick(h->index, prev)) && sleeping[h->index])
+		idle(h);
 	if (!next) {
 		h->cur_part = NULL;
 		vm_load_task(vm_kernel(&vm_kernel_sys));
@@ -267,6 +497,19 @@ void part_yield(struct partition *p, struct trap_frame *tf)
 	install(h, next, tf);
 }
 
+void part_sleep(struct partition *p, struct trap_frame *tf)
+{
+	struct hart *h = this_hart();
+
+	p->cpu_used += rdtime() - p->run_since;
+	p->ctx = *tf;
+	p->state = PART_WAITING;
+	p->wait.since = rdtime();
+	p->waits++;
+	sleeping[h->index]++;
+	switch_from(h, p, tf);
+}
+
 /* Free what p holds: its area holds and attachments, then its memory.
  * A running p is charged for the time it ran. */
 static void release(struct partition *p)
@@ -275,9 +518,15 @@ static void release(struct partition *p)
 
 	if (p->state == PART_RUNNING)
 		p->cpu_used += rdtime() - p->run_since;
+	if (p->state == PART_WAITING) {
+		slept(p, rdtime());
+		shm_wait_finish(p);      /* its queue entry goes first */
+		sleeping[p->hart]--;
+	}
 	if (pages > p->peak_pages)
 		p->peak_pages = pages;
 	shm_detach_all(p);
+	ring_del(p);
 	vm_free(p->vm);          /* unloads it from this hart first */
 	p->vm = NULL;
 	p->heap = p->stack = NULL;
@@ -318,17 +567,16 @@ void part_stop(struct partition *p, struct trap_frame *tf, const char *fmt, ...)
 
 int part_kill(unsigned id, const char *reason)
 {
-	struct partition *p = id >= 1 && id <= MAX_PARTS ? &parts[id] : NULL;
+	struct partition *p;
 	unsigned long fl;
 	unsigned hart = 0;
 	int rc = 0;
 
 	if (!reason)
 		return E_INVAL;
-	if (!p)
-		return E_NOENT;
 	fl = spin_lock_irqsave(&parts_lock);
-	if (p->state != PART_READY && p->state != PART_RUNNING) {
+	p = lookup(id);
+	if (!p || !live(p)) {
 		rc = E_NOENT;
 	} else if (p->kill_pending) {
 		rc = E_BUSY;
@@ -358,14 +606,20 @@ bool part_kill_pending(const struct partition *p)
  * are not loaded anywhere: h is the only hart that would run them). */
 static void reap_ready(struct hart *h)
 {
-	__atomic_store_n(&kill_req[h->index], 0, __ATOMIC_SEQ_CST);
-	for (unsigned id = 1; id <= MAX_PARTS; id++) {
-		struct partition *p = &parts[id];
+	struct partition *p, *first;
 
-		if (p->hart == h->index && p->state == PART_READY && part_kill_pending(p)) {
+	__atomic_store_n(&kill_req[h->index], 0, __ATOMIC_SEQ_CST);
+again:
+	p = first = ring[h->index];
+	while (p) {
+		if ((p->state == PART_READY || p->state == PART_WAITING) && part_kill_pending(p)) {
 			snprintf(p->report, sizeof(p->report), "%s", p->kill_reason);
-			stopped(p, p->ctx.sepc);
+			stopped(p, p->ctx.sepc);   /* off the ring: walk it again */
+			goto again;
 		}
+		p = p->rnext;
+		if (p == first)
+			break;
 	}
 }
 
@@ -393,8 +647,10 @@ static void run_hart(unsigned i, void *arg)
 		irq_save();
 		reap_ready(h);   /* kills requested before the run */
 		p = pick(h->index, NULL);
-		if (!p)
+		if (!p) {
+			irq_enable();   /* as after the longjmp: the boot hart's ticks go on */
 			return;
+		}
 		install(h, p, tf);
 		user_enter(tf);
 	}
@@ -493,9 +749,9 @@ static void user_tick(struct hart *h, struct partition *p, struct trap_frame *tf
 	timer_tick();
 	used = p->cpu_used + (rdtime() - p->run_since);
 	if (used > p->budget) {
-		part_stop(p, tf, "CPU budget exceeded: %llu ms used, budget %llu ms",
-			  (unsigned long long)(used * 1000 / timebase_hz),
-			  (unsigned long long)(p->budget * 1000 / timebase_hz));
+		over_budget(p, used);
+		stopped(p, tf->sepc);
+		switch_from(h, p, tf);
 		return;
 	}
 	if (h->slice_left && --h->slice_left == 0) {
@@ -514,6 +770,8 @@ static void user_trap(struct hart *h, struct partition *p, struct trap_frame *tf
 		} else if (cause == IRQ_S_SOFT) {
 			csr_clear(sip, SIE_SSIE);
 			ipi_handle();
+			if (sleeping[h->index])
+				part_yield(p, tf);   /* maybe a wake: let it run */
 		}
 		return;
 	}
@@ -619,11 +877,7 @@ bool part_copy_out(struct partition *p, uintptr_t uva, const void *src, size_t l
 
 void part_print_usage(void)
 {
-	for (unsigned id = 1; id <= MAX_PARTS; id++) {
-		const struct partition *p = &parts[id];
-
-		if (p->state == PART_FREE)
-			continue;
+	for (const struct partition *p = all_head; p; p = p->all_next) {
 		printf("part: %-10s#%-2u hart %-3lu %-7s status %3d  peak %zu KiB private "
 		       "(quota %zu KiB)  %llu syscalls  %llu slices  %llu growth faults  "
 		       "%llu ms CPU\n",

@@ -15,7 +15,17 @@
 #include "memlayout.h"   /* the partitions' address layout */
 #include "vm.h"
 
-#define MAX_PARTS        32
+/* Partition records are kmalloc'ed: as many as memory allows, within
+ * these limits (part_create: E_BUSY past them). Ids count up from 1 and
+ * are never reused in a boot (E_RANGE once PART_ID_MAX were issued): an
+ * id a peer remembers never names another partition. */
+#define PART_MAX_PER_HART 512      /* live (created, not yet reset) on one hart */
+#define PART_MAX_LIVE     1024     /* live in all */
+#define PART_ID_MAX       0xffffffu /* ids fit the area lock's keys (id << 8) */
+/* Partitions' stacks and attach addresses differ by (id - 1) %
+ * PART_VA_SLOTS + 1 (include/memlayout.h): different addresses for
+ * neighbours, so areas must hold offsets, not pointers. */
+#define PART_VA_SLOTS     64
 #define PART_NAME_MAX    16
 #define PART_MAX_ATTACH  4
 #define PART_QUOTA_PAGES 512       /* default: 2 MiB of private memory */
@@ -23,7 +33,8 @@
 #define PART_BUDGET_MS   30000     /* default CPU budget (bootarg part_budget=<ms>) */
 #define PART_REASON_MAX  96        /* a part_kill reason, truncated to this */
 
-enum part_state { PART_FREE, PART_READY, PART_RUNNING, PART_EXITED, PART_KILLED };
+enum part_state { PART_FREE, PART_READY, PART_RUNNING, PART_EXITED, PART_KILLED,
+		  PART_WAITING };   /* asleep in mm_wait or a lock nap (kernel/shm_wait.c) */
 
 struct shm_area;
 
@@ -31,6 +42,37 @@ struct part_attach {
 	struct shm_area *area;
 	uintptr_t base;               /* where the area is mapped in the partition */
 	size_t mapped;
+};
+
+/* A partition asleep in mm_wait: its entry in one area's queue of waiters
+ * (kernel memory, keyed by area and offset, kernel/shm_wait.c). */
+struct part_wait {
+	struct part_wait *next, *prev;   /* the area's queue (its wq_lk) */
+	struct shm_area *area;           /* queued on; NULL: not queued */
+	uint32_t off;                    /* the word's offset in the area */
+	uint64_t deadline;               /* rdtime: wake with E_TIMEOUT */
+	bool nap;                        /* a lock nap: the call returns E_BUSY */
+	uint64_t since;                  /* rdtime when it fell asleep */
+	volatile bool woken;             /* a waker took it off the queue */
+};
+
+/* One hold of an area lock by one attachment (kernel/shm_lock.c keeps
+ * them). Keys: partition id << 8 | attach slot + 1, or a kernel handle's
+ * index + 1. */
+struct shm_hold {
+	struct shm_hold *anext;       /* the area's attachers (its lk) */
+	uint32_t part_id;             /* 0: a kernel handle */
+	struct shm_area *area;        /* NULL: holds nothing */
+	int mode;
+	uint64_t since;               /* rdtime when taken */
+	uint64_t ticks;               /* its hart's timer ticks then */
+	unsigned hart;                /* the hart it was taken on */
+	bool reported;                /* shm_holder_overdue was told */
+	/* waiting (all under the area's lk) */
+	struct shm_area *warea;       /* waits for this area's lock, NULL none */
+	uint32_t wticket;             /* its place: lower goes first */
+	int wmode;
+	uint64_t wpoll;               /* its last attempt (rdtime) */
 };
 
 struct partition {
@@ -47,21 +89,39 @@ struct partition {
 	char report[160];             /* why it was stopped */
 	uint64_t syscalls, slices, faults_grown;
 	struct part_attach att[PART_MAX_ATTACH];
+	struct shm_hold holds[PART_MAX_ATTACH];   /* the area lock, per attachment */
+	size_t shm_charged;           /* pages charged for shared areas (shm_lock) */
+	unsigned shm_created;         /* live areas it pays for (shm_lock) */
+	/* the table (kernel/part.c): by id, in creation order, and its
+	 * hart's ring of live partitions */
+	struct partition *id_next, *all_next, *rnext, *rprev;
+	bool on_ring;
 
 	/* CPU budget, in timebase ticks of rdtime: time it ran (kernel work
-	 * on its behalf included) against the budget, checked on every tick */
+	 * on its behalf included) or slept in mm_wait or a lock nap, against
+	 * the budget, checked on every tick while it runs */
 	uint64_t cpu_used, run_since, budget;
 	/* part_kill: set once (under parts_lock), acted on by its own hart */
 	volatile bool kill_pending;
 	char kill_reason[PART_REASON_MAX];
 	const char *copy_fail;        /* why the last part_copy_in/out failed */
 	uint64_t console_wait_max;    /* longest wait of its write()s for the console lock (ticks) */
+	struct part_wait wait;        /* PART_WAITING: where it sleeps */
+	uint64_t waits, wakes;        /* sleeps (mm_wait, lock naps); mm_wake calls */
 };
+
+static inline unsigned part_va_slot(const struct partition *p)
+{
+	return (p->id - 1) % PART_VA_SLOTS + 1;
+}
 
 /* Create partition `name` running the partition program with `arg` on
  * hart index `hart`, with a private-memory quota in pages (0: default).
- * Returns its id (> 0) or a negative error; nothing runs until
- * part_run_all(). */
+ * Returns its id (> 0) or a negative error: E_INVAL (no name, no such
+ * hart), E_BUSY (PART_MAX_PER_HART live on that hart, or PART_MAX_LIVE in
+ * all: a line says which), E_RANGE (ids exhausted), E_NOMEM, or the
+ * image's error; nothing is left of a refused one. Nothing runs until
+ * part_run_all(); not while it runs. */
 int part_create(const char *name, unsigned long arg, unsigned hart, size_t quota_pages);
 /* Create partition `name` from the ELF image img[0, len) (elf_load's
  * checks; the bytes are copied, they need not outlive the call) on hart
@@ -78,7 +138,9 @@ int part_create_image(const char *name, const void *img, size_t len, const char 
 /* Run every created partition on its hart until all have exited or been
  * stopped. Called on the boot hart. */
 void part_run_all(void);
-/* Forget ended partitions (their memory is already returned). */
+/* Forget ended partitions (their memory is already returned): their
+ * records are freed, part_get no longer finds them. Not while
+ * part_run_all runs. */
 void part_reset(void);
 /* Set the CPU budget of partition `id` (created, not yet run) to `ms`
  * milliseconds of running time (> 0). The default comes from the bootarg
@@ -97,7 +159,7 @@ uint64_t part_cpu_ms(const struct partition *p);
  * memory; part_run_all does not return before. A partition that exits by
  * itself before its hart acts stays exited.
  * Returns 0 when the stop is requested; E_NOENT when `id` names no live
- * (ready or running) partition; E_BUSY when a stop is already requested
+ * (ready, running or asleep) partition; E_BUSY when a stop is already requested
  * (the first reason is kept); E_INVAL for a NULL reason. Takes parts_lock
  * with interrupts off, never waits for the target: safe with shm_lock held
  * and from a tick hook. */
@@ -107,6 +169,8 @@ int part_kill(unsigned id, const char *reason);
 bool part_kill_pending(const struct partition *p);
 const struct partition *part_get(unsigned id);
 bool part_alive(unsigned id);
+/* Partitions created and not yet reset (part_reset), on every hart. */
+unsigned part_live_count(void);
 /* Private pages mapped for p now (segments; shared areas not counted). */
 size_t part_pages(const struct partition *p);
 /* Per-partition memory use, one line each. */
@@ -123,6 +187,14 @@ void part_stop(struct partition *p, struct trap_frame *tf, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void part_exit(struct partition *p, struct trap_frame *tf, int status);
 void part_yield(struct partition *p, struct trap_frame *tf);
+/* p (running on this hart, frame tf) goes to sleep: shm_sys_wait or
+ * shm_sys_lock_or_nap queued p->wait. Its hart runs its other partitions,
+ * or idles (wfi) while all of them sleep. p runs again, its system call
+ * returning 0 (woken) or E_TIMEOUT (E_BUSY for a lock nap), once a waker
+ * set p->wait.woken or its deadline passed; a kill stops it asleep, and
+ * so does its CPU budget running out (time asleep counts). On return tf
+ * holds the next partition to run. */
+void part_sleep(struct partition *p, struct trap_frame *tf);
 
 /* Checked copies between a partition's memory and the kernel: every page
  * must be accessible to a U-mode access with the needed rights; a page of

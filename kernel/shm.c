@@ -32,10 +32,10 @@
 
 _Static_assert(SHM_KWINDOW + SHM_KSLOTS * SHM_KWINDOW_SLOT <= KERNEL_WINDOW,
 	       "the shm window ends below the kernel image");
-_Static_assert((MAX_PARTS - 1) * USER_SHM_ID_STRIDE + SHM_MAX_SIZE <= USER_SHM_SLOT,
+_Static_assert(PART_VA_SLOTS * USER_SHM_ID_STRIDE + SHM_MAX_SIZE <= USER_SHM_SLOT,
 	       "every partition's attach address stays inside its slot");
 _Static_assert(USER_SHM_BASE + PART_MAX_ATTACH * USER_SHM_SLOT <=
-	       USER_STACK_TOP - MAX_PARTS * USER_STACK_STRIDE,
+	       USER_STACK_TOP - PART_VA_SLOTS * USER_STACK_STRIDE,
 	       "attach slots end below the lowest partition stack");
 #define SHM_GROW_CHUNK 16       /* pages published per step under the area lock */
 
@@ -43,8 +43,6 @@ static struct shm_area *areas;           /* the registry */
 static unsigned nareas;
 static ticketlock_t shm_lock = TICKETLOCK_INIT;
 static bool kslot_used[SHM_KSLOTS];
-static size_t charged[MAX_PARTS + 1];    /* pages charged to each partition */
-static unsigned created[MAX_PARTS + 1];  /* live areas each partition pays for */
 
 static size_t pages_of(size_t bytes)
 {
@@ -60,12 +58,12 @@ static size_t tables_of(const struct shm_area *a)
 
 size_t shm_charged(const struct partition *p)
 {
-	return p->id <= MAX_PARTS ? __atomic_load_n(&charged[p->id], __ATOMIC_RELAXED) : 0;
+	return __atomic_load_n(&p->shm_charged, __ATOMIC_RELAXED);
 }
 
 static bool quota_ok(const struct partition *p, size_t more)
 {
-	return part_pages(p) + charged[p->id] + more <= p->quota_pages;
+	return part_pages(p) + p->shm_charged + more <= p->quota_pages;
 }
 
 static uint64_t pa_at(const struct shm_area *a, size_t i)
@@ -199,8 +197,8 @@ static void unlink_area(struct shm_area *a)
 	*pp = a->next;
 	nareas--;
 	if (a->payer) {
-		charged[a->payer] -= a->charge;
-		created[a->payer]--;
+		a->payer->shm_charged -= a->charge;
+		a->payer->shm_created--;
 	}
 	if (a->kslot >= 0)
 		kslot_used[a->kslot] = false;
@@ -241,7 +239,7 @@ static struct shm_area *get_locked(const char *name, size_t max, struct partitio
 		a->nattach++;
 		return a;
 	}
-	if (payer && created[payer->id] >= SHM_PART_AREAS)
+	if (payer && payer->shm_created >= SHM_PART_AREAS)
 		*err = E_BUSY;                   /* its limit of areas */
 	else if (nareas >= SHM_MAX_AREAS)
 		*err = E_BUSY;                   /* cannot happen: see shm.h */
@@ -258,10 +256,10 @@ static struct shm_area *get_locked(const char *name, size_t max, struct partitio
 	areas = a;
 	nareas++;
 	if (payer) {
-		a->payer = payer->id;
+		a->payer = payer;
 		a->charge = charge;
-		charged[payer->id] += charge;
-		created[payer->id]++;
+		payer->shm_charged += charge;
+		payer->shm_created++;
 	}
 	*made = true;
 	return a;
@@ -317,8 +315,9 @@ static void detach_att(struct partition *p, struct part_attach *at)
 
 	if (at->mapped)
 		vm_unmap(p->vm, at->base, at->mapped);
+	shm_hold_unlink(a, shm_phold(p, (unsigned)(at - p->att)));
 	fl = ticket_lock_irqsave(&shm_lock);
-	charged[p->id] -= tables_of(a);
+	p->shm_charged -= tables_of(a);
 	at->area = NULL;
 	at->mapped = 0;
 	last = put_locked(a);
@@ -354,11 +353,11 @@ long shm_sys_attach(struct partition *p, const char *name, size_t initial, size_
 			rc = E_NOMEM;
 			a = put_locked(a) ? a : NULL;   /* made: give it up */
 		} else if (a) {
-			charged[p->id] += tables_of(a);
-			/* a different address in every partition: offsets, not pointers */
+			p->shm_charged += tables_of(a);
+			/* a different address in neighbours: offsets, not pointers */
 			at->area = a;
 			at->base = USER_SHM_BASE + slot * USER_SHM_SLOT +
-				   (uintptr_t)p->id * USER_SHM_ID_STRIDE;
+				   (uintptr_t)part_va_slot(p) * USER_SHM_ID_STRIDE;
 			at->mapped = 0;
 		}
 		ticket_unlock_irqrestore(&shm_lock, fl);
@@ -374,6 +373,7 @@ long shm_sys_attach(struct partition *p, const char *name, size_t initial, size_
 			area_release(a);         /* made and at once given up */
 		return rc;
 	}
+	shm_hold_link(a, shm_phold(p, slot), p->id);
 	rc = map_into(p, at, npages_of(a) * PAGE);
 	if (rc) {
 		detach_att(p, at);
@@ -421,7 +421,7 @@ long shm_sys_detach(struct partition *p, uintptr_t base)
 	if (!at)
 		return E_NOENT;
 	/* detaching with the lock held: the hold goes, the next locker is told */
-	shm_drop_hold(at->area, shm_phold(p->id, (unsigned)(at - p->att)), shm_pkey(p, at), true);
+	shm_drop_hold(at->area, shm_phold(p, (unsigned)(at - p->att)), shm_pkey(p, at), true);
 	detach_att(p, at);
 	return 0;
 }
@@ -438,7 +438,7 @@ void shm_detach_all(struct partition *p)
 			continue;
 		/* release what it held, so the next locker is told; the
 		 * header's slots too (only cosmetic: nattach in mm_stats) */
-		shm_drop_hold(a, shm_phold(p->id, i), shm_pkey(p, at), true);
+		shm_drop_hold(a, shm_phold(p, i), shm_pkey(p, at), true);
 		if (npages_of(a))
 			mm_area_owner_died(pa_to_dmap(pa_at(a, 0)), PAGE, p->id);
 		detach_att(p, at);
@@ -446,10 +446,10 @@ void shm_detach_all(struct partition *p)
 	/* areas it created and others still use: the kernel carries them */
 	fl = ticket_lock_irqsave(&shm_lock);
 	for (struct shm_area *a = areas; a; a = a->next)
-		if (a->payer == p->id)
-			a->payer = 0;
-	charged[p->id] = 0;
-	created[p->id] = 0;
+		if (a->payer == p)
+			a->payer = NULL;
+	p->shm_charged = 0;
+	p->shm_created = 0;
 	ticket_unlock_irqrestore(&shm_lock, fl);
 }
 
@@ -624,10 +624,11 @@ MM *shm_kernel_create(const char *name, size_t static_size, size_t initial, size
 		rc = mm_init_area((void *)a->kva, initial, max, static_size);
 	env.ctx = k;
 	k->area = a;
-	memset(shm_khold((unsigned)(k - khandles)), 0, sizeof(struct shm_hold));
+	shm_hold_link(a, shm_khold((unsigned)(k - khandles)), 0);
 	if (!rc)
 		rc = mm_attach_base(&k->mm, (void *)a->kva, npages_of(a) * PAGE, max, &env);
 	if (rc) {
+		shm_hold_unlink(a, shm_khold((unsigned)(k - khandles)));
 		window_out(a);
 		put(a);
 		return NULL;
@@ -662,10 +663,19 @@ void shm_kernel_detach(MM *mm)
 			continue;
 		mm_detach(mm);
 		shm_forget(k->area, shm_khold(i));
+		shm_hold_unlink(k->area, shm_khold(i));
 		window_out(k->area);
 		put(k->area);
 		k->used = false;
 	}
+}
+
+unsigned shm_kernel_waiters(MM *mm)
+{
+	for (unsigned i = 0; i < SHM_KSLOTS; i++)
+		if (khandles[i].used && &khandles[i].mm == mm)
+			return __atomic_load_n(&khandles[i].area->nwaiters, __ATOMIC_RELAXED);
+	return 0;
 }
 
 unsigned shm_count(void)

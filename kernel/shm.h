@@ -20,7 +20,7 @@
 /* Records are kmalloc'ed; this bound is sanity only: every partition at
  * its limit plus the kernel at its own still fit, so no partition can
  * make an area call fail for another. */
-#define SHM_MAX_AREAS  (MAX_PARTS * SHM_PART_AREAS + SHM_KSLOTS)
+#define SHM_MAX_AREAS  (PART_MAX_LIVE * SHM_PART_AREAS + SHM_KSLOTS)
 /* The kernel's window (SHM_KWINDOW) and the partitions' attach addresses
  * (USER_SHM_*): include/memlayout.h. */
 
@@ -44,6 +44,29 @@ long shm_sys_detach(struct partition *p, uintptr_t base);
 long shm_sys_lock(struct partition *p, uintptr_t base, int mode);
 /* 0, E_INVAL (this attachment holds nothing), E_NOENT. */
 long shm_sys_unlock(struct partition *p, uintptr_t base);
+/* mm_wait: check base, off, the timeout (SYS_MM_WAIT's errors); if the
+ * word at off still holds expected, queue p on it and return
+ * SHM_WAIT_QUEUED: the caller puts p to sleep (part_sleep). Else E_BUSY
+ * at once. Nothing is queued on any error. */
+#define SHM_WAIT_QUEUED (1l << 40)   /* no result of any call: not MM_LOCK_OWNER_DIED */
+long shm_sys_wait(struct partition *p, uintptr_t base, uint64_t off, uint32_t expected,
+		  uint64_t timeout_us);
+/* mm_wake: take up to n sleepers on the word at off off the queue, oldest
+ * first, and tell their harts (IPI). Returns how many. */
+long shm_sys_wake(struct partition *p, uintptr_t base, uint64_t off, uint64_t n);
+/* SYS_MM_LOCK: shm_sys_lock, but when the lock is busy p is queued to nap
+ * (SHM_WAIT_QUEUED: the caller puts it to sleep) until an unlock of the
+ * area or SHM_LOCK_NAP_US, and its call then returns E_BUSY: the runtime's
+ * retry loop no longer spins through the system call. */
+#define SHM_LOCK_KEY    UINT32_MAX        /* the nappers' key: no word's offset */
+#define SHM_LOCK_NAP_US 20000u
+long shm_sys_lock_or_nap(struct partition *p, uintptr_t base, int mode);
+/* p's sleep ends (woken, deadline, or p is going away): its queue entry
+ * goes if still there. The system call's result: a nap's E_BUSY, else 0
+ * if a waker had dequeued it, E_TIMEOUT if not. */
+int shm_wait_finish(struct partition *p);
+/* Sleepers queued on the area of kernel handle mm (tests). */
+unsigned shm_kernel_waiters(MM *mm);
 /* A partition held an area lock longer than SHM_HOLD_US: part_kill it
  * ("held the lock of area 'A' longer than N ms"). Called once per overdue
  * hold, never waits. */

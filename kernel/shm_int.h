@@ -25,7 +25,7 @@ struct shm_area {
 	unsigned nattach;             /* shm_lock */
 	int kslot;                    /* kernel window slot, -1: not mapped there */
 	uintptr_t kva;
-	unsigned payer;               /* partition charged for it; 0: the kernel */
+	struct partition *payer;      /* partition charged for it; NULL: the kernel */
 	size_t charge;                /* pages charged to the payer */
 	/* The area lock's authority (the word inside the area is not); lk
 	 * also orders growth steps (shm.c). A test-and-set lock, not a ticket
@@ -37,36 +37,34 @@ struct shm_area {
 	unsigned nwait;               /* hold records waiting for it */
 	uint32_t tickets;             /* the last waiter's ticket */
 	bool died;                    /* a dead holder's hold was dropped: tell */
+	struct shm_hold *holds;       /* its attachers' hold records (lk) */
+	/* mm_wait's sleepers on words of this area, oldest first (wq_lk;
+	 * kernel/shm_wait.c). A leaf lock: nothing is taken under it. */
+	spinlock_t wq_lk;
+	struct part_wait *wq_head, *wq_tail;
+	unsigned nwaiters;
 };
 
-/* One hold of an area lock by one attachment. Keys: partition id << 8 |
- * attach slot + 1, or a kernel handle's index + 1. */
-struct shm_hold {
-	struct shm_area *area;        /* NULL: holds nothing */
-	int mode;
-	uint64_t since;               /* rdtime when taken */
-	uint64_t ticks;               /* its hart's timer ticks then */
-	unsigned hart;                /* the hart it was taken on */
-	bool reported;                /* shm_holder_overdue was told */
-	/* waiting (all under the area's lk) */
-	struct shm_area *warea;       /* waits for this area's lock, NULL none */
-	uint32_t wticket;             /* its place: lower goes first */
-	int wmode;
-	uint64_t wpoll;               /* its last attempt (rdtime) */
-};
+/* The hold records of an area lock (struct shm_hold, kernel/part.h): one
+ * per attachment, in the partition's record or, for the kernel's own
+ * handles, in shm_kholds; each is on its area's list (a->holds) while
+ * attached, so the lock's scans see only the area's attachers. */
+extern struct shm_hold shm_kholds[SHM_KSLOTS];
 
-#define SHM_NHOLDS ((MAX_PARTS + 1) * PART_MAX_ATTACH + SHM_KSLOTS)
-extern struct shm_hold shm_holds_flat[SHM_NHOLDS];
-
-static inline struct shm_hold *shm_phold(unsigned id, unsigned i)
+static inline struct shm_hold *shm_phold(struct partition *p, unsigned i)
 {
-	return &shm_holds_flat[id * PART_MAX_ATTACH + i];
+	return &p->holds[i];
 }
 
 static inline struct shm_hold *shm_khold(unsigned k)
 {
-	return &shm_holds_flat[(MAX_PARTS + 1) * PART_MAX_ATTACH + k];
+	return &shm_kholds[k];
 }
+
+/* hd (fresh) joins a's attachers for partition id (0: the kernel);
+ * leaves it when its attachment goes. Take a->lk. */
+void shm_hold_link(struct shm_area *a, struct shm_hold *hd, uint32_t id);
+void shm_hold_unlink(struct shm_area *a, struct shm_hold *hd);
 
 /* shm_lock.c */
 void shm_lock_init(void);
@@ -82,7 +80,31 @@ static inline uint32_t shm_pkey(const struct partition *p, const struct part_att
 {
 	return (uint32_t)p->id << 8 | (uint32_t)(at - p->att + 1);
 }
+/* shm_wait.c: an unlock of a wakes its lock nappers (if anyone sleeps on
+ * the area at all: one load on the unlock path). */
+void shm_wake_lockers_slow(struct shm_area *a);
+static inline void shm_wake_lockers(struct shm_area *a)
+{
+	if (__atomic_load_n(&a->nwaiters, __ATOMIC_ACQUIRE))
+		shm_wake_lockers_slow(a);
+}
+
 /* shm.c */
 struct part_attach *shm_att_of(struct partition *p, uintptr_t base);
+
+static inline size_t shm_npages(struct shm_area *a)
+{
+	return __atomic_load_n(&a->npages, __ATOMIC_ACQUIRE);
+}
+
+/* The 32-bit word at offset off (4-aligned, inside the backed pages) of a,
+ * through the direct map: kernel memory, never faults. */
+static inline volatile uint32_t *shm_word(const struct shm_area *a, size_t off)
+{
+	size_t i = off / ENV_PAGE_SIZE;
+	uint64_t pa = a->pa[i / SHM_PA_PER_PAGE][i % SHM_PA_PER_PAGE];
+
+	return (volatile uint32_t *)((uint8_t *)pa_to_dmap(pa) + off % ENV_PAGE_SIZE);
+}
 
 #endif

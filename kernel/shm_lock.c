@@ -17,9 +17,8 @@
 #define SHM_PEND_US 200000u  /* a waiter that stops polling loses its place */
 #define SHM_RUN_US  2000u    /* ... and is passed after this without a poll */
 
-/* Every hold record in one array, so a waiter scan sees them all:
- * partitions' first, then the kernel handles'. */
-struct shm_hold shm_holds_flat[SHM_NHOLDS];
+/* The kernel handles' hold records; partitions' are in their records. */
+struct shm_hold shm_kholds[SHM_KSLOTS];
 static unsigned overdue_reports;
 /* SHM_HOLD_US and SHM_PEND_US in rdtime ticks (shm_lock_init): no division
  * on the lock path. */
@@ -69,21 +68,42 @@ static bool ran_long(const struct shm_hold *hd)
 static uint32_t find_overdue(struct shm_area *a, uint64_t now, bool *any)
 {
 	*any = false;
-	for (unsigned id = 1; id <= MAX_PARTS; id++)
-		for (unsigned i = 0; i < PART_MAX_ATTACH; i++) {
-			struct shm_hold *hd = shm_phold(id, i);
-
-			/* since may be a hair ahead of now: another hart's clock */
-			if (hd->area != a || now <= hd->since ||
-			    now - hd->since <= hold_ticks || !ran_long(hd))
-				continue;
-			*any = true;
-			if (!hd->reported) {
-				hd->reported = true;
-				return id;
-			}
+	for (struct shm_hold *hd = a->holds; hd; hd = hd->anext) {
+		/* since may be a hair ahead of now: another hart's clock */
+		if (!hd->part_id || hd->area != a || now <= hd->since ||
+		    now - hd->since <= hold_ticks || !ran_long(hd))
+			continue;
+		*any = true;
+		if (!hd->reported) {
+			hd->reported = true;
+			return hd->part_id;
 		}
+	}
 	return 0;
+}
+
+void shm_hold_link(struct shm_area *a, struct shm_hold *hd, uint32_t id)
+{
+	unsigned long fl = spin_lock_irqsave(&a->lk);
+
+	memset(hd, 0, sizeof(*hd));
+	hd->part_id = id;
+	hd->anext = a->holds;
+	a->holds = hd;
+	spin_unlock_irqrestore(&a->lk, fl);
+}
+
+void shm_hold_unlink(struct shm_area *a, struct shm_hold *hd)
+{
+	unsigned long fl = spin_lock_irqsave(&a->lk);
+	struct shm_hold **pp = &a->holds;
+
+	while (*pp && *pp != hd)
+		pp = &(*pp)->anext;
+	if (*pp)
+		*pp = hd->anext;
+	hd->anext = NULL;
+	spin_unlock_irqrestore(&a->lk, fl);
 }
 
 /* A waiter stamped at t is fresh: it polled within SHM_PEND_US. */
@@ -107,9 +127,7 @@ static bool waiter_ahead(struct shm_area *a, uint32_t t, bool all, uint64_t now)
 {
 	bool ahead = false;
 
-	for (unsigned k = 0; k < SHM_NHOLDS && a->nwait; k++) {
-		struct shm_hold *w = &shm_holds_flat[k];
-
+	for (struct shm_hold *w = a->holds; w && a->nwait; w = w->anext) {
 		if (w->warea != a)
 			continue;
 		if (!fresh(w->wpoll, now))
@@ -206,6 +224,8 @@ int shm_drop_hold(struct shm_area *a, struct shm_hold *hd, uint32_t key, bool di
 	if (died && hd->warea == a)
 		unwait(a, hd);               /* a dead waiter keeps no place */
 	spin_unlock_irqrestore(&a->lk, fl);
+	if (!rc)
+		shm_wake_lockers(a);         /* nappers of SYS_MM_LOCK try again */
 	return rc;
 }
 
@@ -226,7 +246,7 @@ long shm_sys_lock(struct partition *p, uintptr_t base, int mode)
 		return E_NOENT;
 	if (mode != MM_LOCK_RD && mode != MM_LOCK_RW)
 		return E_INVAL;
-	return shm_try_lock(at->area, shm_phold(p->id, (unsigned)(at - p->att)), shm_pkey(p, at), mode);
+	return shm_try_lock(at->area, shm_phold(p, (unsigned)(at - p->att)), shm_pkey(p, at), mode);
 }
 
 long shm_sys_unlock(struct partition *p, uintptr_t base)
@@ -235,5 +255,5 @@ long shm_sys_unlock(struct partition *p, uintptr_t base)
 
 	if (!at)
 		return E_NOENT;
-	return shm_drop_hold(at->area, shm_phold(p->id, (unsigned)(at - p->att)), shm_pkey(p, at), false);
+	return shm_drop_hold(at->area, shm_phold(p, (unsigned)(at - p->att)), shm_pkey(p, at), false);
 }

@@ -103,11 +103,31 @@ void part_syscall(struct partition *p, struct trap_frame *tf)
 	case SYS_MM_ALIVE:
 		tf->regs[10] = part_alive((unsigned)a0);
 		return;
-	case SYS_MM_LOCK:
-		tf->regs[10] = (unsigned long)shm_sys_lock(p, a0, (int)a1);
+	case SYS_MM_LOCK: {
+		long rc = shm_sys_lock_or_nap(p, a0, (int)a1);
+
+		if (rc == SHM_WAIT_QUEUED) {
+			part_sleep(p, tf);        /* E_BUSY when it wakes: try again */
+			return;
+		}
+		tf->regs[10] = (unsigned long)rc;
 		return;
+	}
 	case SYS_MM_UNLOCK:
 		tf->regs[10] = (unsigned long)shm_sys_unlock(p, a0);
+		return;
+	case SYS_MM_WAIT: {
+		long rc = shm_sys_wait(p, a0, a1, (uint32_t)tf->regs[12], tf->regs[13]);
+
+		if (rc == SHM_WAIT_QUEUED) {
+			part_sleep(p, tf);        /* its result comes when it wakes */
+			return;
+		}
+		tf->regs[10] = (unsigned long)rc;
+		return;
+	}
+	case SYS_MM_WAKE:
+		tf->regs[10] = (unsigned long)shm_sys_wake(p, a0, a1, tf->regs[12]);
 		return;
 	default:
 		tf->regs[10] = (unsigned long)E_NOTSUP;

@@ -16,6 +16,7 @@ struct demo_hdr {                 /* the area's static part */
 	uint32_t nodes;
 	uint32_t producers_done;
 	uint64_t peer_addr;           /* a producer's private address (breach test) */
+	uint32_t changes;             /* bumped with every batch: consumers mm_wait on it */
 };
 
 struct node {
@@ -83,13 +84,19 @@ static int producer(unsigned long param)
 		}
 		h->nodes++;
 		h->peer_addr = (uint64_t)(uintptr_t)&secret;
+		if (i % 8 == 7)
+			__atomic_fetch_add(&h->changes, 1, __ATOMIC_RELEASE);
 		mm_unlock(mm);
+		if (i % 8 == 7)
+			mm_wake(mm, &h->changes, 64);   /* a batch is in: consumers look */
 		if (i % 8 == 0)
 			usys_yield();
 	}
 	mm_lock(mm, MM_LOCK_RW);
 	h = mm_static(mm);
 	h->producers_done++;
+	__atomic_fetch_add(&h->changes, 1, __ATOMIC_RELEASE);
+	mm_wake(mm, &h->changes, 64);
 	printf("producer %u: added %u nodes; area mapped at %p, %lu KiB, %lu KiB available\n",
 	       me, nodes, (void *)mm->base, (unsigned long)(mm->mapped >> 10),
 	       (unsigned long)(mm_available(mm) >> 10));
@@ -111,10 +118,12 @@ static int consumer(unsigned long param)
 		struct demo_hdr *h;
 		struct mm_list *pos;
 		unsigned count = 0, bad = 0, done;
+		uint32_t seen;
 
 		if (mm_lock(mm, MM_LOCK_RD) < 0)
 			return 21;
 		h = mm_static(mm);
+		seen = __atomic_load_n(&h->changes, __ATOMIC_ACQUIRE);
 		mm_list_for_each(mm, pos, &h->head) {
 			struct node *n = mm_list_entry(pos, struct node, link);
 			struct node copy = *n;
@@ -136,9 +145,10 @@ static int consumer(unsigned long param)
 			return 0;
 		}
 		mm_unlock(mm);
-		/* give writers room: poll about once a millisecond */
-		for (uint64_t t = usys_time_us() + 1000; usys_time_us() < t;)
-			usys_yield();
+		/* sleep until a producer says a batch is in (no polling); a
+		 * change since `seen` returns at once; the timeout is a bound */
+		if (mm_wait(mm, &h->changes, seen, 1000000) == E_DENIED)
+			return 24;
 	}
 	printf("consumer %u: gave up waiting for the producers\n", me);
 	return 23;
@@ -795,6 +805,254 @@ static int bench(unsigned long what)
 	return 1;
 }
 
+/* ---- mm_wait / mm_wake (tests/kernel/part_test.c) ------------------------ */
+
+struct wait_hdr {                /* WAIT_AREA's static part */
+	volatile uint32_t word, word2;
+	volatile uint32_t arrived;    /* sleepers about to sleep */
+	volatile uint32_t flipping;   /* 1 while the flipper runs */
+};
+
+/* A negative rc as an exit status of its own: base + -rc. */
+static int status_of(int base, long rc)
+{
+	return rc == 0 ? 0 : base + (int)(rc < 0 ? -rc : 99);
+}
+
+/* Wake `w` n at a time until `count` were woken (sleepers arrive when
+ * their harts run them: a bound, not a timing), then once more: nobody
+ * is left to wake. Each answer is checked against n. */
+static int wake_until(MM *mm, volatile uint32_t *w, unsigned count, unsigned n)
+{
+	uint64_t end = usys_time_us() + 30ull * 1000000;
+	unsigned total = 0;
+
+	while (total < count) {
+		long k = mm_wake(mm, w, n);
+
+		if (k < 0 || (unsigned long)k > n)
+			return 150;
+		total += (unsigned)k;
+		if (usys_time_us() > end)
+			return 151;
+		if (!k)
+			usys_yield();
+	}
+	if (total != count)
+		return 152;
+	return mm_wake(mm, w, 64) == 0 ? 0 : 153;
+}
+
+/* Every bad call gets its own error and sleeps nowhere. */
+static int wait_bad(MM *mm, struct wait_hdr *h)
+{
+	static const struct { uint64_t off, timeout; long want; } waits[] = {
+		{ 2, 1000, E_ALIGN }, { 4094, 1000, E_ALIGN }, { 4096, 1000, E_RANGE },
+		{ 1ull << 40, 1000, E_RANGE }, { (uint64_t)-4, 1000, E_RANGE },
+		{ 0, 0, E_INVAL }, { 0, MM_WAIT_MAX_US + 1, E_RANGE },
+	};
+	long b = (long)(uintptr_t)mm->base;
+	unsigned i;
+
+	h->word2 = 1;
+	for (i = 0; i < sizeof(waits) / sizeof(waits[0]); i++)
+		if (usys_call(SYS_MM_WAIT, b, (long)waits[i].off, 0, (long)waits[i].timeout) !=
+		    waits[i].want)
+			return 180 + (int)i;
+	if (usys_call(SYS_MM_WAIT, b + 4096, 0, 0, 1000) != E_NOENT)
+		return 190;
+	if (usys_call(SYS_MM_WAKE, b, 2, 1, 0) != E_ALIGN ||
+	    usys_call(SYS_MM_WAKE, b, 4096, 1, 0) != E_RANGE ||
+	    usys_call(SYS_MM_WAKE, b, 0, 0, 0) != E_INVAL ||
+	    usys_call(SYS_MM_WAKE, -1, 0, 1, 0) != E_NOENT)
+		return 191;
+	/* the last valid word: nobody sleeps on it, value 0 but expected 1 */
+	if (usys_call(SYS_MM_WAIT, b, 4092, 1, 1000) != E_BUSY ||
+	    usys_call(SYS_MM_WAKE, b, 4092, 1, 0) != 0)
+		return 192;
+	if (mm_lock(mm, MM_LOCK_RW) < 0)
+		return 193;
+	i = (unsigned)mm_wait(mm, &h->word2, 1, 1000);
+	mm_unlock(mm);
+	if ((int)i != E_DENIED)
+		return 194;
+	return 0;
+}
+
+/* Wait on `word` `count` times while the flipper rewrites it: every
+ * answer is one of three, and none takes longer than its timeout. */
+static int wait_flipped(MM *mm, struct wait_hdr *h, unsigned count)
+{
+	for (unsigned i = 0; i < count; i++) {
+		uint32_t v = h->word;
+		int rc = mm_wait(mm, &h->word, v, 20000);
+
+		if (rc != 0 && rc != E_BUSY && rc != E_TIMEOUT)
+			return status_of(200, rc);
+	}
+	return 0;
+}
+
+/* Once its `waiters` have attached, rewrites words all over the area's
+ * first page (the mm header included) and wakes at random offsets, valid
+ * and not, for `rounds` rounds. */
+static int flipper(MM *mm, struct wait_hdr *h, unsigned waiters, unsigned rounds)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ull ^ (uint64_t)usys_partid();
+	volatile uint32_t *all = (volatile uint32_t *)(void *)mm->base;
+	uintptr_t base = (uintptr_t)mm->base;
+
+	for (uint64_t end = usys_time_us() + 30ull * 1000000; h->arrived < waiters;)
+		if (usys_time_us() > end)
+			return 212;
+		else
+			usys_yield();
+	for (unsigned i = 0; i < rounds; i++) {
+		long k;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		h->word = (uint32_t)x;
+		all[(x >> 32) % 1024] = (uint32_t)(x >> 16);
+		k = mm_wake(mm, (volatile uint32_t *)(base + (x >> 40) % 8192), 1 + (unsigned)(x % 4));
+		if (k != E_ALIGN && k != E_RANGE && (k < 0 || k > 4))
+			return 210;
+		if (mm_wake(mm, &h->word, 1 + (unsigned)(x % 3)) < 0)
+			return 211;
+		if (i % 4 == 0)
+			usys_yield();
+	}
+	return 0;
+}
+
+/* Instructions (rdinstret, -icount) of mm_wait returning at once, of
+ * mm_wake with nobody asleep, and of a hand-off between two partitions
+ * on one hart (a wake, a wait, a switch), the peer being WAITK_BENCH_PEER. */
+#define WBENCH_N 2000
+static void wbench_report(const char *what, uint64_t t, unsigned n)
+{
+	printf("bench: %-36s %6lu.%02lu instructions per call\n", what,
+	       (unsigned long)(t / n), (unsigned long)(t % n * 100 / n));
+}
+
+static int wait_bench(MM *mm, struct wait_hdr *h, bool peer)
+{
+	volatile uint32_t *seq = &h->word;
+	uint64_t t;
+	uint32_t v;
+
+	if (peer) {
+		for (unsigned i = 0; i < WBENCH_N; i++) {
+			while (!((v = *seq) & 1))
+				if (mm_wait(mm, seq, v, 1000000) == E_TIMEOUT)
+					return 241;
+			*seq = v + 1;
+			mm_wake(mm, seq, 1);
+		}
+		return 0;
+	}
+	h->word2 = 1;
+	t = instret();
+	for (unsigned i = 0; i < WBENCH_N; i++)
+		mm_wait(mm, &h->word2, 0, 1000);
+	wbench_report("mm_wait, word changed (no sleep)", instret() - t, WBENCH_N);
+	t = instret();
+	for (unsigned i = 0; i < WBENCH_N; i++)
+		mm_wake(mm, &h->word2, 1);
+	wbench_report("mm_wake, nobody asleep", instret() - t, WBENCH_N);
+	t = instret();
+	for (unsigned i = 0; i < WBENCH_N; i++) {
+		*seq = *seq + 1;                 /* odd: the peer's turn */
+		mm_wake(mm, seq, 1);
+		while ((v = *seq) & 1)
+			if (mm_wait(mm, seq, v, 1000000) == E_TIMEOUT)
+				return 240;
+	}
+	t = instret() - t;
+	printf("bench: %-36s %6lu.%02lu instructions per hand-off\n",
+	       "mm_wake+mm_wait hand-off, one hart", (unsigned long)(t / (2 * WBENCH_N)),
+	       (unsigned long)(t % (2 * WBENCH_N) * 100 / (2 * WBENCH_N)));
+	return 0;
+}
+
+static int wait_role(unsigned long param)
+{
+	unsigned kind = (unsigned)(param & 0xff), count = (unsigned)(param >> 8);
+	MM *mm = mm_create(WAIT_AREA, sizeof(struct wait_hdr), 256);
+	struct wait_hdr *h;
+	uint64_t t;
+	int rc;
+
+	if (!mm)
+		return 140;
+	h = mm_static(mm);
+	switch (kind) {
+	case WAITK_SLEEP:
+	case WAITK_VICTIM:
+		__atomic_fetch_add(&h->arrived, 1, __ATOMIC_RELAXED);
+		return status_of(160, mm_wait(mm, &h->word, 0, MM_WAIT_MAX_US));
+	case WAITK_BYSTANDER:
+		return status_of(160, mm_wait(mm, &h->word2, 0, MM_WAIT_MAX_US));
+	case WAITK_WAKER:
+		return wake_until(mm, &h->word, count, 1);
+	case WAITK_MANY:
+		return wake_until(mm, &h->word, count, 3);
+	case WAITK_AFTER:
+		/* count: the victim's id; once it is gone its entry must be too */
+		for (t = usys_time_us() + 30ull * 1000000; usys_call(SYS_MM_ALIVE, count, 0, 0, 0);)
+			if (usys_time_us() > t)
+				return 220;
+			else
+				usys_yield();
+		if (mm_wake(mm, &h->word, 64) != 0)
+			return 221;
+		return wake_until(mm, &h->word2, 1, 64);
+	case WAITK_TIMEOUT:
+		t = usys_time_us();
+		rc = mm_wait(mm, &h->word, 0, WAIT_TIMEOUT_US);
+		t = usys_time_us() - t;
+		if (rc != E_TIMEOUT)
+			return status_of(160, rc);
+		return t >= WAIT_TIMEOUT_US ? 0 : 170;
+	case WAITK_MISMATCH:
+		h->word2 = 7;
+		return mm_wait(mm, &h->word2, 3, MM_WAIT_MAX_US) == E_BUSY ? 0 : 171;
+	case WAITK_BAD:
+		return wait_bad(mm, h);
+	case WAITK_HOLDER:
+		if (mm_lock(mm, MM_LOCK_RW) < 0)
+			return 230;
+		h->flipping = 1;
+		mm_wake(mm, &h->flipping, 1);
+		for (t = usys_time_us() + count * 1000ull; usys_time_us() < t;)
+			usys_yield();
+		mm_unlock(mm);
+		return 0;
+	case WAITK_LOCKER:
+		/* asleep until the holder has it (a bound: 10 waits of 1 s) */
+		for (int i = 0; !h->flipping; i++)
+			if (i == 10 || mm_wait(mm, &h->flipping, 0, 1000000) == E_DENIED)
+				return 231;
+		rc = mm_lock(mm, MM_LOCK_RW);
+		if (rc < 0)
+			return status_of(160, rc);
+		mm_unlock(mm);
+		return 0;
+	case WAITK_BENCH:
+	case WAITK_BENCH_PEER:
+		return wait_bench(mm, h, kind == WAITK_BENCH_PEER);
+	case WAITK_SLEEPLOOP:
+		for (;;)
+			if (mm_wait(mm, &h->word, h->word, 100000) == E_DENIED)
+				return 250;
+	case WAITK_FLIPPER:
+		return flipper(mm, h, count & 0xff, count >> 8);
+	case WAITK_FLIPPED:
+		__atomic_fetch_add(&h->arrived, 1, __ATOMIC_RELAXED);
+		return wait_flipped(mm, h, count);
+	}
+	return 141;
+}
+
 int main_arg(unsigned long arg)
 {
 	switch (ROLE_OF(arg)) {
@@ -813,6 +1071,7 @@ int main_arg(unsigned long arg)
 	case ROLE_CONLAT:   return console_latency(ROLE_PARAM(arg));
 	case ROLE_SYSLOOP:  return sysloop();
 	case ROLE_HEAPWRITE: return heap_write(ROLE_PARAM(arg));
+	case ROLE_WAIT:     return wait_role(ROLE_PARAM(arg));
 	case ROLE_HELLO:
 		printf("hello from partition %ld on hart %ld\n", usys_partid(), usys_hartid());
 		return (int)ROLE_PARAM(arg);

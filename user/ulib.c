@@ -171,6 +171,24 @@ static struct mm_env uenv = {
 	.max_size = 1u << 20,
 };
 
+/* ---- mm_wait / mm_wake: the offset of ptr in the area goes to the kernel,
+ * which checks it (a pointer below the base wraps to a huge offset) ---- */
+
+int mm_wait(struct mm *mm, const volatile uint32_t *ptr, uint32_t expected, uint64_t timeout_us)
+{
+	uintptr_t off = (uintptr_t)ptr - (uintptr_t)mm->base;
+
+	return (int)usys_call(SYS_MM_WAIT, (long)mm->base, (long)off, (long)expected,
+			      (long)timeout_us);
+}
+
+long mm_wake(struct mm *mm, const volatile uint32_t *ptr, unsigned n)
+{
+	uintptr_t off = (uintptr_t)ptr - (uintptr_t)mm->base;
+
+	return usys_call(SYS_MM_WAKE, (long)mm->base, (long)off, (long)n, 0);
+}
+
 void ulib_init_mm(void)
 {
 	uenv.self_id = (uint32_t)usys_partid();

@@ -6,6 +6,7 @@
 
 #include "hart.h"
 #include "kernel.h"
+#include "kmalloc.h"
 #include "ktest.h"
 #include "mem.h"
 #include "part.h"
@@ -362,7 +363,7 @@ static void run_kills(struct ktest_ctx *kt__, bool check)
 		EXPECT_EQ(((struct hammer_hdr *)mm_static(area))->counter, 2ull * 60);
 		mm_unlock(area);
 		EXPECT_EQ(part_kill(0, "no such id"), E_NOENT);
-		EXPECT_EQ(part_kill(MAX_PARTS + 1, "no such id"), E_NOENT);
+		EXPECT_EQ(part_kill(PART_ID_MAX + 1, "no such id"), E_NOENT);
 	}
 	shm_kernel_detach(area);
 	part_reset();
@@ -482,4 +483,352 @@ KTEST_MANUAL(forge, then_hang)
 	printf("forge: the kernel hangs now, after the forger\n");
 	for (;;)
 		wfi();
+}
+
+/* ---- mm_wait / mm_wake (kernel/shm_wait.c) ------------------------------- */
+
+static MM *wait_area_create(void)
+{
+	return shm_kernel_create(WAIT_AREA, 64, 4096, 64 << 10);
+}
+
+/* The run is over: the area's queues are empty, it goes, memory comes back. */
+static void wait_area_done(struct ktest_ctx *kt__, MM *area)
+{
+	EXPECT_EQ(shm_kernel_waiters(area), 0);
+	shm_kernel_detach(area);
+	part_reset();
+	EXPECT_EQ(shm_count(), 0);
+}
+
+/* A sleeper on every hart (two on the waker's), the waker on hart 0:
+ * each is woken once (through an IPI to its hart, or at the waker's own
+ * hart's next switch), after it slept. */
+KTEST(part, wait_woken_across_harts)
+{
+	size_t before = pmem_avail(&kpmem);
+	MM *area = wait_area_create();
+	unsigned n = harts_online + 1;
+	int sl[MAX_HARTS + 1], wk;
+
+	ASSERT(area != NULL);
+	for (unsigned i = 0; i < n; i++) {
+		sl[i] = part_create("sleeper", ROLE_ARG(ROLE_WAIT, WAITK_SLEEP), on(i), 0);
+		ASSERT_GE(sl[i], 1);
+	}
+	wk = part_create("waker", ROLE_ARG(ROLE_WAIT, WAITK_WAKER | n << 8), 0, 0);
+	ASSERT_GE(wk, 1);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)wk)->exit_status, 0);
+	for (unsigned i = 0; i < n; i++) {
+		const struct partition *p = part_get((unsigned)sl[i]);
+		EXPECT_EQ(p->state, PART_EXITED);
+		EXPECT_EQ(p->exit_status, 0);
+		EXPECT_EQ(p->waits, 1);                 /* it really slept */
+	}
+	wait_area_done(KT_CTX, area);
+	EXPECT_EQ(pmem_avail(&kpmem), before);
+}
+
+/* Nobody wakes: E_TIMEOUT, not before the timeout; a word that does not
+ * hold the expected value returns E_BUSY without sleeping; every bad call
+ * gets its error (user/part.c wait_bad lists them) and sleeps nowhere. */
+KTEST(part, wait_timeout_mismatch_and_bad_calls)
+{
+	MM *area = wait_area_create();
+	int t, m, b;
+
+	ASSERT(area != NULL);
+	t = part_create("timeout", ROLE_ARG(ROLE_WAIT, WAITK_TIMEOUT), on(1), 0);
+	m = part_create("mismatch", ROLE_ARG(ROLE_WAIT, WAITK_MISMATCH), on(2), 0);
+	b = part_create("bad", ROLE_ARG(ROLE_WAIT, WAITK_BAD), on(3), 0);
+	ASSERT_GE(t, 1);
+	ASSERT_GE(m, 1);
+	ASSERT_GE(b, 1);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)t)->exit_status, 0);
+	EXPECT_EQ(part_get((unsigned)t)->waits, 1);
+	EXPECT_EQ(part_get((unsigned)m)->exit_status, 0);
+	EXPECT_EQ(part_get((unsigned)m)->waits, 0);
+	EXPECT_EQ(part_get((unsigned)b)->exit_status, 0);
+	EXPECT_EQ(part_get((unsigned)b)->waits, 0);
+	wait_area_done(KT_CTX, area);
+}
+
+/* A sleeper killed asleep (from a tick hook, on any hart): its entry goes
+ * with it, so a later wake of its word wakes nobody, while a bystander
+ * asleep on another word of the area is woken normally. */
+static volatile int wait_victim;
+static volatile unsigned wait_kills;
+
+static void wait_killer_tick(void)
+{
+	const struct partition *p = wait_victim ? part_get((unsigned)wait_victim) : NULL;
+
+	if (p && p->state == PART_WAITING && part_kill((unsigned)wait_victim, "killed asleep") == 0)
+		__atomic_fetch_add(&wait_kills, 1, __ATOMIC_RELAXED);
+}
+
+KTEST(part, wait_sleeper_killed_asleep_leaves_no_entry)
+{
+	size_t before = pmem_avail(&kpmem);
+	MM *area = wait_area_create();
+	int by, after, other;
+
+	ASSERT(area != NULL);
+	wait_kills = 0;
+	wait_victim = part_create("victim", ROLE_ARG(ROLE_WAIT, WAITK_VICTIM), on(1), 0);
+	other = part_create("hello", ROLE_ARG(ROLE_HELLO, 7), on(1), 0);
+	by = part_create("bystander", ROLE_ARG(ROLE_WAIT, WAITK_BYSTANDER), on(2), 0);
+	ASSERT_GE(wait_victim, 1);
+	after = part_create("after", ROLE_ARG(ROLE_WAIT, WAITK_AFTER | (unsigned long)wait_victim << 8),
+			    on(3), 0);
+	ASSERT_GE(by, 1);
+	ASSERT_GE(after, 1);
+	ASSERT_EQ(timer_add_hook(wait_killer_tick), 0);
+	part_run_all();
+	timer_remove_hook(wait_killer_tick);
+	EXPECT_EQ(wait_kills, 1);
+	EXPECT_EQ(part_get((unsigned)wait_victim)->state, PART_KILLED);
+	EXPECT(strcmp(part_get((unsigned)wait_victim)->report, "killed asleep") == 0);
+	EXPECT_EQ(part_get((unsigned)wait_victim)->waits, 1);
+	EXPECT_EQ(part_get((unsigned)other)->exit_status, 7);
+	EXPECT_EQ(part_get((unsigned)by)->exit_status, 0);
+	EXPECT_EQ(part_get((unsigned)after)->exit_status, 0);
+	wait_victim = 0;
+	wait_area_done(KT_CTX, area);
+	EXPECT_EQ(pmem_avail(&kpmem), before);
+}
+
+/* A hostile attacher rewrites the word (and the rest of the area's first
+ * page, header included) while waiters on every hart wait on it and
+ * wakes at random offsets: every wait ends with 0, E_BUSY or E_TIMEOUT,
+ * the kernel's queues stay whole (none left at the end). */
+#define FLIP_WAITS 60
+KTEST(part, wait_word_flipped_by_a_hostile_attacher)
+{
+	MM *area = wait_area_create();
+	unsigned n = harts_online;
+	int w[MAX_HARTS], f;
+
+	ASSERT(area != NULL);
+	for (unsigned i = 0; i < n; i++) {
+		w[i] = part_create("flipped", ROLE_ARG(ROLE_WAIT, WAITK_FLIPPED | FLIP_WAITS << 8),
+				   on(i), 0);
+		ASSERT_GE(w[i], 1);
+	}
+	f = part_create("flipper", ROLE_ARG(ROLE_WAIT, WAITK_FLIPPER |
+					     (unsigned long)(n | 4000u << 8) << 8), on(1), 0);
+	ASSERT_GE(f, 1);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)f)->exit_status, 0);
+	for (unsigned i = 0; i < n; i++)
+		EXPECT_EQ(part_get((unsigned)w[i])->exit_status, 0);
+	wait_area_done(KT_CTX, area);
+}
+
+/* Many sleepers (four per hart), woken three at a time: no wake returns
+ * more than asked, all are woken exactly once, then nobody is left. */
+KTEST(part, wait_many_sleepers_woken_n_at_a_time)
+{
+	MM *area = wait_area_create();
+	unsigned n = 4 * harts_online;
+	int sl[4 * MAX_HARTS], wk;
+
+	ASSERT(area != NULL);
+	for (unsigned i = 0; i < n; i++) {
+		sl[i] = part_create("sleeper", ROLE_ARG(ROLE_WAIT, WAITK_SLEEP), on(i), 0);
+		ASSERT_GE(sl[i], 1);
+	}
+	wk = part_create("waker", ROLE_ARG(ROLE_WAIT, WAITK_MANY | n << 8), on(1), 0);
+	ASSERT_GE(wk, 1);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)wk)->exit_status, 0);
+	for (unsigned i = 0; i < n; i++) {
+		EXPECT_EQ(part_get((unsigned)sl[i])->exit_status, 0);
+		EXPECT_EQ(part_get((unsigned)sl[i])->waits, 1);
+	}
+	wait_area_done(KT_CTX, area);
+}
+
+/* A partition that finds the area's lock taken naps in the kernel until
+ * the unlock (SHM_LOCK_NAP_US at most per nap) instead of retrying
+ * through system calls: behind a 300 ms hold it makes a few dozen calls
+ * (each nap: lock, time, yield), where retrying made thousands. */
+#define HOLD_MS 300
+KTEST(part, wait_busy_lock_naps_instead_of_polling)
+{
+	MM *area = wait_area_create();
+	uint64_t most = 3 * (HOLD_MS * 1000 / SHM_LOCK_NAP_US + 2) + 40;
+	int ho, lo;
+
+	ASSERT(area != NULL);
+	ho = part_create("holder", ROLE_ARG(ROLE_WAIT, WAITK_HOLDER | HOLD_MS << 8), on(1), 0);
+	lo = part_create("locker", ROLE_ARG(ROLE_WAIT, WAITK_LOCKER), on(2), 0);
+	ASSERT_GE(ho, 1);
+	ASSERT_GE(lo, 1);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)ho)->exit_status, 0);
+	EXPECT_EQ(part_get((unsigned)lo)->exit_status, 0);
+	EXPECT_GE(part_get((unsigned)lo)->waits, 1);          /* it napped */
+	if (part_get((unsigned)lo)->syscalls > most)
+		ktest_fail(KT_CTX, __FILE__, __LINE__, "locker made %llu system calls, want <= %llu",
+			   (unsigned long long)part_get((unsigned)lo)->syscalls,
+			   (unsigned long long)most);
+	wait_area_done(KT_CTX, area);
+}
+
+/* ---- a dynamic table: as many partitions as memory allows ------------- */
+
+/* Free physical memory plus what kmalloc's heap holds: constant unless
+ * pages went somewhere else (partition records are kmalloc'ed, and the
+ * heap keeps its pages for reuse). */
+static size_t pmem_free_or_kheap(void)
+{
+	static struct kmalloc_stats ks;     /* large: not on the stack */
+
+	kmalloc_stats(&ks);
+	return pmem_avail(&kpmem) + (size_t)ks.heap_bytes;
+}
+
+/* More than a hundred partitions over the harts, sleeping on one word of
+ * one area and woken three at a time by a waker: every one runs, sleeps
+ * once and exits; ids are distinct and never reused after part_reset. */
+#define MANY_PARTS 130
+KTEST(part, more_than_a_hundred_partitions_over_the_harts)
+{
+	size_t before = pmem_free_or_kheap();
+	MM *area = wait_area_create();
+	static int ids[MANY_PARTS];
+	int wk, again;
+
+	ASSERT(area != NULL);
+	for (unsigned i = 0; i < MANY_PARTS - 1; i++) {
+		ids[i] = part_create("many", ROLE_ARG(ROLE_WAIT, WAITK_SLEEP), on(i), 0);
+		ASSERT_GE(ids[i], 1);
+		if (i)
+			ASSERT(ids[i] > ids[i - 1]);
+	}
+	wk = part_create("waker", ROLE_ARG(ROLE_WAIT, WAITK_MANY | (MANY_PARTS - 1) << 8),
+			 on(1), 0);
+	ASSERT_GE(wk, 1);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)wk)->exit_status, 0);
+	for (unsigned i = 0; i < MANY_PARTS - 1; i++) {
+		const struct partition *p = part_get((unsigned)ids[i]);
+		EXPECT_EQ(p->state, PART_EXITED);
+		EXPECT_EQ(p->exit_status, 0);
+		EXPECT_EQ(p->waits, 1);
+		EXPECT_EQ(p->hart, on(i));
+	}
+	wait_area_done(KT_CTX, area);
+	for (unsigned i = 0; i < MANY_PARTS - 1; i++)
+		EXPECT(part_get((unsigned)ids[i]) == NULL);   /* records freed */
+	again = part_create("again", ROLE_ARG(ROLE_HELLO, 3), on(2), 0);
+	EXPECT(again > wk);                                /* a new id, not a reused one */
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)again)->exit_status, 3);
+	part_reset();
+	EXPECT_EQ(pmem_free_or_kheap(), before);
+}
+
+/* PART_MAX_PER_HART on one hart, then PART_MAX_LIVE in all (where the
+ * harts can hold that many): the next creation is refused with E_BUSY and
+ * leaves nothing behind, another hart still takes one; all are stopped
+ * before they run. */
+static int limit_ids[PART_MAX_LIVE];
+
+static void run_limits(struct ktest_ctx *kt__)
+{
+	size_t mid;
+	unsigned n = 0, full = harts_online - 1;
+	int rc;
+
+	for (unsigned i = 0; i < PART_MAX_PER_HART; i++) {
+		limit_ids[n] = part_create("limit", ROLE_ARG(ROLE_HELLO, 0), full, 64);
+		ASSERT_GE(limit_ids[n], 1);
+		n++;
+	}
+	mid = pmem_free_or_kheap();
+	EXPECT_EQ(part_create("over", ROLE_ARG(ROLE_HELLO, 0), full, 64), E_BUSY);
+	EXPECT_EQ(pmem_free_or_kheap(), mid);         /* nothing left of it */
+	if (harts_online * PART_MAX_PER_HART >= PART_MAX_LIVE) {
+		for (unsigned i = 0; n < PART_MAX_LIVE; i++) {
+			limit_ids[n] = part_create("limit", ROLE_ARG(ROLE_HELLO, 0),
+						   i % (harts_online - 1), 64);
+			ASSERT_GE(limit_ids[n], 1);
+			n++;
+		}
+		mid = pmem_free_or_kheap();
+		EXPECT_EQ(part_create("over", ROLE_ARG(ROLE_HELLO, 0), 0, 64), E_BUSY);
+		EXPECT_EQ(pmem_free_or_kheap(), mid);
+	} else if (harts_online > 1) {
+		rc = part_create("other", ROLE_ARG(ROLE_HELLO, 0), 0, 64);
+		ASSERT_GE(rc, 1);                          /* another hart has room */
+		limit_ids[n++] = rc;
+	}
+	for (unsigned i = 0; i < n; i++)
+		EXPECT_EQ(part_kill((unsigned)limit_ids[i], "limit test"), 0);
+	part_run_all();
+	for (unsigned i = 0; i < n; i++)
+		EXPECT_EQ(part_get((unsigned)limit_ids[i])->state, PART_KILLED);
+	part_reset();
+}
+
+/* The first run may grow kernel structures for good (kmalloc's size
+ * classes, page tables of the kernel heap): the second must give back
+ * every page it took. */
+KTEST(part, partition_limits_per_hart_and_in_all)
+{
+	size_t before;
+
+	run_limits(KT_CTX);
+	before = pmem_free_or_kheap();
+	run_limits(KT_CTX);
+	EXPECT_EQ(pmem_free_or_kheap(), before);
+}
+
+/* Time asleep counts against the CPU budget: a partition that only sleeps
+ * (100 ms at a time, forever) is stopped at its budget like a spinner. */
+KTEST(part, wait_sleeping_forever_ends_at_the_budget)
+{
+	MM *area = wait_area_create();
+	int s, h;
+
+	ASSERT(area != NULL);
+	s = part_create("sleepy", ROLE_ARG(ROLE_WAIT, WAITK_SLEEPLOOP), on(1), 0);
+	h = part_create("hello", ROLE_ARG(ROLE_HELLO, 7), on(1), 0);
+	ASSERT_GE(s, 1);
+	ASSERT_GE(h, 1);
+	ASSERT_EQ(part_set_budget((unsigned)s, 500), 0);
+	part_run_all();
+	EXPECT_EQ(part_get((unsigned)s)->state, PART_KILLED);
+	EXPECT(strstr(part_get((unsigned)s)->report, "CPU budget exceeded") != NULL);
+	EXPECT_LT(part_cpu_ms(part_get((unsigned)s)), 1500);   /* stopped at a wake, not later */
+	EXPECT_GE(part_get((unsigned)s)->waits, 4);
+	EXPECT_EQ(part_get((unsigned)h)->exit_status, 7);
+	wait_area_done(KT_CTX, area);
+}
+
+/* A run in which the boot hart has no partition (or all of its own are
+ * stopped before they start) leaves its interrupts on: its ticks go on. */
+KTEST(part, boot_hart_keeps_its_ticks_after_a_run_without_its_partitions)
+{
+	int k, h = 0;
+	uint64_t ticks;
+
+	if (harts_online > 1)
+		h = part_create("hello", ROLE_ARG(ROLE_HELLO, 7), 1, 0);
+	k = part_create("killed", ROLE_ARG(ROLE_HELLO, 7), 0, 0);
+	ASSERT_GE(k, 1);
+	ASSERT_EQ(part_kill((unsigned)k, "stopped before it ran"), 0);
+	part_run_all();
+	ticks = this_hart()->timer_ticks;
+	for (uint64_t t = rdtime() + timebase_hz / 10; rdtime() < t;)   /* 100 ms */
+		env_cpu_relax();
+	EXPECT(this_hart()->timer_ticks > ticks);
+	EXPECT_EQ(part_get((unsigned)k)->state, PART_KILLED);
+	if (h)
+		EXPECT_EQ(part_get((unsigned)h)->exit_status, 7);
+	part_reset();
 }
