@@ -96,7 +96,7 @@ static int demo_main(const char *arg)
 	used = before - pmem_avail(&kpmem);
 	failed |= used != heap_grew;
 	printf("demo: %s; physical memory %s (%zu KiB free before, %zu KiB after, of which "
-	       "%zu KiB kept by kmalloc's heap for kernel objects)\n",
+	       "%zu KiB kept for kernel objects: kmalloc's heap, the VM's object pages)\n",
 	       failed ? "FAILED" : "done", used == heap_grew ? "all returned" : "LEAKED",
 	       before >> 10, pmem_avail(&kpmem) >> 10, heap_grew >> 10);
 	return failed;
