@@ -389,14 +389,12 @@ static void print_area(const struct area_spec *a)
 
 static int part_main(const char *arg)
 {
-	static struct kmalloc_stats ks;   /* about 10 KiB: not on the stack */
 	static char buf[BOARD_BOOTARGS_MAX];
 	size_t before = pmem_avail(&kpmem), heap_before, used;
 	unsigned ok = 0, bad = 0;
 
 	nspecs = nareas = problems = 0;
-	kmalloc_stats(&ks);
-	heap_before = ks.heap_bytes;
+	heap_before = mem_kept_bytes();
 	each_entry("part", arg, BOOT_PARTS_MAX, parse_part);
 	if (bootarg("area", buf, sizeof(buf)))
 		each_entry("area", buf, BOOT_AREAS_MAX, parse_area);
@@ -423,13 +421,12 @@ static int part_main(const char *arg)
 		print_area(&areas[i]);
 	drop_areas();
 	part_reset();
-	kmalloc_stats(&ks);
 	used = before - pmem_avail(&kpmem);
-	if (used != ks.heap_bytes - heap_before)
+	if (used != mem_kept_bytes() - heap_before)
 		bad++;
 	printf("part: %s: %u exited with status 0, %u failed or stopped; physical memory %s\n",
 	       bad ? "FAILED" : "done", ok, nspecs - ok,
-	       used == ks.heap_bytes - heap_before ? "all returned" : "LEAKED");
+	       used == mem_kept_bytes() - heap_before ? "all returned" : "LEAKED");
 	return bad != 0;
 }
 

@@ -14,7 +14,6 @@ extern const unsigned char user_image_part[], user_image_part_end[];
 
 KTEST(part_image, refusals_leave_nothing)
 {
-	static struct kmalloc_stats ks;
 	static char longarg[PART_ARG_MAX + 1];
 	static unsigned char junk[256];
 	size_t len = (size_t)(user_image_part_end - user_image_part), before, heap_before;
@@ -24,8 +23,7 @@ KTEST(part_image, refusals_leave_nothing)
 	memset(longarg, 'x', PART_ARG_MAX);
 	bad = ktest_mem(len, 16);   /* before the count: the test's own pages */
 	ASSERT(bad != NULL);
-	kmalloc_stats(&ks);
-	heap_before = ks.heap_bytes;
+	heap_before = mem_kept_bytes();
 	before = pmem_avail(&kpmem);
 	live_before = part_live_count();
 	EXPECT_EQ(part_create_image("p", NULL, len, "", 0, 0), E_INVAL);
@@ -40,8 +38,7 @@ KTEST(part_image, refusals_leave_nothing)
 	bad[4] = 1;
 	EXPECT_EQ(part_create_image("p", bad, len, "", 0, 0), E_CORRUPT);
 	EXPECT_EQ(part_live_count(), live_before);
-	kmalloc_stats(&ks);
-	EXPECT_EQ(before - pmem_avail(&kpmem), ks.heap_bytes - heap_before);
+	EXPECT_EQ(before - pmem_avail(&kpmem), mem_kept_bytes() - heap_before);
 }
 
 /* An argument of PART_ARG_MAX - 1 characters is taken: the partition is
@@ -49,14 +46,12 @@ KTEST(part_image, refusals_leave_nothing)
  * gives everything back. */
 KTEST(part_image, longest_argument_fits)
 {
-	static struct kmalloc_stats ks;
 	static char arg[PART_ARG_MAX];
 	size_t len = (size_t)(user_image_part_end - user_image_part), before, heap_before;
 	int id;
 
 	memset(arg, 'a', PART_ARG_MAX - 1);
-	kmalloc_stats(&ks);
-	heap_before = ks.heap_bytes;
+	heap_before = mem_kept_bytes();
 	before = pmem_avail(&kpmem);
 	id = part_create_image("longarg", user_image_part, len, arg, 0, 0);
 	ASSERT(id > 0);
@@ -66,6 +61,5 @@ KTEST(part_image, longest_argument_fits)
 	EXPECT_EQ(part_get((unsigned)id)->state, PART_KILLED);
 	EXPECT_EQ(part_get((unsigned)id)->slices, 0u);
 	part_reset();
-	kmalloc_stats(&ks);
-	EXPECT_EQ(before - pmem_avail(&kpmem), ks.heap_bytes - heap_before);
+	EXPECT_EQ(before - pmem_avail(&kpmem), mem_kept_bytes() - heap_before);
 }

@@ -685,10 +685,7 @@ KTEST(part, wait_busy_lock_naps_instead_of_polling)
  * heap keeps its pages for reuse). */
 static size_t pmem_free_or_kheap(void)
 {
-	static struct kmalloc_stats ks;     /* large: not on the stack */
-
-	kmalloc_stats(&ks);
-	return pmem_avail(&kpmem) + (size_t)ks.heap_bytes;
+	return pmem_avail(&kpmem) + mem_kept_bytes();
 }
 
 /* More than a hundred partitions over the harts, sleeping on one word of
