@@ -1,7 +1,8 @@
 /* cons.c - example consumer: waits until N messages (its argument,
  * default 50) are on the board of the shared area "board", checks every
  * one (links and text reached through mm_ptr_t offsets), and prints what
- * it read.
+ * it read. Between passes it sleeps in mm_wait on the board's `posted`
+ * counter, which producers bump and mm_wake.
  *
  *   make partition SRC=examples/cons.c NAME=cons */
 #include <stdlib.h>
@@ -12,7 +13,7 @@
 
 /* One pass over the list under the read lock: the count of good messages,
  * or -1 after printing the first bad one. */
-static long read_board(MM *mm, uint32_t *producers, uint32_t *chars)
+static long read_board(MM *mm, uint32_t *producers, uint32_t *chars, uint32_t *posted)
 {
 	struct board *b;
 	struct mm_list *pos;
@@ -35,6 +36,7 @@ static long read_board(MM *mm, uint32_t *producers, uint32_t *chars)
 		good++;
 	}
 	*producers = b->producers_done;
+	*posted = b->posted;
 	mm_unlock(mm);
 	return good;
 }
@@ -43,22 +45,29 @@ int main(int argc, char **argv)
 {
 	long want = argc > 1 ? strtol(argv[1], NULL, 10) : 50, got = 0;
 	uint64_t deadline = part_time_us() + 60ull * 1000000;   /* a bound, not a timing */
-	uint32_t producers = 0, chars = 0;
+	uint32_t producers = 0, chars = 0, posted = 0;
 	MM *mm = board_attach();
+	struct board *b;
 
 	if (!mm) {
 		printf("cannot attach area '%s'\n", BOARD_AREA);
 		return 20;
 	}
+	b = mm_static(mm);
 	while (part_time_us() < deadline) {
-		got = read_board(mm, &producers, &chars);
+		got = read_board(mm, &producers, &chars, &posted);
 		if (got < 0)
 			return 21;
 		if (got >= want)
 			break;
-		/* poll about once a millisecond, letting the hart's others run */
-		for (uint64_t t = part_time_us() + 1000; part_time_us() < t;)
-			part_yield();
+		/* Sleep until a producer posts (the counter moves from what this
+		 * pass saw): at once if it already has, else until mm_wake or
+		 * 100 ms, whichever comes first. */
+		int rc = mm_wait(mm, &b->posted, posted, 100000);
+		if (rc < 0 && rc != E_BUSY && rc != E_TIMEOUT) {
+			printf("mm_wait: %s\n", err_str(rc));
+			return 23;
+		}
 	}
 	if (got < want) {
 		printf("only %ld of %ld messages arrived\n", got, want);

@@ -36,6 +36,7 @@ static int post(MM *mm, uint32_t me, uint32_t seq)
 	}
 	b->posted++;
 	mm_unlock(mm);
+	mm_wake(mm, &b->posted, 64);   /* consumers asleep on the counter look again */
 	return 0;
 }
 
@@ -57,8 +58,6 @@ int main(int argc, char **argv)
 			       err_str(mm_last_error(mm)));
 			return 10 + rc;
 		}
-		if (i % 8 == 7)
-			part_yield();
 	}
 	mm_lock(mm, MM_LOCK_RW);
 	b = mm_static(mm);

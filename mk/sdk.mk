@@ -8,12 +8,12 @@
 #                                            boots them from an initrd
 #
 # A program links against the runtime the built-in image uses (user/crt0.S,
-# user/ulib.c, mm/mm.c: the same objects) plus sdk/start.c, with picolibc,
+# user/ulib.c, the shared-area sources MM_AREA_SRCS: the same objects) plus sdk/start.c, with picolibc,
 # through user/user.ld. build/parts/NAME.elf keeps its symbols (for gdb);
 # the initrd gets stripped copies.
 PB := $(B)/parts
-SDK_RT := $(B)/user/user/crt0.S.o $(B)/user/user/ulib.c.o $(B)/user/mm/mm.c.o \
-	  $(B)/user/sdk/start.c.o
+SDK_RT = $(B)/user/user/crt0.S.o $(B)/user/user/ulib.c.o \
+	 $(patsubst %,$(B)/user/%.o,$(MM_AREA_SRCS)) $(B)/user/sdk/start.c.o
 SDK_CFLAGS = $(USER_CFLAGS) -Isdk
 SDK_LDFLAGS = $(KARCH_LD) $(PICOLIBC) -nostartfiles -static -no-pie -Wl,--no-relax \
 	-T user/user.ld -Wl,--gc-sections

@@ -60,6 +60,11 @@ static inline uint64_t part_time_us(void) { return usys_time_us(); }
 static inline long part_hart(void) { return usys_hartid(); }
 static inline long part_id(void) { return usys_partid(); }
 
+/* Waiting on a word of a shared area without spinning: mm_wait(mm, ptr,
+ * expected, timeout_us) sleeps while *ptr still holds expected (the hart
+ * runs other partitions), mm_wake(mm, ptr, n) wakes up to n sleepers on any
+ * hart. Declared in ulib.h with their error codes; docs/MM.md#wait-and-wake. */
+
 /* Its partition name and the argument of its `part=` entry ("" when it has
  * none): the strings main() gets as argv[0] and argv[1]. */
 const char *part_name(void);
