@@ -48,7 +48,10 @@ struct vm_env {
 	/* A zeroed data page: its PA, or 0 when none. */
 	uint64_t (*page_alloc)(void *ctx);
 	void (*page_free)(void *ctx, uint64_t pa);
-	/* Small objects (descriptors, segments, ranges); kmalloc in the kernel. */
+	/* Small objects (descriptors, segments, ranges): in the kernel the VM's
+	 * own object cache on pmem pages (vm_objcache.h), never kmalloc, which
+	 * grows on a VM segment; the host tests use malloc. Called in trap
+	 * context on the fault path (vm_fault.c). */
 	void *(*obj_alloc)(void *ctx, size_t size);
 	void (*obj_free)(void *ctx, void *p);
 	/* sfence.vma on this hart. asid < 0: every address space (needed for
