@@ -203,7 +203,10 @@ static bool readers_gone(MM *h)
 		uint64_t r = __atomic_load_n(&a->rd[k], __ATOMIC_SEQ_CST);
 
 		if (k == h->slot / 64 && (r & (1ull << (h->slot % 64)))) {
-			mm_release_slot(a, h->slot);   /* we hold nothing */
+			/* ours, while we hold no RD: forged; our W stays */
+			raise_died(a);
+			__atomic_fetch_and(&a->rd[k], ~(1ull << (h->slot % 64)),
+					   __ATOMIC_RELEASE);
 			r &= ~(1ull << (h->slot % 64));
 		}
 		any |= r;
