@@ -89,3 +89,10 @@ bench-guest: build/virt/kernel.elf build/virt/Image
 
 .PHONY: bench-guest
 BENCH_STEPS += bench-guest
+
+# make soak: 100 SMP=8 boots in a row, demo and a stress run alternating
+# (ci/soak.sh; SOAK_BOOTS, SOAK_SMP, SOAK_STRESS). Not part of `make test`.
+soak: build/virt/kernel.elf
+	$(Q)bash ci/soak.sh build/virt/kernel.elf
+
+.PHONY: soak
