@@ -18,7 +18,8 @@
 #include "sv39.h"
 
 pmem_t kpmem;
-umm_t kumm;
+umm_t *kumm;
+unsigned mem_cpus;
 uint64_t kernel_satp;
 static uint64_t boot_cost_pmem, boot_cost_map;   /* instret, printed in the banner */
 static unsigned asid_bits;
@@ -62,14 +63,14 @@ static void *obj_alloc(void *ctx, size_t size)
 	(void)ctx;
 	if (kmalloc_ready && !this_hart()->in_heap_grow)
 		return kmalloc(size);
-	return umm_alloc(&kumm, size, UMM_TAG_VM);
+	return umm_alloc(kumm, size, UMM_TAG_VM);
 }
 
 static void obj_free(void *ctx, void *p)
 {
 	(void)ctx;
 	if ((uintptr_t)p >= kumm_lo && (uintptr_t)p < kumm_hi)
-		umm_free(&kumm, p);
+		umm_free(kumm, p);
 	else
 		kfree(p);
 }
@@ -284,19 +285,34 @@ static void heap_put_pages(void *ctx, void *va, size_t n)
 	h->in_heap_grow--;
 }
 
+/* CPU indexes the managers serve: the board's usable harts, at most
+ * MAX_HARTS (start_secondaries starts no more; harts= only starts fewer). */
+static unsigned board_cpus(const struct board *b)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < b->nharts; i++)
+		n += b->harts[i].usable;
+	return n < 1 ? 1 : n > MAX_HARTS ? MAX_HARTS : n;
+}
+
 /* The umm pool: contiguous pages through the direct map, so that it works
- * before the VM manager does and serves it (see obj_alloc). */
+ * before the VM manager does and serves it (see obj_alloc). Its descriptor,
+ * sized for mem_cpus harts, sits in the pages just below it. */
 static void init_umm_pool(void)
 {
-	uintptr_t pa = pmem_alloc_pages(&kpmem, KUMM_POOL / ENV_PAGE_SIZE, 0, 0, PMEM_NODE_ANY);
+	size_t hdr = (UMM_SIZE(mem_cpus) + ENV_PAGE_SIZE - 1) & ~(size_t)(ENV_PAGE_SIZE - 1);
+	uintptr_t pa = pmem_alloc_pages(&kpmem, (hdr + KUMM_POOL) / ENV_PAGE_SIZE, 0, 0,
+					PMEM_NODE_ANY);
 	int rc;
 
 	if (!pa)
-		panic("mem: no %lu KiB for the umm pool", KUMM_POOL >> 10);
-	rc = umm_init(&kumm, pa_to_dmap(pa), KUMM_POOL);
+		panic("mem: no %lu KiB for the umm pool", (hdr + KUMM_POOL) >> 10);
+	kumm = pa_to_dmap(pa);
+	rc = umm_init_cpus(kumm, pa_to_dmap(pa + hdr), KUMM_POOL, mem_cpus);
 	if (rc)
 		panic("mem: umm_init: %s", err_str(rc));
-	kumm_lo = (uintptr_t)pa_to_dmap(pa);
+	kumm_lo = (uintptr_t)pa_to_dmap(pa + hdr);
 	kumm_hi = kumm_lo + KUMM_POOL;
 }
 
@@ -306,6 +322,7 @@ void mem_init(const struct board *b, unsigned long fdt_pa, unsigned long fdt_siz
 	uint64_t root, t0, t1, t2;
 	int rc;
 
+	mem_cpus = board_cpus(b);
 	t0 = rdinstret();
 	feed_pmem(b, fdt_pa, fdt_size);
 	t1 = rdinstret();
