@@ -180,7 +180,7 @@ clean:
 	rm -rf $(B)
 
 help:
-	@echo "targets: all run test bench debug clean help host"
+	@echo "targets: all run test bench debug clean help host soak"
 	@echo "knobs:   PLATFORM=virt|sifive_u (default virt)  SMP=n (default 4)"
 	@echo "         MEM=size (default 512M)  BOOTARGS='run=demo|test=<suite>|test=all|bench=<name>'"
 	@echo "         BOOT=opensbi|uboot (uboot: OpenSBI, U-Boot, extlinux, booti; virt only)"

@@ -153,27 +153,27 @@ static void umm_all(unsigned i, void *arg)
 
 static void bench_umm(void)
 {
-	static umm_t pool;
-	size_t size = 8u << 20;
-	uintptr_t pa = pmem_alloc_pages(&kpmem, size / 4096, 0, 0, PMEM_NODE_ANY);
+	size_t size = 8u << 20, hdr = (UMM_SIZE(harts_online) + 4095) & ~(size_t)4095;
+	uintptr_t pa = pmem_alloc_pages(&kpmem, (hdr + size) / 4096, 0, 0, PMEM_NODE_ANY);
+	umm_t *pool = pa ? pa_to_dmap(pa) : NULL;   /* sized for the harts online */
 	struct umm_stats a, b;
 	uint64_t t;
 	char name[64];
 
-	if (!pa || umm_init(&pool, pa_to_dmap(pa), size)) {
+	if (!pa || umm_init_cpus(pool, pa_to_dmap(pa + hdr), size, harts_online)) {
 		printf("bench: umm: no memory\n");
 		return;
 	}
-	upool = &pool;
-	bench_umm_one(&pool, true);
-	bench_umm_one(&pool, false);
+	upool = pool;
+	bench_umm_one(pool, true);
+	bench_umm_one(pool, false);
 	for (int fast = 1; fast >= 0; fast--) {
-		umm_stats(&pool, &a);
+		umm_stats(pool, &a);
 		__atomic_store_n(&umm_done, 0, __ATOMIC_RELEASE);
 		t = rdinstret();
 		smp_run(harts_online, umm_all, fast ? (void *)1 : NULL);
 		t = rdinstret() - t;
-		umm_stats(&pool, &b);
+		umm_stats(pool, &b);
 		snprintf(name, sizeof(name), "umm alloc+free %s, %u harts", fast ? "fast" : "slow",
 			 harts_online);
 		report(name, t, (uint64_t)N * harts_online, "pair per hart, no waits");
@@ -181,7 +181,7 @@ static void bench_umm(void)
 		       (unsigned long long)((b.lock_retries - a.lock_retries) * 1000 /
 					    ((uint64_t)N * harts_online * 2)));
 	}
-	pmem_free_pages(&kpmem, pa, size / 4096);
+	pmem_free_pages(&kpmem, pa, (hdr + size) / 4096);
 }
 
 static void *kbench_get_pages(void *ctx, size_t n)

@@ -37,7 +37,7 @@ failed() {
 # suite NAME ARGS...: a test=all boot
 suite() {
 	local name=$1; shift
-	local log=$logs/$name.log
+	local log=$logs/$name.log t0=$SECONDS
 	bash ci/qemu.sh --timeout "${QEMU_TIMEOUT:-480}" --log "$log" -- "$@" -append "test=all" >/dev/null
 	local rc=$?
 	local line p f
@@ -57,7 +57,7 @@ suite() {
 		echo "FAIL $name: exit status $rc disagrees with '$line'"
 		fail=$((fail + 1))
 	else
-		echo "$name: $line"
+		echo "$name: $line ($((SECONDS - t0)) s)"
 	fi
 }
 
@@ -148,6 +148,12 @@ suite virt-smp8 $q -M virt -smp 8 -m 512M -kernel "$kv"
 suite virt-3g $q -M virt -smp 4 -m 3G -kernel "$kv"
 suite virt-numa $q -M virt -smp 4 -m 2G $numa -kernel "$kv"
 suite sifive_u-smp5 $q -M sifive_u -smp 5 -m 512M -kernel "$ks"
+# The scale: many harts (plain multi-threaded TCG; -icount runs every hart on
+# one host thread, and a preempted lock holder then stalls the other 63 for
+# whole time slices: slower, see docs/ARCHITECTURE.md) and much memory.
+QEMU_TIMEOUT=${QEMU_TIMEOUT_SCALE:-1200} suite virt-smp16 $q -M virt -smp 16 -m 1G -kernel "$kv"
+QEMU_TIMEOUT=${QEMU_TIMEOUT_SCALE:-1200} suite virt-smp64 $q -M virt -smp 64 -m 2G -kernel "$kv"
+QEMU_TIMEOUT=${QEMU_TIMEOUT_SCALE:-1200} suite virt-16g $q -M virt -smp 4 -m 16G -kernel "$kv"
 expect_panic virt-panic test=panic 'illegal instruction at 0x[0-9a-f]+ \(sepc'
 expect_panic virt-wx-text test=wx.write_kernel_text 'store page fault at 0x[0-9a-f]+: kernel text \(read-execute\)'
 expect_panic virt-wx-data test=wx.execute_kernel_data 'instruction page fault at 0x[0-9a-f]+: kernel data \(read-write, not executable\)'

@@ -159,6 +159,12 @@ static void start_secondaries(unsigned want)
 		harts[idx].index = idx;
 		setup_hart_facts(&harts[idx]);
 		rc = smp_start_hart(bh->id, idx);
+		if (rc == E_TIMEOUT) {
+			/* it may still come up as idx: no other hart may have it */
+			printf("smp: hart %llu did not come online (%s); starting no more harts\n",
+			       (unsigned long long)bh->id, err_str(rc));
+			break;
+		}
 		if (rc) {
 			printf("smp: hart %llu did not start: %s\n",
 			       (unsigned long long)bh->id, err_str(rc));

@@ -19,7 +19,8 @@
 #include "vm_objcache.h"
 
 pmem_t kpmem;
-umm_t kumm;
+umm_t *kumm;
+unsigned mem_cpus;
 uint64_t kernel_satp;
 static uint64_t boot_cost_pmem, boot_cost_map;   /* instret, printed in the banner */
 static unsigned asid_bits;
@@ -269,16 +270,31 @@ static void heap_put_pages(void *ctx, void *va, size_t n)
 	vm_free_kernel_heap_pages(va, n);
 }
 
+/* CPU indexes the managers serve: the board's usable harts, at most
+ * MAX_HARTS (start_secondaries starts no more; harts= only starts fewer). */
+static unsigned board_cpus(const struct board *b)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < b->nharts; i++)
+		n += b->harts[i].usable;
+	return n < 1 ? 1 : n > MAX_HARTS ? MAX_HARTS : n;
+}
+
 /* The umm pool: contiguous pages through the direct map (for allocations
- * in trap context and by partitions' kernel services). */
+ * in trap context and by partitions' kernel services). Its descriptor,
+ * sized for mem_cpus harts, sits in the pages just below it. */
 static void init_umm_pool(void)
 {
-	uintptr_t pa = pmem_alloc_pages(&kpmem, KUMM_POOL / ENV_PAGE_SIZE, 0, 0, PMEM_NODE_ANY);
+	size_t hdr = (UMM_SIZE(mem_cpus) + ENV_PAGE_SIZE - 1) & ~(size_t)(ENV_PAGE_SIZE - 1);
+	uintptr_t pa = pmem_alloc_pages(&kpmem, (hdr + KUMM_POOL) / ENV_PAGE_SIZE, 0, 0,
+					PMEM_NODE_ANY);
 	int rc;
 
 	if (!pa)
-		panic("mem: no %lu KiB for the umm pool", KUMM_POOL >> 10);
-	rc = umm_init(&kumm, pa_to_dmap(pa), KUMM_POOL);
+		panic("mem: no %lu KiB for the umm pool", (hdr + KUMM_POOL) >> 10);
+	kumm = pa_to_dmap(pa);
+	rc = umm_init_cpus(kumm, pa_to_dmap(pa + hdr), KUMM_POOL, mem_cpus);
 	if (rc)
 		panic("mem: umm_init: %s", err_str(rc));
 }
@@ -289,6 +305,7 @@ void mem_init(const struct board *b, unsigned long fdt_pa, unsigned long fdt_siz
 	uint64_t root, t0, t1, t2;
 	int rc;
 
+	mem_cpus = board_cpus(b);
 	t0 = rdinstret();
 	feed_pmem(b, fdt_pa, fdt_size);
 	t1 = rdinstret();

@@ -15,7 +15,8 @@
 #define KUMM_POOL    (4ul << 20)      /* umm pool: trap context */
 
 extern pmem_t kpmem;
-extern umm_t kumm;
+extern umm_t *kumm;                  /* sized for the board's harts (mem_cpus) */
+extern unsigned mem_cpus;             /* CPU indexes the managers serve */
 extern uint64_t kernel_satp;          /* satp of the kernel address space */
 
 /* Boot hart, after the board is known: pmem from the board, the kernel

@@ -9,7 +9,13 @@
 #include "err.h"
 #include "sbi.h"
 
+/* A hart should report online within START_TIMEOUT_MS. Past it, a hart that
+ * SBI HSM still calls started or start-pending is on its way (a loaded host,
+ * or an emulator running many harts on few cores, can take that long): the
+ * wait goes on up to START_GIVEUP_MS, since only a hart that HSM calls
+ * stopped will never run and so may have its dense index given to another. */
 #define START_TIMEOUT_MS 2000
+#define START_GIVEUP_MS  120000
 
 /* Instructions the boot hart spent polling for harts to come online: the
  * boot-cost figure leaves them out, since they measure QEMU's scheduling. */
@@ -93,12 +99,15 @@ void secondary_boot(unsigned long hartid, unsigned long index)
 
 extern uint64_t start_mailbox[START_MAILBOX_HARTS];   /* entry.S */
 
-/* Start one hart as dense index `index`; 0 when it reports online. */
+/* Start one hart as dense index `index`; 0 when it reports online.
+ * E_FAILED: HSM says it stopped without coming online (the index may be
+ * given to another hart); E_TIMEOUT: it did not come online within
+ * START_GIVEUP_MS yet may still run as `index` (give that index to no one). */
 int smp_start_hart(unsigned long hartid, unsigned index)
 {
 	extern char _secondary_start[];
 	struct hart *h = &harts[index];
-	uint64_t deadline, wait_start;
+	uint64_t deadline, giveup, wait_start;
 	int rc;
 
 	h->hartid = hartid;
@@ -109,11 +118,21 @@ int smp_start_hart(unsigned long hartid, unsigned index)
 	if (rc)
 		return rc;
 	deadline = rdtime() + timebase_hz * START_TIMEOUT_MS / 1000;
+	giveup = rdtime() + timebase_hz * START_GIVEUP_MS / 1000;
 	wait_start = rdinstret();
 	while (!__atomic_load_n(&h->online, __ATOMIC_ACQUIRE)) {
 		if (rdtime() > deadline) {
-			rc = E_TIMEOUT;
-			break;
+			int st = sbi_hart_get_status(hartid);
+
+			if (st == SBI_HSM_STOPPED) {
+				rc = E_FAILED;    /* never ran: the index is free again */
+				break;
+			}
+			if (rdtime() > giveup) {
+				rc = E_TIMEOUT;   /* may still run as `index`: keep it */
+				break;
+			}
+			deadline = rdtime() + timebase_hz / 10;   /* ask again in 100 ms */
 		}
 	}
 	smp_wait_instret += rdinstret() - wait_start;

@@ -70,7 +70,8 @@ bench-guest: build/virt/kernel.elf build/virt/Image
 	$(Q)$(call bench_boot,boot-512m-smp1,1,512M,bench=boot)
 	$(Q)$(call bench_boot,boot-16g-smp1,1,16G,bench=boot)
 	$(Q)$(call bench_boot,boot-512m-smp8,8,512M,bench=boot)
-	$(Q)for c in 512m-smp1 16g-smp1 512m-smp8; do \
+	$(Q)$(call bench_boot,boot-2g-smp64,64,2G,bench=boot)
+	$(Q)for c in 512m-smp1 16g-smp1 512m-smp8 2g-smp64; do \
 		grep '^boot:' $(B)/logs/bench-boot-$$c.log | tr -d '\r' | sed "s/^/guest $$c: /"; done
 	$(Q)bash ci/uboot-disk.sh build/virt/Image $(B)/logs/bench-uboot.img bench=boot
 	$(Q)bash ci/qemu.sh --timeout 600 --log $(B)/logs/bench-boot-uboot-512m-smp1.log -- \
@@ -89,3 +90,10 @@ bench-guest: build/virt/kernel.elf build/virt/Image
 
 .PHONY: bench-guest
 BENCH_STEPS += bench-guest
+
+# make soak: 100 SMP=8 boots in a row, demo and a stress run alternating
+# (ci/soak.sh; SOAK_BOOTS, SOAK_SMP, SOAK_STRESS). Not part of `make test`.
+soak: build/virt/kernel.elf
+	$(Q)bash ci/soak.sh build/virt/kernel.elf
+
+.PHONY: soak

@@ -7,11 +7,11 @@
 
 #include <string.h>
 
-/* Sum over the CPU indexes below n (ENV_MAX_CPUS for exact figures). */
+/* Sum over the CPU indexes below n (m->ncpu or more for exact figures). */
 uint64_t umm_live_bytes(umm_t *m, unsigned n)
 {
 	uint64_t in = 0, out = 0;
-	for (unsigned i = 0; i < n && i < ENV_MAX_CPUS; i++) {
+	for (unsigned i = 0; i < n && i < m->ncpu; i++) {
 		const struct umm_cpu *cp = &m->cpu[i];
 		in += ld(&cp->p_in);
 		out += ld(&cp->p_out);
@@ -70,7 +70,12 @@ static uint64_t make_secret(const void *space)
 
 int umm_init(umm_t *m, void *space, size_t size)
 {
-	if (!m || !space)
+	return umm_init_cpus(m, space, size, ENV_MAX_CPUS);
+}
+
+int umm_init_cpus(umm_t *m, void *space, size_t size, unsigned ncpu)
+{
+	if (!m || !space || !ncpu || ncpu > ENV_MAX_CPUS)
 		return E_INVAL;
 	uintptr_t lo = ((uintptr_t)space + 7) & ~(uintptr_t)7;
 	uintptr_t hi = (uintptr_t)space + size;
@@ -85,7 +90,8 @@ int umm_init(umm_t *m, void *space, size_t size)
 	if (units > MAX_UNITS)
 		return E_RANGE;
 
-	memset(m, 0, sizeof(*m));
+	memset(m, 0, UMM_SIZE(ncpu));
+	m->ncpu = ncpu;
 	m->bitmap = (uint64_t *)lo;
 	m->bm_words = (units + 1 + 63) / 64;   /* the chunks' units and the sentinel's */
 	m->base = base;

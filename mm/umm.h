@@ -72,8 +72,14 @@ typedef struct umm {
 	uint32_t carved;                /* carves completed (wraps) */
 	uint32_t bin_map[UMM_BIN_ROWS]; /* bit j of row r: bin 16 r + j is non-empty */
 	struct umm_bin bin[UMM_NBINS];
+	uint32_t ncpu;                  /* CPU indexes served: cpu[0..ncpu) */
+	/* Last: a pool built by umm_init_cpus for n CPUs lives in UMM_SIZE(n)
+	 * bytes, and cpu[n..] does not exist. */
 	struct umm_cpu cpu[ENV_MAX_CPUS];
 } umm_t;
+
+/* Bytes a umm_t for ncpu CPU indexes needs (sizeof(umm_t) for ENV_MAX_CPUS). */
+#define UMM_SIZE(ncpu) (__builtin_offsetof(umm_t, cpu) + (size_t)(ncpu) * sizeof(struct umm_cpu))
 
 struct umm_stats {
 	uint64_t allocs;        /* successful allocations (a moving realloc adds one alloc and one free) */
@@ -98,6 +104,12 @@ struct umm_stats {
  * their inner pages back through env_release_pages once 256 KiB of them
  * were written since (a released page may read as zeros afterwards). */
 int umm_init(umm_t *ctx, void *space, size_t size);
+/* As umm_init, for CPU indexes 0..ncpu-1 only (1 <= ncpu <= ENV_MAX_CPUS,
+ * else E_INVAL): ctx needs only UMM_SIZE(ncpu) bytes (64-aligned), so a pool
+ * costs the CPUs the machine has, not ENV_MAX_CPUS. Every CPU that calls
+ * into the pool must have env_cpu() < ncpu. umm_init(m, s, n) is
+ * umm_init_cpus(m, s, n, ENV_MAX_CPUS). */
+int umm_init_cpus(umm_t *ctx, void *space, size_t size, unsigned ncpu);
 
 /* Slow path: may wait on micro locks. First drains the deferred list. On
  * failure it reclaims cached memory (see umm_flush; it may wait up to 250 ms

@@ -119,7 +119,7 @@ static inline void xnet_add(struct umm_cpu *me, int k, int64_t d)
 uint64_t umm_xfer_bytes(const umm_t *m, int k, unsigned n)
 {
 	uint64_t sum = 0;
-	for (unsigned i = 0; i < n && i < ENV_MAX_CPUS; i++)
+	for (unsigned i = 0; i < n && i < m->ncpu; i++)
 		sum += ld(&m->cpu[i].x_net[k]);
 	return sum;
 }
@@ -278,7 +278,7 @@ bool umm_await_flush(umm_t *m, struct umm_cpu *me, uint64_t limit)
 
 	for (;;) {
 		bool pending = false, late = env_ticks() > limit;
-		for (unsigned i = 0; i < ENV_MAX_CPUS && (!pending || late); i++) {
+		for (unsigned i = 0; i < m->ncpu && (!pending || late); i++) {
 			struct umm_cpu *cp = &m->cpu[i];
 			uint32_t h = __atomic_load_n(&cp->honoured, __ATOMIC_RELAXED);
 			if (cp == me || h == g || __atomic_load_n(&cp->missed, __ATOMIC_RELAXED) == h + 1)

@@ -47,7 +47,7 @@ void umm_stats(umm_t *m, struct umm_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	umm_sample_peak(m);
-	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
+	for (unsigned i = 0; i < m->ncpu; i++) {
 		struct umm_cpu *cp = &m->cpu[i];
 		out->allocs += ld(&cp->p_allocs);
 		out->frees += ld(&cp->p_frees);
@@ -65,8 +65,8 @@ void umm_stats(umm_t *m, struct umm_stats *out)
 			out->parked_bytes += (uint64_t)tload(&cp->top[k]) * class_units(k) * UNIT;
 	}
 	for (int k = 0; k < UMM_NCLASSES; k++)
-		out->parked_bytes += umm_xfer_bytes(m, k, ENV_MAX_CPUS);
-	out->live_bytes = umm_live_bytes(m, ENV_MAX_CPUS);
+		out->parked_bytes += umm_xfer_bytes(m, k, m->ncpu);
+	out->live_bytes = umm_live_bytes(m, m->ncpu);
 	out->peak_bytes = __atomic_load_n(&m->peak, __ATOMIC_RELAXED);
 	if (out->peak_bytes < out->live_bytes)
 		out->peak_bytes = out->live_bytes;
@@ -110,7 +110,7 @@ static bool visit(umm_t *m, uintptr_t c, int k, bool mark)
 static long long cache_lists(umm_t *m, bool mark)
 {
 	long long bytes = 0;
-	for (unsigned i = 0; i < ENV_MAX_CPUS; i++)
+	for (unsigned i = 0; i < m->ncpu; i++)
 		for (int k = 0; k < UMM_NCLASSES; k++) {
 			unsigned t = m->cpu[i].top[k];
 			if (mark && t > m->cap[k]) {
@@ -159,9 +159,9 @@ static long long cache_lists(umm_t *m, bool mark)
 			}
 			xb += (long long)(n + 1) * cb;
 		}
-		if (mark && (xb != (long long)umm_xfer_bytes(m, k, ENV_MAX_CPUS) || (xb && !m->batch[k]))) {
+		if (mark && (xb != (long long)umm_xfer_bytes(m, k, m->ncpu) || (xb && !m->batch[k]))) {
 			env_log("umm_check: class %d: transfer stack holds %lld bytes, counters %llu", k, xb,
-				(unsigned long long)umm_xfer_bytes(m, k, ENV_MAX_CPUS));
+				(unsigned long long)umm_xfer_bytes(m, k, m->ncpu));
 			return -1;
 		}
 		bytes += xb;
@@ -279,7 +279,7 @@ int umm_check(umm_t *m)
 	long long deferred = check_deferred(m);
 	CHECK(deferred >= 0 && (uint64_t)deferred == parked, "parked chunks: %llu in the pool, %lld listed",
 	      (unsigned long long)parked, deferred);
-	CHECK(live == umm_live_bytes(m, ENV_MAX_CPUS), "live bytes: walk %llu, counters %llu",
-	      (unsigned long long)live, (unsigned long long)umm_live_bytes(m, ENV_MAX_CPUS));
+	CHECK(live == umm_live_bytes(m, m->ncpu), "live bytes: walk %llu, counters %llu",
+	      (unsigned long long)live, (unsigned long long)umm_live_bytes(m, m->ncpu));
 	return 0;
 }

@@ -105,17 +105,18 @@ KTEST(umm, timer_interrupt_fast_path_during_cross_hart_stress)
 	void *space = ktest_mem(size, 4096);
 	struct ustress s;
 	struct umm_stats st;
-	static umm_t pool;   /* about 320 KiB: not on the stack */
+	umm_t *pool = ktest_mem(UMM_SIZE(harts_online), 64);   /* for the harts there are */
 
 	ASSERT(space != NULL);
-	ASSERT_EQ(umm_init(&pool, space, size), 0);
+	ASSERT(pool != NULL);
+	ASSERT_EQ(umm_init_cpus(pool, space, size, harts_online), 0);
 	memset((void *)tick_allocs, 0, sizeof(tick_allocs));
 	memset(tick_held, 0, sizeof(tick_held));
 	memset((void *)tick_stop, 0, sizeof(tick_stop));
-	s.pool = &pool;
+	s.pool = pool;
 	s.bad = 0;
 	s.deadline = rdtime() + timebase_hz;   /* 1 s */
-	tick_pool = &pool;
+	tick_pool = pool;
 	ASSERT_EQ(timer_add_hook(umm_tick), 0);
 	ktest_parallel(ktest_ncpus(), umm_worker, &s);
 	timer_remove_hook(umm_tick);
@@ -125,18 +126,18 @@ KTEST(umm, timer_interrupt_fast_path_during_cross_hart_stress)
 		env_cpu_relax();
 	for (unsigned i = 0; i < harts_online; i++) {
 		if (tick_held[i])
-			umm_free(&pool, tick_held[i]);
+			umm_free(pool, tick_held[i]);
 		EXPECT_GE(tick_allocs[i], 1);   /* every hart allocated in its tick */
 	}
 	EXPECT_EQ(s.bad, 0);
-	umm_stats(&pool, &st);
+	umm_stats(pool, &st);
 	EXPECT_EQ(st.live_bytes, 0);
 	EXPECT_EQ(st.allocs, st.frees);
-	EXPECT_EQ(umm_check(&pool), 0);
+	EXPECT_EQ(umm_check(pool), 0);
 	/* everything merged back: the whole capacity in one block */
-	void *all = umm_alloc(&pool, st.capacity, 0);
+	void *all = umm_alloc(pool, st.capacity, 0);
 	EXPECT(all != NULL);
-	umm_free(&pool, all);
+	umm_free(pool, all);
 	printf("umm: timer ticks allocated %llu blocks on %u harts (%llu NULL from contention)\n",
 	       (unsigned long long)({ uint64_t n = 0; for (unsigned i = 0; i < harts_online; i++) n += tick_allocs[i]; n; }),
 	       harts_online,

@@ -13,47 +13,105 @@
 
 #define PG 4096ul
 
-struct page_list {
-	uintptr_t head[MAX_HARTS];     /* pa of the first page, 0 = none */
+/* The pages taken, one bit each over [lo, lo + nbits pages), set with an
+ * atomic or: a page handed out twice finds its bit set. Only one page in
+ * STAMP_EVERY is written (and read back), so the test costs the allocator's
+ * work, not a write to every page of a large machine; the bitmap still sees
+ * every page. */
+#define STAMP_EVERY 61       /* prime: the sample lands on every page offset */
+#define STAMP_MAGIC 0x5a5a5a5a00000000ull
+
+struct page_set {
+	uint64_t lo, nbits;
+	uint64_t *bits;
 	uint64_t count[MAX_HARTS];
+	unsigned dup[MAX_HARTS], out[MAX_HARTS], bad_free[MAX_HARTS];
 };
 
-/* A taken page records the next pa and who took it in its first words. */
 static void take_all(unsigned i, void *arg)
 {
-	struct page_list *l = arg;
+	struct page_set *l = arg;
 	uintptr_t pa;
 
 	while ((pa = pmem_alloc_page(&kpmem)) != 0) {
-		uint64_t *w = pa_to_dmap(pa);
-		w[0] = l->head[i];
-		w[1] = 0x5a5a000000000000ull | i;
-		l->head[i] = pa;
+		uint64_t b = (pa - l->lo) / PG, m = 1ull << (b % 64);
+
 		l->count[i]++;
+		if (pa < l->lo || b >= l->nbits || pa % PG) {
+			l->out[i]++;          /* not a page of RAM: lost to the test */
+			continue;
+		}
+		if (__atomic_fetch_or(&l->bits[b / 64], m, __ATOMIC_RELAXED) & m)
+			l->dup[i]++;
+		if (b % STAMP_EVERY == 0) {
+			uint64_t *w = pa_to_dmap(pa);
+			w[0] = STAMP_MAGIC ^ pa;
+			w[1] = i;
+		}
 	}
 }
 
+/* Free [pa, pa + n pages) in one call unless n is 0. */
+static void free_run(struct page_set *l, unsigned i, uintptr_t pa, uint64_t n)
+{
+	if (n && pmem_free_pages(&kpmem, pa, n))
+		l->bad_free[i]++;
+}
+
+/* A run handed to pmem_free_pages must lie in one RAM range and one zone. */
+static bool starts_range(uintptr_t pa)
+{
+	if (pa == PMEM_DMA32_LIMIT)
+		return true;
+	for (unsigned i = 0; i < board->nmem; i++)
+		if (pa == board->mem[i].start)
+			return true;
+	return false;
+}
+
+/* Hart i gives back the pages of its share of the bitmap: the stamped ones
+ * one by one through its cache (pmem_free_page), the runs between them in
+ * one locked call each (pmem_free_pages), so a large machine does not pay a
+ * free-list insertion per page. */
 static void give_back(unsigned i, void *arg)
 {
-	struct page_list *l = arg;
-	uintptr_t pa = l->head[i];
+	struct page_set *l = arg;
+	uint64_t words = (l->nbits + 63) / 64, n = harts_online;
+	uint64_t b0 = words * i / n * 64, b1 = words * (i + 1) / n * 64, run = 0;
+	uintptr_t rs = 0;
 
-	while (pa) {
-		uintptr_t next = ((uint64_t *)pa_to_dmap(pa))[0];
-		pmem_free_page(&kpmem, pa);
-		pa = next;
+	if (b1 > l->nbits)
+		b1 = l->nbits;
+	for (uint64_t b = b0; b < b1; b++) {
+		uintptr_t pa = l->lo + b * PG;
+
+		if (!(l->bits[b / 64] & (1ull << (b % 64)))) {
+			free_run(l, i, rs, run);
+			run = 0;
+		} else if (b % STAMP_EVERY == 0) {
+			free_run(l, i, rs, run);
+			run = 0;
+			if (pmem_free_page(&kpmem, pa))
+				l->bad_free[i]++;
+		} else {
+			if (run && starts_range(pa)) {
+				free_run(l, i, rs, run);
+				run = 0;
+			}
+			if (run++ == 0)
+				rs = pa;
+		}
 	}
-	l->head[i] = 0;
+	free_run(l, i, rs, run);
 }
 
 KTEST(pmem, all_harts_take_every_page_once_and_give_all_back)
 {
-	static struct page_list l;
-	uint64_t lo = ~0ull, hi = 0, total = 0, bits;
+	static struct page_set l;
+	uint64_t lo = ~0ull, hi = 0, total = 0, set = 0, stamped = 0;
 	size_t before, bm_pages;
 	uintptr_t bm_pa;
-	uint8_t *bm;
-	unsigned dup = 0, stamp_bad = 0;
+	unsigned dup = 0, out = 0, bad_free = 0, stamp_bad = 0;
 
 	for (unsigned i = 0; i < board->nmem; i++) {
 		if (board->mem[i].start < lo)
@@ -61,36 +119,51 @@ KTEST(pmem, all_harts_take_every_page_once_and_give_all_back)
 		if (board->mem[i].end > hi)
 			hi = board->mem[i].end;
 	}
-	bits = (hi - lo + 1) / PG;
-	bm_pages = (bits / 8 + PG - 1) / PG;
+	memset(&l, 0, sizeof(l));
+	l.lo = lo & ~(PG - 1);
+	l.nbits = (hi - l.lo + 1 + PG - 1) / PG;
+	bm_pages = ((l.nbits + 63) / 64 * 8 + PG - 1) / PG;
 	bm_pa = pmem_alloc_pages(&kpmem, bm_pages, 0, 0, PMEM_NODE_ANY);
 	ASSERT(bm_pa != 0);
-	bm = pa_to_dmap(bm_pa);
-	memset(bm, 0, bm_pages * PG);
+	l.bits = pa_to_dmap(bm_pa);
+	memset(l.bits, 0, bm_pages * PG);
 	before = pmem_avail(&kpmem);
-	memset(&l, 0, sizeof(l));
 
 	ktest_parallel(harts_online, take_all, &l);
 	EXPECT_LT(pmem_avail(&kpmem), PG);         /* nothing left */
 	for (unsigned i = 0; i < harts_online; i++) {
-		for (uintptr_t pa = l.head[i]; pa; pa = ((uint64_t *)pa_to_dmap(pa))[0]) {
-			uint64_t b = (pa - lo) / PG;
-			if (((uint64_t *)pa_to_dmap(pa))[1] != (0x5a5a000000000000ull | i))
-				stamp_bad++;
-			if (bm[b / 8] & (1u << (b % 8)))
-				dup++;
-			bm[b / 8] |= (uint8_t)(1u << (b % 8));
-		}
 		total += l.count[i];
+		dup += l.dup[i];
+		out += l.out[i];
 		EXPECT_GE(l.count[i], 1);                 /* every hart got pages */
 	}
+	for (uint64_t b = 0; b < l.nbits; b++) {
+		uintptr_t pa = l.lo + b * PG;
+		const uint64_t *w;
+
+		if (!(l.bits[b / 64] & (1ull << (b % 64))))
+			continue;
+		set++;
+		if (b % STAMP_EVERY)
+			continue;
+		w = pa_to_dmap(pa);
+		stamped++;
+		stamp_bad += w[0] != (STAMP_MAGIC ^ pa) || w[1] >= harts_online;
+	}
 	EXPECT_EQ(dup, 0);
+	EXPECT_EQ(out, 0);
 	EXPECT_EQ(stamp_bad, 0);
+	EXPECT_EQ(set, total);
 	EXPECT_EQ(total * PG, before);
-	printf("pmem: %u harts took %llu pages (%llu MiB), none twice\n", harts_online,
-	       (unsigned long long)total, (unsigned long long)(total * PG >> 20));
+	EXPECT_GE(stamped, total / STAMP_EVERY / 2);
+	printf("pmem: %u harts took %llu pages (%llu MiB), none twice; %llu stamped\n",
+	       harts_online, (unsigned long long)total, (unsigned long long)(total * PG >> 20),
+	       (unsigned long long)stamped);
 
 	ktest_parallel(harts_online, give_back, &l);
+	for (unsigned i = 0; i < harts_online; i++)
+		bad_free += l.bad_free[i];
+	EXPECT_EQ(bad_free, 0);
 	EXPECT_EQ(pmem_avail(&kpmem), before);
 	EXPECT_EQ(pmem_free_pages(&kpmem, bm_pa, bm_pages), 0);
 	EXPECT_EQ(pmem_check(&kpmem), 0);

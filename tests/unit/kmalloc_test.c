@@ -32,7 +32,7 @@ void kt_pages_put(const struct kt_pages *pg, void *va, size_t n)
 	env_unlock(pg->lock, fl);
 }
 
-#define ARENA_MAX_PAGES 1024
+#define ARENA_MAX_PAGES 4096
 
 struct arena {
 	env_spinlock_t lock;
@@ -646,10 +646,16 @@ KTEST(kmalloc, parallel_cross_cpu_stress)
 	struct stress *st = ktest_mem(sizeof(*st), 64);
 	unsigned n = ktest_ncpus();
 	ASSERT(st);
-	/* Real clock, short TTL: blocks expire while others allocate. */
-	st->f = fix_new(1000, env_ticks_per_sec() / 1000, true);
+	/* Real clock, short TTL: blocks expire while others allocate. Each
+	 * CPU holds up to 32 blocks of up to 4 KiB plus its caches, so past
+	 * 16 CPUs (1000 arena pages, a 64-page first chunk) the arena grows
+	 * with the CPUs, and the first chunk (which holds every CPU's per-CPU
+	 * data) is made large enough to hold the whole stress: a later chunk
+	 * may sit beyond map pages taken meanwhile, which is not adjacent. */
+	size_t pages = n <= 16 ? 1000 : 1000 + (n - 16) * 48;
+	st->f = fix_new(pages, env_ticks_per_sec() / 1000, true);
 	ASSERT(st->f);
-	kmalloc_tune_i(st->f->km, 64, 0);    /* room for 16 CPUs' data */
+	kmalloc_tune_i(st->f->km, n <= 16 ? 64 : 16 * n, 0);
 	st->iters = 200000;
 	st->n = n;
 	st->duration = ktest_stress_seconds() * env_ticks_per_sec();

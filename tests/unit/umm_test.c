@@ -931,3 +931,34 @@ KTEST(umm, memory_follows_live_data)
 	munmap(space, size);
 }
 #endif
+
+/* A pool for only the CPU indexes up to the caller's lives in UMM_SIZE(n)
+ * bytes: nothing reads or writes past them (on the host the block ends
+ * where AddressSanitizer's red zone starts), and bad counts are refused. */
+KTEST(umm, init_cpus_uses_only_its_cpus)
+{
+	unsigned n = env_cpu() + 1;
+	umm_t *m = ktest_mem(UMM_SIZE(n), 64);
+	char *space = ktest_mem(POOL, 4096);
+	struct umm_stats st;
+	void *p[64];
+
+	ASSERT(m && space);
+	EXPECT_EQ(umm_init_cpus(m, space, POOL, 0), E_INVAL);
+	EXPECT_EQ(umm_init_cpus(m, space, POOL, ENV_MAX_CPUS + 1), E_INVAL);
+	ASSERT_EQ(umm_init_cpus(m, space, POOL, n), 0);
+	EXPECT_EQ(m->ncpu, n);
+	for (unsigned i = 0; i < 64; i++) {
+		p[i] = i % 2 ? umm_alloc_fast(m, 16 + 40 * i, 0) : umm_alloc(m, 16 + 40 * i, 0);
+		EXPECT(p[i] != NULL);
+	}
+	for (unsigned i = 0; i < 64; i++)
+		i % 2 ? umm_free_fast(m, p[i]) : umm_free(m, p[i]);
+	umm_flush(m);
+	EXPECT_EQ(umm_check(m), 0);
+	umm_stats(m, &st);
+	EXPECT_EQ(st.live_bytes, 0);
+	EXPECT_EQ(st.allocs, 64);
+	EXPECT_EQ(st.frees, 64);
+	expect_all_free(kt__, m);
+}
