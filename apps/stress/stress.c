@@ -59,7 +59,7 @@ bool s_fail_now(struct stress *s, unsigned mgr)
 	unsigned c;
 	uint64_t x;
 
-	if (!s->o.fail || s->quiet)
+	if (!s->o.fail || LD(s->quiet))
 		return false;
 	c = s->p->cpu_index() % S_MAX_HARTS;
 	x = fail_rng[c] ? fail_rng[c] : (s->o.seed ^ (c + 1) * 0x9e3779b97f4a7c15ull) | 1;
@@ -305,7 +305,7 @@ static uint64_t count(struct stress *s)
 
 static void account(struct shart *h, unsigned m, int64_t bytes)
 {
-	h->mlive[m] += bytes;
+	ST(h->mlive[m], h->mlive[m] + bytes);
 }
 
 /* ---- hand-over ------------------------------------------------------------------ */
@@ -375,7 +375,7 @@ static bool run_check(struct stress *s)
 
 	fl = env_lock(&s->ctl);
 	s->arrived = 0;
-	s->quiet = true;
+	ST(s->quiet, true);
 	__atomic_store_n(&s->check_req, true, __ATOMIC_RELEASE);
 	env_unlock(&s->ctl, fl);
 	for (;;) {
@@ -388,7 +388,7 @@ static bool run_check(struct stress *s)
 	}
 	ok = s_check_all(s) == 0;
 	s->checks++;
-	s->quiet = false;
+	ST(s->quiet, false);
 	__atomic_store_n(&s->check_req, false, __ATOMIC_RELEASE);
 	return ok;
 }
@@ -403,12 +403,12 @@ static void stress_tick(void)
 	unsigned c;
 	struct shart *h;
 
-	if (!s || s->quiet || s->stop)
+	if (!s || LD(s->quiet) || LD(s->stop))
 		return;
 	c = s->p->cpu_index();
 	for (unsigned i = 0; i < s->n; i++) {
 		h = s->h[i];
-		if (h->cpu != c || !h->started || h->state != H_RUN)
+		if (h->cpu != c || !LD(h->started) || LD(h->state) != H_RUN)
 			continue;
 		for (unsigned k = 0; k < s->o.irq; k++)
 			s_irq_op(s, h, !s->p->irq_ok || s->p->irq_ok());
@@ -492,7 +492,7 @@ static void do_free(struct stress *s, struct shart *h, struct sblk *b)
 		s_bad_input(s, h, b);
 	if (s->o.xfer && s_can_xfer(m) && s->n > 1 && s_rand(h) % 100 < s->o.xfer) {
 		struct shart *to = s->h[(h->idx + 1 + s_rand(h) % (s->n - 1)) % s->n];
-		if (to->state == H_RUN && !s_verify(s, h, b, false, 0, "before a hand-over")) {
+		if (LD(to->state) == H_RUN && !s_verify(s, h, b, false, 0, "before a hand-over")) {
 			xpush(to, b);
 			b->used = 0;
 			h->xsent++;
@@ -536,7 +536,7 @@ static void one_op(struct stress *s, struct shart *h)
 				account(h, m, (int64_t)b->size);
 			} else {
 				b->used = 0;
-				h->mfail[m]++;
+				INC(h->mfail[m]);
 			}
 		}
 	} else {
@@ -551,12 +551,12 @@ static void one_op(struct stress *s, struct shart *h)
 			if (rc == 0)
 				account(h, m, (int64_t)b->size - old);
 			else if (rc == E_NOMEM)
-				h->mfail[m]++;
+				INC(h->mfail[m]);
 		}
 	}
 	h->mops[m]++;
 	h->mcount[m] += count(s) - c0;
-	h->ops++;
+	INC(h->ops);
 }
 
 /* ---- hot-plug ------------------------------------------------------------------- */
@@ -571,13 +571,13 @@ static void go_offline(struct stress *s, struct shart *h)
 	irq_drain(s, h);
 	s_flush_cpu(s, h);
 	fl = env_lock(&s->ctl);
-	if (s->check_req || s->stop) {
+	if (LD(s->check_req) || LD(s->stop)) {
 		env_unlock(&s->ctl, fl);
 		return;
 	}
-	h->off_req = false;
-	h->state = H_OFF;
-	s->active--;
+	ST(h->off_req, false);
+	ST(h->state, H_OFF);
+	ST(s->active, s->active - 1);
 	env_unlock(&s->ctl, fl);
 	h->offs++;
 	__atomic_store_n(&h->flushed, true, __ATOMIC_RELEASE);
@@ -588,9 +588,9 @@ static void come_online(struct stress *s, struct shart *h)
 {
 	unsigned long fl = env_lock(&s->ctl);
 
-	h->flushed = false;
-	h->state = H_RUN;
-	s->active++;
+	ST(h->flushed, false);
+	ST(h->state, H_RUN);
+	ST(s->active, s->active + 1);
 	env_unlock(&s->ctl, fl);
 }
 
@@ -602,26 +602,26 @@ static void onoff_step(struct stress *s, uint64_t now)
 
 	for (unsigned i = 1; i < s->n; i++) {
 		struct shart *h = s->h[i];
-		if (h->state != H_OFF || !__atomic_load_n(&h->flushed, __ATOMIC_ACQUIRE))
+		if (LD(h->state) != H_OFF || !__atomic_load_n(&h->flushed, __ATOMIC_ACQUIRE))
 			continue;
 		if (s->p->cpu_stopped && !s->p->cpu_stopped(i))
 			continue;
-		if (now - s->last_onoff < every / 2 && !s->stop)
+		if (now - s->last_onoff < every / 2 && !LD(s->stop))
 			continue;
 		if (s_stranded(s, h))
 			return;
-		h->flushed = false;
-		h->state = H_GONE;          /* restarting */
+		ST(h->flushed, false);
+		ST(h->state, H_GONE);          /* restarting */
 		if (s->p->cpu_on(i))
 			s_failure(s, "stress: hart %u did not start again", i);
 	}
-	if (s->stop || now - s->last_onoff < every || s->n < 2)
+	if (LD(s->stop) || now - s->last_onoff < every || s->n < 2)
 		return;
 	s->last_onoff = now;
 	{
 		struct shart *v = s->h[1 + s_rand(s->h[0]) % (s->n - 1)];
-		if (v->state == H_RUN)
-			v->off_req = true;
+		if (LD(v->state) == H_RUN)
+			ST(v->off_req, true);
 	}
 }
 
@@ -650,7 +650,7 @@ static uint64_t total_ops(struct stress *s, uint64_t *mn, uint64_t *mx)
 	*mn = ~0ull;
 	*mx = 0;
 	for (unsigned i = 0; i < s->n; i++) {
-		uint64_t o = s->h[i]->ops;
+		uint64_t o = LD(s->h[i]->ops);
 		t += o;
 		if (o < *mn)
 			*mn = o;
@@ -665,16 +665,14 @@ static int64_t live_bytes(struct stress *s, unsigned m)
 	int64_t t = 0;
 
 	for (unsigned i = 0; i < s->n; i++)
-		t += s->h[i]->mlive[m];
+		t += LD(s->h[i]->mlive[m]);
 	return t;
 }
 
-static void stat_line(struct stress *s, uint64_t now)
+/* Hart 0: the peak of the shadow account, sampled. */
+static int64_t sample_peaks(struct stress *s)
 {
-	char a[16], b[16], c[16], d[16];
-	uint64_t mn, mx, ops = total_ops(s, &mn, &mx), handled = 0;
 	int64_t live = 0;
-	unsigned secs = (unsigned)(now / 1000000000ull);
 
 	for (unsigned m = 0; m < NMGR; m++) {
 		int64_t l = live_bytes(s, m);
@@ -682,9 +680,19 @@ static void stat_line(struct stress *s, uint64_t now)
 		if (l > 0 && (uint64_t)l > s->mpeak[m])
 			s->mpeak[m] = (uint64_t)l;
 	}
+	return live;
+}
+
+static void stat_line(struct stress *s, uint64_t now)
+{
+	char a[16], b[16], c[16], d[16];
+	uint64_t mn, mx, ops = total_ops(s, &mn, &mx), handled = 0;
+	int64_t live = sample_peaks(s);
+	unsigned secs = (unsigned)(now / 1000000000ull);
+
 	for (unsigned i = 0; i < s->n; i++)
 		for (unsigned m = 0; m < NMGR; m++)
-			handled += s->h[i]->mfail[m];
+			handled += LD(s->h[i]->mfail[m]);
 	fmt_num(a, sizeof(a), ops);
 	fmt_num(b, sizeof(b), now ? ops * 1000000000ull / now : 0);
 	fmt_num(c, sizeof(c), mn);
@@ -692,8 +700,9 @@ static void stat_line(struct stress *s, uint64_t now)
 	s->p->print("stress: %us ops %s (%s/s) live %lld.%lld MiB fail-injected %llu handled %llu "
 		    "err %d harts %u/%u (min %s max %s ops)\n", secs, a, b,
 		    (long long)(live >> 20), (long long)((live & 0xfffff) * 10 >> 20),
-		    (unsigned long long)(s->injected + s->bad_in), (unsigned long long)(handled + s->bad_in),
-		    s->failed ? 1 : 0, s->active, s->n, c, d);
+		    (unsigned long long)(LD(s->injected) + LD(s->bad_in)),
+		    (unsigned long long)(handled + LD(s->bad_in)),
+		    LD(s->failed) ? 1 : 0, LD(s->active), s->n, c, d);
 }
 
 static void table(struct stress *s, uint64_t ns)
@@ -731,23 +740,23 @@ static void worker(unsigned i, void *arg)
 	struct shart *h = s->h[i];
 
 	h->cpu = s->p->cpu_index();
-	if (h->state == H_GONE)
+	if (LD(h->state) == H_GONE)
 		come_online(s, h);          /* started again after hot-plug */
 	else if (s_hart_init(s, h))
 		return;
-	h->started = true;
+	ST(h->started, true);
 	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
 		if (__atomic_load_n(&s->check_req, __ATOMIC_ACQUIRE) && i) {
 			barrier_wait(s);
 			continue;
 		}
-		if (h->off_req && i) {
+		if (LD(h->off_req) && i) {
 			go_offline(s, h);
-			if (h->state == H_GONE)     /* host: started again */
+			if (LD(h->state) == H_GONE)     /* host: started again */
 				come_online(s, h);
 			continue;
 		}
-		if (h->xq)
+		if (LD(h->xq))
 			xdrain(s, h);
 		one_op(s, h);
 		if (s->o.irq && !s->p->irq_start && h->ops % 64 == 0)
@@ -764,6 +773,8 @@ static void worker(unsigned i, void *arg)
 		}
 		if (i == 0 && (h->ops & 15) == 0) {
 			uint64_t now = s_ns(s);
+			if ((h->ops & 1023) == 0)
+				sample_peaks(s);
 			if (s->o.stat && now - s->last_stat >= s->o.stat * 1000 * MS) {
 				s->last_stat = now;
 				stat_line(s, now);
@@ -779,8 +790,8 @@ static void worker(unsigned i, void *arg)
 			if (h->target && h->ops >= h->target) {
 				bool all = true;
 				for (unsigned k = 1; k < s->n; k++)
-					all &= s->h[k]->ops >= s->h[k]->target ||
-					       s->h[k]->state != H_RUN;
+					all &= LD(s->h[k]->ops) >= s->h[k]->target ||
+					       LD(s->h[k]->state) != H_RUN;
 				if (all)
 					__atomic_store_n(&s->stop, true, __ATOMIC_RELEASE);
 			}
@@ -809,7 +820,7 @@ static void end_phase(struct stress *s, struct shart *h)
 			bool all = true;
 			onoff_step(s, s_ns(s));
 			for (unsigned k = 1; k < s->n; k++)
-				all &= s->h[k]->state == H_RUN || !s->h[k]->started;
+				all &= LD(s->h[k]->state) == H_RUN || !LD(s->h[k]->started);
 			if (all || s->p->now_ns() - t > 20000 * MS)
 				break;
 			env_cpu_relax();
@@ -817,7 +828,7 @@ static void end_phase(struct stress *s, struct shart *h)
 	}
 	if (h->idx == 0 && s->p->irq_stop && s->o.irq)
 		s->p->irq_stop();
-	s->quiet = true;
+	ST(s->quiet, true);
 	for (unsigned k = 0; k < h->nslot; k++) {
 		struct sblk *b = &h->slot[k];
 		if (b->used && s_free(s, h, b) == 0)
@@ -884,9 +895,9 @@ int stress_run(const struct stress_plat *plat, const char *opts)
 		s->h[i] = h;
 	}
 	s->active = s->n;
-	s->quiet = true;
+	ST(s->quiet, true);
 	if (s_setup(s) == 0) {
-		s->quiet = false;
+		ST(s->quiet, false);
 		tick_s = s;
 		if (s->o.irq && plat->irq_start && plat->irq_start(stress_tick))
 			plat->print("stress: irq=: no timer hook free\n");
@@ -895,7 +906,7 @@ int stress_run(const struct stress_plat *plat, const char *opts)
 		plat->run(s->n, worker, s);
 		tick_s = NULL;
 		ns = s_ns(s);
-		s->quiet = true;
+		ST(s->quiet, true);
 		stat_line(s, ns);
 		if (!s->failed) {
 			for (unsigned m = 0; m < NMGR; m++)

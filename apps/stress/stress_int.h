@@ -17,6 +17,11 @@
 #define S_VM_DESCS    2             /* address spaces the harts share */
 #define S_BAD_MAX     16            /* bad-input injections per manager */
 
+/* Fields other harts read while their owner writes them. */
+#define LD(x)    __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
+#define INC(x)   ST(x, (x) + 1)
+
 enum { M_UMM, M_KMALLOC, M_PMEM, M_LMM, M_VM, M_MM, NMGR };
 enum { DIST_UNIFORM, DIST_LOG, DIST_POW };
 enum { OP_ALLOC, OP_FREE, OP_REALLOC, OP_ALIGNED, NOPS };

@@ -518,7 +518,7 @@ void s_vm_grow_op(struct stress *s, struct shart *h)
 	int rc;
 
 	if (!g) {
-		h->mfail[M_VM]++;
+		INC(h->mfail[M_VM]);
 		return;
 	}
 	rc = vm_segment_grow(g, want);
@@ -530,7 +530,7 @@ void s_vm_grow_op(struct stress *s, struct shart *h)
 				break;
 			}
 	} else if (rc == E_NOMEM) {
-		h->mfail[M_VM]++;
+		INC(h->mfail[M_VM]);
 		if (g->size != PAGE)
 			s_failure(s, "vm: vm_segment_grow failed with E_NOMEM but left %zu "
 				  "bytes mapped (was %zu)", g->size, (size_t)PAGE);
