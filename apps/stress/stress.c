@@ -160,7 +160,7 @@ static int parse_opt(struct sopts *o, const char *k, size_t klen, const char *v)
 		{ "irq", &o->irq, 0, 64 }, { "fail", &o->fail, 0, 50 },
 		{ "onoff", &o->onoff, 0, 60000 }, { "check", &o->check, 0, 3600 },
 		{ "stat", &o->stat, 0, 3600 }, { "corrupt", &o->corrupt, 0, 1 },
-		{ "leaks", &o->leaks, 2, 1 }, { "verbose", &o->verbose, 2, 1 },
+		{ "leaks", &o->leaks, 2, 1 }, { "kmirq", &o->kmirq, 2, 1 }, { "verbose", &o->verbose, 2, 1 },
 	};
 	char *end;
 
@@ -410,26 +410,31 @@ static void stress_tick(void)
 		h = s->h[i];
 		if (h->cpu != c || !LD(h->started) || LD(h->state) != H_RUN)
 			continue;
+		bool km_ok = (!s->p->irq_ok || s->p->irq_ok()) && (s->o.kmirq || !h->in_km);
 		for (unsigned k = 0; k < s->o.irq; k++)
-			s_irq_op(s, h, !s->p->irq_ok || s->p->irq_ok());
+			s_irq_op(s, h, km_ok);
 		return;
 	}
 }
 
+/* Thread context, interrupts off: the tick uses the same slots. */
 static void irq_drain(struct stress *s, struct shart *h)
 {
+	unsigned long fl = env_irq_save();
+
 	for (unsigned k = 0; k < S_IRQ_SLOTS; k++) {
 		struct sblk *b = &h->irq[k];
 		if (!b->used)
 			continue;
 		if (s_verify(s, h, b, false, 0, "at the end of the tick's blocks"))
-			return;
+			break;
 		if (b->mgr == M_UMM)
 			umm_free(s->umm, b->va);
-		else
-			kfree_i(s->km, b->va);
+		else if (kfree_i(s->km, b->va))
+			s_failure(s, "kmalloc: kfree_i refused a live block from the tick");
 		b->used = 0;
 	}
+	env_irq_restore(fl);
 }
 
 /* ---- one operation --------------------------------------------------------------- */
@@ -565,14 +570,18 @@ static void go_offline(struct stress *s, struct shart *h)
 {
 	unsigned long fl;
 
-	/* give everything back while still a member: a check barrier
-	 * starting now waits for this hart */
+	/* give everything back while still a member (a check barrier
+	 * starting now waits for this hart), with interrupts off from here
+	 * to the stop: a tick must not fill the caches again */
+	unsigned long irq = env_irq_save();
+
 	xdrain(s, h);
 	irq_drain(s, h);
 	s_flush_cpu(s, h);
 	fl = env_lock(&s->ctl);
 	if (LD(s->check_req) || LD(s->stop)) {
 		env_unlock(&s->ctl, fl);
+		env_irq_restore(irq);
 		return;
 	}
 	ST(h->off_req, false);
@@ -582,6 +591,7 @@ static void go_offline(struct stress *s, struct shart *h)
 	h->offs++;
 	__atomic_store_n(&h->flushed, true, __ATOMIC_RELEASE);
 	s->p->cpu_off(h->idx);          /* the kernel's never returns */
+	env_irq_restore(irq);
 }
 
 static void come_online(struct stress *s, struct shart *h)
@@ -608,12 +618,14 @@ static void onoff_step(struct stress *s, uint64_t now)
 			continue;
 		if (now - s->last_onoff < every / 2 && !LD(s->stop))
 			continue;
-		if (s_stranded(s, h))
-			return;
+		s_stranded(s, h);           /* reports; the hart starts anyway */
 		ST(h->flushed, false);
 		ST(h->state, H_GONE);          /* restarting */
-		if (s->p->cpu_on(i))
+		if (s->p->cpu_on(i)) {
 			s_failure(s, "stress: hart %u did not start again", i);
+			ST(h->state, H_DEAD);
+			__atomic_fetch_add(&s->dead, 1, __ATOMIC_ACQ_REL);
+		}
 	}
 	if (LD(s->stop) || now - s->last_onoff < every || s->n < 2)
 		return;
@@ -807,7 +819,7 @@ static volatile unsigned end_a, end_b, end_c;
 static void end_barrier(struct stress *s, volatile unsigned *ctr)
 {
 	__atomic_fetch_add(ctr, 1, __ATOMIC_ACQ_REL);
-	while (__atomic_load_n(ctr, __ATOMIC_ACQUIRE) < s->n)
+	while (__atomic_load_n(ctr, __ATOMIC_ACQUIRE) < s->n - LD(s->dead))
 		env_cpu_relax();
 }
 
@@ -821,8 +833,19 @@ static void end_phase(struct stress *s, struct shart *h)
 			onoff_step(s, s_ns(s));
 			for (unsigned k = 1; k < s->n; k++)
 				all &= LD(s->h[k]->state) == H_RUN || !LD(s->h[k]->started);
-			if (all || s->p->now_ns() - t > 20000 * MS)
+			if (all)
 				break;
+			if (s->p->now_ns() - t > 20000 * MS) {
+				/* a hart that never came back is left out */
+				for (unsigned k = 1; k < s->n; k++)
+					if (LD(s->h[k]->state) != H_RUN && LD(s->h[k]->started)) {
+						s_failure(s, "stress: hart %u did not come back "
+							  "from hot-plug", k);
+						ST(s->h[k]->state, H_DEAD);
+						__atomic_fetch_add(&s->dead, 1, __ATOMIC_ACQ_REL);
+					}
+				break;
+			}
 			env_cpu_relax();
 		}
 	}

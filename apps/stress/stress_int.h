@@ -35,7 +35,7 @@ struct sopts {
 	int dist;
 	unsigned mix[NOPS], vmix[NVOPS];
 	unsigned live, xfer, irq, fail, onoff, check, stat;
-	bool leaks, verbose;
+	bool leaks, verbose, kmirq;
 	unsigned corrupt;
 };
 
@@ -55,7 +55,7 @@ struct xnode {
 	uint64_t w[4];
 };
 
-enum { H_RUN, H_OFF, H_GONE };
+enum { H_RUN, H_OFF, H_GONE, H_DEAD };
 
 struct shart {
 	unsigned idx, cpu;
@@ -70,6 +70,7 @@ struct shart {
 	void *xq;                       /* incoming blocks (Treiber stack) */
 	struct sblk irq[S_IRQ_SLOTS];
 	uint64_t irq_ops, irq_null;
+	volatile unsigned in_km;        /* inside the private kmalloc (thread context) */
 	volatile int state;
 	volatile bool off_req, flushed, started;
 	uint64_t offs;
@@ -98,7 +99,7 @@ struct stress {
 	volatile int failed;
 	char why[200];
 	env_spinlock_t ctl;             /* barrier and hart membership */
-	volatile unsigned active, arrived;
+	volatile unsigned active, arrived, dead;
 	volatile bool check_req;
 	uint64_t t0, deadline, checks, last_check, last_stat, last_onoff;
 	uint64_t injected, handled, bad_in;

@@ -542,6 +542,15 @@ void s_vm_grow_op(struct stress *s, struct shart *h)
 
 /* ---- alloc / free / realloc ---------------------------------------------- */
 
+/* The tick calls the private kmalloc only while its hart is outside it
+ * (h->in_km), unless kmirq=1: kmalloc_hot_pc alone does not make that safe
+ * (docs/STRESS.md, Findings: the slow path turns interrupts on while it
+ * grows the pool). */
+#define KM(h, expr) ({ __atomic_signal_fence(__ATOMIC_SEQ_CST); (h)->in_km++;        \
+		       __atomic_signal_fence(__ATOMIC_SEQ_CST); __typeof__(expr) r_ = (expr); \
+		       __atomic_signal_fence(__ATOMIC_SEQ_CST); (h)->in_km--;           \
+		       __atomic_signal_fence(__ATOMIC_SEQ_CST); r_; })
+
 static size_t align_of(struct shart *h, size_t lo, size_t hi_shift)
 {
 	return lo << (s_rand(h) % hi_shift);
@@ -563,8 +572,8 @@ static void *byte_alloc(struct stress *s, struct shart *h, struct sblk *b, size_
 	case M_KMALLOC:
 		if (b->inst)
 			return aligned ? kmalloc_aligned(size, align_of(h, 32, 6)) : kmalloc(size);
-		return aligned ? kmalloc_aligned_i(s->km, size, align_of(h, 32, 8))
-			       : kmalloc_i(s->km, size);
+		return aligned ? KM(h, kmalloc_aligned_i(s->km, size, align_of(h, 32, 8)))
+			       : KM(h, kmalloc_i(s->km, size));
 	case M_PMEM: {
 		pmem_t *pm = b->inst ? s->p->gpmem : s->pm;
 		size_t n = size / PAGE;
@@ -644,7 +653,7 @@ static int byte_free(struct stress *s, struct shart *h, struct sblk *b)
 		if (b->inst)
 			kfree((void *)b->h);
 		else
-			rc = kfree_i(s->km, (void *)b->h);
+			rc = KM(h, kfree_i(s->km, (void *)b->h));
 		break;
 	case M_PMEM: {
 		pmem_t *pm = b->inst ? s->p->gpmem : s->pm;
@@ -710,7 +719,7 @@ int s_realloc(struct stress *s, struct shart *h, struct sblk *b, size_t size)
 		p = umm_realloc(s->umm, b->va, size);
 		break;
 	case M_KMALLOC:
-		p = krealloc_i(s->km, b->va, size);
+		p = KM(h, krealloc_i(s->km, b->va, size));
 		break;
 	case M_MM: {
 		mm_ptr_t off = mm_realloc(&h->mmh, (mm_ptr_t)b->h, size);
@@ -775,7 +784,7 @@ void s_bad_input(struct stress *s, struct shart *h, const struct sblk *b)
 	case M_KMALLOC:
 		if (b->inst || b->size < 64)
 			return;
-		rc = kfree_i(s->km, (uint8_t *)b->va + 16);
+		rc = KM(h, kfree_i(s->km, (uint8_t *)b->va + 16));
 		want = E_INVAL;
 		break;
 	case M_MM:
@@ -872,7 +881,7 @@ void s_flush_cpu(struct stress *s, struct shart *h)
 			umm_flush(s->p->gumm);
 	}
 	if (on(s, M_KMALLOC)) {
-		kmalloc_reap_i(s->km);          /* TTL 0: every cached block */
+		KM(h, (kmalloc_reap_i(s->km), 0));   /* TTL 0: every cached block */
 		if (s->p->gkmalloc)
 			kmalloc_reap();
 	}
