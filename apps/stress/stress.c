@@ -160,7 +160,8 @@ static int parse_opt(struct sopts *o, const char *k, size_t klen, const char *v)
 		{ "irq", &o->irq, 0, 64 }, { "fail", &o->fail, 0, 50 },
 		{ "onoff", &o->onoff, 0, 60000 }, { "check", &o->check, 0, 3600 },
 		{ "stat", &o->stat, 0, 3600 }, { "corrupt", &o->corrupt, 0, 1 },
-		{ "leaks", &o->leaks, 2, 1 }, { "kmirq", &o->kmirq, 2, 1 }, { "verbose", &o->verbose, 2, 1 },
+		{ "leaks", &o->leaks, 2, 1 }, { "kmirq", &o->kmirq, 2, 1 },
+		{ "yield", &o->yield, 0, 1u << 20 }, { "icount", &o->icount, 2, 1 }, { "verbose", &o->verbose, 2, 1 },
 	};
 	char *end;
 
@@ -358,6 +359,14 @@ static void xdrain(struct stress *s, struct shart *h)
 
 /* ---- the check barrier and membership -------------------------------------------- */
 
+/* A wait for other harts: with yield= also let them run (see stress.h). */
+static void spin(struct stress *s)
+{
+	env_cpu_relax();
+	if (s->o.yield && s->p->yield)
+		s->p->yield();
+}
+
 static void barrier_wait(struct stress *s)
 {
 	unsigned long fl = env_lock(&s->ctl);
@@ -365,7 +374,7 @@ static void barrier_wait(struct stress *s)
 	s->arrived++;
 	env_unlock(&s->ctl, fl);
 	while (__atomic_load_n(&s->check_req, __ATOMIC_ACQUIRE))
-		env_cpu_relax();
+		spin(s);
 }
 
 static bool run_check(struct stress *s)
@@ -384,7 +393,7 @@ static bool run_check(struct stress *s)
 		env_unlock(&s->ctl, fl);
 		if (ok)
 			break;
-		env_cpu_relax();
+		spin(s);
 	}
 	ok = s_check_all(s) == 0;
 	s->checks++;
@@ -719,8 +728,11 @@ static void stat_line(struct stress *s, uint64_t now)
 
 static void table(struct stress *s, uint64_t ns)
 {
+	if (s->p->count && !s->o.icount)
+		s->p->print("stress: (instret/op counts instructions only under -icount: "
+			    "make stress DETERMINISTIC=1)\n");
 	s->p->print("stress: %-8s %10s %10s %9s %9s %9s %7s %10s\n", "manager", "ops", "ops/s",
-		    s->p->count ? "insn/op" : "ns/op", "injected", "failed", "checks", "peak-live");
+		    !s->p->count ? "ns/op" : s->o.icount ? "insn/op" : "instret/op", "injected", "failed", "checks", "peak-live");
 	for (unsigned m = 0; m < NMGR; m++) {
 		uint64_t ops = 0, cnt = 0, fl = 0;
 		char a[16], b[16], c[16];
@@ -771,6 +783,8 @@ static void worker(unsigned i, void *arg)
 		if (LD(h->xq))
 			xdrain(s, h);
 		one_op(s, h);
+		if (s->o.yield && s->p->yield && h->ops % s->o.yield == 0)
+			s->p->yield();
 		if (s->o.irq && !s->p->irq_start && h->ops % 64 == 0)
 			for (unsigned k = 0; k < s->o.irq; k++)
 				s_irq_op(s, h, true);
@@ -779,7 +793,7 @@ static void worker(unsigned i, void *arg)
 			while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
 				if (__atomic_load_n(&s->check_req, __ATOMIC_ACQUIRE))
 					barrier_wait(s);
-				env_cpu_relax();
+				spin(s);
 			}
 			break;
 		}
@@ -820,7 +834,7 @@ static void end_barrier(struct stress *s, volatile unsigned *ctr)
 {
 	__atomic_fetch_add(ctr, 1, __ATOMIC_ACQ_REL);
 	while (__atomic_load_n(ctr, __ATOMIC_ACQUIRE) < s->n - LD(s->dead))
-		env_cpu_relax();
+		spin(s);
 }
 
 static void end_phase(struct stress *s, struct shart *h)
@@ -835,6 +849,7 @@ static void end_phase(struct stress *s, struct shart *h)
 				all &= LD(s->h[k]->state) == H_RUN || !LD(s->h[k]->started);
 			if (all)
 				break;
+			spin(s);
 			if (s->p->now_ns() - t > 20000 * MS) {
 				/* a hart that never came back is left out */
 				for (unsigned k = 1; k < s->n; k++)

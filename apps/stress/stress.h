@@ -56,6 +56,10 @@ struct stress_plat {
 	bool (*cpu_stopped)(unsigned i);
 	int (*cpu_on)(unsigned i);
 	unsigned (*cpu_index)(void);    /* env_cpu() of the caller */
+	/* yield=N: let the other harts run (kernel: wfi until the next
+	 * interrupt; under QEMU's fixed-rate icount the round-robin scheduler
+	 * otherwise may never leave a busy hart, docs/STRESS.md). NULL: none. */
+	void (*yield)(void);
 	void (*print)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 	/* The kernel's heap bytes that may legitimately stay taken from gpmem
 	 * (kmalloc's heap growth, the kheap segment): sampled before and after. */

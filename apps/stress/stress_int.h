@@ -34,8 +34,8 @@ struct sopts {
 	size_t size_min, size_max;
 	int dist;
 	unsigned mix[NOPS], vmix[NVOPS];
-	unsigned live, xfer, irq, fail, onoff, check, stat;
-	bool leaks, verbose, kmirq;
+	unsigned live, xfer, irq, fail, onoff, check, stat, yield;
+	bool leaks, verbose, kmirq, icount;
 	unsigned corrupt;
 };
 

@@ -101,6 +101,11 @@ static void k_print(const char *fmt, ...)
 	va_end(ap);
 }
 
+static void k_yield(void)
+{
+	__asm__ volatile("wfi");
+}
+
 static size_t k_kept(void)
 {
 	return vm_kernel_sys.heap ? vm_kernel_sys.heap->size : 0;
@@ -116,6 +121,7 @@ static int stress_main(const char *arg)
 		.irq_start = k_irq_start, .irq_stop = k_irq_stop, .irq_ok = k_irq_ok,
 		.cpu_off = k_cpu_off, .cpu_stopped = k_cpu_stopped, .cpu_on = k_cpu_on,
 		.cpu_index = k_cpu_index, .print = k_print, .kept_bytes = k_kept,
+		.yield = k_yield,
 	};
 	const char *opts = strstr(board->bootargs, "stress=");
 
