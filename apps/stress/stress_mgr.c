@@ -622,6 +622,10 @@ int s_alloc(struct stress *s, struct shart *h, struct sblk *b, size_t size, bool
 		size = (size + PAGE - 1) & ~(PAGE - 1);
 	if (b->mgr == M_PMEM && size > 8 * PAGE)
 		size = 8 * PAGE;
+	/* one private kmalloc block in 16 is large: its own pages, so the
+	 * page source (and fail=) is in play on every such call */
+	if (b->mgr == M_KMALLOC && !b->inst && !aligned && s_rand(h) % 16 == 0)
+		size = 2 * PAGE + (s_rand(h) % 7) * PAGE;
 	if (b->mgr == M_VM) {
 		int rc = vm_alloc(s, h, b, size);
 		if (!rc)
@@ -762,9 +766,16 @@ void s_bad_input(struct stress *s, struct shart *h, const struct sblk *b)
 {
 	int rc = 0, want = 0;
 
-	if (__atomic_fetch_add(&s->mbad[b->mgr], 1, __ATOMIC_RELAXED) >= S_BAD_MAX)
+	if (LD(s->mbad[b->mgr]) >= S_BAD_MAX)
 		return;
 	switch (b->mgr) {
+	case M_UMM:
+		if (b->inst)
+			return;
+		/* an interior pointer: logged, counted, ignored */
+		umm_free(s->umm, (uint8_t *)b->va + 16);
+		rc = umm_usable_size(s->umm, b->va) >= b->size ? 0 : E_CORRUPT;
+		break;
 	case M_PMEM:
 		rc = pmem_free_page(b->inst ? s->p->gpmem : s->pm, b->h + 8);
 		want = E_ALIGN;
@@ -794,6 +805,7 @@ void s_bad_input(struct stress *s, struct shart *h, const struct sblk *b)
 	default:
 		return;
 	}
+	__atomic_fetch_add(&s->mbad[b->mgr], 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&s->bad_in, 1, __ATOMIC_RELAXED);
 	if (rc != want)
 		s_failure(s, "%s: bad input (injected) returned %d (%s), expected %s",
