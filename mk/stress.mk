@@ -48,3 +48,13 @@ stress-report: $(KB)/kernel.elf
 	$(Q)bash ci/stress-report.sh $(KB)/kernel.elf $(B)/stress
 
 .PHONY: stress stress-host test-stress-replay test-stress-smp test-stress-host stress-report
+
+# make stress-debug: the same boot waiting for gdb on :1234 (with
+# DETERMINISTIC=1 a seed's run replays to the same state; docs/STRESS.md).
+stress-debug: $(KB)/kernel.elf
+	$(Q)bash ci/deps.sh debug
+	@echo "QEMU waits for gdb on :1234; in another shell:"
+	@echo "  gdb-multiarch $(KB)/kernel.elf -ex 'target remote :1234' -ex 'break s_failure'"
+	$(QEMU) $(STRESS_ICOUNT) -append "stress=$(STRESS_DET_OPTS)$(STRESS)" -S -s
+
+.PHONY: stress-debug
