@@ -161,7 +161,7 @@ static int parse_opt(struct sopts *o, const char *k, size_t klen, const char *v)
 		{ "onoff", &o->onoff, 0, 60000 }, { "check", &o->check, 0, 3600 },
 		{ "stat", &o->stat, 0, 3600 }, { "corrupt", &o->corrupt, 0, 1 },
 		{ "leaks", &o->leaks, 2, 1 }, { "kmirq", &o->kmirq, 2, 1 },
-		{ "yield", &o->yield, 0, 1u << 20 }, { "icount", &o->icount, 2, 1 }, { "verbose", &o->verbose, 2, 1 },
+		{ "yield", &o->yield, 0, 1u << 20 }, { "icount", &o->icount, 2, 1 },
 	};
 	char *end;
 

@@ -35,7 +35,7 @@ struct sopts {
 	int dist;
 	unsigned mix[NOPS], vmix[NVOPS];
 	unsigned live, xfer, irq, fail, onoff, check, stat, yield;
-	bool leaks, verbose, kmirq, icount;
+	bool leaks, kmirq, icount;
 	unsigned corrupt;
 };
 
