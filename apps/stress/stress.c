@@ -958,7 +958,7 @@ int stress_run(const struct stress_plat *plat, const char *opts)
 			if (!fin)
 				s->checks++;
 		}
-		if (s->o.leaks || fin)
+		if (s->o.leaks || s->failed)
 			s_leaks(s);
 		ops = total_ops(s, &mn, &mx);
 		table(s, ns);
