@@ -33,7 +33,11 @@ for n in $harts; do
 		t && /^stress: [a-z]+ +[0-9]/ { print n "\t" $2 "\t" $3 "\t" $5 }
 		/^stress: [0-9]+ ops,/ { t = 0 }' >>"$tsv"
 done
-python3 - "$tsv" "$out" <<'PY'
+# Debian's python3 (where python3-matplotlib is), even when another python3
+# comes first in PATH
+py=python3
+[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+"$py" - "$tsv" "$out" <<'PY'
 import sys, collections
 tsv, out = sys.argv[1], sys.argv[2]
 rows = [l.rstrip("\n").split("\t") for l in open(tsv)][1:]
