@@ -5,7 +5,8 @@
 set -eu
 
 # Packages by purpose; `ci/deps.sh bench` adds the benchmark peers,
-# `ci/deps.sh programs` the real programs, `ci/deps.sh debug` the debugger.
+# `ci/deps.sh programs` the real programs, `ci/deps.sh debug` the debugger,
+# `ci/deps.sh report` the stress report's plotting.
 PKGS="gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf binutils-riscv64-unknown-elf
 qemu-system-misc opensbi device-tree-compiler libfdt-dev clang libclang-rt-14-dev
 u-boot-qemu fdisk e2fsprogs"
@@ -15,6 +16,10 @@ fi
 # `ci/deps.sh programs`: what the real-program test and benchmark run
 if [ "${1:-}" = programs ]; then
 	PKGS="$PKGS python3 sqlite3 gcc git xz-utils gzip time"
+fi
+# `ci/deps.sh report`: the stress tool's scaling picture (make stress-report)
+if [ "${1:-}" = report ]; then
+	PKGS="$PKGS python3 python3-matplotlib"
 fi
 if [ "${1:-}" = debug ]; then
 	PKGS="$PKGS gdb-multiarch"

@@ -73,6 +73,8 @@ int smp_start_hart(unsigned long hartid, unsigned index);
  * is hart index 0); returns when all are done. */
 void smp_run(unsigned n, hart_work_fn fn, void *arg);
 void hart_idle_loop(void);
+/* Stop the calling hart (not index 0) with SBI HSM hart_stop; see smp.c. */
+int smp_stop_self(void);
 
 /* main.c: the value of key=... in the bootargs, copied into buf (NULL if
  * absent). */

@@ -138,3 +138,25 @@ int smp_start_hart(unsigned long hartid, unsigned index)
 	smp_wait_instret += rdinstret() - wait_start;
 	return rc;
 }
+
+/* Hot-plug (the stress tool's onoff=): stop the calling hart through SBI
+ * HSM hart_stop. The caller has given back its per-CPU memory first. The
+ * hart reads as offline at once; smp_start_hart(h->hartid, h->index)
+ * starts it again at secondary_boot, whose idle loop then runs any work
+ * still posted to it (an smp_run job it left unfinished runs again from
+ * its start). Not for the boot hart (index 0). Returns only when the
+ * firmware refused (the error as an E_* code). */
+int smp_stop_self(void)
+{
+	struct hart *h = this_hart();
+	int rc;
+
+	if (h->index == 0)
+		return E_INVAL;
+	irq_save();
+	__atomic_store_n(&h->online, false, __ATOMIC_RELEASE);
+	rc = sbi_hart_stop();
+	__atomic_store_n(&h->online, true, __ATOMIC_RELEASE);
+	irq_enable();
+	return rc;
+}

@@ -1,0 +1,980 @@
+/* stress.c - the stress engine's control: options, the per-hart loop, the
+ * check barrier, hand-over queues, hot-plug, the statistics line, the
+ * end-of-run accounting, the table and the verdict (docs/STRESS.md). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stress_int.h"
+
+#define MS 1000000ull
+
+static const char *const mgr_names[NMGR] = { "umm", "kmalloc", "pmem", "lmm", "vm", "mm" };
+
+const char *s_mgr_name(unsigned m)
+{
+	return m < NMGR ? mgr_names[m] : "?";
+}
+
+uint64_t s_rand(struct shart *h)
+{
+	uint64_t x = h->rng;   /* xorshift64* */
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	h->rng = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+uint64_t s_ns(struct stress *s)
+{
+	return s->p->now_ns() - s->t0;
+}
+
+/* The first violation wins and stops the run; later ones are dropped. */
+void s_failure(struct stress *s, const char *fmt, ...)
+{
+	va_list ap;
+	int expect = 0;
+
+	if (!__atomic_compare_exchange_n(&s->failed, &expect, 1, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_RELAXED))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	va_end(ap);
+	__atomic_store_n(&s->failed, 2, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->stop, true, __ATOMIC_RELEASE);
+}
+
+/* fail=P: P percent of the calls to the engine's page sources (and vm's
+ * objects, mm's growth) fail. The decision uses a per-CPU generator, so
+ * under icount it is part of the deterministic run. */
+static uint64_t fail_rng[S_MAX_HARTS];
+
+bool s_fail_now(struct stress *s, unsigned mgr)
+{
+	unsigned c;
+	uint64_t x;
+
+	if (!s->o.fail || LD(s->quiet))
+		return false;
+	c = s->p->cpu_index() % S_MAX_HARTS;
+	x = fail_rng[c] ? fail_rng[c] : (s->o.seed ^ (c + 1) * 0x9e3779b97f4a7c15ull) | 1;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	fail_rng[c] = x;
+	if ((x * 0x2545f4914f6cdd1dull) % 100 >= s->o.fail)
+		return false;
+	__atomic_fetch_add(&s->injected, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&s->minjected[mgr], 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+/* ---- options --------------------------------------------------------------- */
+
+static int parse_list(const char *v, unsigned *out, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		char *end;
+		out[i] = (unsigned)strtoul(v, &end, 10);
+		if (end == v)
+			return -1;
+		v = end;
+		if (i + 1 < n && *v++ != '/')
+			return -1;
+	}
+	return *v ? -1 : 0;
+}
+
+static int parse_mgrs(const char *v, unsigned *mask)
+{
+	*mask = 0;
+	while (*v) {
+		size_t len = strcspn(v, ",");
+		unsigned m;
+
+		if (len == 3 && !strncmp(v, "all", 3))
+			*mask |= (1u << NMGR) - 1;
+		else {
+			for (m = 0; m < NMGR; m++)
+				if (strlen(mgr_names[m]) == len && !strncmp(v, mgr_names[m], len))
+					break;
+			if (m == NMGR)
+				return -1;
+			*mask |= 1u << m;
+		}
+		v += len;
+		if (*v == ',')
+			v++;
+	}
+	return *mask ? 0 : -1;
+}
+
+static size_t parse_size(const char *v, char **end)
+{
+	size_t n = strtoul(v, end, 0);
+
+	if (**end == 'k' || **end == 'K')
+		n <<= 10, (*end)++;
+	else if (**end == 'm' || **end == 'M')
+		n <<= 20, (*end)++;
+	return n;
+}
+
+/* sizes=MIN-MAX[:uniform|log|pow] */
+static int parse_sizes(const char *v, struct sopts *o)
+{
+	char *e;
+
+	o->size_min = parse_size(v, &e);
+	if (*e++ != '-')
+		return -1;
+	o->size_max = parse_size(e, &e);
+	if (*e == ':') {
+		e++;
+		if (!strcmp(e, "uniform"))
+			o->dist = DIST_UNIFORM;
+		else if (!strcmp(e, "log"))
+			o->dist = DIST_LOG;
+		else if (!strcmp(e, "pow"))
+			o->dist = DIST_POW;
+		else
+			return -1;
+	} else if (*e)
+		return -1;
+	if (o->size_min < S_MIN_SIZE || o->size_max < o->size_min || o->size_max > (1u << 20))
+		return -1;
+	return 0;
+}
+
+static int parse_opt(struct sopts *o, const char *k, size_t klen, const char *v)
+{
+	struct { const char *name; void *p; int wide; uint64_t max; } nums[] = {
+		{ "secs", &o->secs, 1, 86400 }, { "ops", &o->ops, 1, ~0ull },
+		{ "seed", &o->seed, 1, ~0ull }, { "harts", &o->harts, 0, S_MAX_HARTS },
+		{ "live", &o->live, 0, S_MAX_LIVE }, { "xfer", &o->xfer, 0, 100 },
+		{ "irq", &o->irq, 0, 64 }, { "fail", &o->fail, 0, 50 },
+		{ "onoff", &o->onoff, 0, 60000 }, { "check", &o->check, 0, 3600 },
+		{ "stat", &o->stat, 0, 3600 }, { "corrupt", &o->corrupt, 0, 1 },
+		{ "leaks", &o->leaks, 2, 1 }, { "kmirq", &o->kmirq, 2, 1 },
+		{ "yield", &o->yield, 0, 1u << 20 }, { "icount", &o->icount, 2, 1 },
+	};
+	char *end;
+
+	if (klen == 3 && !strncmp(k, "mgr", 3))
+		return parse_mgrs(v, &o->mgrs);
+	if (klen == 5 && !strncmp(k, "sizes", 5))
+		return parse_sizes(v, o);
+	if (klen == 3 && !strncmp(k, "mix", 3))
+		return parse_list(v, o->mix, NOPS);
+	if (klen == 4 && !strncmp(k, "vmix", 4))
+		return parse_list(v, o->vmix, NVOPS);
+	for (unsigned i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		uint64_t n;
+		if (strlen(nums[i].name) != klen || strncmp(k, nums[i].name, klen))
+			continue;
+		n = strtoull(v, &end, 0);
+		if (end == v || *end || n > nums[i].max)
+			return -1;
+		if (nums[i].wide == 1)
+			*(uint64_t *)nums[i].p = n;
+		else if (nums[i].wide == 2)
+			*(bool *)nums[i].p = n != 0;
+		else
+			*(unsigned *)nums[i].p = (unsigned)n;
+		return 0;
+	}
+	return -1;
+}
+
+static int parse(struct sopts *o, const char *opts)
+{
+	*o = (struct sopts){
+		.mgrs = (1u << NMGR) - 1, .secs = 30, .seed = 1, .size_min = 32,
+		.size_max = 4096, .dist = DIST_LOG, .mix = { 50, 40, 5, 5 },
+		.vmix = { 40, 40, 10, 10 }, .live = 64, .xfer = 10, .check = 5, .stat = 5,
+	};
+	for (const char *t = opts; *t;) {
+		char v[160];
+		size_t len, klen;
+
+		t += strspn(t, " ");
+		len = strcspn(t, " ");
+		if (!len)
+			break;
+		klen = strcspn(t, "=");
+		if (klen >= len || len - klen - 1 >= sizeof(v)) {
+			printf("stress: option '%.*s' is not key=value\n", (int)len, t);
+			return -1;
+		}
+		memcpy(v, t + klen + 1, len - klen - 1);
+		v[len - klen - 1] = 0;
+		if (parse_opt(o, t, klen, v)) {
+			printf("stress: bad option '%.*s' (docs/STRESS.md lists them)\n", (int)len, t);
+			return -1;
+		}
+		t += len;
+	}
+	if (o->ops)
+		o->secs = 0;
+	if (o->onoff == 1)
+		o->onoff = 100;         /* onoff=1: a hot-plug event every 100 ms */
+	if (!o->live)
+		o->live = 1;
+	if (!o->mix[OP_ALLOC] && !o->mix[OP_ALIGNED]) {
+		printf("stress: mix= allocates nothing\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- sizes -------------------------------------------------------------------- */
+
+static unsigned log2u(size_t v)
+{
+	unsigned b = 0;
+
+	while (v >>= 1)
+		b++;
+	return b;
+}
+
+static size_t pick_size(struct stress *s, struct shart *h)
+{
+	size_t lo = s->o.size_min, hi = s->o.size_max, n;
+	unsigned blo = log2u(lo), bhi = log2u(hi), b;
+
+	switch (s->o.dist) {
+	case DIST_UNIFORM:
+		n = lo + s_rand(h) % (hi - lo + 1);
+		break;
+	case DIST_POW:   /* each power of two half as likely as the one below */
+		b = blo + (unsigned)__builtin_ctzll(s_rand(h) | (1ull << 63));
+		if (b > bhi)
+			b = bhi;
+		goto within;
+	default:
+		b = blo + (unsigned)(s_rand(h) % (bhi - blo + 1));
+	within:
+		n = ((size_t)1 << b) + s_rand(h) % ((size_t)1 << b);
+		break;
+	}
+	if (n < lo)
+		n = lo;
+	if (n > hi)
+		n = hi;
+	return (n + 7) & ~(size_t)7;
+}
+
+static unsigned pick(struct shart *h, const unsigned *w, unsigned n)
+{
+	unsigned sum = 0, r;
+
+	for (unsigned i = 0; i < n; i++)
+		sum += w[i];
+	if (!sum)
+		return 0;
+	r = (unsigned)(s_rand(h) % sum);
+	for (unsigned i = 0; i < n; i++) {
+		if (r < w[i])
+			return i;
+		r -= w[i];
+	}
+	return 0;
+}
+
+static unsigned pick_mgr(struct stress *s, struct shart *h)
+{
+	unsigned n = (unsigned)__builtin_popcount(s->o.mgrs), k = (unsigned)(s_rand(h) % n);
+
+	for (unsigned m = 0; m < NMGR; m++)
+		if ((s->o.mgrs & (1u << m)) && !k--)
+			return m;
+	return 0;
+}
+
+/* ---- counting ------------------------------------------------------------------- */
+
+static uint64_t count(struct stress *s)
+{
+	return s->p->count ? s->p->count() : s->p->now_ns();
+}
+
+static void account(struct shart *h, unsigned m, int64_t bytes)
+{
+	ST(h->mlive[m], h->mlive[m] + bytes);
+}
+
+/* ---- hand-over ------------------------------------------------------------------ */
+
+static void xpush(struct shart *to, struct sblk *b)
+{
+	struct xnode *x = (struct xnode *)b->va;
+	void *head = __atomic_load_n(&to->xq, __ATOMIC_RELAXED);
+
+	do
+		x->w[2] = (uint64_t)(uintptr_t)head;
+	while (!__atomic_compare_exchange_n(&to->xq, &head, x, true, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED));
+}
+
+/* Rebuild a block's record from its stamp (words 0 and 3), then verify and
+ * free it here. */
+static void xdrain(struct stress *s, struct shart *h)
+{
+	struct xnode *x = __atomic_exchange_n(&h->xq, NULL, __ATOMIC_ACQUIRE);
+
+	while (x) {
+		struct xnode *next = (struct xnode *)(uintptr_t)x->w[2];
+		struct sblk b = { 0 };
+
+		b.va = x->w;
+		b.key = (uintptr_t)x;
+		b.seq = (uint32_t)(x->w[0] >> 32);
+		b.owner = (uint16_t)(x->w[0] >> 16);
+		b.mgr = (uint8_t)(x->w[3] >> 48);
+		b.size = (uint32_t)x->w[3];
+		b.api = (uint8_t)(x->w[3] >> 32);
+		b.inst = (uint8_t)(x->w[3] >> 40);
+		b.h = (uintptr_t)x;
+		if (b.mgr == M_PMEM)
+			b.h = (uintptr_t)x - (b.inst ? s->p->gpmem : s->pm)->va_offset;
+		if (b.mgr >= NMGR || s_verify(s, h, &b, true, 0, "after a hand-over")) {
+			if (b.mgr >= NMGR)
+				s_failure(s, "stress: a block handed to hart %u has a broken stamp",
+					  h->idx);
+			return;
+		}
+		x->w[2] = x->w[1] ^ 0x5555aaaa5555aaaaull;   /* the link word back */
+		s_free(s, h, &b);
+		account(h, b.mgr, -(int64_t)b.size);
+		h->xrecv++;
+		x = next;
+	}
+}
+
+/* ---- the check barrier and membership -------------------------------------------- */
+
+/* A wait for other harts: with yield= also let them run (see stress.h). */
+static void spin(struct stress *s)
+{
+	env_cpu_relax();
+	if (s->o.yield && s->p->yield)
+		s->p->yield();
+}
+
+static void barrier_wait(struct stress *s)
+{
+	unsigned long fl = env_lock(&s->ctl);
+
+	s->arrived++;
+	env_unlock(&s->ctl, fl);
+	while (__atomic_load_n(&s->check_req, __ATOMIC_ACQUIRE))
+		spin(s);
+}
+
+static bool run_check(struct stress *s)
+{
+	unsigned long fl;
+	bool ok;
+
+	fl = env_lock(&s->ctl);
+	s->arrived = 0;
+	ST(s->quiet, true);
+	__atomic_store_n(&s->check_req, true, __ATOMIC_RELEASE);
+	env_unlock(&s->ctl, fl);
+	for (;;) {
+		fl = env_lock(&s->ctl);
+		ok = s->arrived + 1 >= s->active;
+		env_unlock(&s->ctl, fl);
+		if (ok)
+			break;
+		spin(s);
+	}
+	ok = s_check_all(s) == 0;
+	s->checks++;
+	ST(s->quiet, false);
+	__atomic_store_n(&s->check_req, false, __ATOMIC_RELEASE);
+	return ok;
+}
+
+/* ---- the tick ------------------------------------------------------------------ */
+
+static struct stress *tick_s;
+
+static void stress_tick(void)
+{
+	struct stress *s = tick_s;
+	unsigned c;
+	struct shart *h;
+
+	if (!s || LD(s->quiet) || LD(s->stop))
+		return;
+	c = s->p->cpu_index();
+	for (unsigned i = 0; i < s->n; i++) {
+		h = s->h[i];
+		if (h->cpu != c || !LD(h->started) || LD(h->state) != H_RUN)
+			continue;
+		bool km_ok = (!s->p->irq_ok || s->p->irq_ok()) && (s->o.kmirq || !h->in_km);
+		for (unsigned k = 0; k < s->o.irq; k++)
+			s_irq_op(s, h, km_ok);
+		return;
+	}
+}
+
+/* Thread context, interrupts off: the tick uses the same slots. */
+static void irq_drain(struct stress *s, struct shart *h)
+{
+	unsigned long fl = env_irq_save();
+
+	for (unsigned k = 0; k < S_IRQ_SLOTS; k++) {
+		struct sblk *b = &h->irq[k];
+		if (!b->used)
+			continue;
+		if (s_verify(s, h, b, false, 0, "at the end of the tick's blocks"))
+			break;
+		if (b->mgr == M_UMM)
+			umm_free(s->umm, b->va);
+		else if (kfree_i(s->km, b->va))
+			s_failure(s, "kmalloc: kfree_i refused a live block from the tick");
+		b->used = 0;
+	}
+	env_irq_restore(fl);
+}
+
+/* ---- one operation --------------------------------------------------------------- */
+
+static struct sblk *find_slot(struct shart *h, bool used)
+{
+	for (unsigned t = 0; t < 8; t++) {
+		struct sblk *b = &h->slot[s_rand(h) % h->nslot];
+		if (!!b->used == used)
+			return b;
+	}
+	for (unsigned k = 0; k < h->nslot; k++)
+		if (!!h->slot[k].used == used)
+			return &h->slot[k];
+	return NULL;
+}
+
+static bool global_inst(struct stress *s, struct shart *h, unsigned m, size_t size)
+{
+	if (s_rand(h) % 8)
+		return false;
+	switch (m) {
+	case M_UMM: return s->p->gumm && size <= 1024;
+	case M_KMALLOC: return s->p->gkmalloc;
+	case M_PMEM: return s->p->gpmem != NULL;
+	default: return false;
+	}
+}
+
+/* corrupt=1: write one byte through a stale pointer into a block that was
+ * freed and handed out again; the verification must catch it. */
+static void corrupt_after_free(struct stress *s, struct shart *h, struct sblk *b)
+{
+	struct sblk nb = *b;
+	size_t size = b->size;
+
+	if (b->mgr == M_VM || b->mgr == M_PMEM || b->inst || size < 64)
+		return;
+	h->stale = (uintptr_t)b->va;
+	nb.used = 0;
+	if (s_alloc(s, h, &nb, size, false))
+		return;
+	if ((uintptr_t)nb.va == h->stale) {
+		((volatile uint8_t *)h->stale)[40] ^= 0x20;
+		s->o.corrupt = 0;
+		s->p->print("stress: corrupt=1: hart %u wrote one byte into %s block %p after "
+			    "freeing it (now handed out again)\n", h->idx, s_mgr_name(b->mgr),
+			    (void *)h->stale);
+	}
+	*b = nb;
+	account(h, b->mgr, (int64_t)b->size);
+}
+
+static void do_free(struct stress *s, struct shart *h, struct sblk *b)
+{
+	unsigned m = b->mgr;
+	int64_t size = b->size;
+
+	if (s->o.fail && m != M_VM && s_rand(h) % 100 < s->o.fail)
+		s_bad_input(s, h, b);
+	if (s->o.xfer && s_can_xfer(m) && s->n > 1 && s_rand(h) % 100 < s->o.xfer) {
+		struct shart *to = s->h[(h->idx + 1 + s_rand(h) % (s->n - 1)) % s->n];
+		if (LD(to->state) == H_RUN && !s_verify(s, h, b, false, 0, "before a hand-over")) {
+			xpush(to, b);
+			b->used = 0;
+			h->xsent++;
+			/* still live: the receiver's account takes the bytes
+			 * off when it frees the block */
+			return;
+		}
+	}
+	if (s_free(s, h, b) == 0) {
+		account(h, m, -size);
+		if (s->o.corrupt && h->idx == 0 && h->ops > 200)
+			corrupt_after_free(s, h, b);
+	}
+}
+
+static void one_op(struct stress *s, struct shart *h)
+{
+	unsigned m = pick_mgr(s, h), op;
+	uint64_t c0 = count(s);
+	struct sblk *b;
+	size_t size = pick_size(s, h);
+
+	if (m == M_VM) {
+		static const unsigned vm_to_op[NVOPS] = { OP_ALLOC, OP_FREE, OP_REALLOC, NOPS };
+		op = vm_to_op[pick(h, s->o.vmix, NVOPS)];
+	} else
+		op = pick(h, s->o.mix, NOPS);
+	if ((op == OP_ALLOC || op == OP_ALIGNED) && h->nlive >= s->o.live)
+		op = OP_FREE;
+	if ((op == OP_FREE || op == OP_REALLOC) && h->nlive == 0)
+		op = OP_ALLOC;
+	if (op == NOPS) {
+		s_vm_grow_op(s, h);
+	} else if (op == OP_ALLOC || op == OP_ALIGNED) {
+		b = find_slot(h, false);
+		if (b) {
+			b->mgr = (uint8_t)m;
+			b->inst = global_inst(s, h, m, size);
+			if (s_alloc(s, h, b, size, op == OP_ALIGNED) == 0) {
+				h->nlive++;
+				account(h, m, (int64_t)b->size);
+			} else {
+				b->used = 0;
+				INC(h->mfail[m]);
+			}
+		}
+	} else {
+		b = find_slot(h, true);
+		m = b ? b->mgr : m;
+		if (b && op == OP_FREE) {
+			do_free(s, h, b);
+			h->nlive--;
+		} else if (b) {
+			int64_t old = b->size;
+			int rc = s_realloc(s, h, b, size);
+			if (rc == 0)
+				account(h, m, (int64_t)b->size - old);
+			else if (rc == E_NOMEM)
+				INC(h->mfail[m]);
+		}
+	}
+	h->mops[m]++;
+	h->mcount[m] += count(s) - c0;
+	INC(h->ops);
+}
+
+/* ---- hot-plug ------------------------------------------------------------------- */
+
+static void go_offline(struct stress *s, struct shart *h)
+{
+	unsigned long fl;
+
+	/* give everything back while still a member (a check barrier
+	 * starting now waits for this hart), with interrupts off from here
+	 * to the stop: a tick must not fill the caches again */
+	unsigned long irq = env_irq_save();
+
+	xdrain(s, h);
+	irq_drain(s, h);
+	s_flush_cpu(s, h);
+	fl = env_lock(&s->ctl);
+	if (LD(s->check_req) || LD(s->stop)) {
+		env_unlock(&s->ctl, fl);
+		env_irq_restore(irq);
+		return;
+	}
+	ST(h->off_req, false);
+	ST(h->state, H_OFF);
+	ST(s->active, s->active - 1);
+	env_unlock(&s->ctl, fl);
+	h->offs++;
+	__atomic_store_n(&h->flushed, true, __ATOMIC_RELEASE);
+	s->p->cpu_off(h->idx);          /* the kernel's never returns */
+	env_irq_restore(irq);
+}
+
+static void come_online(struct stress *s, struct shart *h)
+{
+	unsigned long fl = env_lock(&s->ctl);
+
+	ST(h->flushed, false);
+	ST(h->state, H_RUN);
+	ST(s->active, s->active + 1);
+	env_unlock(&s->ctl, fl);
+}
+
+/* Hart 0: now and then ask a running hart to go down; start stopped ones
+ * again after half an interval, once their caches were seen empty. */
+static void onoff_step(struct stress *s, uint64_t now)
+{
+	uint64_t every = (uint64_t)s->o.onoff * MS;
+
+	for (unsigned i = 1; i < s->n; i++) {
+		struct shart *h = s->h[i];
+		if (LD(h->state) != H_OFF || !__atomic_load_n(&h->flushed, __ATOMIC_ACQUIRE))
+			continue;
+		if (s->p->cpu_stopped && !s->p->cpu_stopped(i))
+			continue;
+		if (now - s->last_onoff < every / 2 && !LD(s->stop))
+			continue;
+		s_stranded(s, h);           /* reports; the hart starts anyway */
+		ST(h->flushed, false);
+		ST(h->state, H_GONE);          /* restarting */
+		if (s->p->cpu_on(i)) {
+			s_failure(s, "stress: hart %u did not start again", i);
+			ST(h->state, H_DEAD);
+			__atomic_fetch_add(&s->dead, 1, __ATOMIC_ACQ_REL);
+		}
+	}
+	if (LD(s->stop) || now - s->last_onoff < every || s->n < 2)
+		return;
+	s->last_onoff = now;
+	{
+		struct shart *v = s->h[1 + s_rand(s->h[0]) % (s->n - 1)];
+		if (LD(v->state) == H_RUN)
+			ST(v->off_req, true);
+	}
+}
+
+/* ---- statistics ----------------------------------------------------------------- */
+
+static void fmt_num(char *buf, size_t n, uint64_t v)
+{
+	if (v >= 10000000000ull)
+		snprintf(buf, n, "%lluG", (unsigned long long)(v / 1000000000ull));
+	else if (v >= 1000000000ull)
+		snprintf(buf, n, "%llu.%lluG", (unsigned long long)(v / 1000000000ull),
+			 (unsigned long long)(v / 100000000ull % 10));
+	else if (v >= 1000000)
+		snprintf(buf, n, "%llu.%lluM", (unsigned long long)(v / 1000000),
+			 (unsigned long long)(v / 100000 % 10));
+	else if (v >= 10000)
+		snprintf(buf, n, "%lluk", (unsigned long long)(v / 1000));
+	else
+		snprintf(buf, n, "%llu", (unsigned long long)v);
+}
+
+static uint64_t total_ops(struct stress *s, uint64_t *mn, uint64_t *mx)
+{
+	uint64_t t = 0;
+
+	*mn = ~0ull;
+	*mx = 0;
+	for (unsigned i = 0; i < s->n; i++) {
+		uint64_t o = LD(s->h[i]->ops);
+		t += o;
+		if (o < *mn)
+			*mn = o;
+		if (o > *mx)
+			*mx = o;
+	}
+	return t;
+}
+
+static int64_t live_bytes(struct stress *s, unsigned m)
+{
+	int64_t t = 0;
+
+	for (unsigned i = 0; i < s->n; i++)
+		t += LD(s->h[i]->mlive[m]);
+	return t;
+}
+
+/* Hart 0: the peak of the shadow account, sampled. */
+static int64_t sample_peaks(struct stress *s)
+{
+	int64_t live = 0;
+
+	for (unsigned m = 0; m < NMGR; m++) {
+		int64_t l = live_bytes(s, m);
+		live += l;
+		if (l > 0 && (uint64_t)l > s->mpeak[m])
+			s->mpeak[m] = (uint64_t)l;
+	}
+	return live;
+}
+
+static void stat_line(struct stress *s, uint64_t now)
+{
+	char a[16], b[16], c[16], d[16];
+	uint64_t mn, mx, ops = total_ops(s, &mn, &mx), handled = 0;
+	int64_t live = sample_peaks(s);
+	unsigned secs = (unsigned)(now / 1000000000ull);
+
+	for (unsigned i = 0; i < s->n; i++)
+		for (unsigned m = 0; m < NMGR; m++)
+			handled += LD(s->h[i]->mfail[m]);
+	fmt_num(a, sizeof(a), ops);
+	fmt_num(b, sizeof(b), now ? ops * 1000000000ull / now : 0);
+	fmt_num(c, sizeof(c), mn);
+	fmt_num(d, sizeof(d), mx);
+	s->p->print("stress: %us ops %s (%s/s) live %lld.%lld MiB fail-injected %llu handled %llu "
+		    "err %d harts %u/%u (min %s max %s ops)\n", secs, a, b,
+		    (long long)(live >> 20), (long long)((live & 0xfffff) * 10 >> 20),
+		    (unsigned long long)(LD(s->injected) + LD(s->bad_in)),
+		    (unsigned long long)(handled + LD(s->bad_in)),
+		    LD(s->failed) ? 1 : 0, LD(s->active), s->n, c, d);
+}
+
+static void table(struct stress *s, uint64_t ns)
+{
+	if (s->p->count && !s->o.icount)
+		s->p->print("stress: (instret/op counts instructions only under -icount: "
+			    "make stress DETERMINISTIC=1)\n");
+	s->p->print("stress: %-8s %10s %10s %9s %9s %9s %7s %10s\n", "manager", "ops", "ops/s",
+		    !s->p->count ? "ns/op" : s->o.icount ? "insn/op" : "instret/op", "injected", "failed", "checks", "peak-live");
+	for (unsigned m = 0; m < NMGR; m++) {
+		uint64_t ops = 0, cnt = 0, fl = 0;
+		char a[16], b[16], c[16];
+
+		if (!(s->o.mgrs & (1u << m)))
+			continue;
+		for (unsigned i = 0; i < s->n; i++) {
+			ops += s->h[i]->mops[m];
+			cnt += s->h[i]->mcount[m];
+			fl += s->h[i]->mfail[m];
+		}
+		fmt_num(a, sizeof(a), ops);
+		fmt_num(b, sizeof(b), ns ? ops * 1000000000ull / ns : 0);
+		fmt_num(c, sizeof(c), s->mpeak[m]);
+		s->p->print("stress: %-8s %10s %10s %9llu %9llu %9llu %7llu %10s\n", mgr_names[m],
+			    a, b, (unsigned long long)(ops ? cnt / ops : 0),
+			    (unsigned long long)(s->minjected[m] + (s->mbad[m] < S_BAD_MAX ? s->mbad[m] : S_BAD_MAX)),
+			    (unsigned long long)fl, (unsigned long long)s->checks, c);
+	}
+}
+
+/* ---- the worker ------------------------------------------------------------------ */
+
+static void end_phase(struct stress *s, struct shart *h);
+
+static void worker(unsigned i, void *arg)
+{
+	struct stress *s = arg;
+	struct shart *h = s->h[i];
+
+	h->cpu = s->p->cpu_index();
+	if (LD(h->state) == H_GONE)
+		come_online(s, h);          /* started again after hot-plug */
+	else if (s_hart_init(s, h))
+		return;
+	ST(h->started, true);
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+		if (__atomic_load_n(&s->check_req, __ATOMIC_ACQUIRE) && i) {
+			barrier_wait(s);
+			continue;
+		}
+		if (LD(h->off_req) && i) {
+			go_offline(s, h);
+			if (LD(h->state) == H_GONE)     /* host: started again */
+				come_online(s, h);
+			continue;
+		}
+		if (LD(h->xq))
+			xdrain(s, h);
+		one_op(s, h);
+		if (s->o.yield && s->p->yield && h->ops % s->o.yield == 0)
+			s->p->yield();
+		if (s->o.irq && !s->p->irq_start && h->ops % 64 == 0)
+			for (unsigned k = 0; k < s->o.irq; k++)
+				s_irq_op(s, h, true);
+		if (h->target && h->ops >= h->target && i) {
+			/* ops= reached: this hart waits for the others */
+			while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+				if (__atomic_load_n(&s->check_req, __ATOMIC_ACQUIRE))
+					barrier_wait(s);
+				spin(s);
+			}
+			break;
+		}
+		if (i == 0 && (h->ops & 15) == 0) {
+			uint64_t now = s_ns(s);
+			if ((h->ops & 1023) == 0)
+				sample_peaks(s);
+			if (s->o.stat && now - s->last_stat >= s->o.stat * 1000 * MS) {
+				s->last_stat = now;
+				stat_line(s, now);
+			}
+			if (s->o.check && now - s->last_check >= s->o.check * 1000 * MS) {
+				s->last_check = now;
+				run_check(s);
+			}
+			if (s->o.onoff)
+				onoff_step(s, now);
+			if (s->deadline && now >= s->deadline)
+				__atomic_store_n(&s->stop, true, __ATOMIC_RELEASE);
+			if (h->target && h->ops >= h->target) {
+				bool all = true;
+				for (unsigned k = 1; k < s->n; k++)
+					all &= LD(s->h[k]->ops) >= s->h[k]->target ||
+					       LD(s->h[k]->state) != H_RUN;
+				if (all)
+					__atomic_store_n(&s->stop, true, __ATOMIC_RELEASE);
+			}
+		}
+	}
+	end_phase(s, h);
+}
+
+/* Everyone: free what it holds; barrier; drain what was handed to it;
+ * barrier; flush the per-CPU caches. A two-counter barrier. */
+static volatile unsigned end_a, end_b, end_c;
+
+static void end_barrier(struct stress *s, volatile unsigned *ctr)
+{
+	__atomic_fetch_add(ctr, 1, __ATOMIC_ACQ_REL);
+	while (__atomic_load_n(ctr, __ATOMIC_ACQUIRE) < s->n - LD(s->dead))
+		spin(s);
+}
+
+static void end_phase(struct stress *s, struct shart *h)
+{
+	if (h->idx == 0 && s->o.onoff) {
+		/* bring every stopped hart back so it can free its blocks */
+		uint64_t t = s->p->now_ns();
+		for (;;) {
+			bool all = true;
+			onoff_step(s, s_ns(s));
+			for (unsigned k = 1; k < s->n; k++)
+				all &= LD(s->h[k]->state) == H_RUN || !LD(s->h[k]->started);
+			if (all)
+				break;
+			spin(s);
+			if (s->p->now_ns() - t > 20000 * MS) {
+				/* a hart that never came back is left out */
+				for (unsigned k = 1; k < s->n; k++)
+					if (LD(s->h[k]->state) != H_RUN && LD(s->h[k]->started)) {
+						s_failure(s, "stress: hart %u did not come back "
+							  "from hot-plug", k);
+						ST(s->h[k]->state, H_DEAD);
+						__atomic_fetch_add(&s->dead, 1, __ATOMIC_ACQ_REL);
+					}
+				break;
+			}
+			env_cpu_relax();
+		}
+	}
+	if (h->idx == 0 && s->p->irq_stop && s->o.irq)
+		s->p->irq_stop();
+	ST(s->quiet, true);
+	for (unsigned k = 0; k < h->nslot; k++) {
+		struct sblk *b = &h->slot[k];
+		if (b->used && s_free(s, h, b) == 0)
+			account(h, b->mgr, -(int64_t)b->size);
+		b->used = 0;
+	}
+	h->nlive = 0;
+	irq_drain(s, h);
+	end_barrier(s, &end_a);
+	xdrain(s, h);
+	end_barrier(s, &end_b);
+	s_flush_cpu(s, h);
+	end_barrier(s, &end_c);
+}
+
+/* ---- the run ---------------------------------------------------------------------- */
+
+int stress_run(const struct stress_plat *plat, const char *opts)
+{
+	static struct stress st;
+	struct stress *s = &st;
+	uint64_t pa, ns, mn, mx, ops;
+	int fin = 0;
+
+	memset(s, 0, sizeof(*s));
+	memset(fail_rng, 0, sizeof(fail_rng));
+	end_a = end_b = end_c = 0;
+	s->p = plat;
+	if (parse(&s->o, opts))
+		return 1;
+	s->n = s->o.harts && s->o.harts < plat->ncpus ? s->o.harts : plat->ncpus;
+	if (!plat->irq_start && s->o.irq)
+		plat->print("stress: irq=: no timer interrupt on %s; the tick's fast-path ops "
+			    "run inline every 64 ops\n", plat->name);
+	if (s->o.onoff && (!plat->cpu_off || s->n < 2)) {
+		plat->print("stress: onoff=: needs hot-plug and at least 2 harts\n");
+		s->o.onoff = 0;
+	}
+	plat->print("stress: %s, %u harts, mgr=", plat->name, s->n);
+	for (unsigned m = 0, first = 1; m < NMGR; m++)
+		if (s->o.mgrs & (1u << m)) {
+			plat->print("%s%s", first ? "" : ",", mgr_names[m]);
+			first = 0;
+		}
+	plat->print(" %s%llu seed=%llu sizes=%zu-%zu:%s live=%u xfer=%u irq=%u fail=%u onoff=%u "
+		    "check=%u stat=%u%s\n", s->o.ops ? "ops=" : "secs=",
+		    (unsigned long long)(s->o.ops ? s->o.ops : s->o.secs),
+		    (unsigned long long)s->o.seed, s->o.size_min, s->o.size_max,
+		    s->o.dist == DIST_UNIFORM ? "uniform" : s->o.dist == DIST_POW ? "pow" : "log",
+		    s->o.live, s->o.xfer, s->o.irq, s->o.fail, s->o.onoff, s->o.check, s->o.stat,
+		    s->o.corrupt ? " corrupt=1" : "");
+	for (unsigned i = 0; i < s->n; i++) {
+		struct shart *h = plat->mem(sizeof(*h), &pa);
+		if (!h || !(h->slot = plat->mem(((2 * s->o.live * sizeof(struct sblk)) + 4095) & ~4095ul, &pa))) {
+			plat->print("stress: FAILURE: no memory for hart state (seed %llu)\n",
+				    (unsigned long long)s->o.seed);
+			return 1;
+		}
+		h->idx = i;
+		h->nslot = 2 * s->o.live;
+		h->rng = (s->o.seed + 1) * 0x9e3779b97f4a7c15ull ^ (i + 1) * 0xbf58476d1ce4e5b9ull;
+		h->rng |= 1;
+		h->target = s->o.ops ? (s->o.ops + s->n - 1) / s->n : 0;
+		s->h[i] = h;
+	}
+	s->active = s->n;
+	ST(s->quiet, true);
+	if (s_setup(s) == 0) {
+		ST(s->quiet, false);
+		tick_s = s;
+		if (s->o.irq && plat->irq_start && plat->irq_start(stress_tick))
+			plat->print("stress: irq=: no timer hook free\n");
+		s->t0 = plat->now_ns();
+		s->deadline = s->o.secs * 1000 * MS;
+		plat->run(s->n, worker, s);
+		tick_s = NULL;
+		ns = s_ns(s);
+		ST(s->quiet, true);
+		stat_line(s, ns);
+		if (!s->failed) {
+			for (unsigned m = 0; m < NMGR; m++)
+				if (live_bytes(s, m))
+					s_failure(s, "%s: shadow account of %lld live bytes after every "
+						  "block was freed", mgr_names[m],
+						  (long long)live_bytes(s, m));
+		}
+		if (!s->failed) {
+			fin = s_finish(s);
+			if (!fin)
+				s->checks++;
+		}
+		if (s->o.leaks || s->failed)
+			s_leaks(s);
+		ops = total_ops(s, &mn, &mx);
+		table(s, ns);
+		plat->print("stress: %llu ops, %llu handed over, %llu from the tick (%llu NULL), "
+			    "%u hot-plug cycles, %llu checks\n", (unsigned long long)ops,
+			    (unsigned long long)({ uint64_t x = 0; for (unsigned i = 0; i < s->n; i++) x += s->h[i]->xsent; x; }),
+			    (unsigned long long)({ uint64_t x = 0; for (unsigned i = 0; i < s->n; i++) x += s->h[i]->irq_ops; x; }),
+			    (unsigned long long)({ uint64_t x = 0; for (unsigned i = 0; i < s->n; i++) x += s->h[i]->irq_null; x; }),
+			    ({ unsigned x = 0; for (unsigned i = 0; i < s->n; i++) x += (unsigned)s->h[i]->offs; x; }),
+			    (unsigned long long)s->checks);
+	}
+	s_teardown(s);
+	if (s->failed) {
+		plat->print("stress: FAILURE: %s (seed %llu)\n", s->why, (unsigned long long)s->o.seed);
+		return 1;
+	}
+	plat->print("stress: SUCCESS\n");
+	return 0;
+}
