@@ -43,7 +43,8 @@ struct stress_plat {
 	bool gkmalloc;
 	/* irq=: call tick(i) from worker i's timer interrupt; NULL: the engine
 	 * runs the same fast-path ops inline. irq_ok: may the tick that
-	 * interrupted this hart call into kmalloc (not in its hot path)? */
+	 * interrupted this hart call into kmalloc at all (NULL: yes; the
+	 * engine still keeps it out of the instance its hart is inside)? */
 	int (*irq_start)(void (*tick)(void));
 	void (*irq_stop)(void);
 	bool (*irq_ok)(void);

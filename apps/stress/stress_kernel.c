@@ -65,11 +65,6 @@ static void k_irq_stop(void)
 		env_cpu_relax();
 }
 
-static bool k_irq_ok(void)
-{
-	return !kmalloc_hot_pc(this_hart()->irq_pc);
-}
-
 static void k_cpu_off(unsigned i)
 {
 	int rc = smp_stop_self();
@@ -117,8 +112,8 @@ static int stress_main(const char *arg)
 		.name = "kernel", .ncpus = harts_online, .now_ns = k_now_ns, .count = k_count,
 		.run = smp_run, .mem = k_mem, .mem_free = k_mem_free,
 		.va_offset = DIRECT_MAP_BASE, .obj_alloc = kmalloc, .obj_free = kfree,
-		.gpmem = &kpmem, .gumm = &kumm, .gkmalloc = true,
-		.irq_start = k_irq_start, .irq_stop = k_irq_stop, .irq_ok = k_irq_ok,
+		.gpmem = &kpmem, .gumm = kumm, .gkmalloc = true,
+		.irq_start = k_irq_start, .irq_stop = k_irq_stop, .irq_ok = NULL,
 		.cpu_off = k_cpu_off, .cpu_stopped = k_cpu_stopped, .cpu_on = k_cpu_on,
 		.cpu_index = k_cpu_index, .print = k_print, .kept_bytes = k_kept,
 		.yield = k_yield,

@@ -543,9 +543,9 @@ void s_vm_grow_op(struct stress *s, struct shart *h)
 /* ---- alloc / free / realloc ---------------------------------------------- */
 
 /* The tick calls the private kmalloc only while its hart is outside it
- * (h->in_km), unless kmirq=1: kmalloc_hot_pc alone does not make that safe
- * (docs/STRESS.md, Findings: the slow path turns interrupts on while it
- * grows the pool). */
+ * (h->in_km), unless kmirq=1: kmalloc's paths leave interrupts on, so no
+ * interrupt handler may call into an instance its hart is inside
+ * (docs/KMALLOC.md, "Interrupts"; docs/STRESS.md, Findings). */
 #define KM(h, expr) ({ __atomic_signal_fence(__ATOMIC_SEQ_CST); (h)->in_km++;        \
 		       __atomic_signal_fence(__ATOMIC_SEQ_CST); __typeof__(expr) r_ = (expr); \
 		       __atomic_signal_fence(__ATOMIC_SEQ_CST); (h)->in_km--;           \
