@@ -151,9 +151,12 @@ suite sifive_u-smp5 $q -M sifive_u -smp 5 -m 512M -kernel "$ks"
 # The scale: many harts (plain multi-threaded TCG; -icount runs every hart on
 # one host thread, and a preempted lock holder then stalls the other 63 for
 # whole time slices: slower, see docs/ARCHITECTURE.md) and much memory.
-QEMU_TIMEOUT=${QEMU_TIMEOUT_SCALE:-1200} suite virt-smp16 $q -M virt -smp 16 -m 1G -kernel "$kv"
-QEMU_TIMEOUT=${QEMU_TIMEOUT_SCALE:-1200} suite virt-smp64 $q -M virt -smp 64 -m 2G -kernel "$kv"
-QEMU_TIMEOUT=${QEMU_TIMEOUT_SCALE:-1200} suite virt-16g $q -M virt -smp 4 -m 16G -kernel "$kv"
+# QEMU_SCALE=0 leaves them out.
+if [ "${QEMU_SCALE:-1}" != 0 ]; then
+	QEMU_TIMEOUT=${QEMU_TIMEOUT_SCALE:-1200} suite virt-smp16 $q -M virt -smp 16 -m 1G -kernel "$kv"
+	QEMU_TIMEOUT=${QEMU_TIMEOUT_SCALE:-1200} suite virt-smp64 $q -M virt -smp 64 -m 2G -kernel "$kv"
+	QEMU_TIMEOUT=${QEMU_TIMEOUT_SCALE:-1200} suite virt-16g $q -M virt -smp 4 -m 16G -kernel "$kv"
+fi
 expect_panic virt-panic test=panic 'illegal instruction at 0x[0-9a-f]+ \(sepc'
 expect_panic virt-wx-text test=wx.write_kernel_text 'store page fault at 0x[0-9a-f]+: kernel text \(read-execute\)'
 expect_panic virt-wx-data test=wx.execute_kernel_data 'instruction page fault at 0x[0-9a-f]+: kernel data \(read-write, not executable\)'
