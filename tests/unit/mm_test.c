@@ -837,6 +837,185 @@ KTEST(mm, corrupt_random)
 	EXPECT_EQ(mm_check(&h), 0);
 }
 
+/* ---- the segregated fit's own structures ------------------------------------ */
+
+#define FL_MAP(buf)   (*(volatile uint32_t *)((buf) + 112))
+#define SL_MAP(buf, f) (*(volatile uint8_t *)((buf) + 116 + (f)))
+#define HEAD(buf, i)  (*(volatile uint32_t *)((buf) + 712 + 4 * (i)))
+#define TOP(buf)      (*(volatile uint32_t *)((buf) + 48))
+
+/* An area with blocks in use and free blocks on lists between them. */
+static void fit_setup(uint8_t *area, size_t size, MM *h, mm_ptr_t p[8])
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = mm_alloc(h, 100 + 300 * i);
+	for (int i = 0; i < 8; i += 2)
+		mm_free(h, p[i]);
+	(void)area;
+	(void)size;
+}
+
+KTEST(mm, corrupt_bitmaps_heads_cycles_sizes)
+{
+	size_t size = 32768;
+	uint8_t *area = guarded(size);
+	uint8_t *copy = ktest_mem(size, 16);
+	mm_ptr_t p[8];
+	MM h;
+
+	ASSERT(area && copy && mm_init_area(area, size, size, 0) == 0);
+	ASSERT_EQ(mm_attach_base(&h, area, size, size, NULL), 0);
+	fit_setup(area, size, &h, p);
+	ASSERT_EQ(mm_check(&h), 0);
+	ASSERT_NE(FL_MAP(area), 0);
+	memcpy(copy, area, size);
+	/* a bitmap bit for an empty list: refused, nothing handed out */
+	for (unsigned f = 0; f < 25; f++) {
+		memcpy(area, copy, size);
+		SL_MAP(area, f) = 0xff;
+		FL_MAP(area) = 0x1ffffff;
+		mm_ptr_t q = mm_alloc(&h, 1 << (f < 20 ? f + 3 : 22));
+		EXPECT(q == MM_NULL || mm_addr_n(&h, q, 1) != NULL);
+		EXPECT_EQ(mm_check(&h), E_CORRUPT);
+	}
+	/* a first-level bit without second-level bits; bits beyond the levels */
+	memcpy(area, copy, size);
+	SL_MAP(area, 10) = 0;
+	FL_MAP(area) = 1u << 10;
+	EXPECT_EQ(mm_alloc(&h, 3000), MM_NULL);
+	EXPECT_EQ(mm_last_error(&h), E_CORRUPT);
+	memcpy(area, copy, size);
+	FL_MAP(area) |= 0xfe000000u;
+	EXPECT_EQ(mm_check(&h), E_CORRUPT);
+	/* every list head pointing outside, into the header, misaligned, at
+	 * a block in use, at a chunk of another list, at the wilderness */
+	const uint32_t bad_heads[] = { 0xfffffff0u, 0x7ffffff0u, 16, 2040, 2049,
+				       (uint32_t)size - 16, (uint32_t)size };
+	for (unsigned i = 0; i < 200; i++) {
+		for (unsigned k = 0; k < 9; k++) {
+			memcpy(area, copy, size);
+			HEAD(area, i) = k < 7 ? bad_heads[k] : k == 7 ? p[1] - 16 : TOP(area);
+			SL_MAP(area, i / 8) |= (uint8_t)(1u << (i % 8));
+			FL_MAP(area) |= 1u << (i / 8);
+			mm_ptr_t q = mm_alloc(&h, 16 * (i % 8) + (i / 8 ? 64u << (i / 8) : 0));
+			EXPECT(q == MM_NULL || mm_addr_n(&h, q, 1) != NULL);
+			mm_free(&h, p[1]);
+			EXPECT_EQ(mm_check(&h), E_CORRUPT);
+		}
+	}
+	/* a list that cycles: a free chunk's next link pointing back at itself
+	 * through a second one */
+	memcpy(area, copy, size);
+	uint32_t a = p[0] - 16, b = p[2] - 16;
+	((volatile uint32_t *)(area + a))[2] = b;
+	((volatile uint32_t *)(area + b))[2] = a;
+	((volatile uint32_t *)(area + b))[3] = a;
+	EXPECT_EQ(mm_check(&h), E_CORRUPT);
+	for (int i = 0; i < 20; i++)
+		mm_free(&h, mm_alloc(&h, 100 + 300 * (i % 8)));
+	/* sizes that overflow: a chunk size near 2^32, a size that runs past
+	 * the end, a wilderness that claims the whole address space */
+	const uint32_t bad_sizes[] = { 0xfffffff0u, 0x80000000u, 0x7ffffff0u,
+				       (uint32_t)size, 16 };
+	for (unsigned k = 0; k < 5; k++) {
+		uint32_t targets[] = { p[0] - 16, p[1] - 16, TOP(copy) };
+
+		for (unsigned t = 0; t < 3; t++) {
+			memcpy(area, copy, size);
+			((volatile uint32_t *)(area + targets[t]))[0] = bad_sizes[k] | (t == 1);
+			EXPECT_EQ(mm_check(&h), E_CORRUPT);
+			mm_ptr_t q = mm_alloc(&h, 5000);
+			EXPECT(q == MM_NULL || mm_addr_n(&h, q, 5000) != NULL);
+			if (t < 2)           /* p[1] itself, or a neighbour it merges with */
+				EXPECT_NE(mm_free(&h, p[1]), 0);
+			q = mm_realloc(&h, p[3], 9000);
+			EXPECT(q == MM_NULL || mm_addr_n(&h, q, 9000) != NULL);
+		}
+	}
+	/* top naming a chunk that does not end the area */
+	memcpy(area, copy, size);
+	TOP(area) = p[1] - 16;
+	EXPECT_EQ(mm_check(&h), E_CORRUPT);
+	EXPECT_EQ(mm_alloc(&h, 20000), MM_NULL);
+	EXPECT_EQ(mm_last_error(&h), E_CORRUPT);
+	EXPECT(guards_ok(area, size));
+	memcpy(area, copy, size);
+	EXPECT_EQ(mm_check(&h), 0);
+}
+
+/* A hostile attacher scribbles over the chunks, lists and bitmaps (never
+ * the lock words: without hooks they are the authority) while another
+ * allocates and frees under the lock: every call ends, and never touches
+ * memory outside the area (guards, ASan). */
+struct scribble {
+	uint8_t *area;
+	size_t size;
+	int stop;
+	unsigned rounds;
+};
+
+static void scribble_fn(unsigned i, void *arg)
+{
+	struct scribble *sc = arg;
+	uint32_t seed = 777 + i;
+	MM h;
+
+	if (i == 0) {
+		unsigned r;
+
+		for (r = 0; r < 300000; r++) {
+			uint32_t off = (rnd(&seed) % (uint32_t)(sc->size / 4)) * 4, v = rnd(&seed);
+
+			if (off == 40 || off == 44 || (off >= 96 && off < 112) ||
+			    (off >= 200 && off < 712))
+				continue;      /* lock words, slots */
+			v = r % 3 == 0 ? v : r % 3 == 1 ? v % sc->size : (v % sc->size) & ~15u;
+			__atomic_store_n((uint32_t *)(sc->area + off), v, __ATOMIC_RELAXED);
+		}
+		__atomic_store_n(&sc->rounds, r, __ATOMIC_RELEASE);
+		__atomic_store_n(&sc->stop, 1, __ATOMIC_RELEASE);
+		return;
+	}
+	if (mm_attach_base(&h, sc->area, sc->size, sc->size, NULL))
+		return;
+	for (unsigned it = 0; it < 3000 || (!__atomic_load_n(&sc->stop, __ATOMIC_ACQUIRE) &&
+					     it < 1000000); it++) {
+		mm_ptr_t q[4];
+
+		if (mm_lock(&h, MM_LOCK_RW) < 0)
+			continue;
+		for (int k = 0; k < 4; k++) {
+			q[k] = mm_alloc(&h, rnd(&seed) % 700);
+			if (q[k] && !mm_addr_n(&h, q[k], 1))
+				q[k] = MM_NULL;
+		}
+		for (int k = 0; k < 4; k++)
+			mm_free(&h, q[k] ? q[k] : rnd(&seed) % (uint32_t)sc->size);
+		mm_unlock(&h);
+		if (it % 100 == 0)
+			mm_check(&h);
+	}
+	mm_detach(&h);
+}
+
+KTEST(mm, hostile_scribbler_while_another_allocates)
+{
+	static struct scribble sc;
+
+	memset(&sc, 0, sizeof(sc));
+	sc.size = 32768;
+	sc.area = guarded(sc.size);
+	ASSERT(sc.area && mm_init_area(sc.area, sc.size, sc.size, 64) == 0);
+	if (ktest_ncpus() < 2) {
+		printf("mm.hostile_scribbler: one CPU, the scribbler runs first\n");
+		scribble_fn(0, &sc);
+		scribble_fn(1, &sc);
+	} else
+		ktest_parallel(2, scribble_fn, &sc);
+	EXPECT(guards_ok(sc.area, sc.size));
+	EXPECT_EQ(sc.rounds, 300000);
+}
+
 /* ---- concurrency --------------------------------------------------------------- */
 
 struct stress {
