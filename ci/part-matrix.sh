@@ -82,15 +82,10 @@ part_refuse() {
 
 # uboot_part NAME SMP BOOTARGS: good.cpio through U-Boot's extlinux initrd line.
 uboot_part() {
-	local name=$1 smp=$2 args=$3 log=$logs/$1.log disk=$logs/$1.img rc
-	if ! INITRD="$pt/good.cpio" bash ci/uboot-disk.sh "$img" "$disk" "$args"; then
-		failed "$name" "could not build $disk"
-		return
-	fi
-	bash ci/qemu.sh --timeout "${QEMU_TIMEOUT:-240}" --log "$log" -- $q -M virt -smp "$smp" -m 512M \
-		-kernel "$uboot" -drive file="$disk",format=raw,if=none,id=hd0 \
-		-device virtio-blk-device,drive=hd0 >/dev/null
+	local name=$1 smp=$2 args=$3 log=$logs/$1.log rc
+	INITRD="$pt/good.cpio" uboot_run "$name" "$smp" "$args"
 	rc=$?
+	[ $rc = 3 ] && return
 	if [ $rc = 0 ] && grep -q '^Found /extlinux/extlinux.conf' "$log" &&
 	   grep -qE '^part: initrd: [0-9]+ bytes at 0x[0-9a-f]+, 2 images' "$log" &&
 	   grep -q '^part: done: .*physical memory all returned' "$log"; then

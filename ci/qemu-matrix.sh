@@ -240,16 +240,25 @@ uboot=/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin
 # U-Boot's extlinux and booti steps, the append line arriving as the
 # kernel's bootargs, every hart online, and the run's own verdict (the
 # kernel's "N passed, N failed" for a test= boot, "demo: done" otherwise).
-uboot_boot() {
-	local name=$1 smp=$2 args=$3 log=$logs/$1.log disk=$logs/$1.img rc line
+# uboot_run NAME SMP BOOTARGS: build $logs/NAME.img (INITRD from the
+# environment adds an initrd) and boot it through U-Boot; returns
+# ci/qemu.sh's status, 3 when the disk could not be built (already counted).
+uboot_run() {
+	local name=$1 smp=$2 args=$3 disk=$logs/$1.img
 	if ! bash ci/uboot-disk.sh "$img" "$disk" "$args"; then
 		failed "$name" "could not build $disk"
-		return
+		return 3
 	fi
-	bash ci/qemu.sh --timeout "${QEMU_TIMEOUT:-240}" --log "$log" -- $q -M virt -smp "$smp" -m 512M \
-		-kernel "$uboot" -drive file="$disk",format=raw,if=none,id=hd0 \
+	bash ci/qemu.sh --timeout "${QEMU_TIMEOUT:-240}" --log "$logs/$name.log" -- $q -M virt \
+		-smp "$smp" -m 512M -kernel "$uboot" -drive file="$disk",format=raw,if=none,id=hd0 \
 		-device virtio-blk-device,drive=hd0 >/dev/null
+}
+
+uboot_boot() {
+	local name=$1 smp=$2 args=$3 log=$logs/$1.log rc line
+	uboot_run "$name" "$smp" "$args"
 	rc=$?
+	[ $rc = 3 ] && return
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 | tr -d '\r')
 	if [ $rc = 0 ] && grep -q '^Found /extlinux/extlinux.conf' "$log" &&
 	   grep -q '^Starting kernel' "$log" && { [ -z "$args" ] || grep -q "^bootargs $args" "$log"; } &&

@@ -97,26 +97,27 @@ static int k_attach(void *ctx, const char *name, size_t initial, size_t max,
 	return 0;
 }
 
-static int k_grow(void *ctx, void *base, size_t new_size, size_t *mapped)
+/* SYS_MM_GROW and SYS_MM_MAP: the bytes now mapped, or an error. */
+static int mapped_call(long nr, void *base, size_t size, size_t *mapped)
 {
-	long rc = usys_call(SYS_MM_GROW, (long)base, (long)new_size, 0, 0);
+	long rc = usys_call(nr, (long)base, (long)size, 0, 0);
 
-	(void)ctx;
 	if (rc < 0)
 		return (int)rc;
 	*mapped = (size_t)rc;
 	return 0;
 }
 
+static int k_grow(void *ctx, void *base, size_t new_size, size_t *mapped)
+{
+	(void)ctx;
+	return mapped_call(SYS_MM_GROW, base, new_size, mapped);
+}
+
 static int k_ensure(void *ctx, void *base, size_t size, size_t *mapped)
 {
-	long rc = usys_call(SYS_MM_MAP, (long)base, (long)size, 0, 0);
-
 	(void)ctx;
-	if (rc < 0)
-		return (int)rc;
-	*mapped = (size_t)rc;
-	return 0;
+	return mapped_call(SYS_MM_MAP, base, size, mapped);
 }
 
 static int k_detach(void *ctx, void *base, size_t mapped, bool last)
