@@ -437,11 +437,7 @@ static void irq_drain(struct stress *s, struct shart *h)
 			continue;
 		if (s_verify(s, h, b, false, 0, "at the end of the tick's blocks"))
 			break;
-		if (b->mgr == M_UMM)
-			umm_free(s->umm, b->va);
-		else if (kfree_i(s->km, b->va))
-			s_failure(s, "kmalloc: kfree_i refused a live block from the tick");
-		b->used = 0;
+		s_irq_free(s, b, false);
 	}
 	env_irq_restore(fl);
 }

@@ -160,5 +160,6 @@ void s_leaks(struct stress *s);
 bool s_can_xfer(unsigned mgr);
 /* irq path: fast alloc/free on the private umm (and kmalloc when allowed) */
 void s_irq_op(struct stress *s, struct shart *h, bool km_ok);
+void s_irq_free(struct stress *s, struct sblk *b, bool from_tick);   /* one of the tick's blocks */
 
 #endif

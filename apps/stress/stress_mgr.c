@@ -540,6 +540,21 @@ void s_vm_grow_op(struct stress *s, struct shart *h)
 	vm_segment_clean(g);
 }
 
+/* Free one of the tick's blocks (verified by the caller): through umm's
+ * fast path from the tick itself, its locked path from thread context. */
+void s_irq_free(struct stress *s, struct sblk *b, bool from_tick)
+{
+	if (b->mgr == M_UMM) {
+		if (from_tick)
+			umm_free_fast(s->umm, b->va);
+		else
+			umm_free(s->umm, b->va);
+	} else if (kfree_i(s->km, b->va)) {
+		s_failure(s, "kmalloc: kfree_i refused a live block from the tick");
+	}
+	b->used = 0;
+}
+
 /* ---- alloc / free / realloc ---------------------------------------------- */
 
 /* The tick calls the private kmalloc only while its hart is outside it
@@ -827,11 +842,7 @@ void s_irq_op(struct stress *s, struct shart *h, bool km_ok)
 			return;
 		if (s_verify(s, h, b, false, 0, "at free in the timer tick"))
 			return;
-		if (b->mgr == M_UMM)
-			umm_free_fast(s->umm, b->va);
-		else if (kfree_i(s->km, b->va))
-			s_failure(s, "kmalloc: kfree_i from the tick refused a live block");
-		b->used = 0;
+		s_irq_free(s, b, true);
 		return;
 	}
 	if (!km && !on(s, M_UMM))
