@@ -56,6 +56,16 @@ static unsigned spread(unsigned i, unsigned n)
 	return harts_online <= n ? on(i) : i * harts_online / n;
 }
 
+/* Partition id was stopped by its CPU budget; returns it for more checks. */
+static const struct partition *expect_budget_stop(struct ktest_ctx *kt__, int id)
+{
+	const struct partition *p = part_get((unsigned)id);
+
+	EXPECT_EQ(p->state, PART_KILLED);
+	EXPECT(strstr(p->report, "CPU budget exceeded") != NULL);
+	return p;
+}
+
 KTEST(part, hammer_one_area_under_the_lock_while_it_grows)
 {
 	MM *area = shm_kernel_create(HAMMER_AREA, sizeof(struct hammer_hdr), 4096, 1u << 20);
@@ -270,10 +280,7 @@ static void run_spinners(struct ktest_ctx *kt__, bool check)
 	shm_kernel_detach(area);
 	if (check) {
 		for (int i = 0; i < 2; i++) {
-			const struct partition *p = part_get((unsigned)spin[i]);
-			EXPECT_EQ(p->state, PART_KILLED);
-			EXPECT(strstr(p->report, "CPU budget exceeded") != NULL);
-			EXPECT_GE(part_cpu_ms(p), 200);
+			EXPECT_GE(part_cpu_ms(expect_budget_stop(KT_CTX, spin[i])), 200);
 		}
 		EXPECT_EQ(part_get((unsigned)prod)->exit_status, 0);
 		EXPECT_EQ(part_get((unsigned)cons)->exit_status, 0);   /* verified 40 nodes */
@@ -307,8 +314,7 @@ KTEST(part, budget_stop_of_a_lock_holder_releases_the_lock)
 	ASSERT_GE(waiter, 1);
 	ASSERT_EQ(part_set_budget((unsigned)holder, 300), 0);
 	part_run_all();
-	EXPECT_EQ(part_get((unsigned)holder)->state, PART_KILLED);
-	EXPECT(strstr(part_get((unsigned)holder)->report, "CPU budget exceeded") != NULL);
+	expect_budget_stop(KT_CTX, holder);
 	EXPECT_EQ(part_get((unsigned)waiter)->exit_status, 0);   /* saw OWNER_DIED */
 	EXPECT_EQ(part_get((unsigned)hello)->exit_status, 7);
 	EXPECT_GE(mm_lock(area, MM_LOCK_RD), 0);                  /* the kernel gets it too */
@@ -832,9 +838,7 @@ KTEST(part, wait_sleeping_forever_ends_at_the_budget)
 	ASSERT_GE(h, 1);
 	ASSERT_EQ(part_set_budget((unsigned)s, 500), 0);
 	part_run_all();
-	EXPECT_EQ(part_get((unsigned)s)->state, PART_KILLED);
-	EXPECT(strstr(part_get((unsigned)s)->report, "CPU budget exceeded") != NULL);
-	EXPECT_LT(part_cpu_ms(part_get((unsigned)s)), 1500);   /* stopped at a wake, not later */
+	EXPECT_LT(part_cpu_ms(expect_budget_stop(KT_CTX, s)), 1500);   /* stopped at a wake, not later */
 	EXPECT_GE(part_get((unsigned)s)->waits, 4);
 	EXPECT_EQ(part_get((unsigned)h)->exit_status, 7);
 	wait_area_done(KT_CTX, area);
