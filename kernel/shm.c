@@ -509,26 +509,17 @@ static bool k_alive(void *ctx, uint32_t id)
 	return part_alive(id);
 }
 
-/* The kernel waits for partitions' holds: bounded, relaxing, with the
- * same record and the same answers as a partition. */
+_Static_assert(MM_LOCK_WAIT_US == SHM_WAIT_US, "shm.c: the kernel and partitions wait alike");
+
+/* One attempt on the kernel's record, with the same answers as a
+ * partition's SYS_MM_LOCK; mm_lock retries E_BUSY (relax, now_us). */
 static int k_lock(void *ctx, void *base, int mode)
 {
 	struct khandle *k = ctx;
 	uint32_t key = (uint32_t)(k - khandles) + 1;
-	uint64_t end = 0;
 
 	(void)base;
-	for (;;) {
-		int rc = shm_try_lock(k->area, shm_khold((unsigned)(k - khandles)), key, mode);
-
-		if (rc != E_BUSY)
-			return rc;
-		if (!end)
-			end = time_us() + SHM_WAIT_US;
-		else if (time_us() > end)
-			return E_TIMEOUT;
-		env_cpu_relax();
-	}
+	return shm_try_lock(k->area, shm_khold((unsigned)(k - khandles)), key, mode);
 }
 
 static int k_unlock(void *ctx, void *base)
@@ -545,6 +536,7 @@ static const struct mm_env kenv = {
 	.is_alive = k_alive,
 	.lock = k_lock,
 	.unlock = k_unlock,
+	.now_us = time_us,
 	.self_id = 0,
 };
 

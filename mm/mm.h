@@ -50,6 +50,9 @@ typedef uint32_t mm_ptr_t;          /* offset from the start of the area */
 /* Without env->lock: polls of the lock word before mm_lock gives up with
  * E_TIMEOUT (between relax calls; about a second of pause on a host CPU). */
 #define MM_WAIT_SPINS (1u << 25)
+/* How long mm_lock retries a lock hook that answers E_BUSY (env->now_us's
+ * microseconds), before it gives up with E_TIMEOUT. */
+#define MM_LOCK_WAIT_US 10000000u
 
 /*
  * The environment: how areas are found, mapped and grown, and how a waiter
@@ -71,10 +74,13 @@ typedef uint32_t mm_ptr_t;          /* offset from the start of the area */
  * is_alive: is attacher `id` still running? Lets a waiter recover a lock held
  *   by a dead attacher without the kernel's help. NULL: never asked.
  * lock, unlock: a lock whose authority lives outside the area (the kernel's
- *   record, kernel/shm.c); both or neither. lock(ctx, base, mode) takes the
- *   lock of the area at base for this attacher, waiting with a bound; it
- *   returns 0 or MM_LOCK_OWNER_DIED (held) or a negative error (not held:
- *   E_TIMEOUT, E_CORRUPT, E_NOENT, ...). unlock(ctx, base) drops it. With
+ *   record, kernel/shm.c); both or neither. lock(ctx, base, mode) makes one
+ *   attempt to take the lock of the area at base for this attacher: 0 or
+ *   MM_LOCK_OWNER_DIED (held), E_BUSY (others hold it: mm_lock relaxes and
+ *   tries again, for at most MM_LOCK_WAIT_US by now_us, or MM_WAIT_SPINS
+ *   attempts without it, then E_TIMEOUT) or another negative error (not
+ *   held: E_TIMEOUT, E_CORRUPT, E_NOENT, ...). unlock(ctx, base) drops it.
+ * now_us: the clock of that bound (microseconds); NULL: count attempts. With
  *   them the lock word and the slots in the area are never trusted: a
  *   hostile attacher's writes there change nothing. Without them the lock
  *   word is the authority, which is only sound between attachers that trust
@@ -94,6 +100,7 @@ struct mm_env {
 	bool (*is_alive)(void *ctx, uint32_t id);
 	int (*lock)(void *ctx, void *base, int mode);
 	int (*unlock)(void *ctx, void *base);
+	uint64_t (*now_us)(void);
 	uint32_t self_id;
 	size_t max_size;
 	void *ctx;

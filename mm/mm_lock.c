@@ -246,10 +246,35 @@ static NOINLINE int acquire_rw(MM *h)
 	return E_TIMEOUT;
 }
 
+/* The environment's lock, retried while it answers E_BUSY: the one bounded
+ * wait of every attacher with lock hooks (kernel and partitions alike). */
+static int acquire_hooked(MM *h, int mode)
+{
+	uint64_t end = 0;
+
+	for (unsigned tries = 1;; tries++) {
+		int rc = h->env.lock(h->env.ctx, h->base, mode);
+
+		if (rc != E_BUSY)
+			return rc;
+		if (h->env.now_us) {
+			uint64_t now = h->env.now_us();
+
+			if (!end)
+				end = now + MM_LOCK_WAIT_US;
+			else if (now > end)
+				return E_TIMEOUT;
+		} else if (tries >= MM_WAIT_SPINS) {
+			return E_TIMEOUT;
+		}
+		relax(h);
+	}
+}
+
 static int acquire(MM *h, int mode)
 {
 	if (h->env.lock)
-		return h->env.lock(h->env.ctx, h->base, mode);
+		return acquire_hooked(h, mode);
 	if (h->slot >= MM_MAX_ATTACH)
 		return E_BUSY;             /* attached without a slot */
 	return mode == MM_LOCK_RW ? acquire_rw(h) : acquire_rd(h);

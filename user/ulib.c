@@ -134,24 +134,13 @@ static bool k_alive(void *ctx, uint32_t id)
 	return usys_call(SYS_MM_ALIVE, (long)id, 0, 0, 0) == 1;
 }
 
-/* The kernel keeps the lock; a busy answer means yield (the partitions on
- * this hart run meanwhile) and try again, for at most SHM_WAIT_US. */
+/* The kernel keeps the lock: one attempt (a busy one naps in the kernel
+ * until the area's next unlock); mm_lock yields (relax: the partitions on
+ * this hart run meanwhile) and tries again, for at most MM_LOCK_WAIT_US. */
 static int k_lock(void *ctx, void *base, int mode)
 {
-	uint64_t end = 0;
-
 	(void)ctx;
-	for (;;) {
-		long rc = usys_call(SYS_MM_LOCK, (long)base, mode, 0, 0);
-
-		if (rc != E_BUSY)
-			return (int)rc;
-		if (!end)
-			end = usys_time_us() + SHM_WAIT_US;
-		else if (usys_time_us() > end)
-			return E_TIMEOUT;
-		usys_yield();
-	}
+	return (int)usys_call(SYS_MM_LOCK, (long)base, mode, 0, 0);
 }
 
 static int k_unlock(void *ctx, void *base)
@@ -169,6 +158,7 @@ static struct mm_env uenv = {
 	.is_alive = k_alive,
 	.lock = k_lock,
 	.unlock = k_unlock,
+	.now_us = usys_time_us,
 	.max_size = 1u << 20,
 };
 

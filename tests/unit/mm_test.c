@@ -532,12 +532,21 @@ KTEST(mm, a_live_holder_times_waiters_out)
 struct hlock {
 	int mode, holds, locks, unlocks;
 	int answer;           /* what the next lock returns */
+	int busy;             /* answer E_BUSY this many times first */
 };
 
 struct hctx {             /* ctx of both the tenv hooks and the lock hooks */
 	struct tenv e;
 	struct hlock l;
 };
+
+/* A clock that moves FAKE_STEP_US each time it is read. */
+#define FAKE_STEP_US 1000u
+static uint64_t fake_us;
+static uint64_t fake_now_us(void)
+{
+	return fake_us += FAKE_STEP_US;
+}
 
 static int h_lock(void *ctx, void *base, int mode)
 {
@@ -547,6 +556,10 @@ static int h_lock(void *ctx, void *base, int mode)
 	if (c->e.buf != base)
 		return E_NOENT;
 	l->locks++;
+	if (l->busy > 0) {
+		l->busy--;
+		return E_BUSY;
+	}
 	if (l->answer < 0)
 		return l->answer;
 	l->mode = mode;
@@ -614,6 +627,23 @@ KTEST(mm, hooks_replace_the_lock_word)
 	EXPECT_EQ(mm_unlock(&h), E_INVAL);
 	EXPECT_EQ(c.l.holds, 0);
 	c.l.answer = 0;
+	/* a busy answer is retried by mm_lock, the one wait of every hooked
+	 * attacher: taken at the fourth attempt ... */
+	c.l.locks = 0;
+	c.l.busy = 3;
+	EXPECT_EQ(mm_lock(&h, MM_LOCK_RW), 0);
+	EXPECT_EQ(c.l.locks, 4);
+	EXPECT_EQ(mm_unlock(&h), 0);
+	/* ... and given up after MM_LOCK_WAIT_US by the environment's clock */
+	h.env.now_us = fake_now_us;
+	fake_us = 0;
+	c.l.busy = 1 << 30;
+	EXPECT_EQ(mm_lock(&h, MM_LOCK_RW), E_TIMEOUT);
+	EXPECT_GE(fake_us, MM_LOCK_WAIT_US);
+	EXPECT_LE(fake_us, MM_LOCK_WAIT_US + 2 * FAKE_STEP_US);
+	EXPECT_EQ(c.l.holds, 0);
+	c.l.busy = 0;
+	h.env.now_us = NULL;
 	EXPECT_EQ(mm_check(&h), 0);
 	EXPECT_EQ(mm_detach(&h), 0);
 	EXPECT_EQ(SLOT(buf, 0), 1000);                  /* not ours: left alone */
