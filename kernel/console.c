@@ -18,9 +18,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "boot.h"
 #include "hart.h"
-#include "kernel.h"
 #include "lock.h"
+#include "panic.h"
 #include "part.h"
 #include "riscv.h"
 #include "sbi.h"

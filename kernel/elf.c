@@ -7,9 +7,9 @@
 
 #include <string.h>
 
+#include "boot.h"
 #include "elfimg.h"
 #include "err.h"
-#include "kernel.h"
 #include "part.h"
 
 int elf_copy_to(struct vm_descriptor *d, uintptr_t va, const void *from, size_t n)

@@ -4,8 +4,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "boot.h"
 #include "hart.h"
-#include "kernel.h"
+#include "panic.h"
 #include "riscv.h"
 
 unsigned long env_lock(env_spinlock_t *l)

@@ -8,7 +8,6 @@
 #ifndef HART_H
 #define HART_H
 
-#include <setjmp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,11 +37,7 @@ struct hart {
 	unsigned work_i;
 	volatile unsigned work_seq, done_seq;
 
-	/* partitions (kernel/part.c) */
-	struct partition *cur_part;     /* running in U-mode on this hart */
 	unsigned long utrap_top;        /* user-trap stack; *utrap_top = kernel tp */
-	unsigned slice_left;            /* timer ticks left in the current slice */
-	jmp_buf sched_jb;               /* back to part_run_hart when none is left */
 
 	unsigned trap_depth;
 

@@ -7,15 +7,19 @@
 #include <string.h>
 
 #include "board.h"
+#include "boot.h"
 #include "err.h"
 #include "hart.h"
-#include "kernel.h"
 #include "mem.h"
+#include "panic.h"
 #include "plat.h"
 #include "program.h"
 #include "riscv.h"
 #include "sbi.h"
 #include "shm.h"
+#include "smp.h"
+#include "timer.h"
+#include "trap.h"
 
 #define FDT_MAX_SIZE (2u << 20)
 

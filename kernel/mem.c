@@ -10,12 +10,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "boot.h"
 #include "hart.h"
-#include "kernel.h"
 #include "kmalloc.h"
+#include "panic.h"
 #include "riscv.h"
 #include "sbi.h"
 #include "sv39.h"
+#include "timer.h"
 #include "vm_objcache.h"
 
 pmem_t kpmem;

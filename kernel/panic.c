@@ -3,9 +3,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "boot.h"
+#include "console.h"
 #include "hart.h"
-#include "kernel.h"
 #include "riscv.h"
+#include "smp.h"
+#include "trap.h"
 
 volatile bool panicking;
 static uint32_t panic_owner;   /* word-sized: rv64 has no byte AMOs */

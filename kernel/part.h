@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernel.h"
 #include "memlayout.h"   /* the partitions' address layout */
+#include "trap.h"
 #include "vm.h"
 
 /* Partition records are kmalloc'ed: as many as memory allows, within
@@ -147,6 +147,11 @@ void part_reset(void);
  * part_budget=<ms>, else PART_BUDGET_MS. E_INVAL: bad ms; E_NOENT: no such
  * partition ready to run. */
 int part_set_budget(unsigned id, unsigned ms);
+/* The budget of partitions created from now on when the bootarg
+ * part_budget names none (the bootarg wins): `ms`, or PART_BUDGET_MS
+ * again for 0. For a program that knows its partitions' time runs slower
+ * than the guest's clock (the tests on many emulated harts). */
+void part_set_default_budget(unsigned ms);
 /* Running time of p so far, in milliseconds. */
 uint64_t part_cpu_ms(const struct partition *p);
 /* Stop partition `id` with `reason` (copied, control characters replaced),

@@ -23,10 +23,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "boot.h"
 #include "kmalloc.h"
 #include "mem.h"
+#include "panic.h"
 #include "part_roles.h"
 #include "shm_int.h"
+#include "timer.h"
 
 #define PAGE ENV_PAGE_SIZE
 

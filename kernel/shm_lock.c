@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "boot.h"
 #include "config.h"
 #include "hart.h"
-#include "kernel.h"
 #include "part.h"
 #include "riscv.h"
 #include "shm_int.h"

@@ -24,11 +24,12 @@
  */
 #include <string.h>
 
+#include "boot.h"
 #include "hart.h"
-#include "kernel.h"
 #include "part.h"
 #include "riscv.h"
 #include "shm_int.h"
+#include "smp.h"
 #include "syscall_nr.h"
 
 /* Check an offset of a word in a: 4-aligned and inside the pages the

@@ -2,12 +2,15 @@
  * harts (what ktest_parallel and the demos use). */
 #include <stdio.h>
 
-#include "hart.h"
-#include "kernel.h"
-#include "mem.h"
-#include "riscv.h"
+#include "boot.h"
 #include "err.h"
+#include "hart.h"
+#include "mem.h"
+#include "panic.h"
+#include "riscv.h"
 #include "sbi.h"
+#include "timer.h"
+#include "trap.h"
 
 /* A hart should report online within START_TIMEOUT_MS. Past it, a hart that
  * SBI HSM still calls started or start-pending is on its way (a loaded host,

@@ -9,6 +9,8 @@
 #include "riscv.h"
 #include "shm.h"
 #include "syscall_nr.h"
+#include "timer.h"
+#include "trap.h"
 
 #define WRITE_MAX 512
 

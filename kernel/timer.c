@@ -1,7 +1,7 @@
 /* timer.c - a periodic tick on every hart: Sstc's stimecmp when the hart's
  * ISA string lists it, else the SBI timer call. */
+#include "boot.h"
 #include "hart.h"
-#include "kernel.h"
 #include "riscv.h"
 #include "sbi.h"
 

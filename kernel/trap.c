@@ -4,10 +4,12 @@
 #include <stdio.h>
 
 #include "hart.h"
-#include "kernel.h"
 #include "mem.h"
+#include "panic.h"
 #include "part.h"
 #include "riscv.h"
+#include "smp.h"
+#include "timer.h"
 
 static const char *const exc_names[] = {
 	[EXC_INST_MISALIGNED] = "instruction address misaligned",
