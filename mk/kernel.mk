@@ -1,6 +1,6 @@
 # kernel: sources built only into the kernel, and the QEMU test matrix.
 KERNEL_ONLY_SRCS += platform/plat.c
-KTEST_SRCS += tests/kernel/ktest_env.c tests/kernel/smp_test.c tests/kernel/vm_kernel_test.c tests/kernel/part_test.c tests/kernel/alloc_kernel_test.c tests/kernel/pmem_kernel_test.c tests/kernel/shm_hostile_test.c
+KTEST_SRCS += tests/kernel/ktest_env.c tests/kernel/smp_test.c tests/kernel/vm_kernel_test.c tests/kernel/part_test.c tests/kernel/alloc_kernel_test.c tests/kernel/pmem_kernel_test.c tests/kernel/shm_hostile_test.c tests/kernel/part_expect.c
 
 # The linker script through the C preprocessor, so that its addresses come
 # from include/memlayout.h (LINKER_SCRIPT: constants without C suffixes).

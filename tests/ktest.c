@@ -39,6 +39,8 @@ static bool matches(const struct ktest *t, const char *pat)
 	       strcmp(pat + sl + 1, t->name) == 0;
 }
 
+#define KTEST_SLOW_US 1000000   /* tests this slow print their time */
+
 static bool selected(const struct ktest *t, int npat, const char *const *pat)
 {
 	if (npat == 0)
@@ -54,16 +56,24 @@ int ktest_run(int npat, const char *const *pat)
 	n_passed = n_failed = 0;
 	for (const struct ktest *t = head; t; t = t->next) {
 		struct ktest_ctx kt = { t, 0 };
+		uint64_t t0, us;
 
 		if (!selected(t, npat, pat))
 			continue;
+		t0 = ktest_now_us();
 		t->fn(&kt);
+		us = ktest_now_us() - t0;
 		ktest_mem_reset();
 		if (kt.failures) {
 			n_failed++;
 		} else {
 			n_passed++;
-			printf("ok %s.%s\n", t->suite, t->name);
+			if (us >= KTEST_SLOW_US)     /* where a suite's time goes */
+				printf("ok %s.%s (%llu.%01llu s)\n", t->suite, t->name,
+				       (unsigned long long)(us / 1000000),
+				       (unsigned long long)(us / 100000 % 10));
+			else
+				printf("ok %s.%s\n", t->suite, t->name);
 		}
 	}
 	printf("%u passed, %u failed\n", n_passed, n_failed);

@@ -58,6 +58,15 @@ unsigned ktest_ncpus(void);
 void ktest_parallel(unsigned n, void (*fn)(unsigned i, void *arg), void *arg);
 /* Seconds to run bounded stress loops for (host: KTEST_STRESS_SECONDS). */
 unsigned ktest_stress_seconds(void);
+/* A CPU of a parallel test with nothing to do until another CPU's step:
+ * give the CPU up for a moment (host: sched_yield; kernel: wfi, until the
+ * next interrupt, the hart's tick at the latest). Call it after spinning
+ * a while: on an emulator with more harts than host cores, spinning
+ * waiters take whole host time slices from the one whose turn it is. */
+void ktest_cpu_wait(void);
+/* A clock in microseconds (host: monotonic; kernel: the guest's time) for
+ * the runner's report of slow tests. */
+uint64_t ktest_now_us(void);
 
 #define KTEST_DEFINE_(suite, tname, manual)                                   \
 	static void ktest_fn_##suite##_##tname(struct ktest_ctx *kt__);       \

@@ -2,9 +2,11 @@
 #include "../ktest.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_BLOCKS 256
@@ -45,6 +47,19 @@ unsigned ktest_stress_seconds(void)
 	const char *s = getenv("KTEST_STRESS_SECONDS");
 	long n = s ? atol(s) : 1;
 	return n < 1 ? 1 : (unsigned)n;
+}
+
+void ktest_cpu_wait(void)
+{
+	sched_yield();
+}
+
+uint64_t ktest_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 struct par {

@@ -10,6 +10,7 @@
 #include "ktest.h"
 #include "mem.h"
 #include "part.h"
+#include "part_expect.h"
 #include "part_roles.h"
 #include "riscv.h"
 #include "shm.h"
@@ -59,11 +60,8 @@ static unsigned spread(unsigned i, unsigned n)
 /* Partition id was stopped by its CPU budget; returns it for more checks. */
 static const struct partition *expect_budget_stop(struct ktest_ctx *kt__, int id)
 {
-	const struct partition *p = part_get((unsigned)id);
-
-	EXPECT_EQ(p->state, PART_KILLED);
-	EXPECT(strstr(p->report, "CPU budget exceeded") != NULL);
-	return p;
+	EXPECT_STOPPED(id, "CPU budget exceeded");
+	return part_get((unsigned)id);
 }
 
 KTEST(part, hammer_one_area_under_the_lock_while_it_grows)
@@ -80,7 +78,7 @@ KTEST(part, hammer_one_area_under_the_lock_while_it_grows)
 	for (unsigned i = 0; i < n; i++) {
 		ASSERT_GE(ids[i], 1);
 		EXPECT_EQ(part_get((unsigned)ids[i])->state, PART_EXITED);
-		EXPECT_EQ(part_get((unsigned)ids[i])->exit_status, 0);
+		EXPECT_EXIT(ids[i], 0);
 	}
 	ASSERT_GE(mm_lock(area, MM_LOCK_RD), 0);
 	EXPECT_EQ(((struct hammer_hdr *)mm_static(area))->counter, (uint64_t)n * ITERS);
@@ -106,7 +104,7 @@ KTEST(part, killed_while_holding_the_lock)
 	part_run_all();
 	EXPECT_EQ(part_get((unsigned)locker)->state, PART_KILLED);
 	EXPECT_EQ(part_get((unsigned)waiter)->state, PART_EXITED);
-	EXPECT_EQ(part_get((unsigned)waiter)->exit_status, 0);   /* saw OWNER_DIED */
+	EXPECT_EXIT(waiter, 0);   /* saw OWNER_DIED */
 	shm_kernel_detach(area);
 	part_reset();
 }
@@ -144,17 +142,10 @@ KTEST(part, each_isolation_breach_stops_only_the_guilty)
 		ASSERT_GE(good[i], 1);
 	}
 	part_run_all();
-	EXPECT_EQ(part_get((unsigned)prod)->exit_status, 0);
+	EXPECT_EXIT(prod, 0);
 	for (unsigned i = 0; i < nb; i++) {
-		const struct partition *b = part_get((unsigned)bad[i]);
-		const struct partition *g = part_get((unsigned)good[i]);
-
-		EXPECT_EQ(b->state, PART_KILLED);
-		if (!strstr(b->report, breaches[i].report))
-			ktest_fail(KT_CTX, __FILE__, __LINE__, "breach %u report '%s' lacks '%s'",
-				   breaches[i].kind, b->report, breaches[i].report);
-		EXPECT_EQ(g->state, PART_EXITED);
-		EXPECT_EQ(g->exit_status, 7);
+		EXPECT_STOPPED(bad[i], breaches[i].report);
+		EXPECT_EXIT(good[i], 7);
 	}
 	shm_kernel_detach(area);
 	part_reset();
@@ -241,9 +232,9 @@ KTEST(part, console_lines_of_a_partition_cannot_pass_for_the_kernels)
 	console_tap = forge_tap;
 	part_run_all();
 	console_tap = NULL;
-	EXPECT_EQ(part_get((unsigned)forger)->exit_status, 0);   /* full write counts */
-	EXPECT_EQ(part_get((unsigned)hello[0])->exit_status, 7);
-	EXPECT_EQ(part_get((unsigned)hello[1])->exit_status, 7);
+	EXPECT_EXIT(forger, 0);   /* full write counts */
+	EXPECT_EXIT(hello[0], 7);
+	EXPECT_EXIT(hello[1], 7);
 	EXPECT_EQ(tap.untagged, 0);
 	EXPECT_EQ(tap.ctrl, 0);
 	EXPECT_EQ(tap.torn, 0);
@@ -282,9 +273,9 @@ static void run_spinners(struct ktest_ctx *kt__, bool check)
 		for (int i = 0; i < 2; i++) {
 			EXPECT_GE(part_cpu_ms(expect_budget_stop(KT_CTX, spin[i])), 200);
 		}
-		EXPECT_EQ(part_get((unsigned)prod)->exit_status, 0);
-		EXPECT_EQ(part_get((unsigned)cons)->exit_status, 0);   /* verified 40 nodes */
-		EXPECT_EQ(part_get((unsigned)hello)->exit_status, 7);
+		EXPECT_EXIT(prod, 0);
+		EXPECT_EXIT(cons, 0);   /* verified 40 nodes */
+		EXPECT_EXIT(hello, 7);
 		EXPECT_EQ(st.nalloc, 40);
 	}
 	part_reset();
@@ -315,8 +306,8 @@ KTEST(part, budget_stop_of_a_lock_holder_releases_the_lock)
 	ASSERT_EQ(part_set_budget((unsigned)holder, 300), 0);
 	part_run_all();
 	expect_budget_stop(KT_CTX, holder);
-	EXPECT_EQ(part_get((unsigned)waiter)->exit_status, 0);   /* saw OWNER_DIED */
-	EXPECT_EQ(part_get((unsigned)hello)->exit_status, 7);
+	EXPECT_EXIT(waiter, 0);   /* saw OWNER_DIED */
+	EXPECT_EXIT(hello, 7);
 	EXPECT_GE(mm_lock(area, MM_LOCK_RD), 0);                  /* the kernel gets it too */
 	mm_unlock(area);
 	shm_kernel_detach(area);
@@ -389,9 +380,9 @@ static void run_kills(struct ktest_ctx *kt__, bool check)
 		EXPECT_EQ(part_get((unsigned)early)->slices, 0);
 		EXPECT(strcmp(part_get((unsigned)early)->report, "killed before it ran") == 0);
 		for (int i = 0; i < 2; i++)
-			EXPECT_EQ(part_get((unsigned)hammer[i])->exit_status, 0);
+			EXPECT_EXIT(hammer[i], 0);
 		for (int i = 0; i < 4; i++) {
-			EXPECT_EQ(part_get((unsigned)hello[i])->exit_status, 7);
+			EXPECT_EXIT(hello[i], 7);
 			EXPECT_EQ(part_kill((unsigned)hello[i], "exited"), E_NOENT);
 		}
 		ASSERT_GE(mm_lock(area, MM_LOCK_RD), 0);
@@ -432,16 +423,16 @@ KTEST(part, copy_in_faults_untouched_heap_pages_in_like_u_mode)
 	ASSERT_GE(gap, 1);
 	part_run_all();
 	EXPECT_EQ(part_get((unsigned)rd)->state, PART_EXITED);
-	EXPECT_EQ(part_get((unsigned)rd)->exit_status, 0);
+	EXPECT_EXIT(rd, 0);
 	EXPECT_GE(part_get((unsigned)rd)->faults_grown, 1);
 	EXPECT_GE(part_get((unsigned)rd)->peak_pages, 17);   /* the heap grew to +64 KiB */
-	EXPECT_EQ(part_get((unsigned)out)->exit_status, 0);
+	EXPECT_EXIT(out, 0);
 	EXPECT_EQ(part_get((unsigned)far)->state, PART_KILLED);
 	EXPECT(strstr(part_get((unsigned)far)->report, "bad pointer") != NULL);
 	EXPECT(strstr(part_get((unsigned)far)->report, "memory quota exceeded") != NULL);
 	EXPECT_EQ(part_get((unsigned)gap)->state, PART_KILLED);
 	EXPECT(strstr(part_get((unsigned)gap)->report, "bad pointer") != NULL);
-	EXPECT_EQ(part_get((unsigned)hello)->exit_status, 7);
+	EXPECT_EXIT(hello, 7);
 	shm_kernel_detach(area);
 	part_reset();
 	EXPECT_EQ(shm_count(), 0);
@@ -473,8 +464,8 @@ KTEST(part, console_flood_holds_the_lock_a_line_at_a_time)
 	part_run_all();
 	for (unsigned i = 0; i < n; i++)
 		if (fl[i])
-			EXPECT_EQ(part_get((unsigned)fl[i])->exit_status, 0);
-	EXPECT_EQ(part_get((unsigned)lat)->exit_status, 0);
+			EXPECT_EXIT(fl[i], 0);
+	EXPECT_EXIT(lat, 0);
 	printf("conlat: longest wait of the bystander for the console lock %llu us (%u harts)\n",
 	       (unsigned long long)(part_get((unsigned)lat)->console_wait_max * 1000000 /
 				    timebase_hz), harts_online);
@@ -496,7 +487,7 @@ KTEST_MANUAL(budget, from_bootarg)
 	EXPECT_EQ(part_get((unsigned)s)->state, PART_KILLED);
 	EXPECT(strstr(part_get((unsigned)s)->report, "budget 1500 ms") != NULL);
 	EXPECT_LT(part_cpu_ms(part_get((unsigned)s)), PART_BUDGET_MS);
-	EXPECT_EQ(part_get((unsigned)h)->exit_status, 7);
+	EXPECT_EXIT(h, 7);
 	part_reset();
 }
 
@@ -558,12 +549,10 @@ KTEST(part, wait_woken_across_harts)
 	wk = part_create("waker", ROLE_ARG(ROLE_WAIT, WAITK_WAKER | n << 8), 0, 0);
 	ASSERT_GE(wk, 1);
 	part_run_all();
-	EXPECT_EQ(part_get((unsigned)wk)->exit_status, 0);
+	EXPECT_EXIT(wk, 0);
 	for (unsigned i = 0; i < n; i++) {
-		const struct partition *p = part_get((unsigned)sl[i]);
-		EXPECT_EQ(p->state, PART_EXITED);
-		EXPECT_EQ(p->exit_status, 0);
-		EXPECT_EQ(p->waits, 1);                 /* it really slept */
+		EXPECT_EXIT(sl[i], 0);
+		EXPECT_EQ(part_get((unsigned)sl[i])->waits, 1);   /* it really slept */
 	}
 	wait_area_done(KT_CTX, area);
 	EXPECT_EQ(pmem_avail(&kpmem) + mem_kept_bytes(), before);
@@ -585,11 +574,11 @@ KTEST(part, wait_timeout_mismatch_and_bad_calls)
 	ASSERT_GE(m, 1);
 	ASSERT_GE(b, 1);
 	part_run_all();
-	EXPECT_EQ(part_get((unsigned)t)->exit_status, 0);
+	EXPECT_EXIT(t, 0);
 	EXPECT_EQ(part_get((unsigned)t)->waits, 1);
-	EXPECT_EQ(part_get((unsigned)m)->exit_status, 0);
+	EXPECT_EXIT(m, 0);
 	EXPECT_EQ(part_get((unsigned)m)->waits, 0);
-	EXPECT_EQ(part_get((unsigned)b)->exit_status, 0);
+	EXPECT_EXIT(b, 0);
 	EXPECT_EQ(part_get((unsigned)b)->waits, 0);
 	wait_area_done(KT_CTX, area);
 }
@@ -631,9 +620,9 @@ KTEST(part, wait_sleeper_killed_asleep_leaves_no_entry)
 	EXPECT_EQ(part_get((unsigned)wait_victim)->state, PART_KILLED);
 	EXPECT(strcmp(part_get((unsigned)wait_victim)->report, "killed asleep") == 0);
 	EXPECT_EQ(part_get((unsigned)wait_victim)->waits, 1);
-	EXPECT_EQ(part_get((unsigned)other)->exit_status, 7);
-	EXPECT_EQ(part_get((unsigned)by)->exit_status, 0);
-	EXPECT_EQ(part_get((unsigned)after)->exit_status, 0);
+	EXPECT_EXIT(other, 7);
+	EXPECT_EXIT(by, 0);
+	EXPECT_EXIT(after, 0);
 	wait_victim = 0;
 	wait_area_done(KT_CTX, area);
 	EXPECT_EQ(pmem_avail(&kpmem) + mem_kept_bytes(), before);
@@ -660,9 +649,9 @@ KTEST(part, wait_word_flipped_by_a_hostile_attacher)
 					     (unsigned long)(n | 4000u << 8) << 8), on(1), 0);
 	ASSERT_GE(f, 1);
 	part_run_all();
-	EXPECT_EQ(part_get((unsigned)f)->exit_status, 0);
+	EXPECT_EXIT(f, 0);
 	for (unsigned i = 0; i < n; i++)
-		EXPECT_EQ(part_get((unsigned)w[i])->exit_status, 0);
+		EXPECT_EXIT(w[i], 0);
 	wait_area_done(KT_CTX, area);
 }
 
@@ -682,9 +671,9 @@ KTEST(part, wait_many_sleepers_woken_n_at_a_time)
 	wk = part_create("waker", ROLE_ARG(ROLE_WAIT, WAITK_MANY | n << 8), on(1), 0);
 	ASSERT_GE(wk, 1);
 	part_run_all();
-	EXPECT_EQ(part_get((unsigned)wk)->exit_status, 0);
+	EXPECT_EXIT(wk, 0);
 	for (unsigned i = 0; i < n; i++) {
-		EXPECT_EQ(part_get((unsigned)sl[i])->exit_status, 0);
+		EXPECT_EXIT(sl[i], 0);
 		EXPECT_EQ(part_get((unsigned)sl[i])->waits, 1);
 	}
 	wait_area_done(KT_CTX, area);
@@ -707,8 +696,8 @@ KTEST(part, wait_busy_lock_naps_instead_of_polling)
 	ASSERT_GE(ho, 1);
 	ASSERT_GE(lo, 1);
 	part_run_all();
-	EXPECT_EQ(part_get((unsigned)ho)->exit_status, 0);
-	EXPECT_EQ(part_get((unsigned)lo)->exit_status, 0);
+	EXPECT_EXIT(ho, 0);
+	EXPECT_EXIT(lo, 0);
 	EXPECT_GE(part_get((unsigned)lo)->waits, 1);          /* it napped */
 	if (part_get((unsigned)lo)->syscalls > most)
 		ktest_fail(KT_CTX, __FILE__, __LINE__, "locker made %llu system calls, want <= %llu",
@@ -749,11 +738,10 @@ KTEST(part, more_than_a_hundred_partitions_over_the_harts)
 			 on(1), 0);
 	ASSERT_GE(wk, 1);
 	part_run_all();
-	EXPECT_EQ(part_get((unsigned)wk)->exit_status, 0);
+	EXPECT_EXIT(wk, 0);
 	for (unsigned i = 0; i < MANY_PARTS - 1; i++) {
 		const struct partition *p = part_get((unsigned)ids[i]);
-		EXPECT_EQ(p->state, PART_EXITED);
-		EXPECT_EQ(p->exit_status, 0);
+		EXPECT_EXIT(ids[i], 0);
 		EXPECT_EQ(p->waits, 1);
 		EXPECT_EQ(p->hart, on(i));
 	}
@@ -763,7 +751,7 @@ KTEST(part, more_than_a_hundred_partitions_over_the_harts)
 	again = part_create("again", ROLE_ARG(ROLE_HELLO, 3), on(2), 0);
 	EXPECT(again > wk);                                /* a new id, not a reused one */
 	part_run_all();
-	EXPECT_EQ(part_get((unsigned)again)->exit_status, 3);
+	EXPECT_EXIT(again, 3);
 	part_reset();
 	EXPECT_EQ(pmem_free_or_kheap(), before);
 }
@@ -840,7 +828,7 @@ KTEST(part, wait_sleeping_forever_ends_at_the_budget)
 	part_run_all();
 	EXPECT_LT(part_cpu_ms(expect_budget_stop(KT_CTX, s)), 1500);   /* stopped at a wake, not later */
 	EXPECT_GE(part_get((unsigned)s)->waits, 4);
-	EXPECT_EQ(part_get((unsigned)h)->exit_status, 7);
+	EXPECT_EXIT(h, 7);
 	wait_area_done(KT_CTX, area);
 }
 
@@ -863,6 +851,6 @@ KTEST(part, boot_hart_keeps_its_ticks_after_a_run_without_its_partitions)
 	EXPECT(this_hart()->timer_ticks > ticks);
 	EXPECT_EQ(part_get((unsigned)k)->state, PART_KILLED);
 	if (h)
-		EXPECT_EQ(part_get((unsigned)h)->exit_status, 7);
+		EXPECT_EXIT(h, 7);
 	part_reset();
 }

@@ -14,6 +14,7 @@
 #include "ktest.h"
 #include "mem.h"
 #include "part.h"
+#include "part_expect.h"
 #include "part_roles.h"
 #include "shm.h"
 
@@ -42,38 +43,14 @@ static void start(struct run *r, unsigned long bad_arg, unsigned bad_on)
 		r->canary[i] = part_create("canary", ROLE_ARG(ROLE_HELLO, 5), i, 0);
 }
 
-static void expect_exit(struct ktest_ctx *kt__, int id, int status)
-{
-	const struct partition *p;
-
-	ASSERT_GE(id, 1);
-	p = part_get((unsigned)id);
-	ASSERT(p != NULL);
-	if (p->state != PART_EXITED || p->exit_status != status)
-		ktest_fail(KT_CTX, __FILE__, __LINE__, "%s#%d: state %d status %d, want exit %d (%s)",
-			   p->name, id, p->state, p->exit_status, status, p->report);
-}
-
-static void expect_stopped(struct ktest_ctx *kt__, int id, const char *why)
-{
-	const struct partition *p;
-
-	ASSERT_GE(id, 1);
-	p = part_get((unsigned)id);
-	ASSERT(p != NULL);
-	if (p->state != PART_KILLED || !strstr(p->report, why))
-		ktest_fail(KT_CTX, __FILE__, __LINE__, "%s#%d: state %d report '%s', want stopped: %s",
-			   p->name, id, p->state, p->report, why);
-}
-
 static void expect_bystanders(struct ktest_ctx *kt__, const struct run *r)
 {
 	for (int i = 0; i < 2; i++) {
-		expect_exit(KT_CTX, r->prod[i], 0);
-		expect_exit(KT_CTX, r->cons[i], 0);
+		EXPECT_EXIT(r->prod[i], 0);
+		EXPECT_EXIT(r->cons[i], 0);
 	}
 	for (unsigned i = 0; i < r->ncanary; i++)
-		expect_exit(KT_CTX, r->canary[i], 5);
+		EXPECT_EXIT(r->canary[i], 5);
 }
 
 /* One run of attack `kind`; the kernel then locks the area as demo.c does. */
@@ -87,7 +64,7 @@ static void attack(struct ktest_ctx *kt__, unsigned kind, unsigned bad_on)
 	start(&r, ROLE_ARG(ROLE_SHM_HOSTILE, kind), bad_on);
 	part_run_all();
 	expect_bystanders(KT_CTX, &r);
-	expect_exit(KT_CTX, r.bad, 0);
+	EXPECT_EXIT(r.bad, 0);
 	rc = mm_lock(area, MM_LOCK_RD);       /* hung here before: issue 11.1 */
 	EXPECT_GE(rc, 0);
 	if (rc >= 0) {
@@ -156,7 +133,7 @@ KTEST(shm_hostile, exit_holding_rd_tells_the_next_locker)
 	ASSERT(area != NULL);
 	bad = part_create("hostile", ROLE_ARG(ROLE_SHM_HOSTILE, SHMH_EXIT_HOLDING_RD), on(1), 0);
 	part_run_all();
-	expect_exit(KT_CTX, bad, 0);
+	EXPECT_EXIT(bad, 0);
 	EXPECT_EQ(mm_lock(area, MM_LOCK_RW), MM_LOCK_OWNER_DIED);
 	EXPECT_EQ(mm_unlock(area), 0);
 	EXPECT_EQ(mm_lock(area, MM_LOCK_RW), 0);
@@ -184,10 +161,10 @@ KTEST(shm_hostile, overdue_holder_times_waiters_out)
 	for (unsigned i = 0; i < nc; i++)
 		canary[i] = part_create("canary", ROLE_ARG(ROLE_HELLO, 5), i, 0);
 	part_run_all();
-	expect_stopped(KT_CTX, bad, "held the lock of area '" SHMH_AREA "' longer than");
-	expect_exit(KT_CTX, waiter, 0);
+	EXPECT_STOPPED(bad, "held the lock of area '" SHMH_AREA "' longer than");
+	EXPECT_EXIT(waiter, 0);
 	for (unsigned i = 0; i < nc; i++)
-		expect_exit(KT_CTX, canary[i], 5);
+		EXPECT_EXIT(canary[i], 5);
 	EXPECT_GE(shm_overdue_count(), before + 1);
 	EXPECT_EQ(mm_lock(area, MM_LOCK_RD), 0);   /* the waiter was told */
 	EXPECT_EQ(mm_unlock(area), 0);
@@ -214,9 +191,9 @@ KTEST(shm_hostile, big_areas_come_back_and_bystanders_go_on)
 	for (unsigned i = 0; i < nb; i++)
 		by[i] = part_create("bystander", ROLE_ARG(ROLE_SHM_HOSTILE, SHMH_BYSTANDER), i, 0);
 	part_run_all();
-	expect_exit(KT_CTX, big, 0);
+	EXPECT_EXIT(big, 0);
 	for (unsigned i = 0; i < nb; i++)
-		expect_exit(KT_CTX, by[i], 0);
+		EXPECT_EXIT(by[i], 0);
 	part_reset();
 	EXPECT_EQ(shm_count(), 0);
 	k = shm_kernel_create("kbig", 0, SHMH_BIG_SIZE, SHMH_BIG_SIZE);
@@ -245,9 +222,9 @@ KTEST(shm_hostile, shared_pages_count_against_the_quota)
 		good[i] = part_create("canary", ROLE_ARG(ROLE_HELLO, 5), i, 0);
 	part_run_all();
 	for (unsigned i = 0; i < 2; i++)
-		expect_exit(KT_CTX, bad[i], 0);
+		EXPECT_EXIT(bad[i], 0);
 	for (unsigned i = 0; i < ng; i++)
-		expect_exit(KT_CTX, good[i], 5);
+		EXPECT_EXIT(good[i], 5);
 	part_reset();
 	EXPECT_EQ(shm_count(), 0);
 	expect_returned(KT_CTX, &m);
@@ -270,8 +247,8 @@ KTEST(shm_hostile, hoarders_cannot_exhaust_the_area_table)
 			   on(3), 0);
 	part_run_all();
 	for (unsigned i = 0; i < 3; i++)
-		expect_exit(KT_CTX, h[i], 0);
-	expect_exit(KT_CTX, late, 0);
+		EXPECT_EXIT(h[i], 0);
+	EXPECT_EXIT(late, 0);
 	part_reset();
 	EXPECT_EQ(shm_count(), 1);
 	expect_returned(KT_CTX, &m);

@@ -647,6 +647,17 @@ struct dfree {
 	unsigned turn, rounds, n;
 };
 
+/* Until *turn is t: spin a while, then give the CPU up between looks
+ * (with 64 harts on a 2-core host, spinning made this test 320 s long). */
+static void dfree_wait(const unsigned *turn, unsigned t)
+{
+	for (unsigned spins = 0; __atomic_load_n(turn, __ATOMIC_ACQUIRE) != t; spins++)
+		if (spins < 1000)
+			env_cpu_relax();
+		else
+			ktest_cpu_wait();
+}
+
 static void dfree_thread(unsigned id, void *arg)
 {
 	struct dfree *d = arg;
@@ -660,8 +671,7 @@ static void dfree_thread(unsigned id, void *arg)
 			unsigned who = st == 0 ? owner : (owner + st) % n;
 			if (who != id)
 				continue;
-			while (__atomic_load_n(&d->turn, __ATOMIC_ACQUIRE) != r * steps + st)
-				env_cpu_relax();
+			dfree_wait(&d->turn, r * steps + st);
 			if (st == 0) {
 				void *p = umm_alloc(d->m, 16 + 24 * (r % 8), 0);
 				if (p)
@@ -675,8 +685,7 @@ static void dfree_thread(unsigned id, void *arg)
 			__atomic_store_n(&d->turn, r * steps + st + 1, __ATOMIC_RELEASE);
 		}
 	}
-	while (__atomic_load_n(&d->turn, __ATOMIC_ACQUIRE) != d->rounds * steps)
-		env_cpu_relax();
+	dfree_wait(&d->turn, d->rounds * steps);
 	umm_flush(d->m);
 }
 
