@@ -65,8 +65,14 @@
 #define SHMH_BIG_SIZE (16ul << 20)
 
 /* ---- mm_wait / mm_wake (tests/kernel/part_test.c; user/part.c wait_role) */
-#define ROLE_WAIT 0x50           /* param: WAITK_* | count << 8 */
-#define WAITK_SLEEP     1        /* sleep on `word` (expected 0, 10 s): must be woken, 0 */
+#define ROLE_WAIT 0x50           /* param: WAITK_* | count << 8 | scale << WAIT_SCALE_SHIFT */
+/* The wait roles' bounds (a 30 s wait for peers, a sleeper's 10 s waits)
+ * times `scale` (0 or 1: as written): on an emulator with many more harts
+ * than host cores, guest time runs ahead of every hart's progress. */
+#define WAIT_SCALE_SHIFT 32
+#define WAIT_ARG(kind, count, scale) \
+	ROLE_ARG(ROLE_WAIT, (kind) | (unsigned long)(count) << 8 | (unsigned long)(scale) << WAIT_SCALE_SHIFT)
+#define WAITK_SLEEP     1        /* sleep on `word` (expected 0, 10 s x scale): must be woken, 0 */
 #define WAITK_WAKER     2        /* wake `word` 1 at a time until count woken, then: 0 more */
 #define WAITK_TIMEOUT   3        /* sleep 50 ms, nobody wakes: E_TIMEOUT, not before */
 #define WAITK_MISMATCH  4        /* `word` holds 7, wait for 3: E_BUSY at once */

@@ -822,9 +822,17 @@ static int status_of(int base, long rc)
 /* Wake `w` n at a time until `count` were woken (sleepers arrive when
  * their harts run them: a bound, not a timing), then once more: nobody
  * is left to wake. Each answer is checked against n. */
+static unsigned wait_scale = 1;   /* wait_role's scale (part_roles.h) */
+
+/* The bound of a wait for peers: 30 s of guest time, times the scale. */
+static uint64_t peers_deadline(void)
+{
+	return usys_time_us() + 30ull * 1000000 * wait_scale;
+}
+
 static int wake_until(MM *mm, volatile uint32_t *w, unsigned count, unsigned n)
 {
-	uint64_t end = usys_time_us() + 30ull * 1000000;
+	uint64_t end = peers_deadline();
 	unsigned total = 0;
 
 	while (total < count) {
@@ -902,7 +910,7 @@ static int flipper(MM *mm, struct wait_hdr *h, unsigned waiters, unsigned rounds
 	volatile uint32_t *all = (volatile uint32_t *)(void *)mm->base;
 	uintptr_t base = (uintptr_t)mm->base;
 
-	for (uint64_t end = usys_time_us() + 30ull * 1000000; h->arrived < waiters;)
+	for (uint64_t end = peers_deadline(); h->arrived < waiters;)
 		if (usys_time_us() > end)
 			return 212;
 		else
@@ -974,14 +982,27 @@ static int wait_bench(MM *mm, struct wait_hdr *h, bool peer)
 	return 0;
 }
 
+/* Sleep on *w while it holds 0: up to `wait_scale` waits of the longest
+ * timeout (a wait that timed out is asked again, the word unchanged). */
+static long sleep_on(MM *mm, volatile uint32_t *w)
+{
+	long rc = E_TIMEOUT;
+
+	for (unsigned i = 0; i < wait_scale && rc == E_TIMEOUT; i++)
+		rc = mm_wait(mm, w, 0, MM_WAIT_MAX_US);
+	return rc;
+}
+
 static int wait_role(unsigned long param)
 {
-	unsigned kind = (unsigned)(param & 0xff), count = (unsigned)(param >> 8);
+	unsigned kind = (unsigned)(param & 0xff);
+	unsigned count = (unsigned)(param >> 8) & 0xffffff;
 	MM *mm = mm_create(WAIT_AREA, sizeof(struct wait_hdr), 256);
 	struct wait_hdr *h;
 	uint64_t t;
 	int rc;
 
+	wait_scale = (unsigned)(param >> WAIT_SCALE_SHIFT) ? (unsigned)(param >> WAIT_SCALE_SHIFT) : 1;
 	if (!mm)
 		return 140;
 	h = mm_static(mm);
@@ -989,16 +1010,16 @@ static int wait_role(unsigned long param)
 	case WAITK_SLEEP:
 	case WAITK_VICTIM:
 		__atomic_fetch_add(&h->arrived, 1, __ATOMIC_RELAXED);
-		return status_of(160, mm_wait(mm, &h->word, 0, MM_WAIT_MAX_US));
+		return status_of(160, sleep_on(mm, &h->word));
 	case WAITK_BYSTANDER:
-		return status_of(160, mm_wait(mm, &h->word2, 0, MM_WAIT_MAX_US));
+		return status_of(160, sleep_on(mm, &h->word2));
 	case WAITK_WAKER:
 		return wake_until(mm, &h->word, count, 1);
 	case WAITK_MANY:
 		return wake_until(mm, &h->word, count, 3);
 	case WAITK_AFTER:
 		/* count: the victim's id; once it is gone its entry must be too */
-		for (t = usys_time_us() + 30ull * 1000000; usys_call(SYS_MM_ALIVE, count, 0, 0, 0);)
+		for (t = peers_deadline(); usys_call(SYS_MM_ALIVE, count, 0, 0, 0);)
 			if (usys_time_us() > t)
 				return 220;
 			else
