@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # soak.sh KERNEL - boot QEMU virt with SOAK_SMP (8) harts SOAK_BOOTS (100)
-# times in a row, alternating the demo (run=demo) and a stress run
-# (SOAK_STRESS, default test=umm,kmalloc,mm; point it at the stress tool's
-# bootargs once that exists), and report hangs, failures and the slowest
-# boot. Not part of `make test` (`make soak`). Every boot's log is kept in
+# times in a row, alternating the demo (run=demo) and a run of the stress
+# tool on every hart (SOAK_STRESS, default 'stress=secs=15 onoff=1
+# xfer=20': every manager, hart hot-plug, cross-hart frees; a test=...
+# value runs test suites instead), and report hangs, failures and the
+# slowest boot. Not part of `make test` (`make soak`). Every boot's log is kept in
 # build/logs/soak/; the last line is "soak: N boots: P passed, F failed
 # (H hangs); slowest ...".
 set -u
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 kv=$1
 boots=${SOAK_BOOTS:-100}
 smp=${SOAK_SMP:-8}
-stress=${SOAK_STRESS:-test=umm,kmalloc,mm}
+stress=${SOAK_STRESS:-stress=secs=15 onoff=1 xfer=20}
 timeout=${SOAK_TIMEOUT:-600}
 logs=build/logs/soak
 mkdir -p "$logs"
@@ -31,6 +32,7 @@ for i in $(seq 1 "$boots"); do
 		case $args in
 		run=demo) grep -q '^demo: done' "$log" && ok=1 ;;
 		test=*) grep -qE '^[0-9]+ passed, 0 failed' "$log" && ok=1 ;;
+		stress=*) grep -q '^stress: SUCCESS' "$log" && ok=1 ;;
 		*) ok=1 ;;
 		esac
 	fi
