@@ -9,7 +9,9 @@
 #  smp:    short stresses on 4 and 8 harts with fail=, xfer=, irq=, onoff=
 #          must end in SUCCESS with hot-plug cycles done; a corrupt=1 run
 #          (a byte written through a stale pointer) must end in a FAILURE
-#          line naming the manager, and QEMU's exit status must say failure.
+#          line naming the manager, and QEMU's exit status must say failure;
+#          debug=stall/stallwait/wedge must end in the watchdog's FAILURE
+#          line naming the hart.
 #  host:   the engine on host threads under ASan+UBSan and under TSan, and
 #          corrupt=1 there too.
 set -u
@@ -81,6 +83,19 @@ smp)
 			bad "smp.${smp}_harts" "status $rc, ${cycles:-no} hot-plug cycles ($logs/$name.log)"
 		fi
 	done
+	# the watchdog: a hart that stops in an operation, one that never
+	# arrives at the check barrier, one that hangs for good (the run must
+	# still end); each must fail naming hart 3, and QEMU must exit failing
+	for d in stall stallwait wedge; do
+		boot "watchdog_$d" 4 "" "secs=60 check=1 stat=1 watchdog=3 debug=$d"; rc=$?
+		line=$(tr -d '\r' <"$logs/watchdog_$d.log" | grep -a '^stress: FAILURE: ' | tail -n 1)
+		if [ $rc = 1 ] && echo "$line" |
+		   grep -qE "^stress: FAILURE: watchdog: hart 3 made no progress for [0-9]+ s in [a-z]+ .*\(seed 1\)$"; then
+			ok "smp.watchdog_${d}_caught"
+		else
+			bad "smp.watchdog_${d}_caught" "status $rc, line '$line' ($logs/watchdog_$d.log)"
+		fi
+	done
 	for m in umm kmalloc; do
 		boot "corrupt_$m" 4 "" "ops=40000 corrupt=1 mgr=$m"; rc=$?
 		line=$(tail -n 5 "$logs/corrupt_$m.log" | tr -d '\r' | grep '^stress: FAILURE: ')
@@ -107,6 +122,12 @@ host)
 		if [ $rc = 1 ] && tail -n 1 "$logs/host-corrupt-$m.log" |
 		   grep -q "^stress: FAILURE: $m: block .* byte "; then ok "host.corrupt_${m}_caught"
 		else bad "host.corrupt_${m}_caught" "status $rc ($logs/host-corrupt-$m.log)"; fi
+	done
+	for d in stall stallwait wedge; do
+		"$st" harts=3 secs=60 check=1 watchdog=2 debug=$d >"$logs/host-watchdog-$d.log" 2>&1; rc=$?
+		if [ $rc = 1 ] && grep -q "^stress: FAILURE: watchdog: hart 2 made no progress for [0-9]* s in " \
+		   "$logs/host-watchdog-$d.log"; then ok "host.watchdog_${d}_caught"
+		else bad "host.watchdog_${d}_caught" "status $rc ($logs/host-watchdog-$d.log)"; fi
 	done
 	"$st" harts=2 ops=100 mgr=nosuch >"$logs/host-badopt.log" 2>&1; rc=$?
 	if [ $rc = 1 ] && grep -q "bad option 'mgr=nosuch'" "$logs/host-badopt.log"; then

@@ -17,6 +17,25 @@ const char *s_mgr_name(unsigned m)
 	return m < NMGR ? mgr_names[m] : "?";
 }
 
+static const char *const what_names[NWHAT] = {
+	"nothing", "alloc", "free", "realloc", "aligned alloc", "vm grow", "hand-over receive",
+	"cpu flush", "going offline", "check", "check barrier", "end of run",
+};
+
+/* The word the watchdog reads: what hart h does from now on. */
+void s_doing(struct shart *h, unsigned mgr, unsigned what)
+{
+	ST(h->cur, (uint32_t)(mgr & 0xff) << 8 | what);
+}
+
+static void doing_str(char *buf, size_t n, uint32_t cur)
+{
+	unsigned m = cur >> 8, w = cur & 0xff;
+
+	snprintf(buf, n, "%s%s%s", m == W_NOMGR ? "" : s_mgr_name(m), m == W_NOMGR ? "" : " ",
+		 w < NWHAT ? what_names[w] : "?");
+}
+
 uint64_t s_rand(struct shart *h)
 {
 	uint64_t x = h->rng;   /* xorshift64* */
@@ -162,6 +181,8 @@ static int parse_opt(struct sopts *o, const char *k, size_t klen, const char *v)
 		{ "stat", &o->stat, 0, 3600 }, { "corrupt", &o->corrupt, 0, 1 },
 		{ "leaks", &o->leaks, 2, 1 }, { "kmirq", &o->kmirq, 2, 1 },
 		{ "yield", &o->yield, 0, 1u << 20 }, { "icount", &o->icount, 2, 1 },
+		{ "watchdog", &o->watchdog, 0, 86400 }, { "parts", &o->parts, 0, 64 },
+		{ "pops", &o->pops, 0, 1u << 24 },
 	};
 	char *end;
 
@@ -173,6 +194,16 @@ static int parse_opt(struct sopts *o, const char *k, size_t klen, const char *v)
 		return parse_list(v, o->mix, NOPS);
 	if (klen == 4 && !strncmp(k, "vmix", 4))
 		return parse_list(v, o->vmix, NVOPS);
+	if (klen == 5 && !strncmp(k, "debug", 5)) {
+		static const char *const dbg[] = { "none", "stall", "stallwait", "kblock", "kfault",
+						    "wedge" };
+		for (unsigned i = 0; i < sizeof(dbg) / sizeof(dbg[0]); i++)
+			if (!strcmp(v, dbg[i]))
+				return o->debug = i, 0;
+		return -1;
+	}
+	if (klen == 8 && !strncmp(k, "watchdog", 8))
+		o->watchdog_set = true;     /* and the number below */
 	for (unsigned i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
 		uint64_t n;
 		if (strlen(nums[i].name) != klen || strncmp(k, nums[i].name, klen))
@@ -197,6 +228,7 @@ static int parse(struct sopts *o, const char *opts)
 		.mgrs = (1u << NMGR) - 1, .secs = 30, .seed = 1, .size_min = 32,
 		.size_max = 4096, .dist = DIST_LOG, .mix = { 50, 40, 5, 5 },
 		.vmix = { 40, 40, 10, 10 }, .live = 64, .xfer = 10, .check = 5, .stat = 5,
+		.pops = 2000,
 	};
 	for (const char *t = opts; *t;) {
 		char v[160];
@@ -225,6 +257,8 @@ static int parse(struct sopts *o, const char *opts)
 		o->onoff = 100;         /* onoff=1: a hot-plug event every 100 ms */
 	if (!o->live)
 		o->live = 1;
+	if (!o->watchdog_set)
+		o->watchdog = o->stat * 3 > 10 ? o->stat * 3 : 10;   /* x scale: stress_run */
 	if (!o->mix[OP_ALLOC] && !o->mix[OP_ALIGNED]) {
 		printf("stress: mix= allocates nothing\n");
 		return -1;
@@ -332,6 +366,7 @@ static void xdrain(struct stress *s, struct shart *h)
 		struct xnode *next = (struct xnode *)(uintptr_t)x->w[2];
 		struct sblk b = { 0 };
 
+		s_doing(h, (uint8_t)(x->w[3] >> 48), W_XRECV);
 		b.va = x->w;
 		b.key = (uintptr_t)x;
 		b.seq = (uint32_t)(x->w[0] >> 32);
@@ -367,18 +402,98 @@ static void spin(struct stress *s)
 		s->p->yield();
 }
 
-static void barrier_wait(struct stress *s)
+/* ---- the watchdog ---------------------------------------------------------------- */
+
+/* Hart 0 watches every other hart, hart 1 watches hart 0: a running hart
+ * whose beat did not move for wd_ns (and that is not legitimately waiting
+ * at a barrier, done with its ops, or down for hot-plug) stops the run. */
+static void wd_poll(struct stress *s, unsigned self)
+{
+	unsigned lo = self == 0 ? 1 : 0, hi = self == 0 ? s->n : 1;
+	uint64_t now;
+
+	if (!s->wd_ns || self > 1 || LD(s->stop))
+		return;
+	now = s_ns(s);
+	for (unsigned i = lo; i < hi; i++) {
+		struct shart *h = s->h[i];
+		uint64_t b = LD(h->beat);
+		char what[48];
+
+		if (b != s->wd_beat[i] || LD(h->state) != H_RUN || !LD(h->started) ||
+		    LD(h->waiting)) {
+			s->wd_beat[i] = b;
+			s->wd_t[i] = now;
+			continue;
+		}
+		if (now - s->wd_t[i] < s->wd_ns)
+			continue;
+		doing_str(what, sizeof(what), LD(h->cur));
+		s_failure(s, "watchdog: hart %u made no progress for %llu s in %s%s", i,
+			  (unsigned long long)((now - s->wd_t[i]) / 1000000000ull), what,
+			  LD(s->check_req) ? " (the check barrier waits for it)" : "");
+	}
+}
+
+/* A hart never reached the end of the run (stuck in a manager for good):
+ * no end checks are possible; print the verdict and end the run. */
+static void wedged(struct stress *s, unsigned self)
+{
+	int expect = 0;
+
+	if (!__atomic_compare_exchange_n(&s->wedged, &expect, 1, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_RELAXED))
+		for (;;)
+			spin(s);
+	for (unsigned i = 0; i < s->n; i++)
+		if (i != self && !LD(s->h[i]->waiting) && LD(s->h[i]->state) != H_DEAD) {
+			char what[48];
+			doing_str(what, sizeof(what), LD(s->h[i]->cur));
+			if (!LD(s->failed))
+				s_failure(s, "watchdog: hart %u made no progress for %llu s in %s "
+					  "(at the end of the run)", i,
+					  (unsigned long long)(s->wd_ns / 1000000000ull), what);
+			s->p->print("stress: watchdog: hart %u never reached the end of the run "
+				    "(last in %s): no end checks\n", i, what);
+		}
+	s->p->print("stress: FAILURE: %s (seed %llu)\n", s->why, (unsigned long long)s->o.seed);
+	if (s->p->abort_run)
+		s->p->abort_run();
+	for (;;)
+		spin(s);
+}
+
+/* ---- the check barrier ----------------------------------------------------------- */
+
+/* A hart arrives for the check of generation gen and waits until that
+ * check is over. The generation (not check_req) ends the wait: a hart that
+ * sees the flag late, when hart 0 already started the next check, must
+ * not stay counted for the old one and miss the new one. */
+static void barrier_wait(struct stress *s, struct shart *h)
 {
 	unsigned long fl = env_lock(&s->ctl);
+	unsigned gen = s->check_gen;
+	bool was = LD(h->waiting);
 
+	if (!LD(s->check_req)) {        /* over before we got here */
+		env_unlock(&s->ctl, fl);
+		return;
+	}
 	s->arrived++;
 	env_unlock(&s->ctl, fl);
-	while (__atomic_load_n(&s->check_req, __ATOMIC_ACQUIRE))
+	s_doing(h, W_NOMGR, W_BARRIER);
+	ST(h->waiting, true);
+	while (LD(s->check_gen) == gen && !LD(s->stop)) {
+		if (h->idx == 1)
+			wd_poll(s, 1);      /* hart 0 may be stuck in a check */
 		spin(s);
+	}
+	ST(h->waiting, was);
 }
 
 static bool run_check(struct stress *s)
 {
+	struct shart *h0 = s->h[0];
 	unsigned long fl;
 	bool ok;
 
@@ -387,18 +502,26 @@ static bool run_check(struct stress *s)
 	ST(s->quiet, true);
 	__atomic_store_n(&s->check_req, true, __ATOMIC_RELEASE);
 	env_unlock(&s->ctl, fl);
+	s_doing(h0, W_NOMGR, W_BARRIER);
 	for (;;) {
 		fl = env_lock(&s->ctl);
 		ok = s->arrived + 1 >= s->active;
 		env_unlock(&s->ctl, fl);
-		if (ok)
+		if (ok || LD(s->stop))
 			break;
+		INC(h0->beat);              /* hart 0 waits, but is alive */
+		wd_poll(s, 0);
 		spin(s);
 	}
-	ok = s_check_all(s) == 0;
-	s->checks++;
+	s_doing(h0, W_NOMGR, W_CHECK);
+	ok = !LD(s->stop) && s_check_all(s) == 0;
+	if (!LD(s->stop))
+		s->checks++;
+	fl = env_lock(&s->ctl);
 	ST(s->quiet, false);
 	__atomic_store_n(&s->check_req, false, __ATOMIC_RELEASE);
+	ST(s->check_gen, s->check_gen + 1);
+	env_unlock(&s->ctl, fl);
 	return ok;
 }
 
@@ -534,6 +657,17 @@ static void one_op(struct stress *s, struct shart *h)
 		op = OP_FREE;
 	if ((op == OP_FREE || op == OP_REALLOC) && h->nlive == 0)
 		op = OP_ALLOC;
+	s_doing(h, m, op == NOPS ? W_GROW : op == OP_ALLOC ? W_ALLOC : op == OP_FREE ? W_FREE :
+		    op == OP_REALLOC ? W_REALLOC : W_ALIGNED);
+	if ((s->o.debug == DBG_STALL || s->o.debug == DBG_WEDGE) && h->idx == s->n - 1 &&
+	    h->ops >= 500) {
+		/* debug=stall: this hart stops making progress in the middle
+		 * of an operation (until the run is stopped); debug=wedge: for
+		 * good, so the run must end without it */
+		while (!LD(s->stop) || s->o.debug == DBG_WEDGE)
+			spin(s);
+		return;
+	}
 	if (op == NOPS) {
 		s_vm_grow_op(s, h);
 	} else if (op == OP_ALLOC || op == OP_ALIGNED) {
@@ -567,6 +701,7 @@ static void one_op(struct stress *s, struct shart *h)
 	h->mops[m]++;
 	h->mcount[m] += count(s) - c0;
 	INC(h->ops);
+	INC(h->beat);
 }
 
 /* ---- hot-plug ------------------------------------------------------------------- */
@@ -580,6 +715,7 @@ static void go_offline(struct stress *s, struct shart *h)
 	 * to the stop: a tick must not fill the caches again */
 	unsigned long irq = env_irq_save();
 
+	s_doing(h, W_NOMGR, W_OFFLINE);
 	xdrain(s, h);
 	irq_drain(s, h);
 	s_flush_cpu(s, h);
@@ -767,7 +903,14 @@ static void worker(unsigned i, void *arg)
 	ST(h->started, true);
 	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
 		if (__atomic_load_n(&s->check_req, __ATOMIC_ACQUIRE) && i) {
-			barrier_wait(s);
+			if (s->o.debug == DBG_STALLWAIT && i == s->n - 1) {
+				/* debug=stallwait: this hart never arrives at
+				 * the barrier (nor does anything else) */
+				while (!LD(s->stop))
+					spin(s);
+				break;
+			}
+			barrier_wait(s, h);
 			continue;
 		}
 		if (LD(h->off_req) && i) {
@@ -786,13 +929,19 @@ static void worker(unsigned i, void *arg)
 				s_irq_op(s, h, true);
 		if (h->target && h->ops >= h->target && i) {
 			/* ops= reached: this hart waits for the others */
+			ST(h->waiting, true);
+			s_doing(h, W_NOMGR, W_IDLE);
 			while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
 				if (__atomic_load_n(&s->check_req, __ATOMIC_ACQUIRE))
-					barrier_wait(s);
+					barrier_wait(s, h);
+				if (i == 1)
+					wd_poll(s, 1);
 				spin(s);
 			}
 			break;
 		}
+		if (i == 1 && (h->ops & 15) == 0)
+			wd_poll(s, 1);
 		if (i == 0 && (h->ops & 15) == 0) {
 			uint64_t now = s_ns(s);
 			if ((h->ops & 1023) == 0)
@@ -807,6 +956,7 @@ static void worker(unsigned i, void *arg)
 			}
 			if (s->o.onoff)
 				onoff_step(s, now);
+			wd_poll(s, 0);
 			if (s->deadline && now >= s->deadline)
 				__atomic_store_n(&s->stop, true, __ATOMIC_RELEASE);
 			if (h->target && h->ops >= h->target) {
@@ -826,11 +976,23 @@ static void worker(unsigned i, void *arg)
  * barrier; flush the per-CPU caches. A two-counter barrier. */
 static volatile unsigned end_a, end_b, end_c;
 
-static void end_barrier(struct stress *s, volatile unsigned *ctr)
+/* With the watchdog on, a hart that does not arrive within its bound
+ * (hart 0: the watchdog's; the others: long enough for hart 0's hot-plug
+ * round-up first) ends the run through wedged(). */
+static void end_barrier(struct stress *s, struct shart *h, volatile unsigned *ctr)
 {
+	uint64_t t = s->p->now_ns(), bound = s->wd_ns;
+
+	if (h->idx)
+		bound = 2 * s->wd_ns + (s->o.onoff ? 20000 * MS * s->scale : 0);
+	ST(h->waiting, true);
 	__atomic_fetch_add(ctr, 1, __ATOMIC_ACQ_REL);
-	while (__atomic_load_n(ctr, __ATOMIC_ACQUIRE) < s->n - LD(s->dead))
+	while (__atomic_load_n(ctr, __ATOMIC_ACQUIRE) < s->n - LD(s->dead)) {
 		spin(s);
+		if (s->wd_ns && s->p->now_ns() - t > bound)
+			wedged(s, h->idx);
+	}
+	ST(h->waiting, false);
 }
 
 static void end_phase(struct stress *s, struct shart *h)
@@ -846,7 +1008,7 @@ static void end_phase(struct stress *s, struct shart *h)
 			if (all)
 				break;
 			spin(s);
-			if (s->p->now_ns() - t > 20000 * MS) {
+			if (s->p->now_ns() - t > 20000 * MS * s->scale) {
 				/* a hart that never came back is left out */
 				for (unsigned k = 1; k < s->n; k++)
 					if (LD(s->h[k]->state) != H_RUN && LD(s->h[k]->started)) {
@@ -863,6 +1025,8 @@ static void end_phase(struct stress *s, struct shart *h)
 	if (h->idx == 0 && s->p->irq_stop && s->o.irq)
 		s->p->irq_stop();
 	ST(s->quiet, true);
+	ST(h->waiting, false);
+	s_doing(h, W_NOMGR, W_END);
 	for (unsigned k = 0; k < h->nslot; k++) {
 		struct sblk *b = &h->slot[k];
 		if (b->used && s_free(s, h, b) == 0)
@@ -871,11 +1035,12 @@ static void end_phase(struct stress *s, struct shart *h)
 	}
 	h->nlive = 0;
 	irq_drain(s, h);
-	end_barrier(s, &end_a);
+	end_barrier(s, h, &end_a);
 	xdrain(s, h);
-	end_barrier(s, &end_b);
+	end_barrier(s, h, &end_b);
+	s_doing(h, W_NOMGR, W_FLUSH);
 	s_flush_cpu(s, h);
-	end_barrier(s, &end_c);
+	end_barrier(s, h, &end_c);
 }
 
 /* ---- the run ---------------------------------------------------------------------- */
@@ -894,6 +1059,19 @@ int stress_run(const struct stress_plat *plat, const char *opts)
 	if (parse(&s->o, opts))
 		return 1;
 	s->n = s->o.harts && s->o.harts < plat->ncpus ? s->o.harts : plat->ncpus;
+	/* bounds of the run (watchdog, hot-plug return) grow with the harts:
+	 * on an emulator with many more harts than host cores a hart may not
+	 * run for a long time */
+	s->scale = s->n < 8 ? 1 : s->n / 4;
+	if (!s->o.watchdog_set)
+		s->o.watchdog *= s->scale;
+	s->wd_ns = (uint64_t)s->o.watchdog * 1000 * MS;
+	if ((s->o.debug == DBG_STALL || s->o.debug == DBG_STALLWAIT || s->o.debug == DBG_WEDGE) &&
+	    (s->n < 2 || !s->o.watchdog || (s->o.debug == DBG_STALLWAIT && !s->o.check))) {
+		plat->print("stress: debug=stall/stallwait need 2 harts, the watchdog "
+			    "(and check= for stallwait)\n");
+		return 1;
+	}
 	if (!plat->irq_start && s->o.irq)
 		plat->print("stress: irq=: no timer interrupt on %s; the tick's fast-path ops "
 			    "run inline every 64 ops\n", plat->name);
@@ -908,12 +1086,21 @@ int stress_run(const struct stress_plat *plat, const char *opts)
 			first = 0;
 		}
 	plat->print(" %s%llu seed=%llu sizes=%zu-%zu:%s live=%u xfer=%u irq=%u fail=%u onoff=%u "
-		    "check=%u stat=%u%s\n", s->o.ops ? "ops=" : "secs=",
+		    "check=%u stat=%u watchdog=%u%s\n", s->o.ops ? "ops=" : "secs=",
 		    (unsigned long long)(s->o.ops ? s->o.ops : s->o.secs),
 		    (unsigned long long)s->o.seed, s->o.size_min, s->o.size_max,
 		    s->o.dist == DIST_UNIFORM ? "uniform" : s->o.dist == DIST_POW ? "pow" : "log",
 		    s->o.live, s->o.xfer, s->o.irq, s->o.fail, s->o.onoff, s->o.check, s->o.stat,
-		    s->o.corrupt ? " corrupt=1" : "");
+		    s->o.watchdog, s->o.corrupt ? " corrupt=1" : "");
+	if (s->o.debug)
+		plat->print("stress: debug=%s: %s\n",
+			    s->o.debug == DBG_STALL ? "stall" : s->o.debug == DBG_STALLWAIT ?
+			    "stallwait" : s->o.debug == DBG_KBLOCK ? "kblock" :
+			    s->o.debug == DBG_WEDGE ? "wedge" : "kfault",
+			    s->o.debug == DBG_STALL ? "the last hart stops making progress after 500 ops" :
+			    s->o.debug == DBG_WEDGE ? "the last hart hangs for good after 500 ops" :
+			    s->o.debug == DBG_STALLWAIT ? "the last hart never arrives at the check barrier" :
+			    "one stress partition fails on purpose");
 	for (unsigned i = 0; i < s->n; i++) {
 		struct shart *h = plat->mem(sizeof(*h), &pa);
 		if (!h || !(h->slot = plat->mem(((2 * s->o.live * sizeof(struct sblk)) + 4095) & ~4095ul, &pa))) {

@@ -65,6 +65,10 @@ struct stress_plat {
 	/* The kernel's heap bytes that may legitimately stay taken from gpmem
 	 * (kmalloc's heap growth, the kheap segment): sampled before and after. */
 	size_t (*kept_bytes)(void);
+	/* The watchdog found a hart that never reaches the end of the run:
+	 * the verdict is printed; end the whole run now with the failing
+	 * status (kernel: shutdown, host: _exit(1)). NULL: wait for ever. */
+	void (*abort_run)(void) __attribute__((noreturn));
 };
 
 /* opts: space-separated key=value options (docs/STRESS.md). */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "env_host.h"
 #include "stress.h"
@@ -118,13 +119,19 @@ static void *h_obj(size_t size)
 	return malloc(size);
 }
 
+static _Noreturn void h_abort(void)
+{
+	fflush(stdout);
+	_exit(1);
+}
+
 int main(int argc, char **argv)
 {
 	struct stress_plat p = {
 		.name = "host", .ncpus = HOST_HARTS, .now_ns = h_now_ns, .run = h_run,
 		.mem = h_mem, .mem_free = h_mem_free, .obj_alloc = h_obj, .obj_free = free,
 		.cpu_off = h_cpu_off, .cpu_stopped = h_cpu_stopped, .cpu_on = h_cpu_on,
-		.cpu_index = h_cpu_index, .print = h_print,
+		.cpu_index = h_cpu_index, .print = h_print, .abort_run = h_abort,
 	};
 	char opts[1024] = "";
 	size_t len = 0;

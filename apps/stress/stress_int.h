@@ -37,7 +37,19 @@ struct sopts {
 	unsigned live, xfer, irq, fail, onoff, check, stat, yield;
 	bool leaks, kmirq, icount;
 	unsigned corrupt;
+	unsigned watchdog;              /* seconds without progress (0: off) */
+	bool watchdog_set;              /* given as an option (else the default) */
+	unsigned debug;                 /* DBG_*: provoke a failure on purpose */
+	unsigned parts, pops;           /* partitions as stressors of shared areas */
 };
+
+/* debug=: failures provoked on purpose, to test the tool's own checks. */
+enum { DBG_NONE, DBG_STALL, DBG_STALLWAIT, DBG_KBLOCK, DBG_KFAULT, DBG_WEDGE };
+
+/* What a hart is doing (shart.cur: mgr << 8 | W_*), for the watchdog. */
+enum { W_IDLE, W_ALLOC, W_FREE, W_REALLOC, W_ALIGNED, W_GROW, W_XRECV, W_FLUSH,
+       W_OFFLINE, W_CHECK, W_BARRIER, W_END, NWHAT };
+#define W_NOMGR 0xff
 
 /* A live block. inst: 0 private instance, 1 the kernel's global one. */
 struct sblk {
@@ -78,6 +90,12 @@ struct shart {
 	bool mm_attached;
 	struct vm_segment *seg;         /* this hart's heap segment */
 	uint64_t stale;                 /* corrupt=: the va just freed */
+	/* watchdog: beat moves on every op (and wait round of hart 0);
+	 * cur names what the hart does; waiting: at a barrier or done, so
+	 * not moving is not a stall */
+	volatile uint64_t beat;
+	volatile uint32_t cur;
+	volatile bool waiting;
 } __attribute__((aligned(64)));
 
 /* A page pool whose calls can fail on purpose: kmalloc's and vm's source. */
@@ -101,6 +119,10 @@ struct stress {
 	env_spinlock_t ctl;             /* barrier and hart membership */
 	volatile unsigned active, arrived, dead;
 	volatile bool check_req;
+	volatile unsigned check_gen;    /* bumped as each check ends */
+	uint64_t wd_ns, wd_beat[S_MAX_HARTS], wd_t[S_MAX_HARTS];
+	volatile int wedged;            /* a hart never reached the end: verdict printed */
+	unsigned scale;                 /* run bounds x scale (many harts) */
 	uint64_t t0, deadline, checks, last_check, last_stat, last_onoff;
 	uint64_t injected, handled, bad_in;
 	uint64_t minjected[NMGR], mbad[NMGR], mpeak[NMGR];
@@ -135,6 +157,7 @@ bool s_fail_now(struct stress *s, unsigned mgr);     /* injected failure? */
 void s_failure(struct stress *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t s_ns(struct stress *s);
 const char *s_mgr_name(unsigned m);
+void s_doing(struct shart *h, unsigned mgr, unsigned what);   /* the watchdog's word */
 
 /* ---- stress_verify.c ---- */
 void s_stamp(struct stress *s, struct sblk *b);

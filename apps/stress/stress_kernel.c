@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "board.h"
+#include "boot.h"
 #include "hart.h"
 #include "kernel.h"
 #include "kmalloc.h"
@@ -106,6 +107,11 @@ static size_t k_kept(void)
 	return vm_kernel_sys.heap ? vm_kernel_sys.heap->size : 0;
 }
 
+static _Noreturn void k_abort(void)
+{
+	kernel_shutdown(true);
+}
+
 static int stress_main(const char *arg)
 {
 	struct stress_plat p = {
@@ -116,7 +122,7 @@ static int stress_main(const char *arg)
 		.irq_start = k_irq_start, .irq_stop = k_irq_stop, .irq_ok = NULL,
 		.cpu_off = k_cpu_off, .cpu_stopped = k_cpu_stopped, .cpu_on = k_cpu_on,
 		.cpu_index = k_cpu_index, .print = k_print, .kept_bytes = k_kept,
-		.yield = k_yield,
+		.yield = k_yield, .abort_run = k_abort,
 	};
 	const char *opts = strstr(board->bootargs, "stress=");
 
