@@ -4,47 +4,83 @@
 # under -icount shift=0,sleep=off, instructions per operation per manager
 # from each run's table, written to OUTDIR/report.md and drawn into
 # OUTDIR/scaling.png (python3-matplotlib; ci/deps.sh report installs it).
-# HARTS='1 2 4' and PER_HART=n narrow it. Exits non-zero if a run fails.
+# HARTS='1 2 4' and PER_HART=n narrow it. BUDGET=s (default 900) bounds each
+# run: a run over it is stopped, and a hart count whose run would take longer
+# (the last run's time grown with the square of the harts: QEMU runs the
+# harts one after another and the waits grow with them) is skipped with a
+# line saying so. Exits non-zero if a run fails (not for a skipped one).
 set -u
 cd "$(dirname "$0")/.."
 kernel=$1
 out=$2
 harts=${HARTS:-1 2 4 8 16 32 64}
 per=${PER_HART:-300}
+budget=${BUDGET:-900}
 opts="icount=1 yield=16 live=32 xfer=10 check=0 stat=0 seed=1"
 mkdir -p "$out"
 tsv="$out/scaling.tsv"
-echo -e "harts\tmanager\tops\tinsn_per_op" >"$tsv"
+echo -e "harts\tmanager\tops\tinsn_per_op\tp50\tp99\tsecs" >"$tsv"
+: >"$out/skipped"
 status=0
+last_n=0
+last_t=0
+skip=""
 for n in $harts; do
 	log="$out/run-$n.log"
+	if [ -n "$skip" ]; then
+		echo "stress-report: $n harts skipped: $skip" | tee -a "$out/skipped"
+		continue
+	fi
+	if [ $last_n -gt 0 ]; then
+		est=$((last_t * n * n / (last_n * last_n)))
+		if [ $est -gt $budget ]; then
+			skip="the run on $last_n harts took $last_t s, so $n harts would take about $est s, over the budget of $budget s per run (BUDGET=)"
+			echo "stress-report: $n harts skipped: $skip" | tee -a "$out/skipped"
+			continue
+		fi
+	fi
 	echo "stress-report: $n harts ($((per * n)) ops)"
-	bash ci/qemu.sh --timeout 1800 --log "$log" -- qemu-system-riscv64 -nographic \
+	t0=$(date +%s)
+	bash ci/qemu.sh --timeout "$budget" --log "$log" -- qemu-system-riscv64 -nographic \
 		-bios default -M virt -smp "$n" -m 1G -icount shift=0,sleep=off \
 		-kernel "$kernel" -append "stress=$opts ops=$((per * n))" >/dev/null 2>&1
 	rc=$?
+	secs=$(($(date +%s) - t0))
+	if [ $rc = 2 ] && ! tr -d '\r' <"$log" | grep -q '^stress: \(SUCCESS\|FAILURE\)'; then
+		skip="the run on $n harts did not finish within the budget of $budget s per run (BUDGET=)"
+		echo "stress-report: $n harts stopped: $skip" | tee -a "$out/skipped"
+		continue
+	fi
 	if [ $rc != 0 ] || ! tr -d '\r' <"$log" | grep -q '^stress: SUCCESS$'; then
 		echo "stress-report: the run on $n harts failed (status $rc, $log)"
 		status=1
 		continue
 	fi
-	tr -d '\r' <"$log" | awk -v n="$n" '
+	echo "stress-report: $n harts: $secs s"
+	last_n=$n
+	last_t=$((secs > 0 ? secs : 1))
+	tr -d '\r' <"$log" | awk -v n="$n" -v secs="$secs" '
 		/^stress: manager/ { t = 1; next }
-		t && /^stress: [a-z]+ +[0-9]/ { print n "\t" $2 "\t" $3 "\t" $5 }
+		t && /^stress: [a-z]+ +[0-9]/ { print n "\t" $2 "\t" $3 "\t" $5 "\t" $10 "\t" $11 "\t" secs }
 		/^stress: [0-9]+ ops,/ { t = 0 }' >>"$tsv"
 done
 # Debian's python3 (where python3-matplotlib is), even when another python3
 # comes first in PATH
 py=python3
 [ -x /usr/bin/python3 ] && py=/usr/bin/python3
-"$py" - "$tsv" "$out" <<'PY'
+"$py" - "$tsv" "$out" "$per" <<'PY'
 import sys, collections
-tsv, out = sys.argv[1], sys.argv[2]
+tsv, out, per = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = [l.rstrip("\n").split("\t") for l in open(tsv)][1:]
 data = collections.OrderedDict()
+pct = collections.OrderedDict()
+secs = {}
 harts = sorted({int(r[0]) for r in rows})
-for h, m, ops, ipo in rows:
+for h, m, ops, ipo, p50, p99, t in rows:
     data.setdefault(m, {})[int(h)] = int(ipo)
+    pct.setdefault(m, {})[int(h)] = (int(p50), int(p99))
+    secs[int(h)] = int(t)
+skipped = [l.strip() for l in open(out + "/skipped") if l.strip()]
 with open(out + "/report.md", "w") as f:
     f.write("# Stress scaling report\n\n")
     f.write("Instructions per operation (under `-icount shift=0,sleep=off`, waits included) "
@@ -53,6 +89,16 @@ with open(out + "/report.md", "w") as f:
     f.write("|---|" + "---:|" * len(harts) + "\n")
     for m, d in data.items():
         f.write("| %s | " % m + " | ".join(str(d.get(h, "-")) for h in harts) + " |\n")
+    f.write("\nMedian and 99th percentile of the instructions of one operation "
+            "(p50 / p99, within 19%: 4 histogram buckets per power of two):\n\n")
+    f.write("| manager | " + " | ".join("%d harts" % h for h in harts) + " |\n")
+    f.write("|---|" + "---:|" * len(harts) + "\n")
+    for m, d in pct.items():
+        f.write("| %s | " % m + " | ".join("%d / %d" % d[h] if h in d else "-" for h in harts) + " |\n")
+    f.write("\n%s operations per hart; host seconds per run: %s.\n" %
+            (per, ", ".join("%d harts %d s" % (h, secs[h]) for h in harts)))
+    if skipped:
+        f.write("\n" + "\n".join("- " + l.replace("stress-report: ", "") for l in skipped) + "\n")
 print(open(out + "/report.md").read())
 try:
     import matplotlib

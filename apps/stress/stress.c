@@ -338,6 +338,48 @@ static uint64_t count(struct stress *s)
 	return s->p->count ? s->p->count() : s->p->now_ns();
 }
 
+/* Histogram bucket of a count: 4 per power of two (the two bits below the
+ * top one), so a percentile is known within 19%. */
+static unsigned hbucket(uint64_t v)
+{
+	unsigned b, k;
+
+	if (v < 4)
+		return (unsigned)v;
+	b = 63 - (unsigned)__builtin_clzll(v);
+	k = 4 * (b - 1) + (unsigned)((v >> (b - 2)) & 3);
+	return k < S_HBUCKETS ? k : S_HBUCKETS - 1;
+}
+
+/* The lower edge of bucket k (inverse of hbucket). */
+static uint64_t hbucket_lo(unsigned k)
+{
+	unsigned b = k / 4 + 1;
+
+	if (k < 4)
+		return k;
+	return (1ull << b) | (uint64_t)(k & 3) << (b - 2);
+}
+
+/* Percentile pc (0..100) of manager m's per-op counts over every hart. */
+static uint64_t percentile(struct stress *s, unsigned m, unsigned pc)
+{
+	uint64_t total = 0, want, seen = 0;
+
+	for (unsigned i = 0; i < s->n; i++)
+		total += s->h[i]->mops[m];
+	if (!total)
+		return 0;
+	want = (total * pc + 99) / 100;
+	for (unsigned k = 0; k < S_HBUCKETS; k++) {
+		for (unsigned i = 0; i < s->n; i++)
+			seen += s->h[i]->mhist[m][k];
+		if (seen >= want)
+			return hbucket_lo(k);
+	}
+	return hbucket_lo(S_HBUCKETS - 1);
+}
+
 static void account(struct shart *h, unsigned m, int64_t bytes)
 {
 	ST(h->mlive[m], h->mlive[m] + bytes);
@@ -699,7 +741,9 @@ static void one_op(struct stress *s, struct shart *h)
 		}
 	}
 	h->mops[m]++;
-	h->mcount[m] += count(s) - c0;
+	c0 = count(s) - c0;
+	h->mcount[m] += c0;
+	h->mhist[m][hbucket(c0)]++;
 	INC(h->ops);
 	INC(h->beat);
 }
@@ -863,8 +907,9 @@ static void table(struct stress *s, uint64_t ns)
 	if (s->p->count && !s->o.icount)
 		s->p->print("stress: (instret/op counts instructions only under -icount: "
 			    "make stress DETERMINISTIC=1)\n");
-	s->p->print("stress: %-8s %10s %10s %9s %9s %9s %7s %10s\n", "manager", "ops", "ops/s",
-		    !s->p->count ? "ns/op" : s->o.icount ? "insn/op" : "instret/op", "injected", "failed", "checks", "peak-live");
+	s->p->print("stress: %-8s %10s %10s %9s %9s %9s %7s %10s %9s %9s\n", "manager", "ops", "ops/s",
+		    !s->p->count ? "ns/op" : s->o.icount ? "insn/op" : "instret/op", "injected",
+		    "failed", "checks", "peak-live", "p50", "p99");
 	for (unsigned m = 0; m < NMGR; m++) {
 		uint64_t ops = 0, cnt = 0, fl = 0;
 		char a[16], b[16], c[16];
@@ -879,10 +924,12 @@ static void table(struct stress *s, uint64_t ns)
 		fmt_num(a, sizeof(a), ops);
 		fmt_num(b, sizeof(b), ns ? ops * 1000000000ull / ns : 0);
 		fmt_num(c, sizeof(c), s->mpeak[m]);
-		s->p->print("stress: %-8s %10s %10s %9llu %9llu %9llu %7llu %10s\n", mgr_names[m],
-			    a, b, (unsigned long long)(ops ? cnt / ops : 0),
+		s->p->print("stress: %-8s %10s %10s %9llu %9llu %9llu %7llu %10s %9llu %9llu\n",
+			    mgr_names[m], a, b, (unsigned long long)(ops ? cnt / ops : 0),
 			    (unsigned long long)(s->minjected[m] + (s->mbad[m] < S_BAD_MAX ? s->mbad[m] : S_BAD_MAX)),
-			    (unsigned long long)fl, (unsigned long long)s->checks, c);
+			    (unsigned long long)fl, (unsigned long long)s->checks, c,
+			    (unsigned long long)percentile(s, m, 50),
+			    (unsigned long long)percentile(s, m, 99));
 	}
 }
 

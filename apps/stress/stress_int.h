@@ -16,6 +16,7 @@
 #define S_MIN_SIZE    32            /* a block holds its 4-word stamp */
 #define S_VM_DESCS    2             /* address spaces the harts share */
 #define S_BAD_MAX     16            /* bad-input injections per manager */
+#define S_HBUCKETS    160           /* per-op count histogram: 2^0 .. 2^40 */
 
 /* Fields other harts read while their owner writes them. */
 #define LD(x)    __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
@@ -93,6 +94,7 @@ struct shart {
 	/* watchdog: beat moves on every op (and wait round of hart 0);
 	 * cur names what the hart does; waiting: at a barrier or done, so
 	 * not moving is not a stall */
+	uint32_t mhist[NMGR][S_HBUCKETS];   /* count per op: 4 buckets per power of two */
 	volatile uint64_t beat;
 	volatile uint32_t cur;
 	volatile bool waiting;
