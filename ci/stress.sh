@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# stress.sh replay KERNEL | smp KERNEL | host STRESS STRESS_TSAN
+# stress.sh replay KERNEL | smp KERNEL | barrier KERNEL | host STRESS STRESS_TSAN
 #
 # The stress tool's steps of `make test` (docs/STRESS.md); each ends with
 # "stress-<step>: N passed, N failed".
@@ -12,6 +12,8 @@
 #          line naming the manager, and QEMU's exit status must say failure;
 #          debug=stall/stallwait/wedge must end in the watchdog's FAILURE
 #          line naming the hart.
+#  barrier: check=1 onoff=1 on 8 harts for 20 s, 3 times (RUNS=): hot-plug
+#          while the harts meet at the check barrier must not deadlock it.
 #  host:   the engine on host threads under ASan+UBSan and under TSan, and
 #          corrupt=1 there too.
 set -u
@@ -103,6 +105,21 @@ smp)
 			ok "smp.corrupt_${m}_caught"
 		else
 			bad "smp.corrupt_${m}_caught" "status $rc, last line '$line'"
+		fi
+	done
+	;;
+barrier)
+	# hot-plug while the others wait at the check barrier: 20 s of
+	# check=1 onoff=1 on 8 harts, RUNS times (default 3), all SUCCESS
+	KERNEL=$1
+	for r in $(seq "${RUNS:-3}"); do
+		boot "barrier$r" 8 "" "secs=20 check=1 onoff=1 stat=5 seed=$r"; rc=$?
+		cycles=$(grep -aoE '[0-9]+ hot-plug cycles' "$logs/barrier$r.log" | grep -oE '^[0-9]+')
+		checks=$(grep -aoE '[0-9]+ checks$' "$logs/barrier$r.log" | tr -d '\r' | grep -oE '^[0-9]+')
+		if [ $rc = 0 ] && succeeded "$logs/barrier$r.log" && [ "${cycles:-0}" -gt 0 ]; then
+			ok "barrier.run$r ($cycles hot-plug cycles, ${checks:-?} checks)"
+		else
+			bad "barrier.run$r" "status $rc, ${cycles:-no} hot-plug cycles ($logs/barrier$r.log)"
 		fi
 	done
 	;;

@@ -894,12 +894,17 @@ static void stat_line(struct stress *s, uint64_t now)
 	fmt_num(b, sizeof(b), now ? ops * 1000000000ull / now : 0);
 	fmt_num(c, sizeof(c), mn);
 	fmt_num(d, sizeof(d), mx);
+	char e[48] = "";
+
+	if (s->o.onoff && (s->o.mgrs & (1u << M_KMALLOC)))
+		snprintf(e, sizeof(e), " kmalloc-stranded %llu B",
+			 (unsigned long long)LD(s->km_strand_last));
 	s->p->print("stress: %us ops %s (%s/s) live %lld.%lld MiB fail-injected %llu handled %llu "
-		    "err %d harts %u/%u (min %s max %s ops)\n", secs, a, b,
+		    "err %d harts %u/%u (min %s max %s ops)%s\n", secs, a, b,
 		    (long long)(live >> 20), (long long)((live & 0xfffff) * 10 >> 20),
 		    (unsigned long long)(LD(s->injected) + LD(s->bad_in)),
 		    (unsigned long long)(handled + LD(s->bad_in)),
-		    LD(s->failed) ? 1 : 0, LD(s->active), s->n, c, d);
+		    LD(s->failed) ? 1 : 0, LD(s->active), s->n, c, d, e);
 }
 
 static void table(struct stress *s, uint64_t ns)
@@ -1199,6 +1204,16 @@ int stress_run(const struct stress_plat *plat, const char *opts)
 			    (unsigned long long)({ uint64_t x = 0; for (unsigned i = 0; i < s->n; i++) x += s->h[i]->irq_null; x; }),
 			    ({ unsigned x = 0; for (unsigned i = 0; i < s->n; i++) x += (unsigned)s->h[i]->offs; x; }),
 			    (unsigned long long)s->checks);
+		if (s->o.onoff && (s->o.mgrs & (1u << M_KMALLOC)))
+			plat->print("stress: kmalloc left with stopped harts (reported, not failed: "
+				    "no drain call yet): %llu of %u stops, peak %llu B, private %llu B, "
+				    "global %llu B, of which %llu B freed to them remotely\n",
+				    (unsigned long long)s->km_strand_events,
+				    ({ unsigned x = 0; for (unsigned i = 0; i < s->n; i++) x += (unsigned)s->h[i]->offs; x; }),
+				    (unsigned long long)s->km_strand_peak,
+				    (unsigned long long)s->km_strand_priv,
+				    (unsigned long long)s->km_strand_glob,
+				    (unsigned long long)s->km_strand_remote);
 	}
 	s_teardown(s);
 	if (s->failed) {

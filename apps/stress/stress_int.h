@@ -125,6 +125,9 @@ struct stress {
 	uint64_t wd_ns, wd_beat[S_MAX_HARTS], wd_t[S_MAX_HARTS];
 	volatile int wedged;            /* a hart never reached the end: verdict printed */
 	unsigned scale;                 /* run bounds x scale (many harts) */
+	/* kmalloc bytes found with stopped CPUs (s_kmalloc_stranded) */
+	uint64_t km_strand_last, km_strand_peak, km_strand_priv, km_strand_glob;
+	uint64_t km_strand_remote, km_strand_events;
 	uint64_t t0, deadline, checks, last_check, last_stat, last_onoff;
 	uint64_t injected, handled, bad_in;
 	uint64_t minjected[NMGR], mbad[NMGR], mpeak[NMGR];
@@ -180,6 +183,7 @@ void s_bad_input(struct stress *s, struct shart *h, const struct sblk *b);
 int s_check_all(struct stress *s);              /* quiescent: every *_check */
 void s_flush_cpu(struct stress *s, struct shart *h);
 int s_stranded(struct stress *s, struct shart *h);
+int s_kmalloc_stranded(struct stress *s, struct shart *h);   /* reports only, for now */
 int s_finish(struct stress *s);                 /* everything freed: balanced? */
 void s_leaks(struct stress *s);
 bool s_can_xfer(unsigned mgr);
