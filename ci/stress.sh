@@ -98,6 +98,24 @@ smp)
 			bad "smp.watchdog_${d}_caught" "status $rc, line '$line' ($logs/watchdog_$d.log)"
 		fi
 	done
+	# partitions as stressors of a shared area: a clean run counts their
+	# ops; a corrupted block and a fault must fail naming the partition
+	boot parts 4 "" "secs=2 parts=8 pops=2000 check=1 stat=1"; rc=$?
+	pops=$(tr -d '\r' <"$logs/parts.log" | grep -aoE '^stress: parts=8: [0-9]+ partition ops' | grep -oE '[0-9]+ partition' | grep -oE '^[0-9]+')
+	if [ $rc = 0 ] && succeeded "$logs/parts.log" && [ "${pops:-0}" = 16000 ]; then
+		ok "smp.parts ($pops partition ops)"
+	else
+		bad smp.parts "status $rc, ${pops:-no} partition ops ($logs/parts.log)"
+	fi
+	for d in kblock kfault; do
+		boot "parts_$d" 4 "" "secs=1 parts=4 pops=500 debug=$d"; rc=$?
+		line=$(tr -d '\r' <"$logs/parts_$d.log" | grep -a '^stress: FAILURE: ' | tail -n 1)
+		if [ $rc = 1 ] && echo "$line" | grep -qE "^stress: FAILURE: partition stress3#[0-9]+ on hart 3 (exited with status 23|was stopped: load page fault)"; then
+			ok "smp.parts_${d}_caught"
+		else
+			bad "smp.parts_${d}_caught" "status $rc, line '$line' ($logs/parts_$d.log)"
+		fi
+	done
 	for m in umm kmalloc; do
 		boot "corrupt_$m" 4 "" "ops=40000 corrupt=1 mgr=$m"; rc=$?
 		line=$(tail -n 5 "$logs/corrupt_$m.log" | tr -d '\r' | grep '^stress: FAILURE: ')
@@ -115,7 +133,7 @@ barrier)
 	for r in $(seq "${RUNS:-3}"); do
 		boot "barrier$r" 8 "" "secs=20 check=1 onoff=1 stat=5 seed=$r"; rc=$?
 		cycles=$(grep -aoE '[0-9]+ hot-plug cycles' "$logs/barrier$r.log" | grep -oE '^[0-9]+')
-		checks=$(grep -aoE '[0-9]+ checks$' "$logs/barrier$r.log" | tr -d '\r' | grep -oE '^[0-9]+')
+		checks=$(tr -d '\r' <"$logs/barrier$r.log" | grep -aoE '[0-9]+ checks$' | grep -oE '^[0-9]+')
 		if [ $rc = 0 ] && succeeded "$logs/barrier$r.log" && [ "${cycles:-0}" -gt 0 ]; then
 			ok "barrier.run$r ($cycles hot-plug cycles, ${checks:-?} checks)"
 		else

@@ -3,6 +3,8 @@
 #ifndef PART_ROLES_H
 #define PART_ROLES_H
 
+#include <stdint.h>
+
 #define ROLE_HELLO    1
 #define ROLE_PRODUCER 2   /* param: nodes to add */
 #define ROLE_CONSUMER 3   /* param: producers | nodes per producer << 8 */
@@ -90,6 +92,22 @@
 #define WAITK_SLEEPLOOP 16       /* sleeps 100 ms at a time, forever */
 #define WAIT_AREA "wait"
 #define WAIT_TIMEOUT_US 50000u   /* WAITK_TIMEOUT's timeout */
+
+/* ---- the stress tool's partitions (apps/stress, user/stress_role.c) */
+#define ROLE_STRESS 0x60         /* param: STRESS_PARAM(ops, index, debug, seed) */
+#define STRESS_AREA "stress"
+#define STRESS_PARTS_MAX 64      /* slots in the area's static header */
+#define STRESS_DBG_KBLOCK 1      /* overwrite a byte of one of its blocks: verify must catch it (exit 23) */
+#define STRESS_DBG_KFAULT 2      /* read kernel memory halfway: the kernel stops it */
+#define STRESS_PARAM(ops, idx, dbg, seed) ((unsigned long)(ops) | (unsigned long)(idx) << 24 | \
+					   (unsigned long)(dbg) << 32 | (unsigned long)((seed) & 0xffff) << 36)
+/* The area's static header: each partition's op count (written as it
+ * ends) and its list of live blocks (mm_ptr_t links). */
+struct stress_area_hdr {
+	uint64_t ops[STRESS_PARTS_MAX];
+	uint64_t head[STRESS_PARTS_MAX];     /* mm_ptr_t */
+	uint32_t done;
+};
 
 #define ROLE_ARG(role, param) ((unsigned long)(role) | ((unsigned long)(param) << 8))
 #define ROLE_OF(arg)    ((unsigned)((arg) & 0xff))

@@ -1,7 +1,7 @@
 # user: the partition program, built for U-mode at 0x10000 with picolibc and
 # the shared-area library, and embedded into the kernel image.
 UB := $(B)/user
-USER_SRCS := user/crt0.S user/ulib.c user/part.c $(MM_AREA_SRCS)
+USER_SRCS := user/crt0.S user/ulib.c user/part.c user/stress_role.c $(MM_AREA_SRCS)
 USER_OBJS := $(patsubst %,$(UB)/%.o,$(USER_SRCS))
 USER_CFLAGS = $(KARCH) $(PICOLIBC) -std=gnu11 -O2 -g -Wall -Wextra \
 	-Wno-unused-parameter -ffreestanding -fno-common -fno-pie \

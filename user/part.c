@@ -1074,6 +1074,8 @@ static int wait_role(unsigned long param)
 	return 141;
 }
 
+int stress_role(unsigned long param);   /* user/stress_role.c */
+
 int main_arg(unsigned long arg)
 {
 	switch (ROLE_OF(arg)) {
@@ -1093,6 +1095,7 @@ int main_arg(unsigned long arg)
 	case ROLE_SYSLOOP:  return sysloop();
 	case ROLE_HEAPWRITE: return heap_write(ROLE_PARAM(arg));
 	case ROLE_WAIT:     return wait_role(ROLE_PARAM(arg));
+	case ROLE_STRESS:   return stress_role(ROLE_PARAM(arg));
 	case ROLE_HELLO:
 		printf("hello from partition %ld on hart %ld\n", usys_partid(), usys_hartid());
 		return (int)ROLE_PARAM(arg);

@@ -182,7 +182,7 @@ static int parse_opt(struct sopts *o, const char *k, size_t klen, const char *v)
 		{ "leaks", &o->leaks, 2, 1 }, { "kmirq", &o->kmirq, 2, 1 },
 		{ "yield", &o->yield, 0, 1u << 20 }, { "icount", &o->icount, 2, 1 },
 		{ "watchdog", &o->watchdog, 0, 86400 }, { "parts", &o->parts, 0, 64 },
-		{ "pops", &o->pops, 0, 1u << 24 },
+		{ "pops", &o->pops, 0, 0xffffff },
 	};
 	char *end;
 
@@ -919,12 +919,18 @@ static void table(struct stress *s, uint64_t ns)
 		uint64_t ops = 0, cnt = 0, fl = 0;
 		char a[16], b[16], c[16];
 
-		if (!(s->o.mgrs & (1u << m)))
+		if (!(s->o.mgrs & (1u << m)) && !(m == M_MM && s->part_ops))
 			continue;
 		for (unsigned i = 0; i < s->n; i++) {
 			ops += s->h[i]->mops[m];
 			cnt += s->h[i]->mcount[m];
 			fl += s->h[i]->mfail[m];
+		}
+		/* the count per op is the harts' (a partition does not count) */
+		cnt = ops ? cnt : 0;
+		if (m == M_MM && s->part_ops) {
+			cnt = ops ? cnt * (ops + s->part_ops) / ops : 0;
+			ops += s->part_ops;
 		}
 		fmt_num(a, sizeof(a), ops);
 		fmt_num(b, sizeof(b), ns ? ops * 1000000000ull / ns : 0);
@@ -1118,6 +1124,14 @@ int stress_run(const struct stress_plat *plat, const char *opts)
 	if (!s->o.watchdog_set)
 		s->o.watchdog *= s->scale;
 	s->wd_ns = (uint64_t)s->o.watchdog * 1000 * MS;
+	if (s->o.parts && !plat->parts) {
+		plat->print("stress: parts=: no partitions on %s\n", plat->name);
+		s->o.parts = 0;
+	}
+	if ((s->o.debug == DBG_KBLOCK || s->o.debug == DBG_KFAULT) && !s->o.parts) {
+		plat->print("stress: debug=kblock/kfault need parts=\n");
+		return 1;
+	}
 	if ((s->o.debug == DBG_STALL || s->o.debug == DBG_STALLWAIT || s->o.debug == DBG_WEDGE) &&
 	    (s->n < 2 || !s->o.watchdog || (s->o.debug == DBG_STALLWAIT && !s->o.check))) {
 		plat->print("stress: debug=stall/stallwait need 2 harts, the watchdog "
@@ -1178,6 +1192,19 @@ int stress_run(const struct stress_plat *plat, const char *opts)
 		s->deadline = s->o.secs * 1000 * MS;
 		plat->run(s->n, worker, s);
 		tick_s = NULL;
+		if (s->o.parts && !s->failed) {
+			char why[200];
+			uint64_t pops = 0;
+			plat->print("stress: parts=%u: %u partitions, %u ops each, on a shared area "
+				    "of their own\n", s->o.parts, s->o.parts, s->o.pops);
+			if (plat->parts(s->o.parts, s->o.pops, s->o.seed,
+					s->o.debug == DBG_KBLOCK ? 1 : s->o.debug == DBG_KFAULT ? 2 : 0,
+					&pops, why, sizeof(why)))
+				s_failure(s, "%s", why);
+			s->part_ops = pops;
+			plat->print("stress: parts=%u: %llu partition ops\n", s->o.parts,
+				    (unsigned long long)pops);
+		}
 		ns = s_ns(s);
 		ST(s->quiet, true);
 		stat_line(s, ns);

@@ -69,6 +69,14 @@ struct stress_plat {
 	 * the verdict is printed; end the whole run now with the failing
 	 * status (kernel: shutdown, host: _exit(1)). NULL: wait for ever. */
 	void (*abort_run)(void) __attribute__((noreturn));
+	/* parts=: run n partitions of the stress role (user/stress_role.c),
+	 * spread over the harts, pops operations each, on a shared area of
+	 * their own; then check the area and destroy it. dbg: STRESS_DBG_*
+	 * for the last partition. *ops: operations the partitions did.
+	 * 0, or -1 with the reason in why (naming the partition). NULL: no
+	 * partitions here (host). */
+	int (*parts)(unsigned n, unsigned pops, uint64_t seed, unsigned dbg, uint64_t *ops,
+		     char *why, size_t whylen);
 };
 
 /* opts: space-separated key=value options (docs/STRESS.md). */

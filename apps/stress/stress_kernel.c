@@ -15,6 +15,9 @@
 #include "kernel.h"
 #include "kmalloc.h"
 #include "mem.h"
+#include "part.h"
+#include "part_roles.h"
+#include "shm.h"
 #include "program.h"
 #include "riscv.h"
 #include "sbi.h"
@@ -107,6 +110,85 @@ static size_t k_kept(void)
 	return vm_kernel_sys.heap ? vm_kernel_sys.heap->size : 0;
 }
 
+/* parts=: the partitions' phase (docs/STRESS.md): an area of their own,
+ * n partitions of ROLE_STRESS on harts k % harts, then every ending
+ * checked, the area checked (mm_check, every block freed) and destroyed. */
+static int k_parts(unsigned n, unsigned pops, uint64_t seed, unsigned dbg, uint64_t *ops,
+		   char *why, size_t wl)
+{
+	unsigned areas0 = shm_count();
+	size_t max = (4u << 20) + (size_t)n * (256u << 10);
+	MM *area = shm_kernel_create(STRESS_AREA, sizeof(struct stress_area_hdr), 4096, max);
+	struct stress_area_hdr *h;
+	struct mm_stats st;
+	size_t used0;
+	int ids[STRESS_PARTS_MAX], rc = 0, ok = 0;
+
+	*ops = 0;
+	why[0] = 0;
+	if (!area) {
+		snprintf(why, wl, "mm: cannot create the partitions' area '%s'", STRESS_AREA);
+		return -1;
+	}
+	if (mm_lock(area, MM_LOCK_RW) >= 0) {
+		memset(mm_static(area), 0, sizeof(struct stress_area_hdr));
+		mm_stats(area, &st);
+		used0 = st.used;
+		mm_unlock(area);
+	} else {
+		snprintf(why, wl, "mm: cannot lock the partitions' area");
+		shm_kernel_detach(area);
+		return -1;
+	}
+	for (unsigned k = 0; k < n; k++) {
+		char name[PART_NAME_MAX];
+
+		snprintf(name, sizeof(name), "stress%u", k);
+		ids[k] = part_create(name, ROLE_ARG(ROLE_STRESS,
+				     STRESS_PARAM(pops, k, k == n - 1 ? dbg : 0, seed)),
+				     k % harts_online, 0);
+		if (ids[k] < 0 && !why[0])
+			snprintf(why, wl, "partition stress%u not created: %s", k, err_str(ids[k]));
+	}
+	part_run_all();
+	for (unsigned k = 0; k < n; k++) {
+		const struct partition *p = ids[k] > 0 ? part_get((unsigned)ids[k]) : NULL;
+
+		if (!p)
+			continue;
+		if (p->state == PART_KILLED && !why[0])
+			snprintf(why, wl, "partition %s#%u on hart %u was stopped: %s", p->name, p->id,
+				 p->hart, p->report[0] ? p->report : p->kill_reason);
+		else if (p->state == PART_EXITED && p->exit_status && !why[0])
+			snprintf(why, wl, "partition %s#%u on hart %u exited with status %d "
+				 "(user/stress_role.c)", p->name, p->id, p->hart, p->exit_status);
+		else if (p->state == PART_EXITED && !p->exit_status)
+			ok++;
+	}
+	if (mm_lock(area, MM_LOCK_RD) >= 0) {
+		h = mm_static(area);
+		for (unsigned k = 0; k < n; k++)
+			*ops += h->ops[k];
+		if ((rc = mm_check(area)) && !why[0])
+			snprintf(why, wl, "mm: mm_check of the partitions' area: %s", err_str(rc));
+		mm_stats(area, &st);
+		if (!why[0] && st.used != used0)
+			snprintf(why, wl, "mm: %zu bytes in use in the partitions' area after every "
+				 "partition ended (%zu at the start)", st.used, used0);
+		if (!why[0] && h->done != (uint32_t)ok)
+			snprintf(why, wl, "mm: %u partitions reported their end in the area, %d ended "
+				 "cleanly", h->done, ok);
+		mm_unlock(area);
+	} else if (!why[0])
+		snprintf(why, wl, "mm: cannot lock the partitions' area after the run");
+	shm_kernel_detach(area);
+	part_reset();
+	if (!why[0] && shm_count() != areas0)
+		snprintf(why, wl, "mm: the partitions' area was not destroyed (%u areas, %u before)",
+			 shm_count(), areas0);
+	return why[0] ? -1 : 0;
+}
+
 static _Noreturn void k_abort(void)
 {
 	kernel_shutdown(true);
@@ -122,7 +204,7 @@ static int stress_main(const char *arg)
 		.irq_start = k_irq_start, .irq_stop = k_irq_stop, .irq_ok = NULL,
 		.cpu_off = k_cpu_off, .cpu_stopped = k_cpu_stopped, .cpu_on = k_cpu_on,
 		.cpu_index = k_cpu_index, .print = k_print, .kept_bytes = k_kept,
-		.yield = k_yield, .abort_run = k_abort,
+		.yield = k_yield, .abort_run = k_abort, .parts = k_parts,
 	};
 	const char *opts = strstr(board->bootargs, "stress=");
 
