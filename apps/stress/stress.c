@@ -1233,14 +1233,15 @@ int stress_run(const struct stress_plat *plat, const char *opts)
 			    (unsigned long long)s->checks);
 		if (s->o.onoff && (s->o.mgrs & (1u << M_KMALLOC)))
 			plat->print("stress: kmalloc left with stopped harts (reported, not failed: "
-				    "no drain call yet): %llu of %u stops, peak %llu B, private %llu B, "
-				    "global %llu B, of which %llu B freed to them remotely\n",
+				    "no drain call yet): %llu of %u stops, peak %llu B, private %llu B "
+				    "(%llu B freed to them remotely), global %llu B (%llu B)\n",
 				    (unsigned long long)s->km_strand_events,
 				    ({ unsigned x = 0; for (unsigned i = 0; i < s->n; i++) x += (unsigned)s->h[i]->offs; x; }),
 				    (unsigned long long)s->km_strand_peak,
 				    (unsigned long long)s->km_strand_priv,
+				    (unsigned long long)s->km_strand_priv_remote,
 				    (unsigned long long)s->km_strand_glob,
-				    (unsigned long long)s->km_strand_remote);
+				    (unsigned long long)(s->km_strand_remote - s->km_strand_priv_remote));
 	}
 	s_teardown(s);
 	if (s->failed) {

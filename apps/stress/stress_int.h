@@ -127,7 +127,7 @@ struct stress {
 	unsigned scale;                 /* run bounds x scale (many harts) */
 	/* kmalloc bytes found with stopped CPUs (s_kmalloc_stranded) */
 	uint64_t km_strand_last, km_strand_peak, km_strand_priv, km_strand_glob;
-	uint64_t km_strand_remote, km_strand_events;
+	uint64_t km_strand_remote, km_strand_priv_remote, km_strand_events;
 	uint64_t part_ops;              /* parts=: the partitions' ops (the mm row) */
 	uint64_t t0, deadline, checks, last_check, last_stat, last_onoff;
 	uint64_t injected, handled, bad_in;

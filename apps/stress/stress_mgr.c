@@ -985,6 +985,7 @@ int s_kmalloc_stranded(struct stress *s, struct shart *h)
 	s->km_strand_priv += p;
 	s->km_strand_glob += g;
 	s->km_strand_remote += rp + rg;
+	s->km_strand_priv_remote += rp;
 	if (p + g)
 		s->km_strand_events++;
 	return 0;
