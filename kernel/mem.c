@@ -134,7 +134,8 @@ static void feed_pmem(const struct board *b, unsigned long fdt_pa, unsigned long
 {
 	extern char _kernel_start[], _kernel_end[];
 	static struct pmem_range ram[PMEM_MAX_RANGES], resv[PMEM_MAX_RESV];
-	struct pmem_config cfg = { ram, 0, resv, 0, DIRECT_MAP_BASE, false };
+	struct pmem_config cfg = { .ram = ram, .resv = resv, .va_offset = DIRECT_MAP_BASE,
+				   .ncpus = mem_cpus };
 	int rc;
 
 	for (unsigned i = 0; i < b->nmem; i++) {
@@ -363,11 +364,11 @@ void mem_banner(void)
 	pmem_banner(&kpmem);
 	pmem_stats(&kpmem, &st);
 	/* The image is one of pmem's reservations: show it on its own. */
-	printf("memory: total %llu KiB = free %llu + kernel image %llu + firmware, FDT "
-	       "and other reservations %llu + in use %llu KiB\n",
+	printf("memory: total %llu KiB = free %llu + kernel image %llu + pmem per-CPU "
+	       "tables %llu + firmware, FDT and other reservations %llu + in use %llu KiB\n",
 	       (unsigned long long)(st.total >> 10), (unsigned long long)(st.free >> 10),
-	       (unsigned long long)(image >> 10),
-	       (unsigned long long)((st.reserved - image) >> 10),
+	       (unsigned long long)(image >> 10), (unsigned long long)(st.percpu >> 10),
+	       (unsigned long long)((st.reserved - image - st.percpu) >> 10),
 	       (unsigned long long)((st.total - st.free - st.reserved) >> 10));
 	pt_count(&vm_kernel(&vm_kernel_sys)->pt, SV39_ROOT_UPPER, SV39_ENTRIES, n);
 	printf("vm: kernel map: %llu x 1 GiB, %llu x 2 MiB, %llu x 4 KiB pages; ASID bits %u\n",

@@ -257,6 +257,9 @@ static int setup_pmem(struct stress *s, size_t scale)
 	cfg.ram = &r;
 	cfg.nram = 1;
 	cfg.va_offset = s->p->va_offset;
+	/* Every index: harts (threads) come and go under onoff, and each must
+	 * be able to hold a cache so the cached paths are what is stressed. */
+	cfg.ncpus = ENV_MAX_CPUS;
 	rc = pmem_init(s->pm, &cfg);
 	s->pm_free0 = pmem_avail(s->pm);
 	return rc;
