@@ -322,7 +322,10 @@ void mem_init(const struct board *b, unsigned long fdt_pa, unsigned long fdt_siz
 	kvm_env.asid_bits = asid_bits;
 	init_umm_pool();
 	vm_objcache_init(&kvm_objs, &kvm_env.pt);
-	vm_sys_init(&vm_kernel_sys, &kvm_env);
+	kvm_env.ncpus = mem_cpus;
+	rc = vm_sys_init(&vm_kernel_sys, &kvm_env);
+	if (rc)
+		panic("mem: vm_sys_init: %s", err_str(rc));
 	rc = vm_kernel_init(&vm_kernel_sys, root, KHEAP_BASE, 0, KHEAP_MAX, KVMAP_BASE, KVMAP_SIZE);
 	if (rc)
 		panic("mem: vm_kernel_init: %s", err_str(rc));

@@ -318,9 +318,11 @@ static int setup_vm(struct stress *s, size_t scale)
 		.page_alloc = v_page, .page_free = v_page_free,
 		.obj_alloc = v_obj, .obj_free = v_obj_free,
 		.fence_local = v_fence, .fence_remote = v_rfence, .write_satp = v_satp,
-		.ctx = s, .asid_bits = 16,
+		.ctx = s, .asid_bits = 16, .ncpus = ENV_MAX_CPUS,
 	};
-	vm_sys_init(s->vsys, &s->venv);
+	rc = vm_sys_init(s->vsys, &s->venv);
+	if (rc)
+		return rc;
 	for (unsigned i = 0; i < S_VM_DESCS; i++)
 		if (!(s->vd[i] = vm_new_in(s->vsys)))
 			return E_NOMEM;
