@@ -1063,9 +1063,12 @@ static int finish_vm(struct stress *s)
 		vm_free(s->vd[i]);
 		s->vd[i] = NULL;
 	}
+	/* The sys's own object (its per-CPU table) goes with vm_sys_fini. */
+	vm_sys_fini(s->vsys);
 	if (s->vpool.live || s->vobjs)
 		return s_failure(s, "vm: %zu pages and %lld objects not returned after vm_free "
-				 "of every address space", s->vpool.live, (long long)s->vobjs), -1;
+				 "of every address space and vm_sys_fini", s->vpool.live,
+				 (long long)s->vobjs), -1;
 	return 0;
 }
 
