@@ -15,12 +15,13 @@
  * at the same time share an env_cpu() index (the kernel: one per hart; the
  * host: one per live thread, up to ENV_MAX_CPUS threads). Other CPUs only
  * read a cache's fill level (pmem_avail, pmem_stats), or all of it when
- * quiet (pmem_check).
+ * quiet (pmem_check). A pmem_t must not move after pmem_init (LMM's region
+ * list points into it).
  *
  * CPU count: pmem_config.ncpus (1..ENV_MAX_CPUS, required) sizes the
  * per-CPU caches and the CPU -> node table. pmem_init carves them out of
- * the RAM it manages (pmem_percpu_bytes(ncpus), whole pages, node 0 first)
- * and counts them as reserved, so a 4-hart board pays for 4 caches. A call
+ * the RAM it manages (pmem_percpu_bytes(ncpus), whole pages; node 0 first,
+ * high memory before DMA32) and counts them as reserved, so a 4-hart board pays for 4 caches. A call
  * from a CPU index >= ncpus is served uncached, under the lock (the slow
  * path: correct, just slower), and its node is 0; pmem_set_cpu_node refuses
  * such an index (E_INVAL). Nothing is ever indexed past ncpus.
