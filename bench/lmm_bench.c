@@ -185,7 +185,7 @@ static void bench_pages(void)
 	static pmem_t pm;
 	char *m = aligned_alloc(1 << 20, ARENA);
 	struct pmem_range ram = { (uintptr_t)m, ARENA, -1 };
-	struct pmem_config cfg = { .ram = &ram, .nram = 1 };
+	struct pmem_config cfg = { .ram = &ram, .nram = 1, .ncpus = ENV_MAX_CPUS };
 	unsigned iters = 400000;
 
 	if (!m || pmem_init(&pm, &cfg)) {
@@ -216,7 +216,7 @@ static void bench_boot(void)
 		{ 0x9fe00000, 0x10000, -1 },        /* FDT */
 	};
 	struct pmem_config cfg = { .ram = &ram, .nram = 1, .resv = resv, .nresv = 3,
-				   .va_offset = (uintptr_t)m - 0x80000000 };
+				   .va_offset = (uintptr_t)m - 0x80000000, .ncpus = 4 };
 	double t0;
 
 	if (!m)

@@ -11,7 +11,6 @@
 #define KSTACK_SLOT    (KSTACK_SIZE + KSTACK_GUARD)
 #define EMERG_STACK_SIZE 4096          /* per-hart stack for traps on overflow */
 #define UTRAP_STACK_SIZE 16384         /* per-hart stack for traps from U-mode */
-#define START_MAILBOX_HARTS 1024       /* hart ids that can recover from the HSM start race */
 
 /* Fields of struct hart that entry.S reads, at fixed offsets from tp
  * (hart.h checks them). */

@@ -69,7 +69,8 @@ real_start:
 	 * by commit e8e9ed3790fe, "lib: sbi: Set the state of a hart to
 	 * START_PENDING after the hart is ready"). Boards ship old firmware, so
 	 * the defence stays: such a hart waits for the index the boot hart
-	 * posts in start_mailbox. */
+	 * posts in start_mailbox (one slot per dense index, holding the hart
+	 * id it is for: any id, however large, can find its slot). */
 	lla	t0, boot_claimed
 	li	t1, 1
 	amoswap.w.aq t1, t1, (t0)
@@ -169,14 +170,20 @@ park:
 	j	park
 
 raced_secondary:
-	li	t1, START_MAILBOX_HARTS
-	bgeu	a0, t1, park		/* no mailbox for this id */
-	lla	t0, start_mailbox
-	slli	t1, a0, 3
-	add	t0, t0, t1
-6:	ld	t1, 0(t0)
-	beqz	t1, 6b
-	addi	a1, t1, -1		/* the dense index, as HSM's opaque */
+	/* Scan the slots until one posted (index + 1 != 0, read first) names
+	 * this hart id (read after, ordered by the fence); spin until then. */
+6:	lla	t0, start_mailbox
+	li	t2, MAX_HARTS
+7:	ld	t1, 8(t0)		/* index + 1, stored last (release) */
+	fence	r, r
+	beqz	t1, 8f
+	ld	t3, 0(t0)		/* the hart id it is for */
+	beq	t3, a0, 9f
+8:	addi	t0, t0, 16
+	addi	t2, t2, -1
+	bnez	t2, 7b
+	j	6b
+9:	addi	a1, t1, -1		/* the dense index, as HSM's opaque */
 	j	_secondary_start
 
 	.balign 8
@@ -419,5 +426,5 @@ boot_claimed:				/* in .data: BSS is cleared after the claim */
 	.section .bss
 	.balign 8
 	.globl start_mailbox
-start_mailbox:				/* per hart id: dense index + 1 */
-	.zero	8 * START_MAILBOX_HARTS
+start_mailbox:				/* per dense index: { hart id, index + 1 } */
+	.zero	16 * MAX_HARTS

@@ -97,7 +97,7 @@ static void parse_board(unsigned long fdt_pa, unsigned long hartid)
 	int rc;
 
 	fdt_size = size;
-	rc = board_parse(&the_board, pa_to_dmap(fdt_pa), size);
+	rc = board_parse_boot(&the_board, pa_to_dmap(fdt_pa), size, hartid);
 	if (rc)
 		boot_refuse("device tree at 0x%lx: %s", fdt_pa, the_board.reason);
 	for (unsigned i = 0; i < the_board.nmem; i++)

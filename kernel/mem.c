@@ -134,7 +134,8 @@ static void feed_pmem(const struct board *b, unsigned long fdt_pa, unsigned long
 {
 	extern char _kernel_start[], _kernel_end[];
 	static struct pmem_range ram[PMEM_MAX_RANGES], resv[PMEM_MAX_RESV];
-	struct pmem_config cfg = { ram, 0, resv, 0, DIRECT_MAP_BASE, false };
+	struct pmem_config cfg = { .ram = ram, .resv = resv, .va_offset = DIRECT_MAP_BASE,
+				   .ncpus = mem_cpus };
 	int rc;
 
 	for (unsigned i = 0; i < b->nmem; i++) {
@@ -321,7 +322,10 @@ void mem_init(const struct board *b, unsigned long fdt_pa, unsigned long fdt_siz
 	kvm_env.asid_bits = asid_bits;
 	init_umm_pool();
 	vm_objcache_init(&kvm_objs, &kvm_env.pt);
-	vm_sys_init(&vm_kernel_sys, &kvm_env);
+	kvm_env.ncpus = mem_cpus;
+	rc = vm_sys_init(&vm_kernel_sys, &kvm_env);
+	if (rc)
+		panic("mem: vm_sys_init: %s", err_str(rc));
 	rc = vm_kernel_init(&vm_kernel_sys, root, KHEAP_BASE, 0, KHEAP_MAX, KVMAP_BASE, KVMAP_SIZE);
 	if (rc)
 		panic("mem: vm_kernel_init: %s", err_str(rc));
@@ -363,11 +367,11 @@ void mem_banner(void)
 	pmem_banner(&kpmem);
 	pmem_stats(&kpmem, &st);
 	/* The image is one of pmem's reservations: show it on its own. */
-	printf("memory: total %llu KiB = free %llu + kernel image %llu + firmware, FDT "
-	       "and other reservations %llu + in use %llu KiB\n",
+	printf("memory: total %llu KiB = free %llu + kernel image %llu + pmem per-CPU "
+	       "tables %llu + firmware, FDT and other reservations %llu + in use %llu KiB\n",
 	       (unsigned long long)(st.total >> 10), (unsigned long long)(st.free >> 10),
-	       (unsigned long long)(image >> 10),
-	       (unsigned long long)((st.reserved - image) >> 10),
+	       (unsigned long long)(image >> 10), (unsigned long long)(st.percpu >> 10),
+	       (unsigned long long)((st.reserved - image - st.percpu) >> 10),
 	       (unsigned long long)((st.total - st.free - st.reserved) >> 10));
 	pt_count(&vm_kernel(&vm_kernel_sys)->pt, SV39_ROOT_UPPER, SV39_ENTRIES, n);
 	printf("vm: kernel map: %llu x 1 GiB, %llu x 2 MiB, %llu x 4 KiB pages; ASID bits %u\n",

@@ -142,6 +142,16 @@ static struct trap_frame *user_frame(struct hart *h)
 	return (struct trap_frame *)(h->utrap_top - sizeof(struct trap_frame));
 }
 
+/* Load an address space on this hart; the VM refuses only a hart index
+ * past its table, which start_secondaries never starts. */
+static void load_vm(struct vm_descriptor *d)
+{
+	int rc = vm_load_task(d);
+
+	if (rc)
+		panic("part: vm_load_task on hart index %u: %s", this_hart()->index, err_str(rc));
+}
+
 static void install(struct hart *h, struct partition *p, struct trap_frame *tf)
 {
 	/* Its code was written through the direct map, possibly on another
@@ -154,7 +164,7 @@ static void install(struct hart *h, struct partition *p, struct trap_frame *tf)
 	p->run_since = rdtime();
 	sched.cur = p;
 	sched.slice_left = PART_SLICE_TICKS;
-	vm_load_task(p->vm);
+	load_vm(p->vm);
 	*tf = p->ctx;
 }
 
@@ -167,7 +177,7 @@ static void idle(struct hart *h)
 
 	if (sched.cur) {
 		sched.cur = NULL;
-		vm_load_task(vm_kernel(&vm_kernel_sys));
+		load_vm(vm_kernel(&vm_kernel_sys));
 	}
 	wfi();
 	pending = csr_read(sip);
@@ -192,7 +202,7 @@ static void switch_from(struct hart *h, struct partition *prev, struct trap_fram
 		idle(h);
 	if (!next) {
 		sched.cur = NULL;
-		vm_load_task(vm_kernel(&vm_kernel_sys));
+		load_vm(vm_kernel(&vm_kernel_sys));
 		longjmp(sched.jb, 1);
 	}
 	install(h, next, tf);

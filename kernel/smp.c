@@ -100,7 +100,13 @@ void secondary_boot(unsigned long hartid, unsigned long index)
 	hart_idle_loop();
 }
 
-extern uint64_t start_mailbox[START_MAILBOX_HARTS];   /* entry.S */
+/* entry.S: a hart that lands in _start (the HSM start race) scans these
+ * for its hart id; the slot is the dense index, never the id. */
+struct start_slot {
+	uint64_t hartid;
+	uint64_t index1;        /* index + 1; 0 while the slot is being written */
+};
+extern struct start_slot start_mailbox[MAX_HARTS];
 
 /* Start one hart as dense index `index`; 0 when it reports online.
  * E_FAILED: HSM says it stopped without coming online (the index may be
@@ -115,8 +121,11 @@ int smp_start_hart(unsigned long hartid, unsigned index)
 
 	h->hartid = hartid;
 	h->online = false;
-	if (hartid < START_MAILBOX_HARTS)   /* for a hart that lands in _start */
-		__atomic_store_n(&start_mailbox[hartid], (uint64_t)index + 1, __ATOMIC_RELEASE);
+	/* For a hart that lands in _start: close the slot, name the hart,
+	 * then open it (release: the id is visible before the index). */
+	__atomic_store_n(&start_mailbox[index].index1, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&start_mailbox[index].hartid, (uint64_t)hartid, __ATOMIC_RELAXED);
+	__atomic_store_n(&start_mailbox[index].index1, (uint64_t)index + 1, __ATOMIC_RELEASE);
 	rc = sbi_hart_start(hartid, kva_to_pa(_secondary_start), index);
 	if (rc)
 		return rc;

@@ -46,7 +46,8 @@ static void init_caches(pmem_t *pm);
 static int check_ram(const struct pmem_config *cfg)
 {
 	if (!cfg || !cfg->ram || !cfg->nram || cfg->nram > PMEM_MAX_RANGES ||
-	    cfg->nresv > PMEM_MAX_RESV || (cfg->nresv && !cfg->resv))
+	    cfg->nresv > PMEM_MAX_RESV || (cfg->nresv && !cfg->resv) ||
+	    !cfg->ncpus || cfg->ncpus > ENV_MAX_CPUS)
 		return E_INVAL;
 	for (unsigned i = 0; i < cfg->nram; i++) {
 		const struct pmem_range *r = &cfg->ram[i];
@@ -147,6 +148,37 @@ static int feed_free(pmem_t *pm, const struct pmem_config *cfg)
 	return 0;
 }
 
+static uintptr_t take(pmem_t *pm, size_t size, size_t align, lmm_flags_t fl,
+		      int node, bool strict);
+
+size_t pmem_percpu_bytes(unsigned ncpus, bool no_cache)
+{
+	size_t n = (no_cache ? 0 : (size_t)ncpus * sizeof(struct pmem_pcpu)) + ncpus;
+
+	return (n + PAGE_MASK) & ~(size_t)PAGE_MASK;
+}
+
+/* The caches, then the node table, in whole pages of pm's own free RAM
+ * (node 0 first: the boot CPU's). Counted as reserved by pmem_init. */
+static int carve_percpu(pmem_t *pm, unsigned ncpus)
+{
+	size_t bytes = pmem_percpu_bytes(ncpus, pm->no_cache);
+	uintptr_t pa = take(pm, bytes, PAGE, 0, 0, false), va;
+
+	if (!pa)
+		return E_NOMEM;
+	va = va_of(pm, pa);
+	memset((void *)va, 0, bytes);
+	pm->percpu_pa = pa;
+	pm->percpu_bytes = bytes;
+	pm->ncpus = ncpus;
+	pm->ncache = pm->no_cache ? 0 : ncpus;
+	pm->pcpu = (struct pmem_pcpu *)va;
+	pm->cpu_node = (int8_t *)(va + pm->ncache * sizeof(struct pmem_pcpu));
+	init_caches(pm);
+	return 0;
+}
+
 int pmem_init(pmem_t *pm, const struct pmem_config *cfg)
 {
 	int rc = check_ram(cfg);
@@ -158,7 +190,6 @@ int pmem_init(pmem_t *pm, const struct pmem_config *cfg)
 	pm->no_cache = cfg->no_cache;
 	pm->nram = cfg->nram;
 	memcpy(pm->ram, cfg->ram, cfg->nram * sizeof(cfg->ram[0]));
-	init_caches(pm);
 	sort_ram(pm->ram, pm->nram);
 	for (unsigned i = 0; i < pm->nram; i++) {
 		struct pmem_range *r = &pm->ram[i];
@@ -183,23 +214,29 @@ int pmem_init(pmem_t *pm, const struct pmem_config *cfg)
 	}
 	if ((rc = feed_free(pm, cfg)))
 		return rc;
+	if ((rc = carve_percpu(pm, cfg->ncpus)))
+		return rc;
 	pm->reserved = pm->total - lmm_avail(&pm->lmm, 0);
 	return 0;
 }
 
 int pmem_set_cpu_node(pmem_t *pm, unsigned cpu, int node)
 {
-	if (cpu >= ENV_MAX_CPUS || node < 0 || node >= PMEM_MAX_NODES)
+	if (cpu >= pm->ncpus || node < 0 || node >= PMEM_MAX_NODES)
 		return E_INVAL;
 	__atomic_store_n(&pm->cpu_node[cpu], (int8_t)node, __ATOMIC_RELAXED);
 	/* Its free hint may name a range of the old node: drop it. */
-	__atomic_store_n(&pm->pcpu[cpu].len, 0, __ATOMIC_RELAXED);
+	if (cpu < pm->ncache)
+		__atomic_store_n(&pm->pcpu[cpu].len, 0, __ATOMIC_RELAXED);
 	return 0;
 }
 
+/* A CPU index past ncpus has no entry: node 0. */
 static int my_node(pmem_t *pm)
 {
-	return __atomic_load_n(&pm->cpu_node[env_cpu()], __ATOMIC_RELAXED);
+	unsigned c = env_cpu();
+
+	return c < pm->ncpus ? __atomic_load_n(&pm->cpu_node[c], __ATOMIC_RELAXED) : 0;
 }
 
 /* ---- locked path ---- */
@@ -290,16 +327,26 @@ static inline unsigned cached_of(const struct pmem_pcpu *pc)
 	return (unsigned)(__atomic_load_n(&pc->top, __ATOMIC_RELAXED) - pc->pages);
 }
 
-/* The calling CPU's cache. env_cpu() < ENV_MAX_CPUS <= 256: the int cast
- * only saves the zero extension of the index. */
+/* The calling CPU's cache, or NULL for an index without one (>= ncache:
+ * past ncpus, or every index with no_cache). env_cpu() < ENV_MAX_CPUS <=
+ * 256: the int cast only saves the zero extension of the index. The hot
+ * paths test the index themselves (HOT_PCPU) so that GCC need not test
+ * the pointer again. */
+#define HOT_PCPU(pm, pc, slow) do {                                        \
+		int c_ = (int)env_cpu();                                   \
+		if (__builtin_expect((unsigned)c_ >= (pm)->ncache, 0))     \
+			goto slow;                                         \
+		(pc) = &(pm)->pcpu[c_];                                    \
+		/* Keep pc in a register instead of re-deriving each field \
+		 * address from pm and the index (two adds per field). */  \
+		__asm__("" : "+r"(pc));                                    \
+	} while (0)
+
 static inline struct pmem_pcpu *my_pcpu(pmem_t *pm)
 {
-	struct pmem_pcpu *pc = &pm->pcpu[(int)env_cpu()];
+	int c = (int)env_cpu();
 
-	/* Make GCC keep pc in a register instead of re-deriving each field
-	 * address from pm and the index (two adds per field otherwise). */
-	__asm__("" : "+r"(pc));
-	return pc;
+	return (unsigned)c < pm->ncache ? &pm->pcpu[c] : NULL;
 }
 
 #ifdef PMEM_DEBUG
@@ -341,12 +388,10 @@ static inline bool in_cache(const struct pmem_pcpu *pc, uintptr_t pa)
 
 static void init_caches(pmem_t *pm)
 {
-	for (unsigned c = 0; c < ENV_MAX_CPUS; c++) {
+	for (unsigned c = 0; c < pm->ncache; c++) {
 		struct pmem_pcpu *pc = &pm->pcpu[c];
 		pc->top = pc->pages;
-		/* Cache off: always empty and always full, so every call takes
-		 * the slow path, which sends it to the lock. */
-		pc->limit = pm->no_cache ? pc->pages : pc->pages + PMEM_PCPU_PAGES;
+		pc->limit = pc->pages + PMEM_PCPU_PAGES;
 		pc->lo = pc->len = 0;
 	}
 }
@@ -403,10 +448,12 @@ static __attribute__((noinline, cold)) uintptr_t alloc_page_slow(pmem_t *pm)
 	unsigned long irq;
 	uintptr_t pa = 0;
 
-	if (pm->no_cache)
-		return pmem_alloc_pages(pm, 1, PAGE, 0, PMEM_NODE_ANY);
 	irq = env_irq_save();
 	pc = my_pcpu(pm);
+	if (!pc) {                  /* no cache for this CPU (or cache off) */
+		env_irq_restore(irq);
+		return pmem_alloc_pages(pm, 1, PAGE, 0, PMEM_NODE_ANY);
+	}
 	if (pc->top == pc->pages)   /* an interrupt may have freed one meanwhile */
 		refill(pm, pc, my_node(pm));
 	if (pc->top != pc->pages) {
@@ -421,9 +468,11 @@ static __attribute__((noinline, cold)) uintptr_t alloc_page_slow(pmem_t *pm)
 uintptr_t pmem_alloc_page(pmem_t *pm)
 {
 	unsigned long irq = env_irq_save();
-	struct pmem_pcpu *pc = my_pcpu(pm);
-	uintptr_t *top = pc->top;
+	struct pmem_pcpu *pc;
+	uintptr_t *top;
 
+	HOT_PCPU(pm, pc, slow);
+	top = pc->top;
 	if (__builtin_expect(top != pc->pages, 1)) {
 		uintptr_t pa = top[-1];
 		set_top(pc, top - 1);
@@ -431,6 +480,7 @@ uintptr_t pmem_alloc_page(pmem_t *pm)
 		env_irq_restore(irq);
 		return pa;
 	}
+slow:
 	env_irq_restore(irq);
 	return alloc_page_slow(pm);
 }
@@ -466,11 +516,16 @@ static __attribute__((noinline, cold)) int free_page_slow(pmem_t *pm, uintptr_t 
 		return refuse(pm, "pmem_free_page", pa, E_ALIGN);
 	if (!pa || !(r = range_of(pm, pa, PAGE)))
 		return refuse(pm, "pmem_free_page", pa, E_RANGE);
-	/* Remote pages go home through LMM, so caches hold local pages only. */
-	if (pm->no_cache || (pm->nnodes > 1 && r->node != my_node(pm)))
+	/* Remote pages go home through LMM, so caches hold local pages only;
+	 * so do all pages of a CPU without a cache (or with the cache off). */
+	if (pm->nnodes > 1 && r->node != my_node(pm))
 		return pmem_free_pages(pm, pa, 1);
 	irq = env_irq_save();
 	pc = my_pcpu(pm);
+	if (!pc) {
+		env_irq_restore(irq);
+		return pmem_free_pages(pm, pa, 1);
+	}
 	if (in_cache(pc, pa)) {             /* always false unless PMEM_DEBUG */
 		rc = E_EXIST;
 	} else {
@@ -490,9 +545,11 @@ static __attribute__((noinline, cold)) int free_page_slow(pmem_t *pm, uintptr_t 
 int pmem_free_page(pmem_t *pm, uintptr_t pa)
 {
 	unsigned long irq = env_irq_save();
-	struct pmem_pcpu *pc = my_pcpu(pm);
-	uintptr_t *top = pc->top;
+	struct pmem_pcpu *pc;
+	uintptr_t *top;
 
+	HOT_PCPU(pm, pc, slow);
+	top = pc->top;
 	/* In the hinted range (so in RAM, local, not page 0), aligned, and
 	 * room in the cache: push. Anything else is checked in full. */
 	if (__builtin_expect(pa - pc->lo < __atomic_load_n(&pc->len, __ATOMIC_RELAXED) &&
@@ -504,6 +561,7 @@ int pmem_free_page(pmem_t *pm, uintptr_t pa)
 		env_irq_restore(irq);
 		return 0;
 	}
+slow:
 	env_irq_restore(irq);
 	return free_page_slow(pm, pa);
 }
@@ -513,7 +571,7 @@ void pmem_flush_cpu(pmem_t *pm)
 	unsigned long irq = env_irq_save();
 	struct pmem_pcpu *pc = my_pcpu(pm);
 
-	if (pc->top != pc->pages)
+	if (pc && pc->top != pc->pages)
 		flush(pm, pc, (unsigned)(pc->top - pc->pages));
 	env_irq_restore(irq);
 }
@@ -524,7 +582,7 @@ static uint64_t cached_bytes(pmem_t *pm)
 {
 	uint64_t n = 0;
 
-	for (unsigned c = 0; c < ENV_MAX_CPUS; c++)
+	for (unsigned c = 0; c < pm->ncache; c++)
 		n += cached_of(&pm->pcpu[c]);
 	return n * PAGE;
 }
@@ -544,6 +602,7 @@ void pmem_stats(pmem_t *pm, struct pmem_stats *st)
 
 	st->total = pm->total;
 	st->reserved = pm->reserved;
+	st->percpu = pm->percpu_bytes;
 	st->free = lmm_avail(&pm->lmm, 0);
 	st->refills = pm->refills;
 	st->flushes = pm->flushes;
@@ -576,11 +635,15 @@ static int check_page(pmem_t *pm, unsigned cpu, uintptr_t pa)
 /* Each cached page: valid, not free in LMM, and in no other cache slot. */
 static int check_caches(pmem_t *pm)
 {
-	for (unsigned c = 0; c < ENV_MAX_CPUS; c++) {
+	if (pm->ncache != (pm->no_cache ? 0 : pm->ncpus) || pm->ncpus > ENV_MAX_CPUS) {
+		env_log("pmem_check: per-CPU table sizes broken");
+		return E_CORRUPT;
+	}
+	for (unsigned c = 0; c < pm->ncache; c++) {
 		const struct pmem_pcpu *pc = &pm->pcpu[c];
 		unsigned n = (unsigned)(pc->top - pc->pages);
 		if (pc->top < pc->pages || n > PMEM_PCPU_PAGES ||
-		    pc->limit != (pm->no_cache ? pc->pages : pc->pages + PMEM_PCPU_PAGES)) {
+		    pc->limit != pc->pages + PMEM_PCPU_PAGES) {
 			env_log("pmem_check: cpu %u cache bounds broken", c);
 			return E_CORRUPT;
 		}
@@ -588,7 +651,7 @@ static int check_caches(pmem_t *pm)
 			uintptr_t pa = pc->pages[i];
 			if (check_page(pm, c, pa))
 				return E_CORRUPT;
-			for (unsigned d = c; d < ENV_MAX_CPUS; d++)
+			for (unsigned d = c; d < pm->ncache; d++)
 				for (unsigned j = d == c ? i + 1 : 0; j < cached_of(&pm->pcpu[d]); j++)
 					if (pm->pcpu[d].pages[j] == pa) {
 						env_log("pmem_check: page %#lx cached twice (cpu %u, %u)",
@@ -625,9 +688,11 @@ void pmem_banner(pmem_t *pm)
 			(unsigned long)(r->free >> 10));
 	env_unlock(&pm->lock, irq);
 	avail = pmem_avail(pm);
-	env_log("pmem: total %lu KiB = free %lu + reserved %lu + in use %lu KiB (cached %lu KiB)",
+	env_log("pmem: total %lu KiB = free %lu + reserved %lu + in use %lu KiB (cached %lu KiB; "
+		"reserved includes %lu KiB of per-CPU tables for %u CPUs)",
 		(unsigned long)(pm->total >> 10), (unsigned long)(avail >> 10),
 		(unsigned long)(pm->reserved >> 10),
 		(unsigned long)((pm->total - pm->reserved - avail) >> 10),
-		(unsigned long)(cached_bytes(pm) >> 10));
+		(unsigned long)(cached_bytes(pm) >> 10),
+		(unsigned long)(pm->percpu_bytes >> 10), pm->ncpus);
 }

@@ -15,8 +15,16 @@
  * at the same time share an env_cpu() index (the kernel: one per hart; the
  * host: one per live thread, up to ENV_MAX_CPUS threads). Other CPUs only
  * read a cache's fill level (pmem_avail, pmem_stats), or all of it when
- * quiet (pmem_check). A pmem_t must not move after pmem_init (the caches
- * point into it).
+ * quiet (pmem_check). A pmem_t must not move after pmem_init (LMM's region
+ * list points into it).
+ *
+ * CPU count: pmem_config.ncpus (1..ENV_MAX_CPUS, required) sizes the
+ * per-CPU caches and the CPU -> node table. pmem_init carves them out of
+ * the RAM it manages (pmem_percpu_bytes(ncpus), whole pages; node 0 first,
+ * high memory before DMA32) and counts them as reserved, so a 4-hart board pays for 4 caches. A call
+ * from a CPU index >= ncpus is served uncached, under the lock (the slow
+ * path: correct, just slower), and its node is 0; pmem_set_cpu_node refuses
+ * such an index (E_INVAL). Nothing is ever indexed past ncpus.
  *
  * Double frees: refused (E_EXIST, logged) when the second copy reaches LMM:
  * at once on the locked path (pmem_free_pages, no_cache), at the next flush
@@ -64,12 +72,18 @@ struct pmem_config {
 	const struct pmem_range *resv;  /* node ignored; may overlap anything */
 	unsigned nresv;
 	uintptr_t va_offset;            /* va = pa + va_offset */
-	bool no_cache;                  /* every page call takes the lock */
+	bool no_cache;                  /* every page call takes the lock (no
+					   caches are carved then) */
+	unsigned ncpus;                 /* CPU indexes with a cache and a node:
+					   1..ENV_MAX_CPUS (0 is refused) */
 };
 
 struct pmem_stats {
 	uint64_t total;             /* bytes of RAM described */
-	uint64_t reserved;          /* RAM never given to LMM (incl. page slack) */
+	uint64_t reserved;          /* RAM never given to LMM (incl. page slack
+				       and the per-CPU tables) */
+	uint64_t percpu;            /* of reserved: the per-CPU caches and the
+				       node table pmem_init carved */
 	uint64_t free;              /* free now: LMM plus caches */
 	uint64_t cached;            /* free pages held in per-CPU caches, bytes */
 	uint64_t refills, flushes;  /* cache batch moves */
@@ -89,9 +103,16 @@ struct pmem_pcpu {
 } __attribute__((aligned(64)));
 
 typedef struct pmem {
-	/* Per-CPU caches first, so the hot path reaches them with one shift
-	 * and an add. */
-	struct pmem_pcpu pcpu[ENV_MAX_CPUS];
+	/* Per-CPU caches first, so the hot path reaches them with a load, a
+	 * compare, one shift and an add. pcpu[0..ncache) live in pmem's own
+	 * RAM (carved at init); ncache is ncpus, or 0 with no_cache (every
+	 * call then fails the bounds check and takes the slow path). */
+	struct pmem_pcpu *pcpu;
+	unsigned ncache;
+	unsigned ncpus;
+	int8_t *cpu_node;           /* [ncpus], in the same carved pages */
+	uintptr_t percpu_pa;        /* the carved pages: pa and bytes */
+	size_t percpu_bytes;
 	uintptr_t va_offset;
 	bool no_cache;
 	env_spinlock_t lock;        /* guards lmm, regions, counters below */
@@ -102,18 +123,25 @@ typedef struct pmem {
 	unsigned nram, nnodes;
 	uint64_t total, reserved;
 	uint64_t refills, flushes, slow_allocs, slow_frees, refused;
-	int8_t cpu_node[ENV_MAX_CPUS];
 } pmem_t;
 
+/* Bytes (whole pages) pmem_init carves for ncpus CPUs: ncpus caches of
+ * sizeof(struct pmem_pcpu) (none with no_cache) and ncpus node bytes. */
+size_t pmem_percpu_bytes(unsigned ncpus, bool no_cache);
+
 /* Build pm from cfg: one LMM region per (RAM range x zone), free RAM minus
- * the union of reservations (widened to pages) added to it. Returns 0;
- * E_INVAL for no RAM or too many ranges, a node >= PMEM_MAX_NODES or a
- * zero-sized RAM range; E_EXIST for overlapping RAM ranges; E_RANGE if a
- * range wraps (in pa or va). pm is fully overwritten; on error it is unusable. */
+ * the union of reservations (widened to pages) added to it, then the
+ * per-CPU tables (pmem_percpu_bytes) taken from that free RAM. Returns 0;
+ * E_INVAL for no RAM or too many ranges, a node >= PMEM_MAX_NODES, a
+ * zero-sized RAM range or ncpus 0 or > ENV_MAX_CPUS; E_EXIST for
+ * overlapping RAM ranges; E_RANGE if a range wraps (in pa or va); E_NOMEM
+ * when no free run of RAM holds the per-CPU tables. pm is fully
+ * overwritten; on error it is unusable. */
 int pmem_init(pmem_t *pm, const struct pmem_config *cfg);
 
 /* NUMA node of a CPU index (default 0). Set before that CPU allocates;
- * pages already in its cache stay there. E_INVAL for bad cpu or node. */
+ * pages already in its cache stay there. E_INVAL for a node >= PMEM_MAX_NODES
+ * or cpu >= ncpus (such a CPU runs uncached on node 0). */
 int pmem_set_cpu_node(pmem_t *pm, unsigned cpu, int node);
 
 /* One 4 KiB page from the calling CPU's cache (refilled from its node
@@ -137,7 +165,8 @@ uintptr_t pmem_alloc_pages(pmem_t *pm, size_t npages, size_t align,
  * plus E_INVAL for npages 0 and whatever lmm_free refuses. */
 int pmem_free_pages(pmem_t *pm, uintptr_t pa, size_t npages);
 
-/* Give the calling CPU's cached pages back to LMM. */
+/* Give the calling CPU's cached pages back to LMM (nothing for a CPU
+ * index >= ncpus: it has no cache). */
 void pmem_flush_cpu(pmem_t *pm);
 
 /* Free bytes: LMM plus every cache (a snapshot). */

@@ -96,17 +96,25 @@ static void asid_put(struct vm_sys *sys, unsigned a)
 
 /* ---- descriptors ------------------------------------------------------------------------ */
 
-void vm_sys_init(struct vm_sys *sys, const struct vm_env *env)
+int vm_sys_init(struct vm_sys *sys, const struct vm_env *env)
 {
 	unsigned bits = env->asid_bits > SV39_SATP_ASID_BITS ?
 			SV39_SATP_ASID_BITS : env->asid_bits;
 
 	memset(sys, 0, sizeof(*sys));
 	sys->env = env;
+	if (!env->ncpus || env->ncpus > ENV_MAX_CPUS)
+		return E_INVAL;
+	sys->cur = env->obj_alloc(env->ctx, env->ncpus * sizeof(sys->cur[0]));
+	if (!sys->cur)
+		return E_NOMEM;
+	memset(sys->cur, 0, env->ncpus * sizeof(sys->cur[0]));
+	sys->ncpus = env->ncpus;
 	sys->nasid = 1u << bits;
 	sys->asid_map[0] = 1;   /* ASID 0: the kernel */
 	sys->kern.sys = sys;
 	sys->kern.kernel = true;
+	return 0;
 }
 
 struct vm_descriptor *vm_kernel(struct vm_sys *sys)
@@ -158,14 +166,17 @@ struct vm_descriptor *vm_new(void)
 	return vm_new_in(&vm_kernel_sys);
 }
 
-void vm_load_task(struct vm_descriptor *d)
+int vm_load_task(struct vm_descriptor *d)
 {
 	struct vm_sys *sys = d->sys;
 	const struct vm_env *e = sys->env;
 	unsigned me = this_cpu(e);
-	struct vm_descriptor *prev = sys->cur[me];
+	struct vm_descriptor *prev;
 	bool flush;
 
+	if (me >= sys->ncpus)
+		return E_RANGE;
+	prev = sys->cur[me];
 	if (prev && prev != d && !prev->kernel)
 		__atomic_fetch_and(&prev->active, ~bit(me), SEQ);
 	if (!d->kernel) {
@@ -179,19 +190,23 @@ void vm_load_task(struct vm_descriptor *d)
 	flush = !d->kernel && (__atomic_fetch_and(&d->stale, ~bit(me), SEQ) & bit(me));
 	if (flush || sys->nasid <= 1)
 		e->fence_local(e->ctx, (int)d->asid, 0, 0);
+	return 0;
 }
 
-void vm_unload_task(struct vm_descriptor *d)
+int vm_unload_task(struct vm_descriptor *d)
 {
 	struct vm_sys *sys = d->sys;
 	const struct vm_env *e = sys->env;
 	unsigned me = this_cpu(e);
 
+	if (me >= sys->ncpus)
+		return E_RANGE;
 	if (sys->cur[me] != d || d->kernel)
-		return;
+		return 0;
 	__atomic_fetch_and(&d->active, ~bit(me), SEQ);
 	sys->cur[me] = &sys->kern;
 	e->write_satp(e->ctx, sv39_satp(0, sys->kern.pt.root));
+	return 0;
 }
 
 void vm_free(struct vm_descriptor *d)

@@ -65,6 +65,11 @@ struct vm_env {
 	unsigned (*cpu)(void *ctx);   /* dense index of this hart; NULL: env_cpu() */
 	void *ctx;
 	unsigned asid_bits;           /* ASIDLEN probed by the kernel, 0..16 */
+	/* CPU indexes that may load address spaces: 1..ENV_MAX_CPUS (required).
+	 * vm_sys_init sizes the per-CPU current-descriptor table by it (one
+	 * pointer each, from obj_alloc); vm_load_task and vm_unload_task
+	 * refuse an index >= ncpus with E_RANGE. */
+	unsigned ncpus;
 };
 
 struct vm_range {
@@ -109,7 +114,8 @@ struct vm_sys {
 	struct vm_descriptor *all;    /* user descriptors */
 	struct vm_descriptor kern;    /* upper half, ASID 0 */
 	struct vm_segment *heap, *vmap;
-	struct vm_descriptor *cur[ENV_MAX_CPUS];
+	struct vm_descriptor **cur;   /* [ncpus]: loaded on each CPU index */
+	unsigned ncpus;
 	uint64_t asid_map[VM_ASID_MAX / 64];
 	unsigned nasid;
 	bool ready;
@@ -117,9 +123,12 @@ struct vm_sys {
 
 /* ---- setup --------------------------------------------------------------- */
 
-/* Initialise sys over env (kept by pointer). The kernel descriptor is not
- * usable until vm_kernel_init. */
-void vm_sys_init(struct vm_sys *sys, const struct vm_env *env);
+/* Initialise sys over env (kept by pointer) and allocate its per-CPU
+ * table (env->ncpus pointers, through env->obj_alloc). Returns 0; E_INVAL
+ * for env->ncpus 0 or > ENV_MAX_CPUS, E_NOMEM when obj_alloc fails (sys is
+ * then unusable; vm_sys_fini on it is harmless). The kernel descriptor is
+ * not usable until vm_kernel_init. */
+int vm_sys_init(struct vm_sys *sys, const struct vm_env *env);
 /* Adopt root_pa (e.g. the boot table, already mapping the direct map and
  * the image) as the kernel descriptor, ASID 0, active on every hart; make
  * its upper-half root entries permanent (tables never freed, copied into
@@ -130,8 +139,9 @@ void vm_sys_init(struct vm_sys *sys, const struct vm_env *env);
 int vm_kernel_init(struct vm_sys *sys, uint64_t root_pa, uintptr_t heap_va,
 		   size_t heap_size, size_t heap_max, uintptr_t vmap_va,
 		   size_t vmap_size);
-/* Tests: drop the kernel segments and every user descriptor; the root
- * table given to vm_kernel_init stays the caller's (its tables too). */
+/* Drop the kernel segments and every user descriptor and free the per-CPU
+ * table (obj_free); the root table given to vm_kernel_init stays the
+ * caller's (its tables too). A second call does nothing more. */
 void vm_sys_fini(struct vm_sys *sys);
 /* The kernel's instance, used by the calls below without a sys argument. */
 extern struct vm_sys vm_kernel_sys;
@@ -150,10 +160,12 @@ struct vm_descriptor *vm_new(void);
  * another hart (panic); on this hart it is unloaded first. */
 void vm_free(struct vm_descriptor *d);
 /* Make d the active address space on this hart (satp write), recording it
- * in d->active; the previous one is unloaded. */
-void vm_load_task(struct vm_descriptor *d);
-/* If d is active here, switch to the kernel descriptor. */
-void vm_unload_task(struct vm_descriptor *d);
+ * in d->active; the previous one is unloaded. Returns 0, or E_RANGE when
+ * this CPU's index is >= the sys's ncpus (nothing changes, satp included). */
+int vm_load_task(struct vm_descriptor *d);
+/* If d is active here, switch to the kernel descriptor. 0, or E_RANGE as
+ * vm_load_task. */
+int vm_unload_task(struct vm_descriptor *d);
 
 /* ---- segments ------------------------------------------------------------ */
 

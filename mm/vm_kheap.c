@@ -42,6 +42,10 @@ void vm_sys_fini(struct vm_sys *sys)
 	while (sys->kern.segs)
 		vm_segment_clean(sys->kern.segs);
 	sys->ready = false;
+	if (sys->cur)
+		sys->env->obj_free(sys->env->ctx, sys->cur);
+	sys->cur = NULL;
+	sys->ncpus = 0;
 }
 
 void *vm_heap_pages_in(struct vm_sys *sys, size_t npages)

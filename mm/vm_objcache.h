@@ -5,7 +5,7 @@
  * where the CPU reaches a PA: in the kernel pmem pages through the direct
  * map), so the kernel heap, which is a VM segment, can grow without the VM
  * calling back into kmalloc, which grows on that heap. Objects are cut in
- * size classes of 32, 64, 128 and 256 bytes, one class per page; a page
+ * size classes of 32, 64, 128, 256 and 512 bytes, one class per page; a page
  * whose last object is freed goes back unless it is the only page of its
  * class with room (so an alloc/free pair at a page boundary does not
  * allocate a page each time).
@@ -25,8 +25,9 @@
 #include "pt.h"
 
 #define VM_OBJ_MIN    32u    /* smallest class */
-#define VM_OBJ_MAX    256u   /* largest object served */
-#define VM_OBJ_NCLASS 4
+#define VM_OBJ_MAX    512u   /* largest object served (vm_sys's per-CPU
+				table at ENV_MAX_CPUS 64: 512 bytes) */
+#define VM_OBJ_NCLASS 5
 
 struct vm_objpage;
 

@@ -277,10 +277,74 @@ static void hart_reason(const struct fdt *f, int node, struct board_hart *h)
 	h->usable = r[0] == '\0';
 }
 
-static int parse_hart(struct board *b, const struct fdt *f, int node, uint32_t ac)
+/* Insert id into the sorted left-out list (room was checked). */
+static void leave_out(struct board *b, uint64_t id, bool usable)
+{
+	unsigned i = b->nleft_out;
+
+	for (; i && b->left_out[i - 1] > id; i--)
+		b->left_out[i] = b->left_out[i - 1];
+	b->left_out[i] = id;
+	b->nleft_out++;
+	b->nleft_usable += usable;
+}
+
+/* Keep h (parsed, not yet stored) or leave it out when its kind is full;
+ * the boot hart takes the place of the last kept one of its kind. */
+static int keep_or_leave(struct board *b, const struct board_hart *h, uint64_t boot_hart)
+{
+	unsigned kept = h->usable ? b->nusable : b->nharts - b->nusable;
+	unsigned max = h->usable ? BOARD_MAX_HARTS : BOARD_MAX_UNUSABLE;
+	int last = -1;
+
+	if (kept == max) {
+		if (b->nleft_out == BOARD_MAX_LEFT_OUT)
+			return fail(b, "more than %u harts left out (%u usable and %u unusable kept)",
+				    BOARD_MAX_LEFT_OUT, BOARD_MAX_HARTS, BOARD_MAX_UNUSABLE);
+		if (h->id != boot_hart) {
+			leave_out(b, h->id, h->usable);
+			return 0;
+		}
+		for (unsigned i = 0; i < b->nharts; i++)
+			if (b->harts[i].usable == h->usable)
+				last = (int)i;
+		/* Out goes the last of its kind; the rest slide down and the
+		 * boot hart goes at the end, so tree order holds. */
+		leave_out(b, b->harts[last].id, h->usable);
+		memmove(&b->harts[last], &b->harts[last + 1],
+			(b->nharts - 1 - (unsigned)last) * sizeof(b->harts[0]));
+		b->nharts--;
+		b->nusable -= h->usable;
+	}
+	b->harts[b->nharts++] = *h;
+	b->nusable += h->usable;
+	return 0;
+}
+
+static bool id_seen(const struct board *b, uint64_t id)
+{
+	unsigned lo = 0, hi = b->nleft_out;
+
+	for (unsigned i = 0; i < b->nharts; i++)
+		if (b->harts[i].id == id)
+			return true;
+	while (lo < hi) {               /* left_out is sorted */
+		unsigned mid = lo + (hi - lo) / 2;
+		if (b->left_out[mid] == id)
+			return true;
+		if (b->left_out[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static int parse_hart(struct board *b, const struct fdt *f, int node, uint32_t ac,
+		      uint64_t boot_hart)
 {
 	const char *name = fdt_name(f, node), *s;
-	struct board_hart *h;
+	struct board_hart hart, *h = &hart;
 	uint32_t len;
 	const uint8_t *reg = fdt_prop(f, node, "reg", &len);
 	uint64_t numa;
@@ -288,14 +352,10 @@ static int parse_hart(struct board *b, const struct fdt *f, int node, uint32_t a
 
 	if (!reg || len < 4 * ac)
 		return fail(b, "cpu node '%s' has no reg", name);
-	if (b->nharts == BOARD_MAX_HARTS)
-		return fail(b, "more than %u harts", BOARD_MAX_HARTS);
-	h = &b->harts[b->nharts];
 	memset(h, 0, sizeof(*h));
 	h->id = fdt_cells(reg, ac);
-	for (unsigned i = 0; i < b->nharts; i++)
-		if (b->harts[i].id == h->id)
-			return fail(b, "duplicate hart id %llu", (unsigned long long)h->id);
+	if (id_seen(b, h->id))
+		return fail(b, "duplicate hart id %llu", (unsigned long long)h->id);
 	if ((rc = hart_isa(b, f, node, h)))
 		return rc;
 	s = fdt_prop_str(f, node, "mmu-type");
@@ -312,11 +372,10 @@ static int parse_hart(struct board *b, const struct fdt *f, int node, uint32_t a
 	h->node = (int)numa;
 	if (!b->timebase && fdt_prop_uint(f, node, "timebase-frequency", &b->timebase) == E_CORRUPT)
 		return fail(b, "cpu node '%s' bad timebase-frequency", name);
-	b->nharts++;
-	return 0;
+	return keep_or_leave(b, h, boot_hart);
 }
 
-static int parse_cpus(struct board *b, const struct fdt *f)
+static int parse_cpus(struct board *b, const struct fdt *f, uint64_t boot_hart)
 {
 	int cpus = fdt_path(f, "/cpus"), node, rc;
 	uint32_t ac;
@@ -330,7 +389,7 @@ static int parse_cpus(struct board *b, const struct fdt *f)
 	for (node = fdt_first_child(f, cpus); node >= 0; node = fdt_next_sibling(f, node)) {
 		if (!has_prefix(fdt_name(f, node), "cpu") || !str_is(f, node, "device_type", "cpu"))
 			continue;
-		if ((rc = parse_hart(b, f, node, ac)))
+		if ((rc = parse_hart(b, f, node, ac, boot_hart)))
 			return rc;
 	}
 	return 0;
@@ -415,6 +474,18 @@ static int parse_root(struct board *b, const struct fdt *f, int root)
 int board_parse(struct board *b, const void *blob, size_t len)
 {
 	struct fdt f;
+
+	/* The header's boot_cpuid_phys, read without building a board. */
+	if (!b)
+		return E_INVAL;
+	if (fdt_open(&f, blob, len))
+		return board_parse_boot(b, blob, len, 0);   /* fails the same way */
+	return board_parse_boot(b, blob, len, f.boot_cpuid);
+}
+
+int board_parse_boot(struct board *b, const void *blob, size_t len, uint64_t boot_hart)
+{
+	struct fdt f;
 	int rc, root;
 
 	if (!b)
@@ -431,7 +502,7 @@ int board_parse(struct board *b, const void *blob, size_t len)
 		return fail(b, "no root node");
 	if ((rc = parse_root(b, &f, root)) || (rc = parse_memory(b, &f, root)) ||
 	    (rc = parse_reserved(b, &f)) || (rc = parse_chosen(b, &f)) ||
-	    (rc = parse_cpus(b, &f)))
+	    (rc = parse_cpus(b, &f, boot_hart)))
 		return rc;
 	if (b->has_initrd &&
 	    (rc = add_rsv(b, "initrd", b->initrd_start, b->initrd_end - b->initrd_start)))
@@ -443,6 +514,37 @@ int board_parse(struct board *b, const void *blob, size_t len)
 bool board_compatible(const struct board *b, const char *compat)
 {
 	return fdt_strlist_has(b->compatible, b->compatible_len, compat);
+}
+
+/* One line, consecutive ids as runs: "board: harts left out: 64-69 100
+ * (7 in all; maximum 64 usable, 16 unusable)"; a list too long for the
+ * line ends in "...". Built in a buffer first: the kernel console
+ * serialises per printf call. */
+static void print_left_out(const struct board *b)
+{
+	char line[512];
+	size_t n;
+
+	fdt_fmt(line, sizeof(line), "board: harts left out:");
+	n = strlen(line);
+	for (unsigned i = 0; i < b->nleft_out;) {
+		unsigned j = i;
+		while (j + 1 < b->nleft_out && b->left_out[j + 1] == b->left_out[j] + 1)
+			j++;
+		if (sizeof(line) - n < 48) {            /* room for " a-b" and "..." */
+			fdt_fmt(line + n, sizeof(line) - n, " ...");
+			break;
+		}
+		if (j == i)
+			fdt_fmt(line + n, sizeof(line) - n, " %llu", (unsigned long long)b->left_out[i]);
+		else
+			fdt_fmt(line + n, sizeof(line) - n, " %llu-%llu",
+				(unsigned long long)b->left_out[i], (unsigned long long)b->left_out[j]);
+		n += strlen(line + n);
+		i = j + 1;
+	}
+	printf("%s (%u in all; maximum %u usable, %u unusable)\n", line, b->nleft_out,
+	       BOARD_MAX_HARTS, BOARD_MAX_UNUSABLE);
 }
 
 void board_print(const struct board *b)
@@ -473,6 +575,8 @@ void board_print(const struct board *b)
 		else
 			printf("hart %llu unusable %s\n", (unsigned long long)h->id, h->reason);
 	}
+	if (b->nleft_out)
+		print_left_out(b);
 	if (b->timebase)
 		printf("timebase %llu\n", (unsigned long long)b->timebase);
 	if (b->bootargs[0])

@@ -44,6 +44,18 @@
  *   check gives the reason: "status <value>", "no riscv,isa-base or
  *   riscv,isa", "isa <isa>", "no mmu-type", "mmu-type <value>".
  *   Duplicate hart ids are rejected.
+ * - Hart ids are taken as they come: any value reg can hold (sparse, up to
+ *   2^64-1). The board keeps the first BOARD_MAX_HARTS usable harts and the
+ *   first BOARD_MAX_UNUSABLE unusable ones, in tree order; the rest are
+ *   "left out" (their ids kept, up to BOARD_MAX_LEFT_OUT, ascending) and
+ *   printed on one line. The boot hart (board_parse_boot's boot_hart; the
+ *   header's boot_cpuid_phys for board_parse) is always kept: when it comes
+ *   after its kind is full, the last kept hart of its kind is left out in
+ *   its place. A hart that would be left out past BOARD_MAX_LEFT_OUT is
+ *   rejected ("more than 512 harts left out ..."), so every hart is either
+ *   kept or listed (at most BOARD_MAX_CPU_NODES) and duplicates are found
+ *   among all of them. Whatever indexes per-hart
+ *   arrays downstream is the dense position, never the id.
  * - timebase: /cpus timebase-frequency, else the first hart that has one;
  *   0 when none.
  * - model / bootargs: printed only when non-empty.
@@ -59,7 +71,10 @@
 
 #define BOARD_MAX_MEM      32
 #define BOARD_MAX_RSV      32
-#define BOARD_MAX_HARTS    64
+#define BOARD_MAX_HARTS    64    /* usable harts kept (== MAX_HARTS) */
+#define BOARD_MAX_UNUSABLE 16    /* unusable harts kept, with their reasons */
+#define BOARD_MAX_LEFT_OUT 512   /* ids of the harts left out beyond those */
+#define BOARD_MAX_CPU_NODES (BOARD_MAX_HARTS + BOARD_MAX_UNUSABLE + BOARD_MAX_LEFT_OUT)
 #define BOARD_MODEL_MAX    128   /* string sizes include the NUL */
 #define BOARD_COMPAT_MAX   256
 #define BOARD_BOOTARGS_MAX 1024
@@ -99,10 +114,14 @@ struct board {
 	uint32_t compatible_len;
 	uint32_t boot_cpuid;                  /* header's boot_cpuid_phys */
 	unsigned nmem, nrsv, nharts, ndyn;
+	unsigned nusable;                     /* of nharts; <= BOARD_MAX_HARTS */
 	struct board_mem mem[BOARD_MAX_MEM];
 	struct board_rsv rsv[BOARD_MAX_RSV];
 	struct board_dyn dyn[BOARD_MAX_RSV];
-	struct board_hart harts[BOARD_MAX_HARTS];
+	struct board_hart harts[BOARD_MAX_HARTS + BOARD_MAX_UNUSABLE];   /* tree order */
+	unsigned nleft_out;                   /* harts not kept (usable or not) */
+	unsigned nleft_usable;                /* of them, usable ones */
+	uint64_t left_out[BOARD_MAX_LEFT_OUT];   /* their ids, ascending */
 	uint64_t timebase;                    /* Hz, 0 when unknown */
 	char bootargs[BOARD_BOOTARGS_MAX];    /* "" when absent */
 	bool has_initrd;
@@ -113,8 +132,11 @@ struct board {
 
 /* Fill *b from the `len`-byte blob. Returns 0; E_CORRUPT or E_NOTSUP (from
  * the parser) with b->reason naming the problem; E_INVAL for NULL
- * arguments. On failure only b->reason is meaningful. */
+ * arguments. On failure only b->reason is meaningful. The header's
+ * boot_cpuid_phys is the hart always kept. */
 int board_parse(struct board *b, const void *blob, size_t len);
+/* The same, keeping hart boot_hart (the id the firmware booted on, a0). */
+int board_parse_boot(struct board *b, const void *blob, size_t len, uint64_t boot_hart);
 
 /* Print the description with printf, one fact per line:
  *   model <string>
@@ -123,6 +145,7 @@ int board_parse(struct board *b, const void *blob, size_t len);
  *   dynamic <name> size 0x<n> alignment 0x<n> alloc-ranges <n> not allocated
  *   hart <id> usable <mmu-type> <isa>
  *   hart <id> unusable <reason>
+ *   board: harts left out: <id|first-last> ... (<k> in all; maximum <n> usable, <m> unusable)
  *   timebase <hz>
  *   bootargs <string>
  * model, timebase and bootargs lines only when known and non-empty. */

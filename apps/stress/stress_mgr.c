@@ -260,6 +260,9 @@ static int setup_pmem(struct stress *s, size_t scale)
 	cfg.ram = &r;
 	cfg.nram = 1;
 	cfg.va_offset = s->p->va_offset;
+	/* Every index: harts (threads) come and go under onoff, and each must
+	 * be able to hold a cache so the cached paths are what is stressed. */
+	cfg.ncpus = ENV_MAX_CPUS;
 	rc = pmem_init(s->pm, &cfg);
 	s->pm_free0 = pmem_avail(s->pm);
 	return rc;
@@ -318,9 +321,11 @@ static int setup_vm(struct stress *s, size_t scale)
 		.page_alloc = v_page, .page_free = v_page_free,
 		.obj_alloc = v_obj, .obj_free = v_obj_free,
 		.fence_local = v_fence, .fence_remote = v_rfence, .write_satp = v_satp,
-		.ctx = s, .asid_bits = 16,
+		.ctx = s, .asid_bits = 16, .ncpus = ENV_MAX_CPUS,
 	};
-	vm_sys_init(s->vsys, &s->venv);
+	rc = vm_sys_init(s->vsys, &s->venv);
+	if (rc)
+		return rc;
 	for (unsigned i = 0; i < S_VM_DESCS; i++)
 		if (!(s->vd[i] = vm_new_in(s->vsys)))
 			return E_NOMEM;
@@ -1142,9 +1147,12 @@ static int finish_vm(struct stress *s)
 		vm_free(s->vd[i]);
 		s->vd[i] = NULL;
 	}
+	/* The sys's own object (its per-CPU table) goes with vm_sys_fini. */
+	vm_sys_fini(s->vsys);
 	if (s->vpool.live || s->vobjs)
 		return s_failure(s, "vm: %zu pages and %lld objects not returned after vm_free "
-				 "of every address space", s->vpool.live, (long long)s->vobjs), -1;
+				 "of every address space and vm_sys_fini", s->vpool.live,
+				 (long long)s->vobjs), -1;
 	return 0;
 }
 

@@ -56,6 +56,37 @@ for dts in "$here"/*.dts; do
 	fi
 done
 
+# Generated trees with more harts than the board keeps (platform/board.h):
+# gen NAME BOOT-CPUID CELLS, then "id [status]" lines on stdin.
+gen() {
+	local name=$1 boot=$2 ac=$3 id st reg
+	{
+		echo '/dts-v1/;'
+		echo '/ { #address-cells = <2>; #size-cells = <2>; compatible = "project,harts";'
+		echo 'memory@80000000 { device_type = "memory"; reg = <0x0 0x80000000 0x0 0x20000000>; };'
+		echo "cpus { #address-cells = <$ac>; #size-cells = <0>; timebase-frequency = <10000000>;"
+		while read -r id st; do
+			if [ "$ac" = 2 ]; then reg="$((id >> 32)) $((id & 0xffffffff))"; else reg=$id; fi
+			printf 'cpu@%x { device_type = "cpu"; reg = <%s>; riscv,isa = "rv64imac"; mmu-type = "riscv,sv39";%s };\n' \
+				"$id" "$reg" "${st:+ status = \"$st\";}"
+		done
+		echo '}; };'
+	} >"$out/$name.dts"
+	if ! dtc -q -b "$boot" -I dts -O dtb -o "$out/$name.dtb" "$out/$name.dts" 2>"$out/$name.dtc.log"; then
+		bad "fdt.dtc.$name" "dtc failed: $(head -n 3 "$out/$name.dtc.log")"
+		rm -f "$out/$name.dtb"
+	fi
+}
+seq 0 69 | gen harts70 0 1
+# 66 usable and 23 disabled, interleaved (every third of the first 69 disabled)
+for i in $(seq 0 88); do
+	if [ $((i % 3)) = 2 ] && [ "$i" -lt 69 ]; then echo "$((1000 + i)) disabled"; else echo "$((1000 + i))"; fi
+done | gen harts66-23 1000 1
+# sparse 32-bit ids up to 0xffffffff; the boot hart, the largest, comes last
+{ for i in $(seq 1 69); do echo $((i * 0x3b00000)); done; echo 4294967295; } | gen harts-sparse 4294967295 1
+# two cells: 71 ids past 2^32 (boot_cpuid_phys is 32 bits: no boot hart among them)
+{ for i in $(seq 0 69); do echo $(((1 << 33) + i * 7)); done; echo $(((1 << 40) + 5)); } | gen harts-cells2 0 2
+
 # ---- differential: dtbinfo vs libfdt oracle -----------------------------------
 for blob in "$out"/*.dtb; do
 	name=$(basename "$blob" .dtb)
@@ -113,6 +144,20 @@ expect_line mmu-none          isaext-cells2 '^hart 5 unusable mmu-type riscv,non
 expect_line isaext-no-base    isaext-cells2 '^hart 7 unusable no riscv,isa-base or riscv,isa$'
 expect_line dynamic-cma       isaext-cells2 '^dynamic linux,cma size 0x2000000 alignment 0x400000 alloc-ranges 2 not allocated$'
 expect_line dynamic-plain     isaext-cells2 '^dynamic sized-only size 0x10000 alignment 0x0 alloc-ranges 0 not allocated$'
+# More harts than kept: 64 usable (and the boot hart) kept, the rest on one line.
+expect_line harts70-left-out   harts70 '^board: harts left out: 64-69 \(6 in all; maximum 64 usable, 16 unusable\)$'
+expect_line harts70-last-kept  harts70 '^hart 63 usable '
+expect_line harts66-23-count   harts66-23 '\(9 in all; maximum 64 usable, 16 unusable\)$'
+expect_line sparse-boot-kept   harts-sparse '^hart 4294967295 usable '
+expect_line sparse-64th-out    harts-sparse '^board: harts left out: 3959422976 .*\(6 in all;'
+expect_line cells2-first-kept  harts-cells2 '^hart 8589934592 usable '
+expect_line cells2-left-out    harts-cells2 '^board: harts left out: 8589935040 .* 1099511627781 \(7 in all;'
+if [ "$(grep -c '^hart .* usable ' "$out/harts70.dtbinfo" 2>/dev/null)" = 64 ] &&
+   [ "$(grep -c '^hart ' "$out/harts66-23.dtbinfo" 2>/dev/null)" = 80 ]; then
+	ok fdt.fact.harts-kept-counts
+else
+	bad fdt.fact.harts-kept-counts "want 64 usable harts of harts70 and 64 + 16 harts of harts66-23"
+fi
 # The same board in either ISA binding prints its usable harts the same way.
 a=$(grep -E '^hart [1-4] ' "$out/hifive-unmatched.dtbinfo" 2>/dev/null)
 b=$(grep -E '^hart [1-4] ' "$out/hifive-unmatched-isaext.dtbinfo" 2>/dev/null)

@@ -151,9 +151,53 @@ static const char *hart_isa(int node, char *buf, size_t cap)
 	return buf;
 }
 
+/* The board's keep policy (platform/board.h), computed over the whole list
+ * rather than as the nodes come: of each kind (usable, unusable) the first
+ * `max` in tree order are kept; when the boot hart (boot_cpuid_phys) is of
+ * that kind and not among them, the last of them makes way for it. The
+ * rest are listed, ascending, consecutive ids as runs. */
+#define O_MAX_USABLE   64
+#define O_MAX_UNUSABLE 16
+#define O_MAX_NODES    4096
+
+struct ohart {
+	unsigned long long id;
+	int usable, keep;
+	char line[800];
+};
+
+static int cmp_ull(const void *a, const void *b)
+{
+	unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void choose(struct ohart *h, int n, int usable, int max, unsigned long long boot)
+{
+	int seen = 0, last = -1, boot_at = -1;
+
+	for (int i = 0; i < n; i++) {
+		if (h[i].usable != usable)
+			continue;
+		if (seen < max) {
+			h[i].keep = 1;
+			last = i;
+		} else if (h[i].id == boot) {
+			boot_at = i;
+		}
+		seen++;
+	}
+	if (boot_at >= 0 && last >= 0) {
+		h[last].keep = 0;
+		h[boot_at].keep = 1;
+	}
+}
+
 static uint64_t print_harts(void)
 {
-	int cpus = fdt_path_offset(blob, "/cpus"), node;
+	static struct ohart hs[O_MAX_NODES];
+	static unsigned long long out[O_MAX_NODES];
+	int cpus = fdt_path_offset(blob, "/cpus"), node, n = 0, nout = 0;
 	uint64_t tb;
 
 	if (cpus < 0)
@@ -165,24 +209,58 @@ static uint64_t print_harts(void)
 		char isabuf[512];
 		const char *isa = hart_isa(node, isabuf, sizeof(isabuf)), *mmu = str(node, "mmu-type");
 		unsigned long long id;
+		struct ohart *h = &hs[n];
 
 		if (strncmp(fdt_get_name(blob, node, NULL), "cpu", 3) || !dt || strcmp(dt, "cpu"))
 			continue;
+		if (n == O_MAX_NODES) {
+			fprintf(stderr, "fdt_oracle: more than %d cpu nodes\n", O_MAX_NODES);
+			exit(1);
+		}
 		id = cells(fdt_getprop(blob, node, "reg", NULL), ac);
 		if (!tb)
 			tb = num(node, "timebase-frequency");
+		h->id = id;
+		h->usable = 0;
 		if (st && strcmp(st, "okay") && strcmp(st, "ok"))
-			printf("hart %llu unusable status %s\n", id, st);
+			snprintf(h->line, sizeof(h->line), "hart %llu unusable status %s", id, st);
 		else if (!isa)
-			printf("hart %llu unusable no riscv,isa-base or riscv,isa\n", id);
+			snprintf(h->line, sizeof(h->line), "hart %llu unusable no riscv,isa-base or riscv,isa", id);
 		else if (strncasecmp(isa, "rv64", 4))
-			printf("hart %llu unusable isa %s\n", id, isa);
+			snprintf(h->line, sizeof(h->line), "hart %llu unusable isa %s", id, isa);
 		else if (!mmu)
-			printf("hart %llu unusable no mmu-type\n", id);
+			snprintf(h->line, sizeof(h->line), "hart %llu unusable no mmu-type", id);
 		else if (strcmp(mmu, "riscv,sv39") && strcmp(mmu, "riscv,sv48") && strcmp(mmu, "riscv,sv57"))
-			printf("hart %llu unusable mmu-type %s\n", id, mmu);
+			snprintf(h->line, sizeof(h->line), "hart %llu unusable mmu-type %s", id, mmu);
+		else {
+			snprintf(h->line, sizeof(h->line), "hart %llu usable %s %s", id, mmu, isa);
+			h->usable = 1;
+		}
+		n++;
+	}
+	choose(hs, n, 1, O_MAX_USABLE, fdt_boot_cpuid_phys(blob));
+	choose(hs, n, 0, O_MAX_UNUSABLE, fdt_boot_cpuid_phys(blob));
+	for (int i = 0; i < n; i++) {
+		if (hs[i].keep)
+			printf("%s\n", hs[i].line);
 		else
-			printf("hart %llu usable %s %s\n", id, mmu, isa);
+			out[nout++] = hs[i].id;
+	}
+	if (nout) {
+		qsort(out, (size_t)nout, sizeof(out[0]), cmp_ull);
+		printf("board: harts left out:");
+		for (int i = 0; i < nout;) {
+			int j = i;
+			while (j + 1 < nout && out[j + 1] == out[j] + 1)
+				j++;
+			if (j == i)
+				printf(" %llu", out[i]);
+			else
+				printf(" %llu-%llu", out[i], out[j]);
+			i = j + 1;
+		}
+		printf(" (%d in all; maximum %d usable, %d unusable)\n", nout, O_MAX_USABLE,
+		       O_MAX_UNUSABLE);
 	}
 	return tb;
 }

@@ -10,7 +10,7 @@
 
 /* ---- a tiny FDT writer ----------------------------------------------------- */
 
-#define W_ST  8192
+#define W_ST  (96 * 1024)    /* BOARD_MAX_CPU_NODES + 1 hart nodes fit */
 #define W_STR 2048
 #define W_HDR 40
 
@@ -1012,14 +1012,231 @@ KTEST(fdt, board_reject_limits)
 	w_end(w);
 	EXPECT_BOARD_REJECT(w, "more than 32 memory ranges");
 
+	/* Past every hart the board keeps or lists: refused, not truncated. */
 	w = w_board(2, 2);
 	ASSERT(w);
 	w_cpus(w, 1);
-	for (unsigned i = 0; i <= BOARD_MAX_HARTS; i++)
+	for (unsigned i = 0; i <= BOARD_MAX_HARTS + BOARD_MAX_LEFT_OUT; i++)
 		w_cpu(w, i, NULL, "rv64imac", "riscv,sv39");
 	w_end(w);
 	w_end(w);
-	EXPECT_BOARD_REJECT(w, "more than 64 harts");
+	ASSERT(!w->overflow);
+	EXPECT_BOARD_REJECT(w, "more than 512 harts left out (64 usable and 16 unusable kept)");
+	/* One fewer is fine: 64 kept, 512 listed. */
+	w = w_board(2, 2);
+	ASSERT(w);
+	w_cpus(w, 1);
+	for (unsigned i = 0; i < BOARD_MAX_HARTS + BOARD_MAX_LEFT_OUT; i++)
+		w_cpu(w, i, NULL, "rv64imac", "riscv,sv39");
+	w_end(w);
+	w_end(w);
+	struct board *b = parse_ok(KT_CTX, w);
+	ASSERT(b);
+	EXPECT_EQ(b->nleft_out, BOARD_MAX_LEFT_OUT);
+	EXPECT_EQ(b->left_out[BOARD_MAX_LEFT_OUT - 1], BOARD_MAX_HARTS + BOARD_MAX_LEFT_OUT - 1);
+}
+
+/* ---- hart ids as they come: more harts than kept, sparse and large ids ---- */
+
+/* A cpu node with a 2-cell id. */
+static void w_cpu64(struct w *w, uint64_t id, const char *status)
+{
+	char name[24] = "cpu@";
+
+	fdt_fmt(name + 4, sizeof(name) - 4, "%llx", (unsigned long long)id);
+	w_begin(w, name);
+	w_str(w, "device_type", "cpu");
+	w_cells(w, "reg", 2, (uint32_t)(id >> 32), (uint32_t)id);
+	if (status)
+		w_str(w, "status", status);
+	w_str(w, "riscv,isa", "rv64imac");
+	w_str(w, "mmu-type", "riscv,sv39");
+	w_end(w);
+}
+
+/* Is id among the board's kept harts (and usable as said)? */
+static bool kept(const struct board *b, uint64_t id, bool usable)
+{
+	for (unsigned i = 0; i < b->nharts; i++)
+		if (b->harts[i].id == id)
+			return b->harts[i].usable == usable;
+	return false;
+}
+
+static bool left(const struct board *b, uint64_t id)
+{
+	for (unsigned i = 0; i < b->nleft_out; i++)
+		if (b->left_out[i] == id)
+			return true;
+	return false;
+}
+
+KTEST(fdt, board_70_harts_keeps_64_reports_6)
+{
+	struct w *w = w_board(2, 2);
+	struct board *b;
+
+	ASSERT(w);
+	w_cpus(w, 1);
+	for (unsigned i = 0; i < 70; i++)
+		w_cpu(w, i, NULL, "rv64imac", "riscv,sv39");
+	w_end(w);
+	w_end(w);
+	b = parse_ok(KT_CTX, w);
+	ASSERT(b);
+	EXPECT_EQ(b->nharts, 64);
+	EXPECT_EQ(b->nusable, 64);
+	EXPECT_EQ(b->nleft_out, 6);
+	EXPECT_EQ(b->nleft_usable, 6);
+	for (unsigned i = 0; i < 64; i++)
+		EXPECT_EQ(b->harts[i].id, i);           /* tree order */
+	for (unsigned i = 0; i < 6; i++)
+		EXPECT_EQ(b->left_out[i], 64 + i);
+	board_print(b);                             /* board: harts left out: 64-69 ... */
+}
+
+KTEST(fdt, board_sparse_ids_up_to_2_to_the_32)
+{
+	static const uint64_t ids[] = { 0xffffffffu, 7, 0x1000, 0x7fffffff, 0, 0xfffffffeu,
+					0x80000000u, 0x12345678 };
+	const unsigned n = sizeof(ids) / sizeof(ids[0]);
+	struct w *w = w_board(2, 2);
+	struct board *b;
+
+	ASSERT(w);
+	w_cpus(w, 1);
+	for (unsigned i = 0; i < n; i++)
+		w_cpu(w, (uint32_t)ids[i], NULL, "rv64imac", "riscv,sv39");
+	w_end(w);
+	w_end(w);
+	b = parse_ok(KT_CTX, w);
+	ASSERT(b);
+	ASSERT_EQ(b->nharts, n);
+	EXPECT_EQ(b->nleft_out, 0);
+	for (unsigned i = 0; i < n; i++)
+		EXPECT_EQ(b->harts[i].id, ids[i]);      /* as they come, unsorted */
+
+	/* 70 sparse ids in two cells, the largest 2^64-1; the boot hart
+	 * (largest 32-bit id) comes last and is kept in place of the 64th. */
+	w = w_board(2, 2);
+	ASSERT(w);
+	w_cpus(w, 2);
+	for (unsigned i = 0; i < 69; i++)
+		w_cpu64(w, i == 0 ? UINT64_MAX : (uint64_t)i * 0x10000001ull, NULL);
+	w_cpu64(w, 0xffffffffu, NULL);
+	w_end(w);
+	w_end(w);
+	ASSERT(!w->overflow);
+	w_u32(w, FDT_END);
+	ASSERT(w_blob(w));
+	b = ktest_mem(sizeof(*b), 8);
+	ASSERT(b);
+	ASSERT_EQ(board_parse_boot(b, w->blob, w->size, 0xffffffffu), 0);
+	EXPECT_EQ(b->nharts, 64);
+	EXPECT_EQ(b->nleft_out, 6);
+	EXPECT(kept(b, UINT64_MAX, true));
+	EXPECT(kept(b, 0xffffffffu, true));
+	EXPECT_EQ(b->harts[63].id, 0xffffffffu);   /* at the end: tree order */
+	EXPECT(left(b, 63ull * 0x10000001ull));   /* the last kept before it */
+	for (unsigned i = 64; i < 69; i++)
+		EXPECT(left(b, (uint64_t)i * 0x10000001ull));
+	for (unsigned i = 1; i < b->nleft_out; i++)
+		EXPECT(b->left_out[i - 1] < b->left_out[i]);
+	board_print(b);
+
+	/* A duplicate of a left-out id is still found. */
+	w = w_board(2, 2);
+	ASSERT(w);
+	w_cpus(w, 1);
+	for (unsigned i = 0; i < 66; i++)
+		w_cpu(w, i, NULL, "rv64imac", "riscv,sv39");
+	w_cpu(w, 65, NULL, "rv64imac", "riscv,sv39");
+	w_end(w);
+	w_end(w);
+	EXPECT_BOARD_REJECT(w, "duplicate hart id 65");
+}
+
+KTEST(fdt, board_66_usable_and_23_unusable)
+{
+	struct w *w = w_board(2, 2);
+	struct board *b;
+	unsigned u = 0, x = 0;
+
+	ASSERT(w);
+	w_cpus(w, 1);
+	/* Interleaved: every fourth node is disabled, 89 in all. */
+	for (unsigned i = 0; i < 89; i++) {
+		bool off = i % 4 == 3 && x < 23;
+		if (!off && u == 66)
+			off = true;
+		w_cpu(w, 1000 + i, off ? "disabled" : NULL, "rv64imac", "riscv,sv39");
+		if (off)
+			x++;
+		else
+			u++;
+	}
+	w_end(w);
+	w_end(w);
+	ASSERT_EQ(u, 66);
+	ASSERT_EQ(x, 23);
+	b = parse_ok(KT_CTX, w);
+	ASSERT(b);
+	EXPECT_EQ(b->nusable, 64);
+	EXPECT_EQ(b->nharts, 64 + BOARD_MAX_UNUSABLE);
+	EXPECT_EQ(b->nleft_out, 2 + 23 - BOARD_MAX_UNUSABLE);
+	EXPECT_EQ(b->nleft_usable, 2);
+	for (unsigned i = 0; i < b->nharts; i++)
+		if (!b->harts[i].usable)
+			EXPECT(!strcmp(b->harts[i].reason, "status disabled"));
+	for (unsigned i = 1; i < b->nharts; i++)
+		EXPECT(b->harts[i - 1].id < b->harts[i].id);   /* tree order */
+	board_print(b);
+}
+
+KTEST(fdt, board_keeps_a_large_boot_hart)
+{
+	struct w *w = w_board(2, 2);
+	struct board *b;
+
+	ASSERT(w);
+	/* Header boot_cpuid_phys names the last of 70 harts. */
+	w_cpus(w, 1);
+	for (unsigned i = 0; i < 69; i++)
+		w_cpu(w, i, NULL, "rv64imac", "riscv,sv39");
+	w_cpu(w, 0xfffffff0u, NULL, "rv64imac", "riscv,sv39");
+	w_end(w);
+	w_end(w);
+	w_u32(w, FDT_END);
+	ASSERT(w_blob(w));
+	be32(w->blob + 28, 0xfffffff0u);            /* boot_cpuid_phys */
+	b = ktest_mem(sizeof(*b), 8);
+	ASSERT(b);
+	ASSERT_EQ(board_parse(b, w->blob, w->size), 0);
+	EXPECT_EQ(b->boot_cpuid, 0xfffffff0u);
+	EXPECT(kept(b, 0xfffffff0u, true));
+	EXPECT(left(b, 63));
+	EXPECT_EQ(b->nharts, 64);
+	EXPECT_EQ(b->nleft_out, 6);
+	/* Without it named, the first 64 are kept and it is left out. */
+	ASSERT_EQ(board_parse_boot(b, w->blob, w->size, 0), 0);
+	EXPECT(kept(b, 63, true));
+	EXPECT(left(b, 0xfffffff0u));
+	/* An unusable boot hart past the unusable ones kept is kept too (the
+	 * kernel then refuses it by its reason, not as missing). */
+	w = w_board(2, 2);
+	ASSERT(w);
+	w_cpus(w, 1);
+	for (unsigned i = 0; i < BOARD_MAX_UNUSABLE + 2; i++)
+		w_cpu(w, i, "disabled", "rv64imac", "riscv,sv39");
+	w_end(w);
+	w_end(w);
+	w_u32(w, FDT_END);
+	ASSERT(w_blob(w));
+	ASSERT_EQ(board_parse_boot(b, w->blob, w->size, BOARD_MAX_UNUSABLE + 1), 0);
+	EXPECT(kept(b, BOARD_MAX_UNUSABLE + 1, false));
+	EXPECT(left(b, BOARD_MAX_UNUSABLE - 1));
+	EXPECT(left(b, BOARD_MAX_UNUSABLE));
+	EXPECT_EQ(b->nleft_usable, 0);
 }
 
 KTEST(fdt, board_reject_bad_harts_and_chosen)

@@ -18,7 +18,7 @@
 #define TABLE_PAGES 96
 #define DATA_PAGES  256
 #define NOBJ        96
-#define OBJ_SIZE    256
+#define OBJ_SIZE    512              /* the per-CPU table at ENV_MAX_CPUS */
 #define RW (VM_R | VM_W)
 
 struct vpool {
@@ -211,10 +211,20 @@ static struct fx *fx_new(unsigned asid_bits)
 		.obj_alloc = o_alloc, .obj_free = o_free,
 		.fence_local = fence_local, .fence_remote = fence_remote,
 		.write_satp = write_satp, .cpu = cur_cpu, .ctx = f,
-		.asid_bits = asid_bits,
+		.asid_bits = asid_bits, .ncpus = ENV_MAX_CPUS,
 	};
-	vm_sys_init(f->sys, &f->env);
+	if (vm_sys_init(f->sys, &f->env))
+		return NULL;
 	return f;
+}
+
+/* Objects the live sys itself holds in the fixture's pool: its per-CPU
+ * table (none after vm_sys_fini, or when it came from another allocator). */
+static unsigned sys_objs(const struct fx *f)
+{
+	const uint8_t *c = (const uint8_t *)f->sys->cur;
+
+	return c && c >= f->objmem && c < f->objmem + NOBJ * OBJ_SIZE;
 }
 
 /* Everything handed out came back. */
@@ -222,7 +232,7 @@ static struct fx *fx_new(unsigned asid_bits)
 	do {                                                                  \
 		EXPECT_EQ((f)->tables.live, 0);                               \
 		EXPECT_EQ((f)->pages.live, 0);                                \
-		EXPECT_EQ((f)->objlive, 0);                                   \
+		EXPECT_EQ((f)->objlive, sys_objs(f));                         \
 		EXPECT_EQ((f)->tables.errors + (f)->pages.errors + (f)->objerrors, 0); \
 	} while (0)
 
@@ -851,35 +861,35 @@ KTEST(vm, objcache_classes_pages_and_refusals)
 	struct fx *f = fx_new(16);
 	static struct vm_objcache c;
 	static void *p[400];
-	const size_t sizes[] = { 1, 24, 32, 33, 64, 88, 128, 129, 256 };
+	const size_t sizes[] = { 1, 24, 32, 33, 64, 88, 128, 129, 256, 512 };
 
 	ASSERT(f != NULL);
 	vm_objcache_init(&c, &f->env.pt);
 	EXPECT(vm_objcache_alloc(&c, 0) == NULL);
 	EXPECT(vm_objcache_alloc(&c, VM_OBJ_MAX + 1) == NULL);
 	EXPECT_EQ(f->tables.live, 0);
-	for (unsigned i = 0; i < 9; i++) {
+	for (unsigned i = 0; i < 10; i++) {
 		p[i] = vm_objcache_alloc(&c, sizes[i]);
 		ASSERT(p[i] != NULL);
 		EXPECT_EQ((uintptr_t)p[i] & 15, 0);
 		memset(p[i], 0xa0 + (int)i, sizes[i]);
 	}
-	EXPECT_EQ(c.live, 9);
-	EXPECT_EQ(c.pages, 4);                 /* one page per class */
-	EXPECT_EQ(f->tables.live, 4);
-	for (unsigned i = 0; i < 9; i++)
+	EXPECT_EQ(c.live, 10);
+	EXPECT_EQ(c.pages, 5);                 /* one page per class */
+	EXPECT_EQ(f->tables.live, 5);
+	for (unsigned i = 0; i < 10; i++)
 		EXPECT_EQ(((uint8_t *)p[i])[sizes[i] - 1], 0xa0 + i);
 	EXPECT_EQ(vm_objcache_check(&c), 0);
-	for (unsigned i = 0; i < 9; i++)
+	for (unsigned i = 0; i < 10; i++)
 		vm_objcache_free(&c, p[i]);
 	EXPECT_EQ(c.live, 0);
-	EXPECT_EQ(c.pages, 4);                 /* each class keeps its only page */
+	EXPECT_EQ(c.pages, 5);                 /* each class keeps its only page */
 	/* 400 ranges of 24 bytes: 124 a page, so 4 pages of class 32 */
 	for (unsigned i = 0; i < 400; i++) {
 		p[i] = vm_objcache_alloc(&c, sizeof(struct vm_range));
 		ASSERT(p[i] != NULL);
 	}
-	EXPECT_EQ(c.pages, 7);
+	EXPECT_EQ(c.pages, 8);
 	EXPECT_EQ(vm_objcache_check(&c), 0);
 	/* refused: interior, double, a page the cache does not hold */
 	vm_objcache_free(&c, (char *)p[5] + 16);
@@ -893,8 +903,8 @@ KTEST(vm, objcache_classes_pages_and_refusals)
 		if (i != 7)
 			vm_objcache_free(&c, p[i]);
 	EXPECT_EQ(c.live, 0);
-	EXPECT_EQ(c.pages, 4);                 /* empty pages went back */
-	EXPECT_EQ(f->tables.live, 4);
+	EXPECT_EQ(c.pages, 5);                 /* empty pages went back */
+	EXPECT_EQ(f->tables.live, 5);
 	vm_objcache_fini(&c);
 	EXPECT_EQ(c.pages, 0);
 	EXPECT_ALL_RETURNED(f);
@@ -947,8 +957,11 @@ KTEST(vm, descriptors_segments_ranges_from_objcache)
 	ASSERT(f != NULL);
 	vm_objcache_init(&c, &f->env.pt);
 	fx_objcache = &c;
+	vm_sys_fini(f->sys);                  /* its table back to the fixture */
 	f->env.obj_alloc = oc_alloc;
 	f->env.obj_free = oc_free;
+	ASSERT_EQ(vm_sys_init(f->sys, &f->env), 0);
+	EXPECT_EQ(c.live, 1);                 /* the per-CPU table: 512 bytes */
 	for (unsigned i = 0; i < 3; i++) {
 		d[i] = vm_new_in(f->sys);
 		ASSERT(d[i] != NULL);
@@ -972,8 +985,64 @@ KTEST(vm, descriptors_segments_ranges_from_objcache)
 	vm_free(d[1]);
 	EXPECT_EQ(vm_objcache_check(&c), 0);
 	vm_free(d[2]);
+	EXPECT_EQ(c.live, 1);
+	vm_sys_fini(f->sys);
 	EXPECT_EQ(c.live, 0);
 	EXPECT_EQ(c.refused, 0);
 	vm_objcache_fini(&c);
+	EXPECT_ALL_RETURNED(f);
+}
+
+/* The per-CPU table is sized by env.ncpus: bad counts refused, a failing
+ * allocator reported, and a CPU index past the count cannot load or
+ * unload (E_RANGE, nothing changed: no satp write, no active bit). */
+KTEST(vm, sys_sized_by_cpu_count_refuses_past_it)
+{
+	struct fx *f = fx_new(16);
+	struct vm_descriptor *d;
+	uint64_t satp;
+
+	ASSERT(f != NULL);
+	vm_sys_fini(f->sys);
+	EXPECT_EQ(f->objlive, 0);
+	vm_sys_fini(f->sys);                            /* twice: harmless */
+	f->env.ncpus = 0;
+	EXPECT_EQ(vm_sys_init(f->sys, &f->env), E_INVAL);
+	f->env.ncpus = ENV_MAX_CPUS + 1;
+	EXPECT_EQ(vm_sys_init(f->sys, &f->env), E_INVAL);
+	EXPECT_EQ(f->objlive, 0);
+	/* No object: E_NOMEM, nothing held. */
+	for (unsigned i = 0; i < NOBJ; i++)
+		f->objused[i] = 1;
+	f->env.ncpus = 2;
+	EXPECT_EQ(vm_sys_init(f->sys, &f->env), E_NOMEM);
+	for (unsigned i = 0; i < NOBJ; i++)
+		f->objused[i] = 0;
+	vm_sys_fini(f->sys);
+	/* Two CPU indexes. */
+	ASSERT_EQ(vm_sys_init(f->sys, &f->env), 0);
+	EXPECT_EQ(f->sys->ncpus, 2);
+	EXPECT_EQ(f->objlive, 1);
+	d = vm_new_in(f->sys);
+	ASSERT(d != NULL);
+	f->cpu = 1;
+	EXPECT_EQ(vm_load_task(d), 0);
+	EXPECT_EQ(d->active, 2);
+	satp = f->satp;
+	f->cpu = 2;                                     /* past ncpus */
+	EXPECT_EQ(vm_load_task(d), E_RANGE);
+	EXPECT_EQ(vm_unload_task(d), E_RANGE);
+	EXPECT_EQ(d->active, 2);
+	EXPECT_EQ(d->ever, 2);
+	EXPECT_EQ(f->satp, satp);
+	f->cpu = 63;
+	EXPECT_EQ(vm_load_task(d), E_RANGE);
+	EXPECT_EQ(d->active, 2);
+	f->cpu = 1;
+	EXPECT_EQ(vm_unload_task(d), 0);
+	EXPECT_EQ(d->active, 0);
+	f->cpu = 0;
+	vm_free(d);
+	vm_sys_fini(f->sys);
 	EXPECT_ALL_RETURNED(f);
 }
