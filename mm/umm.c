@@ -97,8 +97,7 @@ int umm_init_cpus(umm_t *m, void *space, size_t size, unsigned ncpu)
 	m->base = base;
 	m->end = base + units * UNIT;
 	m->secret = make_secret(space);
-	/* a CPU's slots hold at most min(64 KiB, pool / 1024) per class, the
-	 * transfer stacks of a class four times that */
+	/* a CPU's slots hold at most min(64 KiB, pool / 1024) per class */
 	size_t cap = (units * UNIT) / 1024 < 64 * 1024 ? (units * UNIT) / 1024 : 64 * 1024;
 	for (int k = 0; k < UMM_NCLASSES; k++) {
 		size_t n = cap / (class_units(k) * UNIT);
@@ -109,7 +108,10 @@ int umm_init_cpus(umm_t *m, void *space, size_t size, unsigned ncpu)
 		size_t half = ((size_t)m->cap[k] + 1) / 2;
 		m->batch[k] = (uint8_t)(half < fit ? half : fit);
 	}
-	m->xfer_cap = 4 * cap;
+	/* the transfer stacks of a class: pool / 256, at most 1 MiB (a
+	 * producer far ahead of its consumers sends its chunks back through
+	 * the bins above it: at 256 KiB, xmalloc-test did so for most) */
+	m->xfer_cap = (units * UNIT) / 256 < ((size_t)1 << 20) ? (units * UNIT) / 256 : (size_t)1 << 20;
 	/* the bitmap is zeroed lazily, from its first words (umm_bm_cover):
 	 * memory use follows the chunks carved, not the pool's size */
 	umm_bm_cover(m, base, false);
@@ -174,9 +176,13 @@ static void *alloc_common(umm_t *m, size_t size, size_t align, uint8_t tags, boo
 			need = cu;
 			if ((c = slots_get(m, me, k, tags)) || (c = umm_refill(m, me, k, tags, fast)))
 				return (void *)(c + HDR);
+			if ((c = umm_carve_batch(m, me, k, tags, fast))) {
+				count_pool_alloc(m, me, need);
+				return (void *)(c + HDR);
+			}
 		}
 	}
-	c = umm_find(m, me, need, align, tags, alog, fast);
+	c = umm_find(m, me, need, align, tags, alog, fast, false);
 	if (!c && !fast) {
 		/* other CPUs keep caching while they honour the request, so a
 		 * few rounds, within 250 ms in all */
@@ -186,7 +192,7 @@ static void *alloc_common(umm_t *m, size_t size, size_t align, uint8_t tags, boo
 			if (round)   /* after a time-out: one last try */
 				more = umm_await_flush(m, me, limit);
 			umm_reclaim(m, me);
-			c = umm_find(m, me, need, align, tags, alog, false);
+			c = umm_find(m, me, need, align, tags, alog, false, false);
 		}
 	}
 	if (!c) {
