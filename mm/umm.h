@@ -51,7 +51,7 @@ struct umm_xfer {
  * between CPUs' slots under a try-lock, interrupts off; nobody ever waits
  * for it but the slow-path flush, and its holder waits for nothing. */
 #define UMM_DEPOT_CLASSES 2
-#define UMM_DEPOT_N       256
+#define UMM_DEPOT_N       223   /* 1,792 B a depot: see the _Static_assert in umm.c */
 struct umm_depot {
 	uint32_t lock;                  /* 1: held (try-lock) */
 	uint32_t n;                     /* entries in e[0..n) */

@@ -339,7 +339,7 @@ uintptr_t umm_refill(umm_t *m, struct umm_cpu *me, int k, uint8_t tags, bool fas
 	return c;
 }
 
-/* Our class k slots and the shared stacks are empty: carve several chunks
+/* Slow path: our class k slots and the shared stacks are empty: carve several chunks
  * of the class at once (at most half the slots, CARVE_UNITS in all), one
  * for the caller, the others cached in our slots, so one search and one
  * round of bin locks serve them all (CPUs carving at once met on the same
