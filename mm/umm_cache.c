@@ -18,7 +18,13 @@
  * link: no ABA), keeps one batch and pushes the rest back with one CAS.
  * The taker copies the entries into its slots without touching those
  * chunks. Bytes in the stacks are counted per CPU (xnet_add) and bounded
- * by m->xfer_cap per class.
+ * by m->xfer_cap per class (min(1 MiB, pool / 256)).
+ *
+ * Depots: the one- and two-unit classes, which cannot list a batch, move
+ * half-slot batches through an array in the descriptor under a try-lock
+ * (depot_spill, depot_refill). Batch carving (slow path): a miss that
+ * finds nothing cached carves half a slot stack's worth of the class in
+ * one search (umm_carve_batch).
  */
 #include "umm_int.h"
 

@@ -4,7 +4,7 @@
  *
  *   umm_chunk.c  micro locks, the deferred list, free and merge
  *   umm_fit.c    free-list bins, the lazy bitmap, search, carving, page release
- *   umm_cache.c  CPU slots, transfer stacks, flush requests
+ *   umm_cache.c  CPU slots, transfer stacks, depots, batch carving, flush requests
  *   umm.c        the public API
  *   umm_check.c  umm_iterate, umm_stats, umm_check
  *
