@@ -798,6 +798,117 @@ KTEST(umm, flush_request)
 	EXPECT(all_free(m));
 }
 
+/* ---- batches of the smallest classes and carving (issue 12, umm part) ------
+ * A miss in a class carves several chunks at once: one search for the
+ * caller's chunk and the pieces cached with it, which the walk reports
+ * free and umm_check accepts. */
+KTEST(umm, carve_batch)
+{
+	umm_t *m = mkpool(POOL);
+	struct umm_stats s0, s;
+	void *p[8];
+	ASSERT(m);
+	umm_stats(m, &s0);
+	p[0] = umm_alloc(m, 24, 0x11);   /* two units: pieces of 32 B */
+	ASSERT(p[0]);
+	umm_stats(m, &s);
+	EXPECT_EQ(s.searches - s0.searches, 1);
+	EXPECT_EQ(s.live_bytes, 32);
+	EXPECT_EQ(s.parked_bytes, 7 * 32);   /* half of 16 slots, the caller's one out */
+	EXPECT_EQ(umm_check(m), 0);
+	for (unsigned i = 1; i < 8; i++) {
+		p[i] = umm_alloc(m, 24, (uint8_t)i);
+		ASSERT(p[i]);
+		EXPECT_EQ((uintptr_t)p[i], (uintptr_t)p[0] + 32 * i);   /* in address order */
+		EXPECT_EQ(umm_usable_size(m, p[i]), 24);
+	}
+	umm_stats(m, &s);
+	EXPECT_EQ(s.searches - s0.searches, 1);
+	EXPECT_EQ(s.parked_bytes, 0);
+	EXPECT_EQ(s.allocs, 8);
+	struct walk w = { .tag = 3 };
+	EXPECT_EQ(umm_iterate(m, walk_cb, &w), 0);
+	EXPECT_EQ(w.nused, 8);
+	EXPECT_EQ(w.tagged, 1);
+	EXPECT_EQ(umm_check(m), 0);
+	umm_free(m, (char *)p[3] + 16);   /* interior pointers of the batch: refused */
+	umm_free(m, p[3]);
+	umm_free(m, p[3]);                /* double free: refused */
+	umm_stats(m, &s);
+	EXPECT_EQ(s.errors, 2);
+	for (unsigned i = 0; i < 8; i++)
+		if (i != 3)
+			umm_free(m, p[i]);
+	EXPECT_EQ(umm_check(m), 0);
+	umm_flush(m);
+	EXPECT(all_free(m));
+	EXPECT_EQ(umm_check(m), 0);
+}
+
+/* One- and two-unit chunks cannot list a transfer batch: they move between
+ * CPUs through the depots. CPU 1 frees blocks of both classes (its slots
+ * overflow into the depots); CPU 0 then allocates and must get CPU 1's
+ * chunks back, not fresh ones, and the pool checks with chunks in the
+ * depots. */
+struct dep {
+	umm_t *m;
+	unsigned phase, reused, total;
+	void *p[2][128];
+};
+
+static void dep_thread(unsigned id, void *arg)
+{
+	struct dep *d = arg;
+	if (id == 1) {
+		for (unsigned k = 0; k < 2; k++)
+			for (unsigned i = 0; i < 128; i++)
+				d->p[k][i] = umm_alloc(d->m, 8 + 16 * k, 0);
+		for (unsigned k = 0; k < 2; k++)
+			for (unsigned i = 0; i < 128; i++)
+				umm_free(d->m, d->p[k][i]);
+		__atomic_store_n(&d->phase, 1, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&d->phase, __ATOMIC_ACQUIRE) != 2)
+			env_cpu_relax();
+	} else if (id == 0) {
+		while (__atomic_load_n(&d->phase, __ATOMIC_ACQUIRE) != 1)
+			env_cpu_relax();
+		struct umm_stats s;
+		umm_stats(d->m, &s);
+		/* at most UMM_SLOTS per class stay in CPU 1's slots */
+		d->total = s.parked_bytes >= (128 - UMM_SLOTS) * (16 + 32) && umm_check(d->m) == 0;
+		void *q[2][64];
+		for (unsigned k = 0; k < 2; k++)
+			for (unsigned i = 0; i < 64; i++) {
+				q[k][i] = umm_alloc(d->m, 8 + 16 * k, 0);
+				for (unsigned j = 0; j < 128; j++)
+					d->reused += q[k][i] && q[k][i] == d->p[k][j];
+			}
+		for (unsigned k = 0; k < 2; k++)
+			for (unsigned i = 0; i < 64; i++)
+				umm_free(d->m, q[k][i]);
+		umm_flush(d->m);
+		__atomic_store_n(&d->phase, 2, __ATOMIC_RELEASE);
+	}
+	umm_flush(d->m);
+}
+
+KTEST(umm, depot_handoff)
+{
+	struct dep *d = ktest_mem(sizeof(*d), 64);
+	umm_t *m = mkpool(POOL);
+	ASSERT(d && m);
+	if (ktest_ncpus() < 2) {
+		printf("umm depot_handoff: needs 2 cpus, skipped\n");
+		return;
+	}
+	d->m = m;
+	ktest_parallel(2, dep_thread, d);
+	EXPECT(d->total);
+	EXPECT_EQ(d->reused, 128);
+	EXPECT_EQ(umm_check(m), 0);
+	EXPECT(all_free(m));
+}
+
 /* ---- search cost and memory use (issue 12, findings 2 and 5) -------------- */
 
 /* Steps of one search: the allocation of `size` (aligned 32, so never from
