@@ -86,6 +86,8 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 	}
 	if (km->in_slot)
 		env_slot_set(KMALLOC_ENV_SLOT, pc);   /* first use on this CPU (thread) */
+	if (__builtin_expect(__atomic_load_n(&pc->offline, __ATOMIC_RELAXED), 0))
+		__atomic_store_n(&pc->offline, 0, __ATOMIC_RELAXED);   /* back after a drain */
 	kmalloc_service(km, pc);
 	struct clink *l = pc->cls[g].head;
 	if (l && align <= 16) {
@@ -379,11 +381,7 @@ static void free_block(struct kmalloc_inst *km, struct hdr *h)
 	if (!pc)
 		env_panic("kmalloc_free: block %p owned by cpu %u without per-CPU data",
 			  (void *)h, (unsigned)h->cpu);
-	struct clink *old = __atomic_load_n(&pc->remote, __ATOMIC_RELAXED);
-	do {
-		b->next = old;
-	} while (!__atomic_compare_exchange_n(&pc->remote, &old, CL(b), true, __ATOMIC_RELEASE,
-					      __ATOMIC_RELAXED));
+	kmalloc_remote_push(km, pc, CL(b));
 }
 
 static __attribute__((noinline)) int free_slow(struct kmalloc_inst *km, void *p, unsigned long fl,
@@ -431,11 +429,7 @@ static __attribute__((noinline)) int free_other(struct kmalloc_inst *km, void *p
 			if (o) {
 				SET_STATE(&b->h, ST_CACHED);
 				dbg_poison(b);
-				struct clink *old = __atomic_load_n(&o->remote, __ATOMIC_RELAXED);
-				do {
-					b->next = old;
-				} while (!__atomic_compare_exchange_n(&o->remote, &old, CL(b), true,
-								      __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+				kmalloc_remote_push(km, o, CL(b));
 				env_irq_restore(fl);
 				return 0;
 			}
@@ -637,6 +631,7 @@ HOT_ENTRY void kfree(void *p) { (void)free_pc(&g_km, g_pc(), p, CALLER(), false)
 
 size_t ksize(const void *p) { return ksize_i(&g_km, p); }
 void kmalloc_reap(void) { kmalloc_reap_i(&g_km); }
+void kmalloc_drain(void) { kmalloc_drain_i(&g_km); }
 void kmalloc_stats(struct kmalloc_stats *out) { kmalloc_stats_i(&g_km, out); }
 void kmalloc_dump(void) { kmalloc_dump_i(&g_km); }
 int kmalloc_check(void) { return kmalloc_check_i(&g_km, 0); }

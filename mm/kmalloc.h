@@ -179,6 +179,19 @@ size_t ksize_i(struct kmalloc_inst *km, const void *p);
  * CPU, never from an interrupt handler (the kernel: at each hart's safe
  * point after every tenth tick, kernel/mem.c). */
 void kmalloc_reap_i(struct kmalloc_inst *km);
+/* The calling CPU, before it goes down (a hart that stops itself, CPU
+ * hot-plug): every block of its cache and of its remote-free list goes back
+ * to the pool, and until the CPU's next slow-path allocation or
+ * kmalloc_reap_i, other CPUs' frees of its blocks go to the pool too (not
+ * onto its remote list), so nothing stays stranded on a CPU that is off.
+ * Any context but an interrupt handler; takes the pool lock, interrupts
+ * off meanwhile; other CPUs may run on. The CPU keeps its per-CPU data
+ * (small, in the pool; blocks it allocated still name it as owner) and
+ * may allocate again at any time: its caches refill from the pool. Not
+ * done: blocks it allocated and that are still live stay live; large
+ * blocks and the pool are not per-CPU and are not touched; no pages go
+ * back to the page source (the pool keeps them). */
+void kmalloc_drain_i(struct kmalloc_inst *km);
 /* QUIESCENT. Return every cached block of every CPU to the pool. */
 void kmalloc_reap_all_i(struct kmalloc_inst *km);
 /* Snapshot: the per-CPU allocation counters and a census of the pool under
@@ -210,6 +223,7 @@ void  *kmalloc_aligned(size_t size, size_t align);
 void   kfree(void *p);
 size_t ksize(const void *p);
 void   kmalloc_reap(void);
+void   kmalloc_drain(void);    /* kmalloc_drain_i on the global instance */
 void   kmalloc_stats(struct kmalloc_stats *out);
 void   kmalloc_dump(void);
 int    kmalloc_check(void);

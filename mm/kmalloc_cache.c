@@ -226,6 +226,39 @@ uintptr_t kmalloc_carve(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint32
 	}
 }
 
+/* ---- remote frees and drain ----------------------------------------------- */
+
+/* Dekker-style with kmalloc_drain_i: the drainer sets offline and then
+ * takes the list, a pusher pushes and then looks at offline (both
+ * seq_cst), so at least one of them sees the other and no block is left
+ * on the list of a CPU that has gone. Either may take the list: the
+ * exchange hands each block to one taker. */
+void kmalloc_remote_push(struct kmalloc_inst *km, struct kmalloc_pcpu *o, struct clink *l)
+{
+	struct clink *old = __atomic_load_n(&o->remote, __ATOMIC_RELAXED);
+	do {
+		l->next = old;
+	} while (!__atomic_compare_exchange_n(&o->remote, &old, l, true, __ATOMIC_SEQ_CST,
+					      __ATOMIC_RELAXED));
+	if (__builtin_expect(__atomic_load_n(&o->offline, __ATOMIC_SEQ_CST), 0))
+		chain_to_pool(km, __atomic_exchange_n(&o->remote, NULL, __ATOMIC_ACQUIRE));
+}
+
+void kmalloc_drain_i(struct kmalloc_inst *km)
+{
+	unsigned long fl = env_irq_save();
+	struct kmalloc_pcpu *pc = pcpu_self(km);
+
+	if (pc) {
+		__atomic_store_n(&pc->offline, 1, __ATOMIC_SEQ_CST);
+		flush_own(km, pc, false);
+		chain_to_pool(km, __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_SEQ_CST));
+		__atomic_store_n(&pc->flush_req, 0, __ATOMIC_RELEASE);
+		pc->misses = 0;
+	}
+	env_irq_restore(fl);
+}
+
 /* ---- the reaper ------------------------------------------------------------ */
 
 void kmalloc_reap_i(struct kmalloc_inst *km)
@@ -236,6 +269,8 @@ void kmalloc_reap_i(struct kmalloc_inst *km)
 	if (pc) {
 		pc->now = now_of(km);
 		pc->misses = 0;
+		if (__atomic_load_n(&pc->offline, __ATOMIC_RELAXED))
+			__atomic_store_n(&pc->offline, 0, __ATOMIC_RELAXED);
 		kmalloc_service_slow(km, pc);
 		kmalloc_scan_expired(km, pc);
 	}

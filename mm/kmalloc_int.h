@@ -112,7 +112,11 @@ struct kmalloc_pcpu {
 	/* Written by other CPUs: keep it off the owner's lines. */
 	char pad0[64];
 	struct clink *remote;
-	char pad1[56];
+	/* Set by kmalloc_drain_i, cleared by the owner's next slow path:
+	 * remote frees then go to the pool, not onto `remote` (see
+	 * kmalloc_remote_push). Beside remote: the pushers' line. */
+	uint32_t offline;
+	char pad1[52];
 };
 
 _Static_assert(__builtin_offsetof(struct kmalloc_pcpu, cls) == 64, "class table at offset 64");
@@ -206,6 +210,10 @@ void kmalloc_scan_expired(struct kmalloc_inst *km, struct kmalloc_pcpu *pc);
 uintptr_t kmalloc_carve(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint32_t *gp,
 			size_t align, unsigned long *fl);
 void kmalloc_service_slow(struct kmalloc_inst *km, struct kmalloc_pcpu *pc);
+/* Push cached-state block l onto owner o's remote-free list (any CPU,
+ * interrupts off); if o was drained (offline), its remote list goes
+ * straight to the pool instead of waiting for o to come back. */
+void kmalloc_remote_push(struct kmalloc_inst *km, struct kmalloc_pcpu *o, struct clink *l);
 /* Slow-path housekeeping of the owner: a flush request, remote frees. The
  * clock is not read here (ticks are coarse): kmalloc_reap_i reads it, and
  * one pool miss in CLOCK_EVERY_MISSES. Two loads when there is nothing. */
