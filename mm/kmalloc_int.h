@@ -139,6 +139,25 @@ _Static_assert(__builtin_offsetof(struct kmalloc_pcpu, cls) == 64, "class table 
 
 #define CLOCK_EVERY_MISSES KMALLOC_CLOCK_MISSES
 
+/* A wait for another CPU (the pool grower). Host threads may outnumber
+ * cores, and the one waited for may not be running: give the core up now
+ * and then, as env_lock does there. A hart in the kernel just spins. */
+#ifndef KERNEL_BUILD
+#include <sched.h>
+#endif
+static inline void wait_relax(unsigned *spins)
+{
+#ifndef KERNEL_BUILD
+	if (++*spins % 16 == 0) {
+		sched_yield();
+		return;
+	}
+#else
+	(void)spins;
+#endif
+	env_cpu_relax();
+}
+
 static inline uint64_t now_of(struct kmalloc_inst *km)
 {
 	return km->clock.now ? km->clock.now(km->clock.ctx) : env_ticks();
