@@ -67,6 +67,17 @@ struct kmalloc_clock {
 /* Page map: a radix tree over page numbers, KMALLOC_MAP_LEVELS levels of
  * 512 slots; 36 bits of page number (48-bit addresses), the bits above are
  * checked against the range found. */
+/* Freed large blocks of up to KMALLOC_LCACHE_PAGES pages keep their pages
+ * for reuse by a later large request of about their size (binned by pages),
+ * up to KMALLOC_LCACHE_MIN bytes plus the high-water of live large blocks
+ * (so pages that were in use at once, not more); the oldest go back
+ * to the page source when over that bound, once older than the TTL (at a
+ * large free or kmalloc_reap_i), and all of them before an allocation
+ * fails and at kmalloc_reap_all_i. Each handing back to the page source
+ * of a host (madvise, TLB shootdown, page faults on reuse) costs more than
+ * the block's use. */
+#define KMALLOC_LCACHE_PAGES 16
+#define KMALLOC_LCACHE_MIN   ((uint64_t)1 << 20)
 #define KMALLOC_MAP_BITS   9
 #define KMALLOC_MAP_LEVELS 4
 
@@ -93,6 +104,8 @@ struct kmalloc_stats {
 	uint64_t map_bytes;     /* page map: tree nodes, range records, spare
 				 * pages (pages of their own from the page source) */
 	uint64_t large_allocs, large_frees;
+	uint64_t large_cached_bytes;  /* freed large blocks kept for reuse (in heap_bytes) */
+	uint32_t large_cached;        /* ... how many */
 	uint64_t failures;      /* allocations that returned NULL for lack of memory */
 	uint64_t bad_frees;     /* kfree/krealloc/ksize calls refused */
 	uint32_t pool_extents;  /* free extents in the pool */
@@ -132,6 +145,12 @@ struct kmalloc_inst {
 	uint64_t map_bytes;
 	uint64_t heap_bytes, meta_bytes, pool_bytes, pool_free, large_bytes, plarge_bytes, peak;
 	uint64_t large_allocs, large_frees;
+	/* Freed large blocks kept (KMALLOC_LCACHE_PAGES): bin b holds blocks
+	 * of b + 1 pages, newest at the head; under the pool lock, lc_n also
+	 * read without it. */
+	struct kmalloc_range *lc_head[KMALLOC_LCACHE_PAGES], *lc_tail[KMALLOC_LCACHE_PAGES];
+	uint32_t lc_n;
+	uint64_t lc_bytes, large_peak;   /* kept bytes; high-water of large_bytes */
 	uint32_t magic;
 	bool in_slot;                   /* env slot KMALLOC_ENV_SLOT caches pcpu[env_cpu()] */
 	/* Page map root: written under the pool lock with release stores, read

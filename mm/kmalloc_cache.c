@@ -159,6 +159,9 @@ static void reclaim_all(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, unsign
 		flush_own(km, pc, false);
 		drain_remote(km, pc, true);
 	}
+	env_irq_restore(*fl);
+	kmalloc_lcache_release(km, true, 0);   /* kept large blocks' pages: the pool may grow */
+	*fl = env_irq_save();
 	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
 		struct kmalloc_pcpu *o = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
 		if (!o || o == pc)
@@ -275,6 +278,7 @@ void kmalloc_reap_i(struct kmalloc_inst *km)
 		kmalloc_scan_expired(km, pc);
 	}
 	env_irq_restore(fl);
+	kmalloc_lcache_release(km, false, pc ? pc->now : now_of(km));
 }
 
 void kmalloc_reap_all_i(struct kmalloc_inst *km)
@@ -287,5 +291,6 @@ void kmalloc_reap_all_i(struct kmalloc_inst *km)
 		chain_to_pool(km, __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_ACQUIRE));
 		__atomic_store_n(&pc->flush_req, 0, __ATOMIC_RELEASE);
 	}
+	kmalloc_lcache_release(km, true, 0);
 }
 

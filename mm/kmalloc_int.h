@@ -25,7 +25,9 @@
  * the header under the pool lock, so a census never reads a stale one). */
 enum { ST_LIVE = 0xA1, ST_BIG = 0xB4, ST_CACHED = 0x00, ST_POOL = 0xF3, ST_META = 0x4D,
        ST_CARVED = 0x3C };
-enum { R_POOL = 1, R_LARGE = 2 };
+/* R_LFREE: a freed large block whose pages are kept (large cache): still
+ * mapped, on the large list, refused by kfree as already freed. */
+enum { R_POOL = 1, R_LARGE = 2, R_LFREE = 3 };
 #define KM_MAGIC 0x6B6D6131u
 #define POISON   0x6B
 #define RZ_BYTE  0xFB
@@ -209,6 +211,8 @@ struct kmalloc_range {
 			uintptr_t payload;  /* the address handed out */
 			size_t req;         /* the requested size */
 			void *caller;
+			uint64_t stamp;     /* R_LFREE: when it was freed */
+			struct kmalloc_range *lprev, *lnext;   /* R_LFREE: its bin */
 		};
 		struct {                /* R_POOL: the run of adjacent chunks */
 			uintptr_t run_lo, run_hi;
@@ -281,6 +285,12 @@ void kmalloc_peak_update(struct kmalloc_inst *km);
 /* Add a chunk of pages from the page source that can hold g granules at
  * alignment align; one CPU at a time. Called with no lock held. */
 bool kmalloc_pool_grow(struct kmalloc_inst *km, uint32_t g, size_t align);
+
+/* ---- kmalloc.c: the large cache ---- */
+
+/* Hand freed large blocks back to the page source: all of them, or those
+ * older than the TTL at `now`. No lock held. */
+void kmalloc_lcache_release(struct kmalloc_inst *km, bool all, uint64_t now);
 
 /* ---- kmalloc_map.c: page ranges and the page map ---- */
 
