@@ -58,6 +58,13 @@ struct kmalloc_clock {
 /* Requests up to this size are small: exact-size cache, carved from the pool.
  * Larger ones get their own pages. */
 #define KMALLOC_SMALL_MAX ENV_PAGE_SIZE
+/* The smallest request the cache-hit path serves: smaller ones (1-8 bytes
+ * in the normal build) get the smallest block too but through the slow
+ * path, which keeps the hit path at its instruction count (they compute a
+ * class below the smallest block). A caller that asks for many tiny
+ * blocks (the host malloc shim) asks for this size instead: same block. */
+#define KMALLOC_FAST_MIN \
+	(16 * ((KMALLOC_HDR + 24 + 15) / 16) - KMALLOC_HDR - KMALLOC_REDZONE - 15)
 /* Size classes: block size in granules (header + payload [+ red zone]). */
 #define KMALLOC_NCLASSES \
 	((KMALLOC_SMALL_MAX + KMALLOC_HDR + KMALLOC_REDZONE + 15) / 16 + 4)

@@ -80,9 +80,12 @@ struct fext {
 	uint32_t pad;
 };
 #define MIN_EXT  ((sizeof(struct fext) + 15) & ~(size_t)15)
+#define gran_raw_(size) (((size) + HDR + KMALLOC_REDZONE + 15) / 16)
 #define MIN_G    ((uint32_t)(MIN_EXT / 16))
 _Static_assert(sizeof(struct cblk) <= MIN_EXT, "cached block fits the smallest block");
 _Static_assert(ENV_MAX_CPUS <= 256, "owner cpu is a byte");
+_Static_assert(KMALLOC_FAST_MIN >= 1 && gran_raw_(KMALLOC_FAST_MIN) == MIN_G &&
+	       gran_raw_(KMALLOC_FAST_MIN - 1) < MIN_G, "KMALLOC_FAST_MIN: the first size of class MIN_G");
 /* A small block may absorb a leftover of up to MIN_G - 1 granules. */
 _Static_assert((KMALLOC_SMALL_MAX + HDR + KMALLOC_REDZONE + 15) / 16 + MIN_G - 1 < NCLS,
 	       "classes cover every small block");
