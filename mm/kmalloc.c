@@ -561,6 +561,23 @@ static __attribute__((noinline)) int free_slow(struct kmalloc_inst *km, void *p,
 	}
 	if (!dbg_redzone_ok(bi.h))
 		return refuse(km, "kfree", p, E_CORRUPT, "red zone damaged", bi.caller, caller);
+	/* A CPU that frees other CPUs' blocks without ever allocating (a
+	 * consumer thread) gets per-CPU data too: its pool-span hint then
+	 * sends the next such frees through free_other, not classify. */
+	if (!pcpu_self(km) && bi.h->cpu != env_cpu() && kmalloc_pcpu_create(km, env_cpu())) {
+		struct kmalloc_pcpu *pc = pcpu_self(km);
+		uintptr_t lo, hi;
+		struct kmalloc_range *r = kmalloc_map_find(km, (uintptr_t)p);
+		if (km->in_slot)
+			env_slot_set(KMALLOC_ENV_SLOT, pc);
+		if (r && r->kind == R_POOL) {
+			kmalloc_run_of(r, &lo, &hi);
+			fl = env_irq_save();
+			pc->span_lo = lo + 16;
+			pc->span_len = hi - lo - 16;
+			env_irq_restore(fl);
+		}
+	}
 	fl = env_irq_save();
 	free_block(km, bi.h);
 	env_irq_restore(fl);

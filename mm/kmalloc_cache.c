@@ -128,6 +128,10 @@ static void drain_remote(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool 
 	}
 	while (l) {
 		struct clink *next = l->next;
+		/* the blocks were last written by other CPUs: ask for the next
+		 * one's line (to write) while this one is filed */
+		if (next)
+			__builtin_prefetch(CB(next), 1);
 		struct pcls *cl = &pc->cls[CB(l)->h.g];
 		l->stamp = pc->now;
 		l->next = cl->head;

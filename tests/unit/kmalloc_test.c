@@ -659,6 +659,9 @@ KTEST(kmalloc, parallel_cross_cpu_stress)
 	st->iters = 200000;
 	st->n = n;
 	st->duration = ktest_stress_seconds() * env_ticks_per_sec();
+	/* This CPU frees the blocks left in flight at the end, and a CPU that
+	 * frees other CPUs' blocks gets per-CPU data: make it first, low. */
+	kfree_i(st->f->km, kmalloc_i(st->f->km, 16));
 	ktest_parallel(n, stress_worker, st);
 	EXPECT_EQ(st->failures, 0);
 	for (unsigned i = 0; i < XSLOTS; i++)
@@ -796,18 +799,20 @@ static void drain_worker(unsigned id, void *arg)
 	struct kmalloc_inst *km = d->f->km;
 
 	if (id == 0) {       /* the CPU that goes down */
+		if (!drain_wait(d, 1))
+			return;
 		for (unsigned i = 0; i < DRAIN_N; i++)
 			d->blk[i] = kmalloc_i(km, 24 + 16 * (i % 8));
 		for (unsigned i = 0; i < DRAIN_N / 2; i++)
 			kfree_i(km, d->blk[i]);                   /* own cache */
-		__atomic_store_n(&d->phase, 1, __ATOMIC_RELEASE);
-		if (!drain_wait(d, 2))
+		__atomic_store_n(&d->phase, 2, __ATOMIC_RELEASE);
+		if (!drain_wait(d, 3))
 			return;
 		kmalloc_drain_i(km);
 		d->cached_drained = cached_of(d->f);
 		d->check_drained = kmalloc_check_i(km, 0);
-		__atomic_store_n(&d->phase, 3, __ATOMIC_RELEASE);
-		if (!drain_wait(d, 4))
+		__atomic_store_n(&d->phase, 4, __ATOMIC_RELEASE);
+		if (!drain_wait(d, 5))
 			return;
 		/* frees by the other CPU after the drain went to the pool */
 		d->cached_late = cached_of(d->f);
@@ -817,18 +822,22 @@ static void drain_worker(unsigned id, void *arg)
 		kfree_i(km, q);
 		kfree_i(km, kmalloc_i(km, 40));
 		d->cached_back = cached_of(d->f);
-		__atomic_store_n(&d->phase, 5, __ATOMIC_RELEASE);
+		__atomic_store_n(&d->phase, 6, __ATOMIC_RELEASE);
 	} else {             /* frees the first CPU's blocks: its remote list */
-		if (!drain_wait(d, 1))
+		/* per-CPU data first (low in the pool), its cache emptied */
+		kfree_i(km, kmalloc_i(km, 16));
+		kmalloc_drain_i(km);
+		__atomic_store_n(&d->phase, 1, __ATOMIC_RELEASE);
+		if (!drain_wait(d, 2))
 			return;
 		for (unsigned i = DRAIN_N / 2; i < 3 * DRAIN_N / 4; i++)
 			kfree_i(km, d->blk[i]);
-		__atomic_store_n(&d->phase, 2, __ATOMIC_RELEASE);
-		if (!drain_wait(d, 3))
+		__atomic_store_n(&d->phase, 3, __ATOMIC_RELEASE);
+		if (!drain_wait(d, 4))
 			return;
 		for (unsigned i = 3 * DRAIN_N / 4; i < DRAIN_N; i++)
 			kfree_i(km, d->blk[i]);
-		__atomic_store_n(&d->phase, 4, __ATOMIC_RELEASE);
+		__atomic_store_n(&d->phase, 5, __ATOMIC_RELEASE);
 	}
 }
 
@@ -843,7 +852,7 @@ KTEST(kmalloc, drain_takes_remote_frees_and_later_ones_go_to_the_pool)
 	d->f = fix_new(128, 1u << 30, false);
 	ASSERT(d->f);
 	ktest_parallel(2, drain_worker, d);
-	EXPECT_EQ(d->phase, 5);
+	EXPECT_EQ(d->phase, 6);
 	EXPECT_EQ(d->cached_drained, 0);
 	EXPECT_EQ(d->check_drained, 0);
 	EXPECT_EQ(d->cached_late, 0);
