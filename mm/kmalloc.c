@@ -86,8 +86,6 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 	}
 	if (km->in_slot)
 		env_slot_set(KMALLOC_ENV_SLOT, pc);   /* first use on this CPU (thread) */
-	if (__builtin_expect(__atomic_load_n(&pc->offline, __ATOMIC_RELAXED), 0))
-		__atomic_store_n(&pc->offline, 0, __ATOMIC_RELAXED);   /* back after a drain */
 	kmalloc_service(km, pc);
 	struct clink *l = pc->cls[g].head;
 	if (l && align <= 16) {
@@ -244,6 +242,12 @@ static struct kmalloc_range *lc_oldest(struct kmalloc_inst *km)
 	return o;
 }
 
+static void large_peak_update(struct kmalloc_inst *km)
+{
+	if (km->large_bytes > km->large_peak)
+		km->large_peak = km->large_bytes;
+}
+
 static bool lc_over(struct kmalloc_inst *km)
 {
 	return km->lc_bytes > KMALLOC_LCACHE_MIN + km->large_peak;
@@ -314,6 +318,7 @@ static void *lc_take(struct kmalloc_inst *km, size_t np, size_t size, void *call
 	km->large_bytes += np_of(r) * PAGE;
 	km->large_allocs++;
 	kmalloc_peak_update(km);
+	large_peak_update(km);
 	env_unlock(&km->lock, fl);
 #ifdef KMALLOC_DEBUG
 	memset((char *)r->payload + size, RZ_BYTE, r->end - r->payload - size);
@@ -362,6 +367,7 @@ static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, voi
 			km->large_bytes += np * PAGE;
 			km->large_allocs++;
 			kmalloc_peak_update(km);
+			large_peak_update(km);
 			env_unlock(&km->lock, fl);
 			return (void *)r.payload;
 		}

@@ -145,6 +145,8 @@ static void drain_remote(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool 
 void kmalloc_service_slow(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
 {
 	if (__atomic_load_n(&pc->flush_req, __ATOMIC_ACQUIRE)) {
+		if (__atomic_load_n(&pc->offline, __ATOMIC_RELAXED))
+			__atomic_store_n(&pc->offline, 0, __ATOMIC_SEQ_CST);   /* back after a drain */
 		flush_own(km, pc, false);
 		drain_remote(km, pc, true);
 		__atomic_store_n(&pc->flush_req, 0, __ATOMIC_RELEASE);
@@ -182,7 +184,8 @@ static void reclaim_all(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, unsign
 		bool pending = false;
 		for (unsigned i = 0; i < ENV_MAX_CPUS && !pending; i++) {
 			struct kmalloc_pcpu *o = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
-			pending = o && o != pc && __atomic_load_n(&o->flush_req, __ATOMIC_ACQUIRE);
+			pending = o && o != pc && __atomic_load_n(&o->flush_req, __ATOMIC_ACQUIRE) &&
+				  !__atomic_load_n(&o->offline, __ATOMIC_RELAXED);
 		}
 		if (!pending)
 			break;
@@ -260,8 +263,11 @@ void kmalloc_drain_i(struct kmalloc_inst *km)
 		__atomic_store_n(&pc->offline, 1, __ATOMIC_SEQ_CST);
 		flush_own(km, pc, false);
 		chain_to_pool(km, __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_SEQ_CST));
-		__atomic_store_n(&pc->flush_req, 0, __ATOMIC_RELEASE);
 		pc->misses = 0;
+		/* the CPU's next slow path (or reap) finds a flush request: it
+		 * clears offline there, which keeps the hit and miss paths as
+		 * they were; failing CPUs do not wait for an offline one */
+		__atomic_store_n(&pc->flush_req, 1, __ATOMIC_RELEASE);
 	}
 	env_irq_restore(fl);
 }
@@ -276,8 +282,6 @@ void kmalloc_reap_i(struct kmalloc_inst *km)
 	if (pc) {
 		pc->now = now_of(km);
 		pc->misses = 0;
-		if (__atomic_load_n(&pc->offline, __ATOMIC_RELAXED))
-			__atomic_store_n(&pc->offline, 0, __ATOMIC_RELAXED);
 		kmalloc_service_slow(km, pc);
 		kmalloc_scan_expired(km, pc);
 	}

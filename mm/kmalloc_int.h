@@ -117,7 +117,8 @@ struct kmalloc_pcpu {
 	/* Written by other CPUs: keep it off the owner's lines. */
 	char pad0[64];
 	struct clink *remote;
-	/* Set by kmalloc_drain_i, cleared by the owner's next slow path:
+	/* Set by kmalloc_drain_i (with flush_req), cleared by the owner's
+	 * next kmalloc_service_slow (its next slow path or reap):
 	 * remote frees then go to the pool, not onto `remote` (see
 	 * kmalloc_remote_push). Beside remote: the pushers' line. */
 	uint32_t offline;

@@ -203,8 +203,6 @@ void kmalloc_peak_update(struct kmalloc_inst *km)
 	uint64_t used = km->pool_bytes - km->pool_free + km->large_bytes;
 	if (used > km->peak)
 		km->peak = used;
-	if (km->large_bytes > km->large_peak)
-		km->large_peak = km->large_bytes;
 }
 
 /* Grow the pool by a chunk that fits g granules at `align`. Called with
