@@ -1,5 +1,6 @@
 /* kmalloc.h - kernel object allocator: per-CPU exact-size caches with a TTL,
- * an address-ordered always-coalesced pool, large blocks straight to pages.
+ * an address-ordered always-coalesced pool, large blocks on their own pages
+ * (small ones kept a while after a free for reuse: the large cache).
  *
  * The allocator is an instance (struct kmalloc_inst) drawing pages from a
  * caller-supplied page source; kmalloc()/kfree()/... are thin wrappers over
@@ -201,7 +202,8 @@ int kfree_i(struct kmalloc_inst *km, void *p);
 /* Usable bytes of a live block; 0 for NULL or a refused pointer. */
 size_t ksize_i(struct kmalloc_inst *km, const void *p);
 /* The calling CPU: take its remote frees, act on flush requests, and return
- * cached blocks older than the TTL to the pool. Call it periodically on every
+ * cached blocks older than the TTL to the pool (and kept large blocks older
+ * than the TTL to the page source). Call it periodically on every
  * CPU, never from an interrupt handler (the kernel: at each hart's safe
  * point after every tenth tick, kernel/mem.c). */
 void kmalloc_reap_i(struct kmalloc_inst *km);
@@ -218,7 +220,8 @@ void kmalloc_reap_i(struct kmalloc_inst *km);
  * blocks and the pool are not per-CPU and are not touched; no pages go
  * back to the page source (the pool keeps them). */
 void kmalloc_drain_i(struct kmalloc_inst *km);
-/* QUIESCENT. Return every cached block of every CPU to the pool. */
+/* QUIESCENT. Return every cached block of every CPU to the pool, and every
+ * kept large block to the page source. */
 void kmalloc_reap_all_i(struct kmalloc_inst *km);
 /* Snapshot: the per-CPU allocation counters and a census of the pool under
  * the pool lock (under load the two are not one instant; quiescent, exact). */
