@@ -5,6 +5,7 @@
 #include "boot.h"
 #include "err.h"
 #include "hart.h"
+#include "kmalloc.h"
 #include "mem.h"
 #include "panic.h"
 #include "riscv.h"
@@ -152,7 +153,8 @@ int smp_start_hart(unsigned long hartid, unsigned index)
 }
 
 /* Hot-plug (the stress tool's onoff=): stop the calling hart through SBI
- * HSM hart_stop. The caller has given back its per-CPU memory first. The
+ * HSM hart_stop. The caller has given back its per-CPU memory first
+ * (kmalloc's cache and remote frees: kmalloc_drain here). The
  * hart reads as offline at once; smp_start_hart(h->hartid, h->index)
  * starts it again at secondary_boot, whose idle loop then runs any work
  * still posted to it (an smp_run job it left unfinished runs again from
@@ -165,6 +167,7 @@ int smp_stop_self(void)
 
 	if (h->index == 0)
 		return E_INVAL;
+	kmalloc_drain();   /* nothing of the heap stays stranded on a stopped hart */
 	irq_save();
 	__atomic_store_n(&h->online, false, __ATOMIC_RELEASE);
 	rc = sbi_hart_stop();

@@ -181,6 +181,151 @@ static inline void *alloc(struct kmalloc_inst *km, size_t size, void *caller)
 	return alloc_pc(km, pcpu_or_zero(km), size, caller, true);
 }
 
+/* ---- the large cache (KMALLOC_LCACHE_PAGES) ---------------------------------
+ * Pool lock held for all of these but kmalloc_lcache_release. */
+
+#define LC_BINS KMALLOC_LCACHE_PAGES
+#define LC_EVICT_MAX 8    /* records a call unmaps at most (pages put after the lock) */
+
+struct lc_out {
+	unsigned n;
+	struct { uintptr_t base; size_t np; } e[LC_EVICT_MAX];
+};
+
+static size_t np_of(const struct kmalloc_range *r) { return (r->end - r->base) / PAGE; }
+
+static void lc_unlink(struct kmalloc_inst *km, struct kmalloc_range *r)
+{
+	unsigned b = (unsigned)np_of(r) - 1;
+
+	if (r->lprev)
+		r->lprev->lnext = r->lnext;
+	else
+		km->lc_head[b] = r->lnext;
+	if (r->lnext)
+		r->lnext->lprev = r->lprev;
+	else
+		km->lc_tail[b] = r->lprev;
+	km->lc_bytes -= np_of(r) * PAGE;
+	__atomic_store_n(&km->lc_n, km->lc_n - 1, __ATOMIC_RELAXED);
+}
+
+/* r (a large block, just freed) into its bin, newest first. */
+static void lc_push(struct kmalloc_inst *km, struct kmalloc_range *r, uint64_t now)
+{
+	unsigned b = (unsigned)np_of(r) - 1;
+
+	__atomic_store_n(&r->kind, R_LFREE, __ATOMIC_RELAXED);
+	r->lprev = NULL;
+	r->lnext = km->lc_head[b];
+	/* stamps never rise along a bin (clocks read before the lock) */
+	r->stamp = r->lnext && r->lnext->stamp > now ? r->lnext->stamp : now;
+	if (r->lnext)
+		r->lnext->lprev = r;
+	else
+		km->lc_tail[b] = r;
+	km->lc_head[b] = r;
+	km->lc_bytes += np_of(r) * PAGE;
+	__atomic_store_n(&km->lc_n, km->lc_n + 1, __ATOMIC_RELAXED);
+}
+
+/* The oldest cached block (the bins' tails), or NULL. */
+static struct kmalloc_range *lc_oldest(struct kmalloc_inst *km)
+{
+	struct kmalloc_range *o = NULL;
+
+	for (unsigned b = 0; b < LC_BINS; b++) {
+		struct kmalloc_range *t = km->lc_tail[b];
+		if (t && (!o || t->stamp < o->stamp))
+			o = t;
+	}
+	return o;
+}
+
+static void large_peak_update(struct kmalloc_inst *km)
+{
+	if (km->large_bytes > km->large_peak)
+		km->large_peak = km->large_bytes;
+}
+
+static bool lc_over(struct kmalloc_inst *km)
+{
+	return km->lc_bytes > KMALLOC_LCACHE_MIN + km->large_peak;
+}
+
+/* Unmap up to LC_EVICT_MAX cached blocks: the oldest while over the bound,
+ * then those older than the TTL (all when `all`); out gets their pages. */
+static void lc_evict(struct kmalloc_inst *km, uint64_t now, bool all, struct lc_out *out)
+{
+	while (out->n < LC_EVICT_MAX) {
+		struct kmalloc_range *r = lc_oldest(km);
+		if (!r || !(all || lc_over(km) || now - r->stamp >= km->ttl))
+			return;
+		lc_unlink(km, r);
+		out->e[out->n].base = r->base;
+		out->e[out->n].np = np_of(r);
+		out->n++;
+		km->heap_bytes -= np_of(r) * PAGE;
+		kmalloc_range_del(km, r);
+	}
+}
+
+static void lc_put(struct kmalloc_inst *km, const struct lc_out *out)
+{
+	for (unsigned i = 0; i < out->n; i++)
+		km->src.put_pages(km->src.ctx, (void *)out->e[i].base, out->e[i].np);
+}
+
+void kmalloc_lcache_release(struct kmalloc_inst *km, bool all, uint64_t now)
+{
+	struct lc_out out;
+
+	do {
+		if (!__atomic_load_n(&km->lc_n, __ATOMIC_RELAXED))
+			return;
+		out.n = 0;
+		unsigned long fl = env_lock(&km->lock);
+		lc_evict(km, now, all, &out);
+		env_unlock(&km->lock, fl);
+		lc_put(km, &out);
+	} while (out.n == LC_EVICT_MAX);
+}
+
+/* A cached block of np pages or a little more (at most a quarter), made
+ * live for a request of `size`; NULL if none. Its payload is its base:
+ * only blocks of page alignment are cached and asked for. */
+static void *lc_take(struct kmalloc_inst *km, size_t np, size_t size, void *caller)
+{
+	struct kmalloc_range *r = NULL;
+	size_t top = np + np / 4;
+
+	if (!__atomic_load_n(&km->lc_n, __ATOMIC_RELAXED))
+		return NULL;
+	if (top > LC_BINS)
+		top = LC_BINS;
+	unsigned long fl = env_lock(&km->lock);
+	for (size_t n = np; n <= top && !r; n++)
+		r = km->lc_head[n - 1];
+	if (!r) {
+		env_unlock(&km->lock, fl);
+		return NULL;
+	}
+	lc_unlink(km, r);
+	r->req = size;
+	r->caller = caller;
+	r->cpu = env_cpu();
+	__atomic_store_n(&r->kind, R_LARGE, __ATOMIC_RELAXED);
+	km->large_bytes += np_of(r) * PAGE;
+	km->large_allocs++;
+	kmalloc_peak_update(km);
+	large_peak_update(km);
+	env_unlock(&km->lock, fl);
+#ifdef KMALLOC_DEBUG
+	memset((char *)r->payload + size, RZ_BYTE, r->end - r->payload - size);
+#endif
+	return (void *)r->payload;
+}
+
 /* Own pages for a large block; if the page source says no, a block carved
  * from the pool (after reclaiming every cached block). */
 static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, void *caller)
@@ -196,7 +341,16 @@ static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, voi
 		return NULL;
 	}
 	np = (size + extra + PAGE - 1) / PAGE;
+	if (align <= PAGE && np <= LC_BINS) {
+		void *p = lc_take(km, np, size, caller);
+		if (p)
+			return p;
+	}
 	base = km->src.get_pages(km->src.ctx, np);
+	if (!base && __atomic_load_n(&km->lc_n, __ATOMIC_RELAXED)) {
+		kmalloc_lcache_release(km, true, 0);   /* the kept pages first */
+		base = km->src.get_pages(km->src.ctx, np);
+	}
 	if (base) {
 		r.base = (uintptr_t)base;
 		r.end = r.base + np * PAGE;
@@ -213,6 +367,7 @@ static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, voi
 			km->large_bytes += np * PAGE;
 			km->large_allocs++;
 			kmalloc_peak_update(km);
+			large_peak_update(km);
 			env_unlock(&km->lock, fl);
 			return (void *)r.payload;
 		}
@@ -294,7 +449,10 @@ static int classify(struct kmalloc_inst *km, const char *op, const void *p, stru
 	if (!r)
 		return refuse(km, op, p, E_FAULT, "not from this heap (or a large block already freed)",
 			      NULL, caller);
-	if (r->kind == R_LARGE) {
+	uint32_t kind = __atomic_load_n(&r->kind, __ATOMIC_RELAXED);
+	if (kind == R_LFREE)
+		return refuse(km, op, p, E_FAULT, "large block already freed", NULL, caller);
+	if (kind == R_LARGE) {
 		bi->kind = R_LARGE;
 		bi->r = r;
 		bi->usable = r->end - r->payload;
@@ -332,20 +490,30 @@ static int classify(struct kmalloc_inst *km, const char *op, const void *p, stru
  * two racing frees finds it still mapped there. */
 static int free_large(struct kmalloc_inst *km, void *p, struct kmalloc_range *r, void *caller)
 {
+	uint64_t now = now_of(km);
 	unsigned long fl = env_lock(&km->lock);
 	uintptr_t base = r->base;
 	size_t np = (r->end - r->base) / PAGE;
+	struct lc_out out = { 0 };
 
 	if (kmalloc_map_find(km, (uintptr_t)p) != r || r->kind != R_LARGE || r->payload != (uintptr_t)p) {
 		env_unlock(&km->lock, fl);
 		return refuse(km, "kfree", p, E_FAULT, "large block already freed", NULL, caller);
 	}
-	kmalloc_range_del(km, r);
-	km->heap_bytes -= np * PAGE;
 	km->large_bytes -= np * PAGE;
 	km->large_frees++;
+	if (np <= LC_BINS && r->payload == r->base) {
+		lc_push(km, r, now);     /* kept: the oldest or expired ones go */
+		lc_evict(km, now, false, &out);
+	} else {
+		kmalloc_range_del(km, r);
+		km->heap_bytes -= np * PAGE;
+		out.e[0].base = base;
+		out.e[0].np = np;
+		out.n = 1;
+	}
 	env_unlock(&km->lock, fl);
-	km->src.put_pages(km->src.ctx, (void *)base, np);
+	lc_put(km, &out);
 	return 0;
 }
 
@@ -379,11 +547,7 @@ static void free_block(struct kmalloc_inst *km, struct hdr *h)
 	if (!pc)
 		env_panic("kmalloc_free: block %p owned by cpu %u without per-CPU data",
 			  (void *)h, (unsigned)h->cpu);
-	struct clink *old = __atomic_load_n(&pc->remote, __ATOMIC_RELAXED);
-	do {
-		b->next = old;
-	} while (!__atomic_compare_exchange_n(&pc->remote, &old, CL(b), true, __ATOMIC_RELEASE,
-					      __ATOMIC_RELAXED));
+	kmalloc_remote_push(km, pc, CL(b));
 }
 
 static __attribute__((noinline)) int free_slow(struct kmalloc_inst *km, void *p, unsigned long fl,
@@ -403,6 +567,23 @@ static __attribute__((noinline)) int free_slow(struct kmalloc_inst *km, void *p,
 	}
 	if (!dbg_redzone_ok(bi.h))
 		return refuse(km, "kfree", p, E_CORRUPT, "red zone damaged", bi.caller, caller);
+	/* A CPU that frees other CPUs' blocks without ever allocating (a
+	 * consumer thread) gets per-CPU data too: its pool-span hint then
+	 * sends the next such frees through free_other, not classify. */
+	if (!pcpu_self(km) && bi.h->cpu != env_cpu() && kmalloc_pcpu_create(km, env_cpu())) {
+		struct kmalloc_pcpu *pc = pcpu_self(km);
+		uintptr_t lo, hi;
+		struct kmalloc_range *r = kmalloc_map_find(km, (uintptr_t)p);
+		if (km->in_slot)
+			env_slot_set(KMALLOC_ENV_SLOT, pc);
+		if (r && r->kind == R_POOL) {
+			kmalloc_run_of(r, &lo, &hi);
+			fl = env_irq_save();
+			pc->span_lo = lo + 16;
+			pc->span_len = hi - lo - 16;
+			env_irq_restore(fl);
+		}
+	}
 	fl = env_irq_save();
 	free_block(km, bi.h);
 	env_irq_restore(fl);
@@ -431,11 +612,7 @@ static __attribute__((noinline)) int free_other(struct kmalloc_inst *km, void *p
 			if (o) {
 				SET_STATE(&b->h, ST_CACHED);
 				dbg_poison(b);
-				struct clink *old = __atomic_load_n(&o->remote, __ATOMIC_RELAXED);
-				do {
-					b->next = old;
-				} while (!__atomic_compare_exchange_n(&o->remote, &old, CL(b), true,
-								      __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+				kmalloc_remote_push(km, o, CL(b));
 				env_irq_restore(fl);
 				return 0;
 			}
@@ -511,6 +688,10 @@ void kmalloc_destroy_i(struct kmalloc_inst *km)
 {
 	kmalloc_map_destroy(km);
 	memset(km->pcpu, 0, sizeof(km->pcpu));
+	memset(km->lc_head, 0, sizeof(km->lc_head));
+	memset(km->lc_tail, 0, sizeof(km->lc_tail));
+	km->lc_n = 0;
+	km->lc_bytes = 0;
 	km->root = NULL;
 	km->magic = 0;
 	/* Only the caller's slot can be cleared: destroy the global instance
@@ -637,6 +818,7 @@ HOT_ENTRY void kfree(void *p) { (void)free_pc(&g_km, g_pc(), p, CALLER(), false)
 
 size_t ksize(const void *p) { return ksize_i(&g_km, p); }
 void kmalloc_reap(void) { kmalloc_reap_i(&g_km); }
+void kmalloc_drain(void) { kmalloc_drain_i(&g_km); }
 void kmalloc_stats(struct kmalloc_stats *out) { kmalloc_stats_i(&g_km, out); }
 void kmalloc_dump(void) { kmalloc_dump_i(&g_km); }
 int kmalloc_check(void) { return kmalloc_check_i(&g_km, 0); }

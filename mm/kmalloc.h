@@ -1,5 +1,6 @@
 /* kmalloc.h - kernel object allocator: per-CPU exact-size caches with a TTL,
- * an address-ordered always-coalesced pool, large blocks straight to pages.
+ * an address-ordered always-coalesced pool, large blocks on their own pages
+ * (small ones kept a while after a free for reuse: the large cache).
  *
  * The allocator is an instance (struct kmalloc_inst) drawing pages from a
  * caller-supplied page source; kmalloc()/kfree()/... are thin wrappers over
@@ -58,6 +59,13 @@ struct kmalloc_clock {
 /* Requests up to this size are small: exact-size cache, carved from the pool.
  * Larger ones get their own pages. */
 #define KMALLOC_SMALL_MAX ENV_PAGE_SIZE
+/* The smallest request the cache-hit path serves: smaller ones (1-8 bytes
+ * in the normal build) get the smallest block too but through the slow
+ * path, which keeps the hit path at its instruction count (they compute a
+ * class below the smallest block). A caller that asks for many tiny
+ * blocks (the host malloc shim) asks for this size instead: same block. */
+#define KMALLOC_FAST_MIN \
+	(16 * ((KMALLOC_HDR + 24 + 15) / 16) - KMALLOC_HDR - KMALLOC_REDZONE - 15)
 /* Size classes: block size in granules (header + payload [+ red zone]). */
 #define KMALLOC_NCLASSES \
 	((KMALLOC_SMALL_MAX + KMALLOC_HDR + KMALLOC_REDZONE + 15) / 16 + 4)
@@ -67,6 +75,17 @@ struct kmalloc_clock {
 /* Page map: a radix tree over page numbers, KMALLOC_MAP_LEVELS levels of
  * 512 slots; 36 bits of page number (48-bit addresses), the bits above are
  * checked against the range found. */
+/* Freed large blocks of up to KMALLOC_LCACHE_PAGES pages keep their pages
+ * for reuse by a later large request of about their size (binned by pages),
+ * up to KMALLOC_LCACHE_MIN bytes plus the high-water of live large blocks
+ * (so pages that were in use at once, not more); the oldest go back
+ * to the page source when over that bound, once older than the TTL (at a
+ * large free or kmalloc_reap_i), and all of them before an allocation
+ * fails and at kmalloc_reap_all_i. Each handing back to the page source
+ * of a host (madvise, TLB shootdown, page faults on reuse) costs more than
+ * the block's use. */
+#define KMALLOC_LCACHE_PAGES 16
+#define KMALLOC_LCACHE_MIN   ((uint64_t)1 << 20)
 #define KMALLOC_MAP_BITS   9
 #define KMALLOC_MAP_LEVELS 4
 
@@ -93,6 +112,8 @@ struct kmalloc_stats {
 	uint64_t map_bytes;     /* page map: tree nodes, range records, spare
 				 * pages (pages of their own from the page source) */
 	uint64_t large_allocs, large_frees;
+	uint64_t large_cached_bytes;  /* freed large blocks kept for reuse (in heap_bytes) */
+	uint32_t large_cached;        /* ... how many */
 	uint64_t failures;      /* allocations that returned NULL for lack of memory */
 	uint64_t bad_frees;     /* kfree/krealloc/ksize calls refused */
 	uint32_t pool_extents;  /* free extents in the pool */
@@ -132,6 +153,12 @@ struct kmalloc_inst {
 	uint64_t map_bytes;
 	uint64_t heap_bytes, meta_bytes, pool_bytes, pool_free, large_bytes, plarge_bytes, peak;
 	uint64_t large_allocs, large_frees;
+	/* Freed large blocks kept (KMALLOC_LCACHE_PAGES): bin b holds blocks
+	 * of b + 1 pages, newest at the head; under the pool lock, lc_n also
+	 * read without it. */
+	struct kmalloc_range *lc_head[KMALLOC_LCACHE_PAGES], *lc_tail[KMALLOC_LCACHE_PAGES];
+	uint32_t lc_n;
+	uint64_t lc_bytes, large_peak;   /* kept bytes; high-water of large_bytes */
 	uint32_t magic;
 	bool in_slot;                   /* env slot KMALLOC_ENV_SLOT caches pcpu[env_cpu()] */
 	/* Page map root: written under the pool lock with release stores, read
@@ -175,11 +202,26 @@ int kfree_i(struct kmalloc_inst *km, void *p);
 /* Usable bytes of a live block; 0 for NULL or a refused pointer. */
 size_t ksize_i(struct kmalloc_inst *km, const void *p);
 /* The calling CPU: take its remote frees, act on flush requests, and return
- * cached blocks older than the TTL to the pool. Call it periodically on every
+ * cached blocks older than the TTL to the pool (and kept large blocks older
+ * than the TTL to the page source). Call it periodically on every
  * CPU, never from an interrupt handler (the kernel: at each hart's safe
  * point after every tenth tick, kernel/mem.c). */
 void kmalloc_reap_i(struct kmalloc_inst *km);
-/* QUIESCENT. Return every cached block of every CPU to the pool. */
+/* The calling CPU, before it goes down (a hart that stops itself, CPU
+ * hot-plug): every block of its cache and of its remote-free list goes back
+ * to the pool, and until the CPU's next slow-path allocation or
+ * kmalloc_reap_i, other CPUs' frees of its blocks go to the pool too (not
+ * onto its remote list), so nothing stays stranded on a CPU that is off.
+ * Any context but an interrupt handler; takes the pool lock, interrupts
+ * off meanwhile; other CPUs may run on. The CPU keeps its per-CPU data
+ * (small, in the pool; blocks it allocated still name it as owner) and
+ * may allocate again at any time: its caches refill from the pool. Not
+ * done: blocks it allocated and that are still live stay live; large
+ * blocks and the pool are not per-CPU and are not touched; no pages go
+ * back to the page source (the pool keeps them). */
+void kmalloc_drain_i(struct kmalloc_inst *km);
+/* QUIESCENT. Return every cached block of every CPU to the pool, and every
+ * kept large block to the page source. */
 void kmalloc_reap_all_i(struct kmalloc_inst *km);
 /* Snapshot: the per-CPU allocation counters and a census of the pool under
  * the pool lock (under load the two are not one instant; quiescent, exact). */
@@ -210,6 +252,7 @@ void  *kmalloc_aligned(size_t size, size_t align);
 void   kfree(void *p);
 size_t ksize(const void *p);
 void   kmalloc_reap(void);
+void   kmalloc_drain(void);    /* kmalloc_drain_i on the global instance */
 void   kmalloc_stats(struct kmalloc_stats *out);
 void   kmalloc_dump(void);
 int    kmalloc_check(void);

@@ -128,6 +128,10 @@ static void drain_remote(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool 
 	}
 	while (l) {
 		struct clink *next = l->next;
+		/* the blocks were last written by other CPUs: ask for the next
+		 * one's line (to write) while this one is filed */
+		if (next)
+			__builtin_prefetch(CB(next), 1);
 		struct pcls *cl = &pc->cls[CB(l)->h.g];
 		l->stamp = pc->now;
 		l->next = cl->head;
@@ -141,6 +145,8 @@ static void drain_remote(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool 
 void kmalloc_service_slow(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
 {
 	if (__atomic_load_n(&pc->flush_req, __ATOMIC_ACQUIRE)) {
+		if (__atomic_load_n(&pc->offline, __ATOMIC_RELAXED))
+			__atomic_store_n(&pc->offline, 0, __ATOMIC_SEQ_CST);   /* back after a drain */
 		flush_own(km, pc, false);
 		drain_remote(km, pc, true);
 		__atomic_store_n(&pc->flush_req, 0, __ATOMIC_RELEASE);
@@ -159,6 +165,9 @@ static void reclaim_all(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, unsign
 		flush_own(km, pc, false);
 		drain_remote(km, pc, true);
 	}
+	env_irq_restore(*fl);
+	kmalloc_lcache_release(km, true, 0);   /* kept large blocks' pages: the pool may grow */
+	*fl = env_irq_save();
 	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
 		struct kmalloc_pcpu *o = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
 		if (!o || o == pc)
@@ -175,7 +184,8 @@ static void reclaim_all(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, unsign
 		bool pending = false;
 		for (unsigned i = 0; i < ENV_MAX_CPUS && !pending; i++) {
 			struct kmalloc_pcpu *o = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);
-			pending = o && o != pc && __atomic_load_n(&o->flush_req, __ATOMIC_ACQUIRE);
+			pending = o && o != pc && __atomic_load_n(&o->flush_req, __ATOMIC_ACQUIRE) &&
+				  !__atomic_load_n(&o->offline, __ATOMIC_RELAXED);
 		}
 		if (!pending)
 			break;
@@ -226,6 +236,42 @@ uintptr_t kmalloc_carve(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint32
 	}
 }
 
+/* ---- remote frees and drain ----------------------------------------------- */
+
+/* Dekker-style with kmalloc_drain_i: the drainer sets offline and then
+ * takes the list, a pusher pushes and then looks at offline (both
+ * seq_cst), so at least one of them sees the other and no block is left
+ * on the list of a CPU that has gone. Either may take the list: the
+ * exchange hands each block to one taker. */
+void kmalloc_remote_push(struct kmalloc_inst *km, struct kmalloc_pcpu *o, struct clink *l)
+{
+	struct clink *old = __atomic_load_n(&o->remote, __ATOMIC_RELAXED);
+	do {
+		l->next = old;
+	} while (!__atomic_compare_exchange_n(&o->remote, &old, l, true, __ATOMIC_SEQ_CST,
+					      __ATOMIC_RELAXED));
+	if (__builtin_expect(__atomic_load_n(&o->offline, __ATOMIC_SEQ_CST), 0))
+		chain_to_pool(km, __atomic_exchange_n(&o->remote, NULL, __ATOMIC_ACQUIRE));
+}
+
+void kmalloc_drain_i(struct kmalloc_inst *km)
+{
+	unsigned long fl = env_irq_save();
+	struct kmalloc_pcpu *pc = pcpu_self(km);
+
+	if (pc) {
+		__atomic_store_n(&pc->offline, 1, __ATOMIC_SEQ_CST);
+		flush_own(km, pc, false);
+		chain_to_pool(km, __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_SEQ_CST));
+		pc->misses = 0;
+		/* the CPU's next slow path (or reap) finds a flush request: it
+		 * clears offline there, which keeps the hit and miss paths as
+		 * they were; failing CPUs do not wait for an offline one */
+		__atomic_store_n(&pc->flush_req, 1, __ATOMIC_RELEASE);
+	}
+	env_irq_restore(fl);
+}
+
 /* ---- the reaper ------------------------------------------------------------ */
 
 void kmalloc_reap_i(struct kmalloc_inst *km)
@@ -240,6 +286,7 @@ void kmalloc_reap_i(struct kmalloc_inst *km)
 		kmalloc_scan_expired(km, pc);
 	}
 	env_irq_restore(fl);
+	kmalloc_lcache_release(km, false, pc ? pc->now : now_of(km));
 }
 
 void kmalloc_reap_all_i(struct kmalloc_inst *km)
@@ -252,5 +299,6 @@ void kmalloc_reap_all_i(struct kmalloc_inst *km)
 		chain_to_pool(km, __atomic_exchange_n(&pc->remote, NULL, __ATOMIC_ACQUIRE));
 		__atomic_store_n(&pc->flush_req, 0, __ATOMIC_RELEASE);
 	}
+	kmalloc_lcache_release(km, true, 0);
 }
 

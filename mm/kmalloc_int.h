@@ -25,7 +25,9 @@
  * the header under the pool lock, so a census never reads a stale one). */
 enum { ST_LIVE = 0xA1, ST_BIG = 0xB4, ST_CACHED = 0x00, ST_POOL = 0xF3, ST_META = 0x4D,
        ST_CARVED = 0x3C };
-enum { R_POOL = 1, R_LARGE = 2 };
+/* R_LFREE: a freed large block whose pages are kept (large cache): still
+ * mapped, on the large list, refused by kfree as already freed. */
+enum { R_POOL = 1, R_LARGE = 2, R_LFREE = 3 };
 #define KM_MAGIC 0x6B6D6131u
 #define POISON   0x6B
 #define RZ_BYTE  0xFB
@@ -78,9 +80,12 @@ struct fext {
 	uint32_t pad;
 };
 #define MIN_EXT  ((sizeof(struct fext) + 15) & ~(size_t)15)
+#define gran_raw_(size) (((size) + HDR + KMALLOC_REDZONE + 15) / 16)
 #define MIN_G    ((uint32_t)(MIN_EXT / 16))
 _Static_assert(sizeof(struct cblk) <= MIN_EXT, "cached block fits the smallest block");
 _Static_assert(ENV_MAX_CPUS <= 256, "owner cpu is a byte");
+_Static_assert(KMALLOC_FAST_MIN >= 1 && gran_raw_(KMALLOC_FAST_MIN) == MIN_G &&
+	       gran_raw_(KMALLOC_FAST_MIN - 1) < MIN_G, "KMALLOC_FAST_MIN: the first size of class MIN_G");
 /* A small block may absorb a leftover of up to MIN_G - 1 granules. */
 _Static_assert((KMALLOC_SMALL_MAX + HDR + KMALLOC_REDZONE + 15) / 16 + MIN_G - 1 < NCLS,
 	       "classes cover every small block");
@@ -112,7 +117,12 @@ struct kmalloc_pcpu {
 	/* Written by other CPUs: keep it off the owner's lines. */
 	char pad0[64];
 	struct clink *remote;
-	char pad1[56];
+	/* Set by kmalloc_drain_i (with flush_req), cleared by the owner's
+	 * next kmalloc_service_slow (its next slow path or reap):
+	 * remote frees then go to the pool, not onto `remote` (see
+	 * kmalloc_remote_push). Beside remote: the pushers' line. */
+	uint32_t offline;
+	char pad1[52];
 };
 
 _Static_assert(__builtin_offsetof(struct kmalloc_pcpu, cls) == 64, "class table at offset 64");
@@ -134,6 +144,25 @@ _Static_assert(__builtin_offsetof(struct kmalloc_pcpu, cls) == 64, "class table 
 #define GET_STATE(h)    __atomic_load_n(&(h)->state, __ATOMIC_RELAXED)
 
 #define CLOCK_EVERY_MISSES KMALLOC_CLOCK_MISSES
+
+/* A wait for another CPU (the pool grower). Host threads may outnumber
+ * cores, and the one waited for may not be running: give the core up now
+ * and then, as env_lock does there. A hart in the kernel just spins. */
+#ifndef KERNEL_BUILD
+#include <sched.h>
+#endif
+static inline void wait_relax(unsigned *spins)
+{
+#ifndef KERNEL_BUILD
+	if (++*spins % 16 == 0) {
+		sched_yield();
+		return;
+	}
+#else
+	(void)spins;
+#endif
+	env_cpu_relax();
+}
 
 static inline uint64_t now_of(struct kmalloc_inst *km)
 {
@@ -186,6 +215,8 @@ struct kmalloc_range {
 			uintptr_t payload;  /* the address handed out */
 			size_t req;         /* the requested size */
 			void *caller;
+			uint64_t stamp;     /* R_LFREE: when it was freed */
+			struct kmalloc_range *lprev, *lnext;   /* R_LFREE: its bin */
 		};
 		struct {                /* R_POOL: the run of adjacent chunks */
 			uintptr_t run_lo, run_hi;
@@ -206,6 +237,10 @@ void kmalloc_scan_expired(struct kmalloc_inst *km, struct kmalloc_pcpu *pc);
 uintptr_t kmalloc_carve(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint32_t *gp,
 			size_t align, unsigned long *fl);
 void kmalloc_service_slow(struct kmalloc_inst *km, struct kmalloc_pcpu *pc);
+/* Push cached-state block l onto owner o's remote-free list (any CPU,
+ * interrupts off); if o was drained (offline), its remote list goes
+ * straight to the pool instead of waiting for o to come back. */
+void kmalloc_remote_push(struct kmalloc_inst *km, struct kmalloc_pcpu *o, struct clink *l);
 /* Slow-path housekeeping of the owner: a flush request, remote frees. The
  * clock is not read here (ticks are coarse): kmalloc_reap_i reads it, and
  * one pool miss in CLOCK_EVERY_MISSES. Two loads when there is nothing. */
@@ -254,6 +289,12 @@ void kmalloc_peak_update(struct kmalloc_inst *km);
 /* Add a chunk of pages from the page source that can hold g granules at
  * alignment align; one CPU at a time. Called with no lock held. */
 bool kmalloc_pool_grow(struct kmalloc_inst *km, uint32_t g, size_t align);
+
+/* ---- kmalloc.c: the large cache ---- */
+
+/* Hand freed large blocks back to the page source: all of them, or those
+ * older than the TTL at `now`. No lock held. */
+void kmalloc_lcache_release(struct kmalloc_inst *km, bool all, uint64_t now);
 
 /* ---- kmalloc_map.c: page ranges and the page map ---- */
 

@@ -325,7 +325,7 @@ static const char *check_list(struct kmalloc_inst *km, const struct kmalloc_rang
 		*at = r->base;
 		if (++n > count)
 			return "range list longer than its count";
-		if (r->kind != kind || r->prev != prev || ((r->base | r->end) & (PAGE - 1)) ||
+		if ((r->kind != kind && !(kind == R_LARGE && r->kind == R_LFREE)) || r->prev != prev || ((r->base | r->end) & (PAGE - 1)) ||
 		    r->end <= r->base)
 			return "range malformed";
 		if (kind == R_LARGE && (r->payload - r->base >= r->end - r->base || (r->payload & (PAGE - 1))))
@@ -355,6 +355,25 @@ const char *kmalloc_map_check(struct kmalloc_inst *km, uintptr_t *at)
 
 	if (!e)
 		e = check_list(km, km->large, R_LARGE, km->nlarge, &pages, at);
+	/* the large cache: its bins hold exactly the R_LFREE ranges */
+	uint32_t nfree = 0, nbin = 0;
+	uint64_t bytes = 0;
+	for (const struct kmalloc_range *r = km->large; r && !e; r = r->next)
+		nfree += r->kind == R_LFREE;
+	for (unsigned b = 0; b < KMALLOC_LCACHE_PAGES && !e; b++) {
+		const struct kmalloc_range *prev = NULL;
+		for (const struct kmalloc_range *r = km->lc_head[b]; r && !e; prev = r, r = r->lnext) {
+			*at = r->base;
+			if (++nbin > nfree || r->kind != R_LFREE || r->lprev != prev ||
+			    (r->end - r->base) / PAGE != b + 1 || (prev && prev->stamp < r->stamp))
+				e = "large cache bin malformed";
+			bytes += r->end - r->base;
+		}
+		if (!e && km->lc_tail[b] != prev)
+			e = "large cache bin tail wrong";
+	}
+	if (!e && (nbin != nfree || nbin != km->lc_n || bytes != km->lc_bytes))
+		e = "large cache disagrees with its totals";
 	if (!e && mapped(km->map, 0) != pages) {
 		*at = 0;
 		e = "page map has pages of no range";   /* or ranges overlap */

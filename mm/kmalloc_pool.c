@@ -231,8 +231,9 @@ bool kmalloc_pool_grow(struct kmalloc_inst *km, uint32_t g, size_t align)
 	 * retry the pool. */
 	if (!__atomic_compare_exchange_n(&km->growing, &idle, 1, false,
 					 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+		unsigned spins = 0;
 		while (__atomic_load_n(&km->growing, __ATOMIC_ACQUIRE))
-			env_cpu_relax();
+			wait_relax(&spins);
 		return true;
 	}
 	/* Map pages before the chunk, so that the chunk's own needs (nodes,

@@ -97,6 +97,8 @@ void kmalloc_stats_i(struct kmalloc_inst *km, struct kmalloc_stats *out)
 	out->meta_bytes = km->meta_bytes;
 	out->large_allocs = km->large_allocs;
 	out->large_frees = km->large_frees;
+	out->large_cached_bytes = km->lc_bytes;
+	out->large_cached = km->lc_n;
 	out->map_bytes = km->map_bytes;
 	out->pool_extents = km->nextents;
 	out->ranges = km->nchunks + km->nlarge;

@@ -659,6 +659,9 @@ KTEST(kmalloc, parallel_cross_cpu_stress)
 	st->iters = 200000;
 	st->n = n;
 	st->duration = ktest_stress_seconds() * env_ticks_per_sec();
+	/* This CPU frees the blocks left in flight at the end, and a CPU that
+	 * frees other CPUs' blocks gets per-CPU data: make it first, low. */
+	kfree_i(st->f->km, kmalloc_i(st->f->km, 16));
 	ktest_parallel(n, stress_worker, st);
 	EXPECT_EQ(st->failures, 0);
 	for (unsigned i = 0; i < XSLOTS; i++)
@@ -729,4 +732,133 @@ KTEST(kmalloc, failing_cpu_flushes_other_caches)
 	EXPECT(ft->big != NULL);
 	EXPECT_EQ(kfree_i(ft->f->km, ft->big), 0);
 	EXPECT(settled(ft->f));
+}
+
+/* ---- drain (a CPU that goes down) ---------------------------------------------- */
+
+static uint64_t cached_of(struct fix *f)
+{
+	struct kmalloc_stats *s = stats(f);
+	uint64_t n = 0;
+	for (unsigned c = 0; c < KMALLOC_NCLASSES; c++)
+		n += s->cls[c].cached;
+	return n + s->cached_bytes;
+}
+
+KTEST(kmalloc, drain_empties_the_cache_and_allocation_goes_on)
+{
+	struct fix *f = fix_new(128, 1u << 30, false);
+	void *p[48];
+	ASSERT(f);
+	for (unsigned i = 0; i < 48; i++)
+		ASSERT((p[i] = kmalloc_i(f->km, 8 + i * 40)) != NULL);
+	for (unsigned i = 0; i < 48; i += 2)
+		EXPECT_EQ(kfree_i(f->km, p[i]), 0);
+	EXPECT(cached_of(f) != 0);
+	kmalloc_drain_i(f->km);
+	EXPECT_EQ(cached_of(f), 0);
+	EXPECT_EQ(kmalloc_check_i(f->km, KMALLOC_CHECK_ALL), 0);
+	kmalloc_drain_i(f->km);              /* twice: nothing to do */
+	EXPECT_EQ(cached_of(f), 0);
+	for (unsigned i = 0; i < 48; i += 2) {   /* allocates again */
+		ASSERT((p[i] = kmalloc_i(f->km, 8 + i * 40)) != NULL);
+		fill(p[i], 8 + i * 40, i);
+	}
+	for (unsigned i = 0; i < 48; i++) {
+		if (i % 2 == 0)
+			EXPECT(filled(p[i], 8 + i * 40, i));
+		EXPECT_EQ(kfree_i(f->km, p[i]), 0);
+	}
+	EXPECT(cached_of(f) != 0);           /* caching again */
+	EXPECT_EQ(kmalloc_check_i(f->km, 0), 0);
+	EXPECT(settled(f));
+}
+
+#define DRAIN_N 32
+struct draintest {
+	struct fix *f;
+	void *blk[DRAIN_N];
+	unsigned phase;
+	uint64_t cached_drained, cached_late, cached_back;
+	int check_drained, check_late;
+	bool again;
+};
+
+static bool drain_wait(struct draintest *d, unsigned phase)
+{
+	uint64_t t0 = env_ticks();
+	while (__atomic_load_n(&d->phase, __ATOMIC_ACQUIRE) < phase)
+		if (env_ticks() - t0 > 60 * env_ticks_per_sec())
+			return false;
+	return true;
+}
+
+static void drain_worker(unsigned id, void *arg)
+{
+	struct draintest *d = arg;
+	struct kmalloc_inst *km = d->f->km;
+
+	if (id == 0) {       /* the CPU that goes down */
+		if (!drain_wait(d, 1))
+			return;
+		for (unsigned i = 0; i < DRAIN_N; i++)
+			d->blk[i] = kmalloc_i(km, 24 + 16 * (i % 8));
+		for (unsigned i = 0; i < DRAIN_N / 2; i++)
+			kfree_i(km, d->blk[i]);                   /* own cache */
+		__atomic_store_n(&d->phase, 2, __ATOMIC_RELEASE);
+		if (!drain_wait(d, 3))
+			return;
+		kmalloc_drain_i(km);
+		d->cached_drained = cached_of(d->f);
+		d->check_drained = kmalloc_check_i(km, 0);
+		__atomic_store_n(&d->phase, 4, __ATOMIC_RELEASE);
+		if (!drain_wait(d, 5))
+			return;
+		/* frees by the other CPU after the drain went to the pool */
+		d->cached_late = cached_of(d->f);
+		d->check_late = kmalloc_check_i(km, 0);
+		void *q = kmalloc_i(km, 100);                     /* back: re-attaches */
+		d->again = q != NULL;
+		kfree_i(km, q);
+		kfree_i(km, kmalloc_i(km, 40));
+		d->cached_back = cached_of(d->f);
+		__atomic_store_n(&d->phase, 6, __ATOMIC_RELEASE);
+	} else {             /* frees the first CPU's blocks: its remote list */
+		/* per-CPU data first (low in the pool), its cache emptied */
+		kfree_i(km, kmalloc_i(km, 16));
+		kmalloc_drain_i(km);
+		__atomic_store_n(&d->phase, 1, __ATOMIC_RELEASE);
+		if (!drain_wait(d, 2))
+			return;
+		for (unsigned i = DRAIN_N / 2; i < 3 * DRAIN_N / 4; i++)
+			kfree_i(km, d->blk[i]);
+		__atomic_store_n(&d->phase, 3, __ATOMIC_RELEASE);
+		if (!drain_wait(d, 4))
+			return;
+		for (unsigned i = 3 * DRAIN_N / 4; i < DRAIN_N; i++)
+			kfree_i(km, d->blk[i]);
+		__atomic_store_n(&d->phase, 5, __ATOMIC_RELEASE);
+	}
+}
+
+KTEST(kmalloc, drain_takes_remote_frees_and_later_ones_go_to_the_pool)
+{
+	struct draintest *d = ktest_mem(sizeof(*d), 64);
+	ASSERT(d);
+	if (ktest_ncpus() < 2) {
+		printf("kmalloc: drain test needs 2 CPUs, skipped\n");
+		return;
+	}
+	d->f = fix_new(128, 1u << 30, false);
+	ASSERT(d->f);
+	ktest_parallel(2, drain_worker, d);
+	EXPECT_EQ(d->phase, 6);
+	EXPECT_EQ(d->cached_drained, 0);
+	EXPECT_EQ(d->check_drained, 0);
+	EXPECT_EQ(d->cached_late, 0);
+	EXPECT_EQ(d->check_late, 0);
+	EXPECT(d->again);
+	EXPECT(d->cached_back != 0);
+	EXPECT_EQ(kmalloc_check_i(d->f->km, KMALLOC_CHECK_ALL), 0);
+	EXPECT(settled(d->f));
 }

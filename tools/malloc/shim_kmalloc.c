@@ -56,7 +56,8 @@ bool be_init(void)
 }
 
 bool be_owns(const void *p) { return (uintptr_t)p - lo < hi - lo; }
-void *be_alloc(size_t n) { return kmalloc(n); }
+/* 1-8 bytes: the same smallest block, through the cache-hit path. */
+void *be_alloc(size_t n) { return kmalloc(n < KMALLOC_FAST_MIN ? KMALLOC_FAST_MIN : n); }
 void *be_aligned(size_t n, size_t align) { return kmalloc_aligned(n, align); }
 void *be_realloc(void *p, size_t n) { return krealloc(p, n); }
 void be_free(void *p) { kfree(p); }
