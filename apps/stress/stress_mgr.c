@@ -912,7 +912,10 @@ void s_flush_cpu(struct stress *s, struct shart *h)
 			umm_flush(s->p->gumm);
 	}
 	if (on(s, M_KMALLOC)) {
-		KM(h, (kmalloc_reap_i(s->km), 0));   /* TTL 0: every cached block */
+		/* the CPU's cache and remote list back to the pool; frees to it
+		 * after this go to the pool (kmalloc_drain_i). The kernel's
+		 * smp_stop_self drains the global instance itself. */
+		KM(h, (kmalloc_drain_i(s->km), 0));
 		if (s->p->gkmalloc)
 			kmalloc_reap();
 	}
@@ -968,22 +971,28 @@ static uint64_t km_cpu_bytes(struct kmalloc_inst *km, unsigned c, uint64_t *remo
 	return bytes + *remote;
 }
 
-/* kmalloc after hart h stopped: the bytes left with its CPU, private and
- * global instance, are recorded (the stat and end lines show them) but do
- * not fail the run yet: the engine has no call that hands one CPU's whole
- * cache back (kmalloc_reap honours the global instance's TTL, and blocks
- * other harts free to the stopped CPU afterwards land on its remote list).
- * Once kmalloc_drain_i (being written) is called from s_flush_cpu, make
- * this return s_failure(...) when stranded bytes are found. */
+/* kmalloc after hart h stopped: nothing may be left with its CPU, in the
+ * private instance (drained in s_flush_cpu) or the global one (drained by
+ * the kernel's smp_stop_self). A block another hart frees to the stopped
+ * CPU is on its remote list for a moment, until that hart sees the CPU
+ * offline and hands the list to the pool itself (kmalloc_drain_i): so a
+ * non-empty list is looked at again for a while before it is a failure.
+ * The bytes seen are kept for the stat and end lines. */
+#define KM_STRAND_LOOKS 200
 int s_kmalloc_stranded(struct stress *s, struct shart *h)
 {
 	uint64_t rp = 0, rg = 0, p = 0, g = 0;
 
 	if (!on(s, M_KMALLOC))
 		return 0;
-	p = km_cpu_bytes(s->km, h->cpu, &rp);
-	if (s->p->gkmalloc)
-		g = km_cpu_bytes(kmalloc_global(), h->cpu, &rg);
+	for (unsigned look = 0; look < KM_STRAND_LOOKS; look++) {
+		p = km_cpu_bytes(s->km, h->cpu, &rp);
+		g = s->p->gkmalloc ? km_cpu_bytes(kmalloc_global(), h->cpu, &rg) : 0;
+		if (!(p + g))
+			break;
+		for (unsigned i = 0; i < 1000; i++)
+			env_cpu_relax();
+	}
 	ST(s->km_strand_last, p + g);
 	if (p + g > s->km_strand_peak)
 		s->km_strand_peak = p + g;
@@ -991,20 +1000,25 @@ int s_kmalloc_stranded(struct stress *s, struct shart *h)
 	s->km_strand_glob += g;
 	s->km_strand_remote += rp + rg;
 	s->km_strand_priv_remote += rp;
-	if (p + g)
-		s->km_strand_events++;
-	return 0;
+	if (!(p + g))
+		return 0;
+	s->km_strand_events++;
+	return s_failure(s, "kmalloc: %llu bytes (%llu on the remote list) stranded with stopped "
+			 "cpu %u after kmalloc_drain (private instance %llu, global %llu)",
+			 (unsigned long long)(p + g), (unsigned long long)(rp + rg), h->cpu,
+			 (unsigned long long)p, (unsigned long long)g), -1;
 }
 
 /* After hart h stopped: nothing of the private instances, nor of the
  * kernel's kpmem and kumm, may be left in its per-CPU caches (they were
- * flushed before hart_stop); kmalloc's is reported only. */
+ * flushed before hart_stop), nor of kmalloc's (drained). */
 int s_stranded(struct stress *s, struct shart *h)
 {
 	unsigned c = h->cpu, chunks;
 	size_t bytes;
 
-	s_kmalloc_stranded(s, h);
+	if (s_kmalloc_stranded(s, h))
+		return -1;
 	if (on(s, M_UMM) && s->p->gumm &&
 	    (bytes = umm_cpu_bytes(s->p->gumm, c, &chunks)))
 		return s_failure(s, "umm: %zu bytes (%u chunks) of the kernel's umm stranded in "
