@@ -1015,8 +1015,7 @@ static void parts_end(struct stress *s, struct shart *h)
 			h->parts_done = true;
 			break;
 		}
-		h->part_lends++;
-		INC(h->beat);
+		INC(h->beat);       /* (not counted as a lend: the workload's only) */
 		if (s->p->now_ns() - t > secs * 1000 * MS) {
 			why[0] = 0;
 			if (s->p->parts_abandon(secs, why, sizeof(why)))
@@ -1308,7 +1307,7 @@ int stress_run(const struct stress_plat *plat, const char *opts)
 				s_failure(s, "%s", why);
 			s->part_ops = pops;
 			plat->print("stress: parts=%u: %llu partition ops beside %llu of the harts "
-				    "(%llu lends", s->o.parts, (unsigned long long)pops,
+				    "(%llu lends during the workload", s->o.parts, (unsigned long long)pops,
 				    (unsigned long long)({ uint64_t x = 0; for (unsigned i = 0; i < s->n; i++) x += s->h[i]->ops; x; }),
 				    (unsigned long long)({ uint64_t x = 0; for (unsigned i = 0; i < s->n; i++) x += s->h[i]->part_lends; x; }));
 			if (s->o.onoff)
