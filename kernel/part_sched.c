@@ -380,12 +380,15 @@ unsigned part_run_lend(unsigned ticks)
 }
 
 /* A lent hart's ticks are over: p goes back to READY and the hart to the
- * kernel loop that lent it. */
+ * kernel loop that lent it. The next lend starts after p (the ring's entry
+ * point moves on): round robin goes on across lends, a spinner first on
+ * the ring does not starve the others. */
 static void lend_over(struct partition *p, struct trap_frame *tf)
 {
 	p->cpu_used += rdtime() - p->run_since;
 	p->ctx = *tf;
 	p->state = PART_READY;
+	ring[p->hart] = p->rnext;
 	sched.cur = NULL;
 	vm_load_task(vm_kernel(&vm_kernel_sys));
 	longjmp(sched.jb, 1);
