@@ -8,6 +8,11 @@
  * an IPI; the hart acts on it at the end of its next trap from U-mode
  * (reap_kills), or in run_hart before it starts. When no partition of
  * the hart is left, the trap handler longjmps back to run_hart.
+ *
+ * A kernel loop may lend its hart to its partitions instead
+ * (part_run_lend, the stress tool's parts=): the same scheduling, but the
+ * trap handler longjmps back to the lender at the end of the lend's ticks
+ * or when every partition left sleeps, instead of idling.
  */
 #include <setjmp.h>
 #include <stdarg.h>
