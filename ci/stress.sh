@@ -11,7 +11,9 @@
 #          (a byte written through a stale pointer) must end in a FAILURE
 #          line naming the manager, and QEMU's exit status must say failure;
 #          debug=stall/stallwait/wedge must end in the watchdog's FAILURE
-#          line naming the hart.
+#          line naming the hart; partitions (parts=) beside the workload
+#          must succeed with their ops counted, debug=kblock/kfault must
+#          fail naming the partition.
 #  barrier: check=1 onoff=1 on 8 harts for 20 s, 3 times (RUNS=): hot-plug
 #          while the harts meet at the check barrier must not deadlock it.
 #  host:   the engine on host threads under ASan+UBSan and under TSan, and
@@ -106,6 +108,22 @@ smp)
 		ok "smp.parts ($pops partition ops)"
 	else
 		bad smp.parts "status $rc, ${pops:-no} partition ops ($logs/parts.log)"
+	fi
+	# beside the harts' workload: their ops counted while it runs (the
+	# stat lines), harts with live partitions not hot-plugged (said),
+	# hot-plug going on once they ended
+	boot parts_beside 4 "" "secs=10 parts=4 onoff=1 stat=1"; rc=$?
+	l=$(tr -d '\r' <"$logs/parts_beside.log")
+	pops=$(echo "$l" | grep -aoE '^stress: parts=4: [0-9]+ partition ops beside [0-9]+' | grep -oE '^stress: parts=4: [0-9]+' | grep -oE '[0-9]+$')
+	during=$(echo "$l" | sed -n '/^stress: parts=4: 4 partitions/,/^stress: parts=4: [0-9]/p' | grep -acE '^stress: [0-9]+s ops .* part-ops [1-9]')
+	skips=$(echo "$l" | grep -acE '^stress: onoff: hart [1-3] has live partitions: not stopped')
+	cycles=$(echo "$l" | grep -aoE '[0-9]+ hot-plug cycles' | grep -oE '^[0-9]+')
+	if [ $rc = 0 ] && succeeded "$logs/parts_beside.log" && [ "${pops:-0}" = 8000 ] &&
+	   [ "$during" -gt 0 ] && [ "$skips" -gt 0 ] && [ "${cycles:-0}" -gt 0 ] &&
+	   echo "$l" | grep -qaE '^stress:  mm: .* ops by the harts .*, 8000 by 4 partitions'; then
+		ok "smp.parts_beside ($pops partition ops, $during stat lines with their ops during the workload, $skips harts skipped by hot-plug, $cycles cycles)"
+	else
+		bad smp.parts_beside "status $rc, ${pops:-no} partition ops, $during stat lines, $skips skips, ${cycles:-no} cycles ($logs/parts_beside.log)"
 	fi
 	for d in kblock kfault; do
 		boot "parts_$d" 4 "" "secs=1 parts=4 pops=500 debug=$d"; rc=$?

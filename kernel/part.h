@@ -138,6 +138,17 @@ int part_create_image(const char *name, const void *img, size_t len, const char 
 /* Run every created partition on its hart until all have exited or been
  * stopped. Called on the boot hart. */
 void part_run_all(void);
+/* Lend the calling hart to its partitions from a kernel loop (a program
+ * that runs its own work on the hart, the stress tool): they run, round
+ * robin as under part_run_all, until `ticks` timer ticks (>= 1; the first
+ * may come at once) have passed while one of them ran, until every one
+ * left sleeps, or until none is left; then the caller goes on where it
+ * was, interrupts as they were. Not while part_run_all runs, and from no
+ * interrupt handler. Returns the partitions left on the hart. */
+unsigned part_run_lend(unsigned ticks);
+/* Live partitions of hart index `hart`: for the calling hart's own, how
+ * many; for another's, 1 if any (read without its cooperation), else 0. */
+unsigned part_hart_live(unsigned hart);
 /* Forget ended partitions (their memory is already returned): their
  * records are freed, part_get no longer finds them. Not while
  * part_run_all runs. */

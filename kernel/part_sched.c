@@ -8,6 +8,11 @@
  * an IPI; the hart acts on it at the end of its next trap from U-mode
  * (reap_kills), or in run_hart before it starts. When no partition of
  * the hart is left, the trap handler longjmps back to run_hart.
+ *
+ * A kernel loop may lend its hart to its partitions instead
+ * (part_run_lend, the stress tool's parts=): the same scheduling, but the
+ * trap handler longjmps back to the lender at the end of the lend's ticks
+ * or when every partition left sleeps, instead of idling.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,7 +38,8 @@ static unsigned sleeping[MAX_HARTS];   /* its partitions in PART_WAITING (own ha
 static __thread struct {
 	struct partition *cur;          /* running in U-mode on this hart */
 	unsigned slice_left;            /* timer ticks left in the current slice */
-	jmp_buf jb;                     /* back to run_hart when none is left */
+	unsigned lend_left;             /* part_run_lend: ticks left, 0 not lent */
+	jmp_buf jb;                     /* back to run_hart (or part_run_lend) */
 } sched;
 
 static void stopped(struct partition *p, unsigned long sepc);
@@ -198,7 +204,8 @@ static void switch_from(struct hart *h, struct partition *prev, struct trap_fram
 {
 	struct partition *next;
 
-	while (!(next = pick(h->index, prev)) && sleeping[h->index])
+	/* lent by a kernel loop (part_run_lend): when all sleep, back to it */
+	while (!(next = pick(h->index, prev)) && sleeping[h->index] && !sched.lend_left)
 		idle(h);
 	if (!next) {
 		sched.cur = NULL;
@@ -348,6 +355,60 @@ void part_run_all(void)
 	smp_run(harts_online, run_hart, NULL);
 }
 
+unsigned part_hart_live(unsigned hart)
+{
+	const struct partition *r = __atomic_load_n(&ring[hart], __ATOMIC_ACQUIRE), *p = r;
+	unsigned n = 0;
+
+	if (!r || hart != this_hart()->index)
+		return r ? 1 : 0;      /* another hart's ring: only whether any */
+	do {
+		n++;
+		p = p->rnext;
+	} while (p != r);
+	return n;
+}
+
+unsigned part_run_lend(unsigned ticks)
+{
+	struct hart *h = this_hart();
+	struct trap_frame *tf = user_frame(h);
+	struct partition *p;
+	unsigned long fl;
+
+	if (!ring[h->index])
+		return 0;
+	fl = irq_save();
+	if (setjmp(sched.jb) == 0) {
+		reap_ready(h);   /* kills requested since the last lend */
+		p = pick(h->index, NULL);
+		if (p) {
+			sched.lend_left = ticks ? ticks : 1;
+			install(h, p, tf);
+			user_enter(tf);
+		}
+	}
+	/* the ticks are over, all left sleep, or none is left (longjmp) */
+	sched.lend_left = 0;
+	irq_restore(fl);
+	return part_hart_live(h->index);
+}
+
+/* A lent hart's ticks are over: p goes back to READY and the hart to the
+ * kernel loop that lent it. The next lend starts after p (the ring's entry
+ * point moves on): round robin goes on across lends, a spinner first on
+ * the ring does not starve the others. */
+static void lend_over(struct partition *p, struct trap_frame *tf)
+{
+	p->cpu_used += rdtime() - p->run_since;
+	p->ctx = *tf;
+	p->state = PART_READY;
+	ring[p->hart] = p->rnext;
+	sched.cur = NULL;
+	vm_load_task(vm_kernel(&vm_kernel_sys));
+	longjmp(sched.jb, 1);
+}
+
 /* A tick while p runs: the end of its slice, or of its CPU budget. */
 static void user_tick(struct hart *h, struct partition *p, struct trap_frame *tf)
 {
@@ -361,6 +422,8 @@ static void user_tick(struct hart *h, struct partition *p, struct trap_frame *tf
 		switch_from(h, p, tf);
 		return;
 	}
+	if (sched.lend_left && --sched.lend_left == 0)
+		lend_over(p, tf);
 	if (sched.slice_left && --sched.slice_left == 0) {
 		sched.slice_left = PART_SLICE_TICKS;
 		part_yield(p, tf);

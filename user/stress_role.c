@@ -157,6 +157,7 @@ int stress_role(unsigned long param)
 		}
 		if (!rc && op % 16 == 15)
 			rc = sr_walk(mm, h, idx, me, live, "in a walk of the list");
+		h->ops[idx] = op + 1;   /* so far: the kernel's stat line reads it */
 		mm_unlock(mm);
 		if (op % 4 == 3)
 			usys_yield();

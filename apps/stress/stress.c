@@ -20,6 +20,7 @@ const char *s_mgr_name(unsigned m)
 static const char *const what_names[NWHAT] = {
 	"nothing", "alloc", "free", "realloc", "aligned alloc", "vm grow", "hand-over receive",
 	"cpu flush", "going offline", "check", "check barrier", "end of run",
+	"its partitions", "its partitions at the end of the run",
 };
 
 /* The word the watchdog reads: what hart h does from now on. */
@@ -817,8 +818,19 @@ static void onoff_step(struct stress *s, uint64_t now)
 	s->last_onoff = now;
 	{
 		struct shart *v = s->h[1 + s_rand(s->h[0]) % (s->n - 1)];
-		if (LD(v->state) == H_RUN)
-			ST(v->off_req, true);
+		if (LD(v->state) != H_RUN)
+			return;
+		if (s->o.parts && s->p->parts_live(v->idx)) {
+			/* its partitions are on its ring: it must not stop */
+			s->onoff_skips++;
+			if (!s->skip_said[v->idx]) {
+				s->skip_said[v->idx] = true;
+				s->p->print("stress: onoff: hart %u has live partitions: not stopped "
+					    "while they live\n", v->idx);
+			}
+			return;
+		}
+		ST(v->off_req, true);
 	}
 }
 
@@ -894,11 +906,21 @@ static void stat_line(struct stress *s, uint64_t now)
 	fmt_num(b, sizeof(b), now ? ops * 1000000000ull / now : 0);
 	fmt_num(c, sizeof(c), mn);
 	fmt_num(d, sizeof(d), mx);
-	char e[48] = "";
+	char e[96] = "";
 
 	if (s->o.onoff && (s->o.mgrs & (1u << M_KMALLOC)))
 		snprintf(e, sizeof(e), " kmalloc-stranded %llu B",
 			 (unsigned long long)LD(s->km_strand_last));
+	if (s->o.parts && s->p->parts_ops) {
+		char f[16];
+		unsigned lending = 0;
+		size_t l = strlen(e);
+
+		for (unsigned i = 0; i < s->n; i++)
+			lending += !LD(s->h[i]->parts_done) && i < s->o.parts;
+		fmt_num(f, sizeof(f), s->part_ops ? s->part_ops : s->p->parts_ops());
+		snprintf(e + l, sizeof(e) - l, " part-ops %s (%u harts lending)", f, lending);
+	}
 	s->p->print("stress: %us ops %s (%s/s) live %lld.%lld MiB fail-injected %llu handled %llu "
 		    "err %d harts %u/%u (min %s max %s ops)%s\n", secs, a, b,
 		    (long long)(live >> 20), (long long)((live & 0xfffff) * 10 >> 20),
@@ -928,6 +950,7 @@ static void table(struct stress *s, uint64_t ns)
 		}
 		/* the count per op is the harts' (a partition does not count) */
 		cnt = ops ? cnt : 0;
+		uint64_t hops = ops;
 		if (m == M_MM && s->part_ops) {
 			cnt = ops ? cnt * (ops + s->part_ops) / ops : 0;
 			ops += s->part_ops;
@@ -941,6 +964,66 @@ static void table(struct stress *s, uint64_t ns)
 			    (unsigned long long)fl, (unsigned long long)s->checks, c,
 			    (unsigned long long)percentile(s, m, 50),
 			    (unsigned long long)percentile(s, m, 99));
+		if (m == M_MM && s->part_ops) {
+			/* both sources of the row; the columns after ops/s are the harts' */
+			char d[16], e[16], f[16], g[16];
+			fmt_num(d, sizeof(d), hops);
+			fmt_num(e, sizeof(e), ns ? hops * 1000000000ull / ns : 0);
+			fmt_num(f, sizeof(f), s->part_ops);
+			fmt_num(g, sizeof(g), ns ? s->part_ops * 1000000000ull / ns : 0);
+			s->p->print("stress:  mm: %s ops by the harts (%s/s), %s by %u partitions "
+				    "(%s/s) beside them\n", d, e, f, s->o.parts, g);
+		}
+	}
+}
+
+/* ---- partitions beside the workload ------------------------------------------------- */
+
+/* parts=: every S_LEND_NS a hart lends itself to its partitions for a
+ * timer tick (part_run_lend: until the next tick, or sooner when all of
+ * them sleep), between two of its operations, holding nothing. */
+#define S_LEND_NS (20 * MS)
+/* The end waits this long (x scale) for a hart's partitions to end. */
+#define S_PARTS_END_S 30
+
+static void lend(struct stress *s, struct shart *h)
+{
+	uint64_t now;
+
+	if (!s->o.parts || h->parts_done || (now = s_ns(s)) < h->part_next)
+		return;
+	s_doing(h, W_NOMGR, W_PARTS);
+	if (!s->p->parts_lend(1))
+		h->parts_done = true;
+	h->part_lends++;
+	h->part_next = now + S_LEND_NS;
+	INC(h->beat);               /* its partitions ran, or all of them sleep */
+}
+
+/* The end: the harts' workload is over; each hart runs its partitions
+ * until they end, for at most S_PARTS_END_S x scale seconds; those left
+ * then are stopped and fail the run, named. */
+static void parts_end(struct stress *s, struct shart *h)
+{
+	unsigned secs = S_PARTS_END_S * s->scale;
+	uint64_t t = s->p->now_ns();
+	char why[200];
+
+	s_doing(h, W_NOMGR, W_PARTS_END);
+	while (!h->parts_done) {
+		if (!s->p->parts_lend(2)) {
+			h->parts_done = true;
+			break;
+		}
+		INC(h->beat);       /* (not counted as a lend: the workload's only) */
+		if (s->p->now_ns() - t > secs * 1000 * MS) {
+			why[0] = 0;
+			if (s->p->parts_abandon(secs, why, sizeof(why)))
+				s_failure(s, "%s", why);
+			h->parts_done = true;
+			break;
+		}
+		spin(s);            /* all may sleep: let their wakers run */
 	}
 }
 
@@ -980,6 +1063,8 @@ static void worker(unsigned i, void *arg)
 		if (LD(h->xq))
 			xdrain(s, h);
 		one_op(s, h);
+		if (s->o.parts && (h->ops & 15) == 0)
+			lend(s, h);
 		if (s->o.yield && s->p->yield && h->ops % s->o.yield == 0)
 			s->p->yield();
 		if (s->o.irq && !s->p->irq_start && h->ops % 64 == 0)
@@ -994,6 +1079,10 @@ static void worker(unsigned i, void *arg)
 					barrier_wait(s, h);
 				if (i == 1)
 					wd_poll(s, 1);
+				if (s->o.parts && !h->parts_done) {
+					lend(s, h);
+					s_doing(h, W_NOMGR, W_IDLE);
+				}
 				spin(s);
 			}
 			break;
@@ -1032,17 +1121,17 @@ static void worker(unsigned i, void *arg)
 
 /* Everyone: free what it holds; barrier; drain what was handed to it;
  * barrier; flush the per-CPU caches. A two-counter barrier. */
-static volatile unsigned end_a, end_b, end_c;
+static volatile unsigned end_a, end_b, end_c, end_p;
 
 /* With the watchdog on, a hart that does not arrive within its bound
  * (hart 0: the watchdog's; the others: long enough for hart 0's hot-plug
  * round-up first) ends the run through wedged(). */
-static void end_barrier(struct stress *s, struct shart *h, volatile unsigned *ctr)
+static void end_barrier(struct stress *s, struct shart *h, volatile unsigned *ctr, uint64_t extra)
 {
-	uint64_t t = s->p->now_ns(), bound = s->wd_ns;
+	uint64_t t = s->p->now_ns(), bound = s->wd_ns + extra;
 
 	if (h->idx)
-		bound = 2 * s->wd_ns + (s->o.onoff ? 20000 * MS * s->scale : 0);
+		bound = 2 * s->wd_ns + extra + (s->o.onoff ? 20000 * MS * s->scale : 0);
 	ST(h->waiting, true);
 	__atomic_fetch_add(ctr, 1, __ATOMIC_ACQ_REL);
 	while (__atomic_load_n(ctr, __ATOMIC_ACQUIRE) < s->n - LD(s->dead)) {
@@ -1080,6 +1169,13 @@ static void end_phase(struct stress *s, struct shart *h)
 			env_cpu_relax();
 		}
 	}
+	if (s->o.parts) {
+		/* every hart is up again: each runs its partitions to their
+		 * end (bounded), then they all meet; the others wait the
+		 * longest a hart's partitions may take on top of their bound */
+		parts_end(s, h);
+		end_barrier(s, h, &end_p, (S_PARTS_END_S * s->scale + 5) * 1000 * MS);
+	}
 	if (h->idx == 0 && s->p->irq_stop && s->o.irq)
 		s->p->irq_stop();
 	ST(s->quiet, true);
@@ -1093,12 +1189,12 @@ static void end_phase(struct stress *s, struct shart *h)
 	}
 	h->nlive = 0;
 	irq_drain(s, h);
-	end_barrier(s, h, &end_a);
+	end_barrier(s, h, &end_a, 0);
 	xdrain(s, h);
-	end_barrier(s, h, &end_b);
+	end_barrier(s, h, &end_b, 0);
 	s_doing(h, W_NOMGR, W_FLUSH);
 	s_flush_cpu(s, h);
-	end_barrier(s, h, &end_c);
+	end_barrier(s, h, &end_c, 0);
 }
 
 /* ---- the run ---------------------------------------------------------------------- */
@@ -1112,7 +1208,7 @@ int stress_run(const struct stress_plat *plat, const char *opts)
 
 	memset(s, 0, sizeof(*s));
 	memset(fail_rng, 0, sizeof(fail_rng));
-	end_a = end_b = end_c = 0;
+	end_a = end_b = end_c = end_p = 0;
 	s->p = plat;
 	if (parse(&s->o, opts))
 		return 1;
@@ -1124,7 +1220,7 @@ int stress_run(const struct stress_plat *plat, const char *opts)
 	if (!s->o.watchdog_set)
 		s->o.watchdog *= s->scale;
 	s->wd_ns = (uint64_t)s->o.watchdog * 1000 * MS;
-	if (s->o.parts && !plat->parts) {
+	if (s->o.parts && !plat->parts_start) {
 		plat->print("stress: parts=: no partitions on %s\n", plat->name);
 		s->o.parts = 0;
 	}
@@ -1190,20 +1286,34 @@ int stress_run(const struct stress_plat *plat, const char *opts)
 			plat->print("stress: irq=: no timer hook free\n");
 		s->t0 = plat->now_ns();
 		s->deadline = s->o.secs * 1000 * MS;
+		if (s->o.parts) {
+			char why[200];
+			plat->print("stress: parts=%u: %u partitions, %u ops each, on a shared area of "
+				    "their own, beside the harts' workload (partition k on hart k mod %u; "
+				    "a hart lends itself to its partitions for a tick every %llu ms, "
+				    "harts with live partitions are not hot-plugged)\n", s->o.parts,
+				    s->o.parts, s->o.pops, s->n, (unsigned long long)(S_LEND_NS / MS));
+			if (plat->parts_start(s->o.parts, s->o.pops, s->o.seed,
+					      s->o.debug == DBG_KBLOCK ? 1 : s->o.debug == DBG_KFAULT ? 2 : 0,
+					      s->n, why, sizeof(why)))
+				s_failure(s, "%s", why);
+		}
 		plat->run(s->n, worker, s);
 		tick_s = NULL;
-		if (s->o.parts && !s->failed) {
+		if (s->o.parts) {
 			char why[200];
 			uint64_t pops = 0;
-			plat->print("stress: parts=%u: %u partitions, %u ops each, on a shared area "
-				    "of their own\n", s->o.parts, s->o.parts, s->o.pops);
-			if (plat->parts(s->o.parts, s->o.pops, s->o.seed,
-					s->o.debug == DBG_KBLOCK ? 1 : s->o.debug == DBG_KFAULT ? 2 : 0,
-					&pops, why, sizeof(why)))
+			if (plat->parts_finish(&pops, why, sizeof(why)))
 				s_failure(s, "%s", why);
 			s->part_ops = pops;
-			plat->print("stress: parts=%u: %llu partition ops\n", s->o.parts,
-				    (unsigned long long)pops);
+			plat->print("stress: parts=%u: %llu partition ops beside %llu of the harts "
+				    "(%llu lends during the workload", s->o.parts, (unsigned long long)pops,
+				    (unsigned long long)({ uint64_t x = 0; for (unsigned i = 0; i < s->n; i++) x += s->h[i]->ops; x; }),
+				    (unsigned long long)({ uint64_t x = 0; for (unsigned i = 0; i < s->n; i++) x += s->h[i]->part_lends; x; }));
+			if (s->o.onoff)
+				plat->print(", %llu hot-plug requests skipped: live partitions",
+					    (unsigned long long)s->onoff_skips);
+			plat->print(")\n");
 		}
 		ns = s_ns(s);
 		ST(s->quiet, true);

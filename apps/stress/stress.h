@@ -69,14 +69,28 @@ struct stress_plat {
 	 * the verdict is printed; end the whole run now with the failing
 	 * status (kernel: shutdown, host: _exit(1)). NULL: wait for ever. */
 	void (*abort_run)(void) __attribute__((noreturn));
-	/* parts=: run n partitions of the stress role (user/stress_role.c),
-	 * spread over the harts, pops operations each, on a shared area of
-	 * their own; then check the area and destroy it. dbg: STRESS_DBG_*
-	 * for the last partition. *ops: operations the partitions did.
-	 * 0, or -1 with the reason in why (naming the partition). NULL: no
-	 * partitions here (host). */
-	int (*parts)(unsigned n, unsigned pops, uint64_t seed, unsigned dbg, uint64_t *ops,
-		     char *why, size_t whylen);
+	/* parts=: partitions beside the harts' workload (docs/STRESS.md).
+	 * parts_start: create a shared area of their own and n partitions
+	 * of the stress role (user/stress_role.c), partition k on hart
+	 * k % harts (the harts of the run), pops operations each (dbg: STRESS_DBG_* for the last);
+	 * nothing runs yet. 0, or -1 with the reason in why.
+	 * parts_lend: run the calling hart's partitions for about `ticks`
+	 * timer ticks (less when all left sleep); returns those left on it.
+	 * parts_live(i): does hart index i have live partitions?
+	 * parts_ops: operations the partitions reported so far.
+	 * parts_abandon: stop the calling hart's partitions that are left,
+	 * naming them in why (the end's bound passed); returns how many.
+	 * parts_finish: after every hart ended, check every partition's
+	 * end, the area (mm_check, every block freed), destroy it; *ops:
+	 * their operations. 0, or -1 with the reason in why (naming the
+	 * partition). NULL: no partitions here (host). */
+	int (*parts_start)(unsigned n, unsigned pops, uint64_t seed, unsigned dbg,
+			   unsigned harts, char *why, size_t whylen);
+	unsigned (*parts_lend)(unsigned ticks);
+	bool (*parts_live)(unsigned i);
+	uint64_t (*parts_ops)(void);
+	unsigned (*parts_abandon)(unsigned secs, char *why, size_t whylen);
+	int (*parts_finish)(uint64_t *ops, char *why, size_t whylen);
 };
 
 /* opts: space-separated key=value options (docs/STRESS.md). */

@@ -49,7 +49,7 @@ enum { DBG_NONE, DBG_STALL, DBG_STALLWAIT, DBG_KBLOCK, DBG_KFAULT, DBG_WEDGE };
 
 /* What a hart is doing (shart.cur: mgr << 8 | W_*), for the watchdog. */
 enum { W_IDLE, W_ALLOC, W_FREE, W_REALLOC, W_ALIGNED, W_GROW, W_XRECV, W_FLUSH,
-       W_OFFLINE, W_CHECK, W_BARRIER, W_END, NWHAT };
+       W_OFFLINE, W_CHECK, W_BARRIER, W_END, W_PARTS, W_PARTS_END, NWHAT };
 #define W_NOMGR 0xff
 
 /* A live block. inst: 0 private instance, 1 the kernel's global one. */
@@ -87,6 +87,10 @@ struct shart {
 	volatile int state;
 	volatile bool off_req, flushed, started;
 	uint64_t offs;
+	/* parts=: next lend of this hart to its partitions (s_ns), lends
+	 * so far, none of its partitions left */
+	uint64_t part_next, part_lends;
+	bool parts_done;
 	MM mmh;                         /* this hart's handle on the shared area */
 	bool mm_attached;
 	struct vm_segment *seg;         /* this hart's heap segment */
@@ -129,6 +133,8 @@ struct stress {
 	uint64_t km_strand_last, km_strand_peak, km_strand_priv, km_strand_glob;
 	uint64_t km_strand_remote, km_strand_priv_remote, km_strand_events;
 	uint64_t part_ops;              /* parts=: the partitions' ops (the mm row) */
+	uint64_t onoff_skips;           /* hot-plug requests not made: live partitions */
+	bool skip_said[S_MAX_HARTS];    /* ... said once per hart */
 	uint64_t t0, deadline, checks, last_check, last_stat, last_onoff;
 	uint64_t injected, handled, bad_in;
 	uint64_t minjected[NMGR], mbad[NMGR], mpeak[NMGR];

@@ -110,49 +110,116 @@ static size_t k_kept(void)
 	return vm_kernel_sys.heap ? vm_kernel_sys.heap->size : 0;
 }
 
-/* parts=: the partitions' phase (docs/STRESS.md): an area of their own,
- * n partitions of ROLE_STRESS on harts k % harts, then every ending
+/* parts=: partitions beside the harts' workload (docs/STRESS.md): an
+ * area of their own and n partitions of ROLE_STRESS on harts k % harts of the run,
+ * created before the workers start; each worker lends its hart to its
+ * partitions now and then (part_run_lend); at the end every ending is
  * checked, the area checked (mm_check, every block freed) and destroyed. */
-static int k_parts(unsigned n, unsigned pops, uint64_t seed, unsigned dbg, uint64_t *ops,
-		   char *why, size_t wl)
-{
-	unsigned areas0 = shm_count();
-	size_t max = (4u << 20) + (size_t)n * (256u << 10);
-	MM *area = shm_kernel_create(STRESS_AREA, sizeof(struct stress_area_hdr), 4096, max);
-	struct stress_area_hdr *h;
-	struct mm_stats st;
+static struct {
+	MM *area;
+	unsigned n, areas0;
 	size_t used0;
-	int ids[STRESS_PARTS_MAX], rc = 0, ok = 0;
+	int ids[STRESS_PARTS_MAX];
+} kp;
 
-	*ops = 0;
+static int k_parts_start(unsigned n, unsigned pops, uint64_t seed, unsigned dbg, unsigned harts,
+			 char *why, size_t wl)
+{
+	size_t max = (4u << 20) + (size_t)n * (256u << 10);
+	struct mm_stats st;
+
+	memset(&kp, 0, sizeof(kp));
 	why[0] = 0;
-	if (!area) {
+	kp.areas0 = shm_count();
+	kp.area = shm_kernel_create(STRESS_AREA, sizeof(struct stress_area_hdr), 4096, max);
+	if (!kp.area) {
 		snprintf(why, wl, "mm: cannot create the partitions' area '%s'", STRESS_AREA);
 		return -1;
 	}
-	if (mm_lock(area, MM_LOCK_RW) >= 0) {
-		memset(mm_static(area), 0, sizeof(struct stress_area_hdr));
-		mm_stats(area, &st);
-		used0 = st.used;
-		mm_unlock(area);
-	} else {
+	if (mm_lock(kp.area, MM_LOCK_RW) < 0) {
 		snprintf(why, wl, "mm: cannot lock the partitions' area");
-		shm_kernel_detach(area);
+		shm_kernel_detach(kp.area);
+		kp.area = NULL;
 		return -1;
 	}
+	memset(mm_static(kp.area), 0, sizeof(struct stress_area_hdr));
+	mm_stats(kp.area, &st);
+	kp.used0 = st.used;
+	mm_unlock(kp.area);
+	kp.n = n;
 	for (unsigned k = 0; k < n; k++) {
 		char name[PART_NAME_MAX];
 
 		snprintf(name, sizeof(name), "stress%u", k);
-		ids[k] = part_create(name, ROLE_ARG(ROLE_STRESS,
-				     STRESS_PARAM(pops, k, k == n - 1 ? dbg : 0, seed)),
-				     k % harts_online, 0);
-		if (ids[k] < 0 && !why[0])
-			snprintf(why, wl, "partition stress%u not created: %s", k, err_str(ids[k]));
+		kp.ids[k] = part_create(name, ROLE_ARG(ROLE_STRESS,
+					STRESS_PARAM(pops, k, k == n - 1 ? dbg : 0, seed)),
+					k % harts, 0);
+		if (kp.ids[k] < 0 && !why[0])
+			snprintf(why, wl, "partition stress%u not created: %s", k,
+				 err_str(kp.ids[k]));
 	}
-	part_run_all();
-	for (unsigned k = 0; k < n; k++) {
-		const struct partition *p = ids[k] > 0 ? part_get((unsigned)ids[k]) : NULL;
+	return why[0] ? -1 : 0;
+}
+
+static unsigned k_parts_lend(unsigned ticks)
+{
+	return part_run_lend(ticks);
+}
+
+static bool k_parts_live(unsigned i)
+{
+	return part_hart_live(i) != 0;
+}
+
+static uint64_t k_parts_ops(void)
+{
+	const struct stress_area_hdr *h = kp.area ? mm_static(kp.area) : NULL;
+	uint64_t ops = 0;
+
+	/* read without the lock: a figure for the stat line */
+	for (unsigned k = 0; h && k < kp.n; k++)
+		ops += __atomic_load_n(&h->ops[k], __ATOMIC_RELAXED);
+	return ops;
+}
+
+/* The end's bound passed: stop this hart's partitions that are left (the
+ * hart acts on the kill when it lends itself once more). */
+static unsigned k_parts_abandon(unsigned secs, char *why, size_t wl)
+{
+	unsigned me = this_hart()->index, n = 0;
+	char reason[PART_REASON_MAX];
+
+	snprintf(reason, sizeof(reason), "did not end within %u s of the end of the workload",
+		 secs);
+	for (unsigned k = 0; k < kp.n; k++) {
+		const struct partition *p = kp.ids[k] > 0 ? part_get((unsigned)kp.ids[k]) : NULL;
+
+		if (!p || p->hart != me || p->state == PART_EXITED || p->state == PART_KILLED)
+			continue;
+		if (!n++)
+			snprintf(why, wl, "partition %s#%u on hart %u did not end within %u s of "
+				 "the end of the workload (%u slices, %llu system calls)", p->name,
+				 p->id, p->hart, secs, (unsigned)p->slices,
+				 (unsigned long long)p->syscalls);
+		part_kill((unsigned)kp.ids[k], reason);
+	}
+	while (part_run_lend(1))
+		;
+	return n;
+}
+
+static int k_parts_finish(uint64_t *ops, char *why, size_t wl)
+{
+	struct stress_area_hdr *h;
+	struct mm_stats st;
+	int rc, ok = 0;
+
+	*ops = 0;
+	why[0] = 0;
+	if (!kp.area)
+		return 0;
+	for (unsigned k = 0; k < kp.n; k++) {
+		const struct partition *p = kp.ids[k] > 0 ? part_get((unsigned)kp.ids[k]) : NULL;
 
 		if (!p)
 			continue;
@@ -164,28 +231,32 @@ static int k_parts(unsigned n, unsigned pops, uint64_t seed, unsigned dbg, uint6
 				 "(user/stress_role.c)", p->name, p->id, p->hart, p->exit_status);
 		else if (p->state == PART_EXITED && !p->exit_status)
 			ok++;
+		else if (p->state != PART_EXITED && p->state != PART_KILLED && !why[0])
+			snprintf(why, wl, "partition %s#%u on hart %u never ended", p->name, p->id,
+				 p->hart);
 	}
-	if (mm_lock(area, MM_LOCK_RD) >= 0) {
-		h = mm_static(area);
-		for (unsigned k = 0; k < n; k++)
+	if (mm_lock(kp.area, MM_LOCK_RD) >= 0) {
+		h = mm_static(kp.area);
+		for (unsigned k = 0; k < kp.n; k++)
 			*ops += h->ops[k];
-		if ((rc = mm_check(area)) && !why[0])
+		if ((rc = mm_check(kp.area)) && !why[0])
 			snprintf(why, wl, "mm: mm_check of the partitions' area: %s", err_str(rc));
-		mm_stats(area, &st);
-		if (!why[0] && st.used != used0)
+		mm_stats(kp.area, &st);
+		if (!why[0] && st.used != kp.used0)
 			snprintf(why, wl, "mm: %zu bytes in use in the partitions' area after every "
-				 "partition ended (%zu at the start)", st.used, used0);
+				 "partition ended (%zu at the start)", st.used, kp.used0);
 		if (!why[0] && h->done != (uint32_t)ok)
 			snprintf(why, wl, "mm: %u partitions reported their end in the area, %d ended "
 				 "cleanly", h->done, ok);
-		mm_unlock(area);
+		mm_unlock(kp.area);
 	} else if (!why[0])
 		snprintf(why, wl, "mm: cannot lock the partitions' area after the run");
-	shm_kernel_detach(area);
+	shm_kernel_detach(kp.area);
+	kp.area = NULL;
 	part_reset();
-	if (!why[0] && shm_count() != areas0)
+	if (!why[0] && shm_count() != kp.areas0)
 		snprintf(why, wl, "mm: the partitions' area was not destroyed (%u areas, %u before)",
-			 shm_count(), areas0);
+			 shm_count(), kp.areas0);
 	return why[0] ? -1 : 0;
 }
 
@@ -204,7 +275,9 @@ static int stress_main(const char *arg)
 		.irq_start = k_irq_start, .irq_stop = k_irq_stop, .irq_ok = NULL,
 		.cpu_off = k_cpu_off, .cpu_stopped = k_cpu_stopped, .cpu_on = k_cpu_on,
 		.cpu_index = k_cpu_index, .print = k_print, .kept_bytes = k_kept,
-		.yield = k_yield, .abort_run = k_abort, .parts = k_parts,
+		.yield = k_yield, .abort_run = k_abort, .parts_start = k_parts_start,
+		.parts_lend = k_parts_lend, .parts_live = k_parts_live, .parts_ops = k_parts_ops,
+		.parts_abandon = k_parts_abandon, .parts_finish = k_parts_finish,
 	};
 	const char *opts = strstr(board->bootargs, "stress=");
 

@@ -875,3 +875,35 @@ KTEST(part, boot_hart_keeps_its_ticks_after_a_run_without_its_partitions)
 		EXPECT_EXIT(h, 7);
 	part_reset();
 }
+
+/* A kernel loop lends its hart to its partitions (part_run_lend, what the
+ * stress tool's parts= does between its operations): a spinner gives the
+ * hart back at the next tick, stays live and goes on at the next lend, a
+ * partition that exits leaves the ring, a kill takes effect at the next
+ * lend, and with none left the lend returns 0 at once. */
+KTEST(part, lend_returns_at_the_tick_and_goes_on)
+{
+	int sp = part_create("spinner", ROLE_ARG(ROLE_SPINNER, SPIN_PLAIN), 0, 0);
+	int h = part_create("hello", ROLE_ARG(ROLE_HELLO, 7), 0, 0);
+	uint64_t t, slices;
+
+	ASSERT_GE(sp, 1);
+	ASSERT_GE(h, 1);
+	EXPECT_EQ(part_hart_live(0), 2);
+	t = rdtime();
+	EXPECT_GE(part_run_lend(1), 1);
+	EXPECT_LT(rdtime() - t, timebase_hz / 10);      /* back within 100 ms */
+	for (int i = 0; i < 50 && part_hart_live(0) > 1; i++)
+		part_run_lend(1);
+	EXPECT_EXIT(h, 7);
+	EXPECT_EQ(part_hart_live(0), 1);
+	slices = part_get((unsigned)sp)->slices;
+	EXPECT_EQ(part_run_lend(2), 1);
+	EXPECT(part_get((unsigned)sp)->slices > slices);
+	EXPECT_EQ(part_get((unsigned)sp)->state, PART_READY);
+	ASSERT_EQ(part_kill((unsigned)sp, "the lend test is over"), 0);
+	EXPECT_EQ(part_run_lend(1), 0);
+	EXPECT_EQ(part_get((unsigned)sp)->state, PART_KILLED);
+	EXPECT_EQ(part_run_lend(1), 0);
+	part_reset();
+}
