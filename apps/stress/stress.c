@@ -1342,8 +1342,8 @@ int stress_run(const struct stress_plat *plat, const char *opts)
 			    ({ unsigned x = 0; for (unsigned i = 0; i < s->n; i++) x += (unsigned)s->h[i]->offs; x; }),
 			    (unsigned long long)s->checks);
 		if (s->o.onoff && (s->o.mgrs & (1u << M_KMALLOC)))
-			plat->print("stress: kmalloc left with stopped harts (reported, not failed: "
-				    "no drain call yet): %llu of %u stops, peak %llu B, private %llu B "
+			plat->print("stress: kmalloc left with stopped harts after kmalloc_drain "
+				    "(any fails the run): %llu of %u stops, peak %llu B, private %llu B "
 				    "(%llu B freed to them remotely), global %llu B (%llu B)\n",
 				    (unsigned long long)s->km_strand_events,
 				    ({ unsigned x = 0; for (unsigned i = 0; i < s->n; i++) x += (unsigned)s->h[i]->offs; x; }),
