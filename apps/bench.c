@@ -199,7 +199,7 @@ static void kbench_put_pages(void *ctx, void *va, size_t n)
 /* A long mixed trace on a private instance: heap footprint / peak live. */
 static void kmalloc_efficiency(void)
 {
-	static struct kmalloc_inst k;
+	static kmalloc_t k;
 	static struct kmalloc_stats st;
 	static void *live[2048];
 	static size_t sz[2048];
@@ -286,7 +286,7 @@ static void bench_kmalloc(void)
 
 static void bench_mm(void)
 {
-	MM *mm = shm_kernel_create("bench", 64, 64 << 10, 1 << 20);
+	mm_t *mm = shm_kernel_create("bench", 64, 64 << 10, 1 << 20);
 	uint64_t t;
 
 	if (!mm)
@@ -338,7 +338,7 @@ static void bench_part(void)
  * hart. */
 static void bench_wait(void)
 {
-	MM *area = shm_kernel_create(WAIT_AREA, 64, 4096, 64 << 10);
+	mm_t *area = shm_kernel_create(WAIT_AREA, 64, 4096, 64 << 10);
 	int a, b;
 
 	if (!area)

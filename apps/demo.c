@@ -48,7 +48,7 @@ static int demo_main(const char *arg)
 {
 	struct mm_stats st;
 	size_t before = pmem_avail(&kpmem), heap_before, heap_grew, used;
-	MM *area;
+	mm_t *area;
 
 	heap_before = mem_kept_bytes();
 	area = shm_kernel_create(DEMO_AREA, 64, 4096, 1u << 20);
@@ -85,8 +85,8 @@ static int demo_main(const char *arg)
 		printf("demo: area '%s': %zu KiB of %zu KiB max, %zu bytes in use, %zu free, "
 		       "%llu allocs, %llu frees, grown %llu times, %u attached\n",
 		       DEMO_AREA, st.size >> 10, st.max_size >> 10, st.used, st.free,
-		       (unsigned long long)st.nalloc, (unsigned long long)st.nfree,
-		       (unsigned long long)st.ngrow, st.nattach);
+		       (unsigned long long)st.allocs, (unsigned long long)st.frees,
+		       (unsigned long long)st.grows, st.nattach);
 	}
 	shm_kernel_detach(area);
 	part_reset();

@@ -43,7 +43,7 @@ struct spec {
 struct area_spec {
 	char name[SYS_MM_NAME_MAX];
 	uint64_t initial, max, st;
-	MM *mm;
+	mm_t *mm;
 };
 
 static struct spec specs[BOOT_PARTS_MAX];
@@ -383,8 +383,8 @@ static void print_area(const struct area_spec *a)
 	mm_unlock(a->mm);
 	printf("part: area '%s': %zu KiB of %zu KiB max, %zu bytes in use, %llu allocs, "
 	       "%llu frees, grown %llu times\n", a->name, st.size >> 10, st.max_size >> 10,
-	       st.used, (unsigned long long)st.nalloc, (unsigned long long)st.nfree,
-	       (unsigned long long)st.ngrow);
+	       st.used, (unsigned long long)st.allocs, (unsigned long long)st.frees,
+	       (unsigned long long)st.grows);
 }
 
 static int part_main(const char *arg)

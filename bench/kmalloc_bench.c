@@ -20,7 +20,7 @@
 
 #include "kmalloc.h"
 
-static struct kmalloc_inst km;
+static kmalloc_t km;
 static int use_kmalloc;
 
 /* Page source: one reserved range handed out upward, like the kernel heap

@@ -38,9 +38,9 @@ static inline uint32_t board_check(const struct message *m, const char *text)
 
 /* Attach the area (creating it if the kernel did not) and set up the list
  * the first time. NULL on failure. */
-static inline MM *board_attach(void)
+static inline mm_t *board_attach(void)
 {
-	MM *mm = mm_create(BOARD_AREA, sizeof(struct board), 4096);
+	mm_t *mm = mm_create(BOARD_AREA, sizeof(struct board), 4096);
 	struct board *b;
 
 	if (!mm || mm_static_size(mm) < sizeof(struct board))

@@ -13,7 +13,7 @@
 
 /* One pass over the list under the read lock: the count of good messages,
  * or -1 after printing the first bad one. */
-static long read_board(MM *mm, uint32_t *producers, uint32_t *chars, uint32_t *posted)
+static long read_board(mm_t *mm, uint32_t *producers, uint32_t *chars, uint32_t *posted)
 {
 	struct board *b;
 	struct mm_list *pos;
@@ -46,7 +46,7 @@ int main(int argc, char **argv)
 	long want = argc > 1 ? strtol(argv[1], NULL, 10) : 50, got = 0;
 	uint64_t deadline = part_time_us() + 60ull * 1000000;   /* a bound, not a timing */
 	uint32_t producers = 0, chars = 0, posted = 0;
-	MM *mm = board_attach();
+	mm_t *mm = board_attach();
 	struct board *b;
 
 	if (!mm) {

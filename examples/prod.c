@@ -9,7 +9,7 @@
 #include "partition.h"
 #include "board.h"
 
-static int post(MM *mm, uint32_t me, uint32_t seq)
+static int post(mm_t *mm, uint32_t me, uint32_t seq)
 {
 	char text[48];
 	struct board *b;
@@ -43,7 +43,7 @@ static int post(MM *mm, uint32_t me, uint32_t seq)
 int main(int argc, char **argv)
 {
 	uint32_t n = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) : 50, me = (uint32_t)part_id();
-	MM *mm = board_attach();
+	mm_t *mm = board_attach();
 	struct board *b;
 
 	if (!mm) {

@@ -480,7 +480,7 @@ void shm_init(void)
 /* ---- the kernel as an attacher ------------------------------------------------------ */
 
 struct khandle {
-	MM mm;
+	mm_t mm;
 	struct shm_area *area;
 	bool used;
 };
@@ -595,7 +595,7 @@ static struct shm_area *kernel_get(const char *name, size_t initial, size_t max,
 	return a;
 }
 
-MM *shm_kernel_create(const char *name, size_t static_size, size_t initial, size_t max)
+mm_t *shm_kernel_create(const char *name, size_t static_size, size_t initial, size_t max)
 {
 	struct mm_env env = kenv;
 	struct khandle *k = NULL;
@@ -649,7 +649,7 @@ static void window_out(struct shm_area *a)
 	ticket_unlock_irqrestore(&shm_lock, fl);
 }
 
-void shm_kernel_detach(MM *mm)
+void shm_kernel_detach(mm_t *mm)
 {
 	for (unsigned i = 0; i < SHM_KSLOTS; i++) {
 		struct khandle *k = &khandles[i];
@@ -665,7 +665,7 @@ void shm_kernel_detach(MM *mm)
 	}
 }
 
-unsigned shm_kernel_waiters(MM *mm)
+unsigned shm_kernel_waiters(mm_t *mm)
 {
 	for (unsigned i = 0; i < SHM_KSLOTS; i++)
 		if (khandles[i].used && &khandles[i].mm == mm)

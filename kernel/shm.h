@@ -66,7 +66,7 @@ long shm_sys_lock_or_nap(struct partition *p, uintptr_t base, int mode);
  * if a waker had dequeued it, E_TIMEOUT if not. */
 int shm_wait_finish(struct partition *p);
 /* Sleepers queued on the area of kernel handle mm (tests). */
-unsigned shm_kernel_waiters(MM *mm);
+unsigned shm_kernel_waiters(mm_t *mm);
 /* A partition held an area lock longer than SHM_HOLD_US: part_kill it
  * ("held the lock of area 'A' longer than N ms"). Called once per overdue
  * hold, never waits. */
@@ -84,8 +84,8 @@ void shm_init(void);
 /* The kernel as an attacher: create (or find) and format an area and
  * attach a kernel handle, which keeps the area alive until
  * shm_kernel_detach. NULL on failure. */
-MM *shm_kernel_create(const char *name, size_t static_size, size_t initial, size_t max);
-void shm_kernel_detach(MM *mm);
+mm_t *shm_kernel_create(const char *name, size_t static_size, size_t initial, size_t max);
+void shm_kernel_detach(mm_t *mm);
 /* Areas alive now (for tests that check everything was freed). */
 unsigned shm_count(void);
 /* Pages charged to p for shared areas (counted with its private pages

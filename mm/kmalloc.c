@@ -22,7 +22,7 @@
 
 #define likely(x) __builtin_expect(!!(x), 1)
 
-static struct kmalloc_inst g_km;   /* the global instance (kmalloc, kfree, ...) */
+static kmalloc_t g_km;   /* the global instance (kmalloc, kfree, ...) */
 
 /* The public alloc/free entry points are leaves on their hot paths (every
  * slow path is a tail call), so the frame the kernel's -fno-omit-frame-pointer
@@ -46,8 +46,8 @@ static struct kmalloc_inst g_km;   /* the global instance (kmalloc, kfree, ...) 
 
 /* ---- allocation ------------------------------------------------------------ */
 
-static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, void *caller);
-static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_t size, size_t align,
+static void *alloc_large(kmalloc_t *km, size_t size, size_t align, void *caller);
+static __attribute__((noinline)) void *alloc_slow(kmalloc_t *km, size_t size, size_t align,
 						  unsigned long fl, void *caller);
 
 /* A block pool_take carved (size and check written there) becomes live. */
@@ -62,7 +62,7 @@ static void *set_live(struct kmalloc_pcpu *pc, uintptr_t a, size_t size, void *c
 }
 
 /* Cache miss (or no per-CPU data yet, or a flush request): interrupts off. */
-static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_t size, size_t align,
+static __attribute__((noinline)) void *alloc_slow(kmalloc_t *km, size_t size, size_t align,
 						  unsigned long fl,
 			void *caller)
 {
@@ -109,7 +109,7 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 		kmalloc_scan_expired(km, pc);
 	a = kmalloc_carve(km, pc, &g, align, &fl);
 	if (!a) {
-		BUMP(pc->fails);
+		BUMP(pc->failures);
 		env_irq_restore(fl);
 		return NULL;
 	}
@@ -122,7 +122,7 @@ static __attribute__((noinline)) void *alloc_slow(struct kmalloc_inst *km, size_
 
 /* Size 0, requests too small for a class of their own (they round up to
  * MIN_G), and large ones. */
-static __attribute__((noinline)) void *alloc_cold(struct kmalloc_inst *km, size_t size,
+static __attribute__((noinline)) void *alloc_cold(kmalloc_t *km, size_t size,
 						  void *caller)
 {
 	if (size - 1 >= KMALLOC_SMALL_MAX)
@@ -141,7 +141,7 @@ _Static_assert((HDR + KMALLOC_REDZONE + 15) / 16 < MIN_G, "a wrapped size is not
  * served on the slow paths and by kmalloc_reap. With irq false only for
  * HOT_ENTRY functions: interrupts stay on, since no interrupt handler
  * calls into kmalloc. */
-static inline __attribute__((always_inline)) void *alloc_pc(struct kmalloc_inst *km,
+static inline __attribute__((always_inline)) void *alloc_pc(kmalloc_t *km,
 							    struct kmalloc_pcpu *pc, size_t size,
 							    void *caller, bool irq)
 {
@@ -169,14 +169,14 @@ static inline __attribute__((always_inline)) void *alloc_pc(struct kmalloc_inst 
 	return alloc_cold(km, size, caller);
 }
 
-static inline struct kmalloc_pcpu *pcpu_or_zero(struct kmalloc_inst *km)
+static inline struct kmalloc_pcpu *pcpu_or_zero(kmalloc_t *km)
 {
 	struct kmalloc_pcpu *pc = pcpu_self(km);
 	return pc ? pc : (struct kmalloc_pcpu *)(void *)env_zero_block;
 }
 _Static_assert(sizeof(struct kmalloc_pcpu) <= ENV_ZERO_SIZE, "env_zero_block covers a kmalloc_pcpu");
 
-static inline void *alloc(struct kmalloc_inst *km, size_t size, void *caller)
+static inline void *alloc(kmalloc_t *km, size_t size, void *caller)
 {
 	return alloc_pc(km, pcpu_or_zero(km), size, caller, true);
 }
@@ -194,7 +194,7 @@ struct lc_out {
 
 static size_t np_of(const struct kmalloc_range *r) { return (r->end - r->base) / PAGE; }
 
-static void lc_unlink(struct kmalloc_inst *km, struct kmalloc_range *r)
+static void lc_unlink(kmalloc_t *km, struct kmalloc_range *r)
 {
 	unsigned b = (unsigned)np_of(r) - 1;
 
@@ -211,7 +211,7 @@ static void lc_unlink(struct kmalloc_inst *km, struct kmalloc_range *r)
 }
 
 /* r (a large block, just freed) into its bin, newest first. */
-static void lc_push(struct kmalloc_inst *km, struct kmalloc_range *r, uint64_t now)
+static void lc_push(kmalloc_t *km, struct kmalloc_range *r, uint64_t now)
 {
 	unsigned b = (unsigned)np_of(r) - 1;
 
@@ -230,7 +230,7 @@ static void lc_push(struct kmalloc_inst *km, struct kmalloc_range *r, uint64_t n
 }
 
 /* The oldest cached block (the bins' tails), or NULL. */
-static struct kmalloc_range *lc_oldest(struct kmalloc_inst *km)
+static struct kmalloc_range *lc_oldest(kmalloc_t *km)
 {
 	struct kmalloc_range *o = NULL;
 
@@ -242,20 +242,20 @@ static struct kmalloc_range *lc_oldest(struct kmalloc_inst *km)
 	return o;
 }
 
-static void large_peak_update(struct kmalloc_inst *km)
+static void large_peak_update(kmalloc_t *km)
 {
 	if (km->large_bytes > km->large_peak)
 		km->large_peak = km->large_bytes;
 }
 
-static bool lc_over(struct kmalloc_inst *km)
+static bool lc_over(kmalloc_t *km)
 {
 	return km->lc_bytes > KMALLOC_LCACHE_MIN + km->large_peak;
 }
 
 /* Unmap up to LC_EVICT_MAX cached blocks: the oldest while over the bound,
  * then those older than the TTL (all when `all`); out gets their pages. */
-static void lc_evict(struct kmalloc_inst *km, uint64_t now, bool all, struct lc_out *out)
+static void lc_evict(kmalloc_t *km, uint64_t now, bool all, struct lc_out *out)
 {
 	while (out->n < LC_EVICT_MAX) {
 		struct kmalloc_range *r = lc_oldest(km);
@@ -270,13 +270,13 @@ static void lc_evict(struct kmalloc_inst *km, uint64_t now, bool all, struct lc_
 	}
 }
 
-static void lc_put(struct kmalloc_inst *km, const struct lc_out *out)
+static void lc_put(kmalloc_t *km, const struct lc_out *out)
 {
 	for (unsigned i = 0; i < out->n; i++)
 		km->src.put_pages(km->src.ctx, (void *)out->e[i].base, out->e[i].np);
 }
 
-void kmalloc_lcache_release(struct kmalloc_inst *km, bool all, uint64_t now)
+void kmalloc_lcache_release(kmalloc_t *km, bool all, uint64_t now)
 {
 	struct lc_out out;
 
@@ -294,7 +294,7 @@ void kmalloc_lcache_release(struct kmalloc_inst *km, bool all, uint64_t now)
 /* A cached block of np pages or a little more (at most a quarter), made
  * live for a request of `size`; NULL if none. Its payload is its base:
  * only blocks of page alignment are cached and asked for. */
-static void *lc_take(struct kmalloc_inst *km, size_t np, size_t size, void *caller)
+static void *lc_take(kmalloc_t *km, size_t np, size_t size, void *caller)
 {
 	struct kmalloc_range *r = NULL;
 	size_t top = np + np / 4;
@@ -328,7 +328,7 @@ static void *lc_take(struct kmalloc_inst *km, size_t np, size_t size, void *call
 
 /* Own pages for a large block; if the page source says no, a block carved
  * from the pool (after reclaiming every cached block). */
-static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, void *caller)
+static void *alloc_large(kmalloc_t *km, size_t size, size_t align, void *caller)
 {
 	size_t extra = align > PAGE ? align - PAGE : 0;
 	struct kmalloc_range r = { .kind = R_LARGE };
@@ -383,7 +383,7 @@ static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, voi
 	uintptr_t a = kmalloc_carve(km, pc, &g, align < 16 ? 16 : align, &fl);
 	if (!a) {
 		if (pc)
-			BUMP(pc->fails);
+			BUMP(pc->failures);
 		env_irq_restore(fl);
 		return NULL;
 	}
@@ -399,7 +399,7 @@ static void *alloc_large(struct kmalloc_inst *km, size_t size, size_t align, voi
 	return (char *)h + HDR;
 }
 
-static void *alloc_aligned(struct kmalloc_inst *km, size_t size, size_t align, void *caller)
+static void *alloc_aligned(kmalloc_t *km, size_t size, size_t align, void *caller)
 {
 	if (!align || (align & (align - 1))) {
 		env_log("kmalloc_aligned: alignment %zu is not a power of two", align);
@@ -424,13 +424,13 @@ struct blkinfo {
 	void *caller;
 };
 
-static int refuse(struct kmalloc_inst *km, const char *op, const void *p, int e, const char *why,
+static int refuse(kmalloc_t *km, const char *op, const void *p, int e, const char *why,
 		  void *owner_caller, void *caller)
 {
 	struct kmalloc_pcpu *pc = pcpu_self(km);
 
 	if (pc)
-		BUMP(pc->bad_frees);
+		BUMP(pc->refused);
 	env_log("%s(%p): %s (%s; allocated at %p, called from %p)", op, p, why, err_str(e),
 		owner_caller, caller);
 	return e;
@@ -440,7 +440,7 @@ static int refuse(struct kmalloc_inst *km, const char *op, const void *p, int e,
  * lock: the page map is read lock-free, and a pool block's header is read
  * as before (its size changes only in the pool, under the lock, when it is
  * not live). */
-static int classify(struct kmalloc_inst *km, const char *op, const void *p, struct blkinfo *bi,
+static int classify(kmalloc_t *km, const char *op, const void *p, struct blkinfo *bi,
 		    void *caller)
 {
 	uintptr_t a = (uintptr_t)p, lo, hi;
@@ -488,7 +488,7 @@ static int classify(struct kmalloc_inst *km, const char *op, const void *p, stru
 
 /* p was classified as the large block r without the lock: only the first of
  * two racing frees finds it still mapped there. */
-static int free_large(struct kmalloc_inst *km, void *p, struct kmalloc_range *r, void *caller)
+static int free_large(kmalloc_t *km, void *p, struct kmalloc_range *r, void *caller)
 {
 	uint64_t now = now_of(km);
 	unsigned long fl = env_lock(&km->lock);
@@ -519,7 +519,7 @@ static int free_large(struct kmalloc_inst *km, void *p, struct kmalloc_range *r,
 
 /* Validated small block: into our cache, the owner's remote list, or (for
  * pool-large blocks) straight back to the pool. Interrupts off. */
-static void free_block(struct kmalloc_inst *km, struct hdr *h)
+static void free_block(kmalloc_t *km, struct hdr *h)
 {
 	struct cblk *b = (struct cblk *)h;
 	uint32_t g = h->g;
@@ -550,7 +550,7 @@ static void free_block(struct kmalloc_inst *km, struct hdr *h)
 	kmalloc_remote_push(km, pc, CL(b));
 }
 
-static __attribute__((noinline)) int free_slow(struct kmalloc_inst *km, void *p, unsigned long fl,
+static __attribute__((noinline)) int free_slow(kmalloc_t *km, void *p, unsigned long fl,
 					       void *caller)
 {
 	struct blkinfo bi = { 0 };   /* (GCC -flto cannot see classify set bi.r) */
@@ -592,7 +592,7 @@ static __attribute__((noinline)) int free_slow(struct kmalloc_inst *km, void *p,
 
 /* Not ours to cache: a block of another CPU with a sound header goes onto
  * its owner's remote list without a lock; anything else to free_slow. */
-static __attribute__((noinline)) int free_other(struct kmalloc_inst *km, void *p, void *caller)
+static __attribute__((noinline)) int free_other(kmalloc_t *km, void *p, void *caller)
 {
 	uintptr_t a = (uintptr_t)p;
 
@@ -626,7 +626,7 @@ static __attribute__((noinline)) int free_other(struct kmalloc_inst *km, void *p
  * cache. Anything else takes free_other, which pushes other CPUs' blocks
  * onto their remote lists, or free_slow, which finds out what the pointer
  * is and says why it is refused. */
-static inline __attribute__((always_inline)) int free_pc(struct kmalloc_inst *km,
+static inline __attribute__((always_inline)) int free_pc(kmalloc_t *km,
 							  struct kmalloc_pcpu *pc, void *p,
 							  void *caller, bool irq)
 {
@@ -654,14 +654,14 @@ static inline __attribute__((always_inline)) int free_pc(struct kmalloc_inst *km
 	return free_other(km, p, caller);
 }
 
-static inline int free_(struct kmalloc_inst *km, void *p, void *caller)
+static inline int free_(kmalloc_t *km, void *p, void *caller)
 {
 	return free_pc(km, pcpu_or_zero(km), p, caller, true);
 }
 
 /* ---- instance API ---------------------------------------------------------- */
 
-int kmalloc_init_i(struct kmalloc_inst *km, const struct kmalloc_page_source *src,
+int kmalloc_init_i(kmalloc_t *km, const struct kmalloc_page_source *src,
 		   const struct kmalloc_clock *clk, uint64_t ttl)
 {
 	if (!km || !src || !src->get_pages || !src->put_pages)
@@ -678,13 +678,13 @@ int kmalloc_init_i(struct kmalloc_inst *km, const struct kmalloc_page_source *sr
 	return 0;
 }
 
-void kmalloc_tune_i(struct kmalloc_inst *km, size_t grow_min_pages, uint64_t flush_wait)
+void kmalloc_tune_i(kmalloc_t *km, size_t grow_min_pages, uint64_t flush_wait)
 {
 	km->grow_min_pages = grow_min_pages ? grow_min_pages : 1;
 	km->flush_wait = flush_wait;
 }
 
-void kmalloc_destroy_i(struct kmalloc_inst *km)
+void kmalloc_destroy_i(kmalloc_t *km)
 {
 	kmalloc_map_destroy(km);
 	memset(km->pcpu, 0, sizeof(km->pcpu));
@@ -701,12 +701,12 @@ void kmalloc_destroy_i(struct kmalloc_inst *km)
 	km->in_slot = false;
 }
 
-HOT_ENTRY void *kmalloc_i(struct kmalloc_inst *km, size_t size)
+HOT_ENTRY void *kmalloc_i(kmalloc_t *km, size_t size)
 {
 	return alloc_pc(km, pcpu_or_zero(km), size, CALLER(), false);
 }
 
-void *kzalloc_i(struct kmalloc_inst *km, size_t size)
+void *kzalloc_i(kmalloc_t *km, size_t size)
 {
 	void *p = alloc(km, size, CALLER());
 	if (p)
@@ -714,7 +714,7 @@ void *kzalloc_i(struct kmalloc_inst *km, size_t size)
 	return p;
 }
 
-void *kcalloc_i(struct kmalloc_inst *km, size_t n, size_t size)
+void *kcalloc_i(kmalloc_t *km, size_t n, size_t size)
 {
 	size_t t;
 	void *p;
@@ -729,7 +729,7 @@ void *kcalloc_i(struct kmalloc_inst *km, size_t n, size_t size)
 	return p;
 }
 
-static void *realloc_(struct kmalloc_inst *km, void *p, size_t size, void *caller)
+static void *realloc_(kmalloc_t *km, void *p, size_t size, void *caller)
 {
 	struct blkinfo bi;
 	void *q;
@@ -754,22 +754,22 @@ static void *realloc_(struct kmalloc_inst *km, void *p, size_t size, void *calle
 	return q;
 }
 
-void *krealloc_i(struct kmalloc_inst *km, void *p, size_t size)
+void *krealloc_i(kmalloc_t *km, void *p, size_t size)
 {
 	return realloc_(km, p, size, CALLER());
 }
 
-void *kmalloc_aligned_i(struct kmalloc_inst *km, size_t size, size_t align)
+void *kmalloc_aligned_i(kmalloc_t *km, size_t size, size_t align)
 {
 	return alloc_aligned(km, size, align, CALLER());
 }
 
-HOT_ENTRY int kfree_i(struct kmalloc_inst *km, void *p)
+HOT_ENTRY int kfree_i(kmalloc_t *km, void *p)
 {
 	return free_pc(km, pcpu_or_zero(km), p, CALLER(), false);
 }
 
-size_t ksize_i(struct kmalloc_inst *km, const void *p)
+size_t ksize_i(kmalloc_t *km, const void *p)
 {
 	struct blkinfo bi;
 
@@ -796,7 +796,7 @@ int kmalloc_global_init(const struct kmalloc_page_source *src, const struct kmal
 	return rc;
 }
 
-struct kmalloc_inst *kmalloc_global(void) { return &g_km; }
+kmalloc_t *kmalloc_global(void) { return &g_km; }
 /* The global instance's per-CPU data is in an env slot: one load. */
 static inline struct kmalloc_pcpu *g_pc(void)
 {

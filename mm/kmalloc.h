@@ -2,7 +2,7 @@
  * an address-ordered always-coalesced pool, large blocks on their own pages
  * (small ones kept a while after a free for reuse: the large cache).
  *
- * The allocator is an instance (struct kmalloc_inst) drawing pages from a
+ * The allocator is an instance (kmalloc_t) drawing pages from a
  * caller-supplied page source; kmalloc()/kfree()/... are thin wrappers over
  * one global instance set up by kmalloc_global_init(). See docs/KMALLOC.md.
  *
@@ -115,7 +115,7 @@ struct kmalloc_stats {
 	uint64_t large_cached_bytes;  /* freed large blocks kept for reuse (in heap_bytes) */
 	uint32_t large_cached;        /* ... how many */
 	uint64_t failures;      /* allocations that returned NULL for lack of memory */
-	uint64_t bad_frees;     /* kfree/krealloc/ksize calls refused */
+	uint64_t refused;      /* kfree/krealloc/ksize calls refused */
 	uint32_t pool_extents;  /* free extents in the pool */
 	uint32_t pool_runs;     /* runs of adjacent pool chunks: once everything
 				 * is freed and reaped, pool_extents == pool_runs,
@@ -134,6 +134,7 @@ _Static_assert(KMALLOC_ENV_SLOT < ENV_NSLOTS, "the env provides kmalloc's slot")
 /* Private state; fields are internal. */
 struct kmalloc_pcpu;
 struct kmalloc_range;
+typedef struct kmalloc_inst kmalloc_t;
 struct kmalloc_inst {
 	struct kmalloc_pcpu *pcpu[ENV_MAX_CPUS];   /* first: the hot path indexes it */
 	struct kmalloc_page_source src;
@@ -172,41 +173,41 @@ struct kmalloc_inst {
  * (env_ticks). A cached block returns to the pool once it has been cached for
  * `ttl` ticks (0: at the next kmalloc_reap_i). Takes no pages yet.
  * Returns 0, or E_INVAL (NULL km/src/get_pages/put_pages). */
-int kmalloc_init_i(struct kmalloc_inst *km, const struct kmalloc_page_source *src,
+int kmalloc_init_i(kmalloc_t *km, const struct kmalloc_page_source *src,
 		   const struct kmalloc_clock *clk, uint64_t ttl);
 /* Default of the smallest pool growth step, in pages. */
 #define KMALLOC_GROW_MIN_PAGES 4
 /* Tuning: the pool grows by at least `grow_min_pages` (default above) and by at
  * least 1/16 of the heap; a failing allocation waits up to `flush_wait` ticks
  * (default 0) for other CPUs to flush their caches on request. */
-void kmalloc_tune_i(struct kmalloc_inst *km, size_t grow_min_pages, uint64_t flush_wait);
+void kmalloc_tune_i(kmalloc_t *km, size_t grow_min_pages, uint64_t flush_wait);
 /* QUIESCENT. Return every page to the page source; `km` is unusable after. */
-void kmalloc_destroy_i(struct kmalloc_inst *km);
+void kmalloc_destroy_i(kmalloc_t *km);
 
 /* NULL for size 0 (no log) or when no memory is left even after reclaiming
  * every cached block (counted in failures). */
-void *kmalloc_i(struct kmalloc_inst *km, size_t size);
-void *kzalloc_i(struct kmalloc_inst *km, size_t size);
+void *kmalloc_i(kmalloc_t *km, size_t size);
+void *kzalloc_i(kmalloc_t *km, size_t size);
 /* NULL (and a log line) when n * size overflows. */
-void *kcalloc_i(struct kmalloc_inst *km, size_t n, size_t size);
+void *kcalloc_i(kmalloc_t *km, size_t n, size_t size);
 /* p NULL: kmalloc; size 0: kfree, returns NULL. On failure returns NULL and
  * leaves p untouched. A refused p (see kfree_i) gives NULL. */
-void *krealloc_i(struct kmalloc_inst *km, void *p, size_t size);
+void *krealloc_i(kmalloc_t *km, void *p, size_t size);
 /* align: a power of two (E_ALIGN otherwise: NULL and a log line). */
-void *kmalloc_aligned_i(struct kmalloc_inst *km, size_t size, size_t align);
+void *kmalloc_aligned_i(kmalloc_t *km, size_t size, size_t align);
 /* Free p (NULL: nothing). Returns 0, or refuses with a log line and no
  * change: E_FAULT (not from this heap, or a freed large block), E_EXIST
  * (double free), E_INVAL (pointer into a block), E_CORRUPT (header or, in
  * debug builds, red zone or poison damaged). */
-int kfree_i(struct kmalloc_inst *km, void *p);
+int kfree_i(kmalloc_t *km, void *p);
 /* Usable bytes of a live block; 0 for NULL or a refused pointer. */
-size_t ksize_i(struct kmalloc_inst *km, const void *p);
+size_t ksize_i(kmalloc_t *km, const void *p);
 /* The calling CPU: take its remote frees, act on flush requests, and return
  * cached blocks older than the TTL to the pool (and kept large blocks older
  * than the TTL to the page source). Call it periodically on every
  * CPU, never from an interrupt handler (the kernel: at each hart's safe
  * point after every tenth tick, kernel/mem.c). */
-void kmalloc_reap_i(struct kmalloc_inst *km);
+void kmalloc_reap_i(kmalloc_t *km);
 /* The calling CPU, before it goes down (a hart that stops itself, CPU
  * hot-plug): every block of its cache and of its remote-free list goes back
  * to the pool, and until the CPU's next slow-path allocation or
@@ -219,14 +220,14 @@ void kmalloc_reap_i(struct kmalloc_inst *km);
  * done: blocks it allocated and that are still live stay live; large
  * blocks and the pool are not per-CPU and are not touched; no pages go
  * back to the page source (the pool keeps them). */
-void kmalloc_drain_i(struct kmalloc_inst *km);
+void kmalloc_drain_i(kmalloc_t *km);
 /* QUIESCENT. Return every cached block of every CPU to the pool, and every
  * kept large block to the page source. */
-void kmalloc_reap_all_i(struct kmalloc_inst *km);
+void kmalloc_reap_all_i(kmalloc_t *km);
 /* Snapshot: the per-CPU allocation counters and a census of the pool under
  * the pool lock (under load the two are not one instant; quiescent, exact). */
-void kmalloc_stats_i(struct kmalloc_inst *km, struct kmalloc_stats *out);
-void kmalloc_dump_i(struct kmalloc_inst *km);
+void kmalloc_stats_i(kmalloc_t *km, struct kmalloc_stats *out);
+void kmalloc_dump_i(kmalloc_t *km);
 /* Walk the ranges and the page map (every page of a range leads to it, no
  * other page is mapped), the free-extent tree, every block of the pool
  * (headers must tile it) and the calling CPU's cache and remote list (all CPUs' with
@@ -235,14 +236,14 @@ void kmalloc_dump_i(struct kmalloc_inst *km);
  * blocks in the pool match their totals). Returns 0 or E_CORRUPT after
  * logging the first problem. */
 #define KMALLOC_CHECK_ALL 1u
-int kmalloc_check_i(struct kmalloc_inst *km, unsigned flags);
+int kmalloc_check_i(kmalloc_t *km, unsigned flags);
 
 /* ---- the global instance ------------------------------------------------- */
 
 /* Once, before any kmalloc; same contract as kmalloc_init_i. */
 int kmalloc_global_init(const struct kmalloc_page_source *src,
 			const struct kmalloc_clock *clk, uint64_t ttl);
-struct kmalloc_inst *kmalloc_global(void);
+kmalloc_t *kmalloc_global(void);
 
 void  *kmalloc(size_t size);
 void  *kzalloc(size_t size);

@@ -9,7 +9,7 @@
 
 /* Per-CPU data is a block carved from the pool (state ST_META, refused by
  * kfree), so page-source chunks stay adjacent and can coalesce. */
-struct kmalloc_pcpu *kmalloc_pcpu_create(struct kmalloc_inst *km, unsigned cpu)
+struct kmalloc_pcpu *kmalloc_pcpu_create(kmalloc_t *km, unsigned cpu)
 {
 	uint32_t g = (uint32_t)((sizeof(struct kmalloc_pcpu) + HDR + 15) / 16);
 	struct kmalloc_pcpu *pc;
@@ -43,7 +43,7 @@ struct kmalloc_pcpu *kmalloc_pcpu_create(struct kmalloc_inst *km, unsigned cpu)
 
 /* Give a chain of cached blocks (linked by next) back to the pool. `counter`
  * (the owner's or the reclaimer's pcpu, may be NULL) counts them as out. */
-static void chain_to_pool(struct kmalloc_inst *km, struct clink *l)
+static void chain_to_pool(kmalloc_t *km, struct clink *l)
 {
 	while (l) {
 		unsigned long fl = env_lock(&km->lock);
@@ -86,7 +86,7 @@ static struct clink **cut_expired(struct pcls *cl, uint64_t now, uint64_t ttl, b
  * to the pool. Owner only (or QUIESCENT). Lists whose oldest stamp has not
  * expired are skipped unread, and the whole cache when pc->oldest has not:
  * a miss pays a compare, not a walk of the cache. Returns whether any went. */
-static bool flush_own(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool expired_only)
+static bool flush_own(kmalloc_t *km, struct kmalloc_pcpu *pc, bool expired_only)
 {
 	struct clink *out = NULL, **tailp = &out;
 	uint64_t now = pc->now, ttl = km->ttl, low = now;
@@ -108,14 +108,14 @@ static bool flush_own(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool exp
 	return any;
 }
 
-void kmalloc_scan_expired(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
+void kmalloc_scan_expired(kmalloc_t *km, struct kmalloc_pcpu *pc)
 {
 	pc->scanned = pc->now;
 	flush_own(km, pc, true);
 }
 
 /* Owner: take the remote-free list into the cache, or into the pool. */
-static void drain_remote(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool to_pool)
+static void drain_remote(kmalloc_t *km, struct kmalloc_pcpu *pc, bool to_pool)
 {
 	struct clink *l = NULL;
 
@@ -142,7 +142,7 @@ static void drain_remote(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, bool 
 
 /* Slow-path housekeeping of the owner (kmalloc_service found something):
  * flush requests, remote frees. */
-void kmalloc_service_slow(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
+void kmalloc_service_slow(kmalloc_t *km, struct kmalloc_pcpu *pc)
 {
 	if (__atomic_load_n(&pc->flush_req, __ATOMIC_ACQUIRE)) {
 		if (__atomic_load_n(&pc->offline, __ATOMIC_RELAXED))
@@ -157,7 +157,7 @@ void kmalloc_service_slow(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
 
 /* Before failing: everything of ours and every remote list to the pool, and
  * ask the other CPUs to flush their caches (waiting up to flush_wait). */
-static void reclaim_all(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, unsigned long *fl)
+static void reclaim_all(kmalloc_t *km, struct kmalloc_pcpu *pc, unsigned long *fl)
 {
 	bool asked = false;
 
@@ -198,7 +198,7 @@ static void reclaim_all(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, unsign
 
 /* A block from the pool: carve; else reap our expired blocks; else grow;
  * else reclaim every cached block. Interrupts off in *fl's section. */
-uintptr_t kmalloc_carve(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint32_t *gp,
+uintptr_t kmalloc_carve(kmalloc_t *km, struct kmalloc_pcpu *pc, uint32_t *gp,
 		       size_t align, unsigned long *fl)
 {
 	bool reaped = false, reclaimed = false;
@@ -243,7 +243,7 @@ uintptr_t kmalloc_carve(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint32
  * seq_cst), so at least one of them sees the other and no block is left
  * on the list of a CPU that has gone. Either may take the list: the
  * exchange hands each block to one taker. */
-void kmalloc_remote_push(struct kmalloc_inst *km, struct kmalloc_pcpu *o, struct clink *l)
+void kmalloc_remote_push(kmalloc_t *km, struct kmalloc_pcpu *o, struct clink *l)
 {
 	struct clink *old = __atomic_load_n(&o->remote, __ATOMIC_RELAXED);
 	do {
@@ -254,7 +254,7 @@ void kmalloc_remote_push(struct kmalloc_inst *km, struct kmalloc_pcpu *o, struct
 		chain_to_pool(km, __atomic_exchange_n(&o->remote, NULL, __ATOMIC_ACQUIRE));
 }
 
-void kmalloc_drain_i(struct kmalloc_inst *km)
+void kmalloc_drain_i(kmalloc_t *km)
 {
 	unsigned long fl = env_irq_save();
 	struct kmalloc_pcpu *pc = pcpu_self(km);
@@ -274,7 +274,7 @@ void kmalloc_drain_i(struct kmalloc_inst *km)
 
 /* ---- the reaper ------------------------------------------------------------ */
 
-void kmalloc_reap_i(struct kmalloc_inst *km)
+void kmalloc_reap_i(kmalloc_t *km)
 {
 	unsigned long fl = env_irq_save();
 	struct kmalloc_pcpu *pc = pcpu_self(km);
@@ -289,7 +289,7 @@ void kmalloc_reap_i(struct kmalloc_inst *km)
 	kmalloc_lcache_release(km, false, pc ? pc->now : now_of(km));
 }
 
-void kmalloc_reap_all_i(struct kmalloc_inst *km)
+void kmalloc_reap_all_i(kmalloc_t *km)
 {
 	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
 		struct kmalloc_pcpu *pc = __atomic_load_n(&km->pcpu[i], __ATOMIC_ACQUIRE);

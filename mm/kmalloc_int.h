@@ -113,7 +113,7 @@ struct kmalloc_pcpu {
 	uint32_t pad;
 	uint64_t scanned;              /* clock at the last expiry scan */
 	struct pcls cls[NCLS];         /* at offset 64, as the hot paths were tuned */
-	uint64_t fails, bad_frees;
+	uint64_t failures, refused;
 	/* Written by other CPUs: keep it off the owner's lines. */
 	char pad0[64];
 	struct clink *remote;
@@ -164,13 +164,13 @@ static inline void wait_relax(unsigned *spins)
 	env_cpu_relax();
 }
 
-static inline uint64_t now_of(struct kmalloc_inst *km)
+static inline uint64_t now_of(kmalloc_t *km)
 {
 	return km->clock.now ? km->clock.now(km->clock.ctx) : env_ticks();
 }
 
 /* env_cpu() < ENV_MAX_CPUS <= 256: the int cast only saves a zero extension. */
-static inline struct kmalloc_pcpu *pcpu_self(struct kmalloc_inst *km)
+static inline struct kmalloc_pcpu *pcpu_self(kmalloc_t *km)
 {
 	return __atomic_load_n(&km->pcpu[(int)env_cpu()], __ATOMIC_RELAXED);
 }
@@ -228,23 +228,23 @@ struct kmalloc_range {
  * Per-CPU data is touched by its owner only, interrupts off. */
 
 /* Per-CPU data of cpu, a META block carved from the pool; NULL if none. */
-struct kmalloc_pcpu *kmalloc_pcpu_create(struct kmalloc_inst *km, unsigned cpu);
+struct kmalloc_pcpu *kmalloc_pcpu_create(kmalloc_t *km, unsigned cpu);
 /* Return the owner's expired cached blocks to the pool (scan). */
-void kmalloc_scan_expired(struct kmalloc_inst *km, struct kmalloc_pcpu *pc);
+void kmalloc_scan_expired(kmalloc_t *km, struct kmalloc_pcpu *pc);
 /* A block of *gp granules from the pool: carve; else reap our expired
  * blocks; else grow; else reclaim every cached block. 0 if none. May turn
  * interrupts on and off again around waits (*fl is their saved state). */
-uintptr_t kmalloc_carve(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint32_t *gp,
+uintptr_t kmalloc_carve(kmalloc_t *km, struct kmalloc_pcpu *pc, uint32_t *gp,
 			size_t align, unsigned long *fl);
-void kmalloc_service_slow(struct kmalloc_inst *km, struct kmalloc_pcpu *pc);
+void kmalloc_service_slow(kmalloc_t *km, struct kmalloc_pcpu *pc);
 /* Push cached-state block l onto owner o's remote-free list (any CPU,
  * interrupts off); if o was drained (offline), its remote list goes
  * straight to the pool instead of waiting for o to come back. */
-void kmalloc_remote_push(struct kmalloc_inst *km, struct kmalloc_pcpu *o, struct clink *l);
+void kmalloc_remote_push(kmalloc_t *km, struct kmalloc_pcpu *o, struct clink *l);
 /* Slow-path housekeeping of the owner: a flush request, remote frees. The
  * clock is not read here (ticks are coarse): kmalloc_reap_i reads it, and
  * one pool miss in CLOCK_EVERY_MISSES. Two loads when there is nothing. */
-static inline void kmalloc_service(struct kmalloc_inst *km, struct kmalloc_pcpu *pc)
+static inline void kmalloc_service(kmalloc_t *km, struct kmalloc_pcpu *pc)
 {
 	if (__atomic_load_n(&pc->flush_req, __ATOMIC_ACQUIRE) ||
 	    __atomic_load_n(&pc->remote, __ATOMIC_RELAXED))
@@ -276,46 +276,46 @@ static inline void dbg_resize(struct hdr *h, struct kmalloc_range *r, void *p, s
  * All of them with km->lock held, except kmalloc_pool_grow (none held). */
 
 /* Free extents just below and above address a (NULL if none). */
-void kmalloc_pool_neighbours(struct kmalloc_inst *km, uintptr_t a, struct fext **lo,
+void kmalloc_pool_neighbours(kmalloc_t *km, uintptr_t a, struct fext **lo,
 			     struct fext **hi);
 /* Give [a, a + 16g) to the pool, coalescing with both neighbours. */
-void kmalloc_pool_put(struct kmalloc_inst *km, uintptr_t a, uint32_t g);
+void kmalloc_pool_put(kmalloc_t *km, uintptr_t a, uint32_t g);
 /* A block of *gp granules (aligned payload; lowest fit if low, else a good
  * fit), its header written (size, check, ST_CARVED); *gp may grow by a
  * leftover too small to keep. 0 if nothing fits. */
-uintptr_t kmalloc_pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align, bool low);
+uintptr_t kmalloc_pool_take(kmalloc_t *km, uint32_t *gp, size_t align, bool low);
 /* Raise km->peak to the bytes now outside the pool. */
-void kmalloc_peak_update(struct kmalloc_inst *km);
+void kmalloc_peak_update(kmalloc_t *km);
 /* Add a chunk of pages from the page source that can hold g granules at
  * alignment align; one CPU at a time. Called with no lock held. */
-bool kmalloc_pool_grow(struct kmalloc_inst *km, uint32_t g, size_t align);
+bool kmalloc_pool_grow(kmalloc_t *km, uint32_t g, size_t align);
 
 /* ---- kmalloc.c: the large cache ---- */
 
 /* Hand freed large blocks back to the page source: all of them, or those
  * older than the TTL at `now`. No lock held. */
-void kmalloc_lcache_release(struct kmalloc_inst *km, bool all, uint64_t now);
+void kmalloc_lcache_release(kmalloc_t *km, bool all, uint64_t now);
 
 /* ---- kmalloc_map.c: page ranges and the page map ---- */
 
 /* The range holding address a, or NULL. No lock needed: entries are
  * published with release stores and records are never unmapped. */
-struct kmalloc_range *kmalloc_map_find(struct kmalloc_inst *km, uintptr_t a);
+struct kmalloc_range *kmalloc_map_find(kmalloc_t *km, uintptr_t a);
 /* Take the pool lock (*fl) with a free record and every map node that
  * [base, end) needs at hand, getting pages from the page source (no lock
  * held) as needed. false, with no lock held and nothing changed, if the
  * page source gives none. */
-bool kmalloc_map_prepare(struct kmalloc_inst *km, uintptr_t base, uintptr_t end, unsigned long *fl);
+bool kmalloc_map_prepare(kmalloc_t *km, uintptr_t base, uintptr_t end, unsigned long *fl);
 /* With fewer than low spare pages for the map, get pages up to high (no
  * lock held; false if the page source says no). */
-bool kmalloc_map_reserve(struct kmalloc_inst *km, uint32_t low, uint32_t high);
+bool kmalloc_map_reserve(kmalloc_t *km, uint32_t low, uint32_t high);
 /* Lock held, after kmalloc_map_prepare for [t->base, t->end): a record
  * like t (base, end, kind, cpu; large blocks: payload, req, caller) in its
  * list (pool chunks: address order, run bounds set), and then every page of
  * it mapped to it. */
-struct kmalloc_range *kmalloc_range_add(struct kmalloc_inst *km, const struct kmalloc_range *t);
+struct kmalloc_range *kmalloc_range_add(kmalloc_t *km, const struct kmalloc_range *t);
 /* Lock held: unmap r's pages, unlist it, keep the record for reuse. */
-void kmalloc_range_del(struct kmalloc_inst *km, struct kmalloc_range *r);
+void kmalloc_range_del(kmalloc_t *km, struct kmalloc_range *r);
 /* Bounds of r's run of adjacent pool chunks (r: a pool chunk). */
 static inline void kmalloc_run_of(const struct kmalloc_range *r, uintptr_t *lo, uintptr_t *hi)
 {
@@ -324,8 +324,8 @@ static inline void kmalloc_run_of(const struct kmalloc_range *r, uintptr_t *lo, 
 }
 /* Lock held: the lists, the records and the map agree (every page of every
  * range maps to it, nothing else is mapped). NULL or the first problem. */
-const char *kmalloc_map_check(struct kmalloc_inst *km, uintptr_t *at);
+const char *kmalloc_map_check(kmalloc_t *km, uintptr_t *at);
 /* QUIESCENT: every page to the page source (large blocks, chunks, the map). */
-void kmalloc_map_destroy(struct kmalloc_inst *km);
+void kmalloc_map_destroy(kmalloc_t *km);
 
 #endif

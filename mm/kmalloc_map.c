@@ -55,7 +55,7 @@ static inline struct kmalloc_range *untag(void *v)
 	return (struct kmalloc_range *)((uintptr_t)v & ~TAG);
 }
 
-struct kmalloc_range *kmalloc_map_find(struct kmalloc_inst *km, uintptr_t a)
+struct kmalloc_range *kmalloc_map_find(kmalloc_t *km, uintptr_t a)
 {
 	uint64_t k = key_of(a);
 	void **s = km->map, *v = NULL;
@@ -73,7 +73,7 @@ struct kmalloc_range *kmalloc_map_find(struct kmalloc_inst *km, uintptr_t a)
 /* ---- map pages ------------------------------------------------------------- */
 
 /* n more spare pages, one get_pages call each. No lock held. */
-static bool spare_add(struct kmalloc_inst *km, uint64_t n)
+static bool spare_add(kmalloc_t *km, uint64_t n)
 {
 	while (n--) {
 		void *pg = km->src.get_pages(km->src.ctx, 1);
@@ -90,7 +90,7 @@ static bool spare_add(struct kmalloc_inst *km, uint64_t n)
 }
 
 /* Lock held; kmalloc_map_prepare made sure there is one. */
-static void *spare_pop(struct kmalloc_inst *km)
+static void *spare_pop(kmalloc_t *km)
 {
 	void *pg = km->spare;
 
@@ -102,7 +102,7 @@ static void *spare_pop(struct kmalloc_inst *km)
 	return pg;
 }
 
-bool kmalloc_map_reserve(struct kmalloc_inst *km, uint32_t low, uint32_t high)
+bool kmalloc_map_reserve(kmalloc_t *km, uint32_t low, uint32_t high)
 {
 	unsigned long fl = env_lock(&km->lock);
 	uint32_t have = km->nspare;
@@ -142,7 +142,7 @@ static uint64_t need(void **slots, int level, uint64_t lo, uint64_t hi)
 
 /* Point keys [lo, hi] at v (NULL: clear), making missing nodes from the
  * spare pages (never when clearing). Lock held. */
-static void set(struct kmalloc_inst *km, void **slots, int level, uint64_t lo, uint64_t hi, void *v)
+static void set(kmalloc_t *km, void **slots, int level, uint64_t lo, uint64_t hi, void *v)
 {
 	int sh = shift_of(level);
 
@@ -170,7 +170,7 @@ static void set(struct kmalloc_inst *km, void **slots, int level, uint64_t lo, u
 	}
 }
 
-bool kmalloc_map_prepare(struct kmalloc_inst *km, uintptr_t base, uintptr_t end, unsigned long *fl)
+bool kmalloc_map_prepare(kmalloc_t *km, uintptr_t base, uintptr_t end, unsigned long *fl)
 {
 	uint64_t lo = key_of(base), hi = key_of(end - 1);
 
@@ -192,7 +192,7 @@ bool kmalloc_map_prepare(struct kmalloc_inst *km, uintptr_t base, uintptr_t end,
 
 /* ---- range records ----------------------------------------------------------- */
 
-static struct kmalloc_range *rec_alloc(struct kmalloc_inst *km)
+static struct kmalloc_range *rec_alloc(kmalloc_t *km)
 {
 	struct kmalloc_range *r;
 
@@ -213,7 +213,7 @@ static struct kmalloc_range *rec_alloc(struct kmalloc_inst *km)
 }
 
 /* A new chunk r in address order; the run it joins gets its new bounds. */
-static void chunk_insert(struct kmalloc_inst *km, struct kmalloc_range *r)
+static void chunk_insert(kmalloc_t *km, struct kmalloc_range *r)
 {
 	struct kmalloc_range *p = NULL, *q = km->chunks;
 
@@ -242,7 +242,7 @@ static void chunk_insert(struct kmalloc_inst *km, struct kmalloc_range *r)
 	}
 }
 
-struct kmalloc_range *kmalloc_range_add(struct kmalloc_inst *km, const struct kmalloc_range *t)
+struct kmalloc_range *kmalloc_range_add(kmalloc_t *km, const struct kmalloc_range *t)
 {
 	struct kmalloc_range *r = rec_alloc(km);
 
@@ -266,7 +266,7 @@ struct kmalloc_range *kmalloc_range_add(struct kmalloc_inst *km, const struct km
 	return r;
 }
 
-void kmalloc_range_del(struct kmalloc_inst *km, struct kmalloc_range *r)
+void kmalloc_range_del(kmalloc_t *km, struct kmalloc_range *r)
 {
 	struct kmalloc_range **head = r->kind == R_POOL ? &km->chunks : &km->large;
 
@@ -302,7 +302,7 @@ static uint64_t mapped(void **slots, int level)
 
 /* Every page of r maps to r (pages of a record held above the leaves are
  * looked at one per leaf span: they share the slot). */
-static bool maps_to(struct kmalloc_inst *km, const struct kmalloc_range *r)
+static bool maps_to(kmalloc_t *km, const struct kmalloc_range *r)
 {
 	const uintptr_t span = PAGE << KMALLOC_MAP_BITS;
 
@@ -315,7 +315,7 @@ static bool maps_to(struct kmalloc_inst *km, const struct kmalloc_range *r)
 	return true;
 }
 
-static const char *check_list(struct kmalloc_inst *km, const struct kmalloc_range *head,
+static const char *check_list(kmalloc_t *km, const struct kmalloc_range *head,
 			      uint32_t kind, uint32_t count, uint64_t *pages, uintptr_t *at)
 {
 	const struct kmalloc_range *prev = NULL;
@@ -348,7 +348,7 @@ static const char *check_list(struct kmalloc_inst *km, const struct kmalloc_rang
 	return n == count ? NULL : "range list shorter than its count";
 }
 
-const char *kmalloc_map_check(struct kmalloc_inst *km, uintptr_t *at)
+const char *kmalloc_map_check(kmalloc_t *km, uintptr_t *at)
 {
 	uint64_t pages = 0;
 	const char *e = check_list(km, km->chunks, R_POOL, km->nchunks, &pages, at);
@@ -381,7 +381,7 @@ const char *kmalloc_map_check(struct kmalloc_inst *km, uintptr_t *at)
 	return e;
 }
 
-static void put_nodes(struct kmalloc_inst *km, void **slots, int level)
+static void put_nodes(kmalloc_t *km, void **slots, int level)
 {
 	if (level == LEVELS - 1)
 		return;
@@ -392,7 +392,7 @@ static void put_nodes(struct kmalloc_inst *km, void **slots, int level)
 		}
 }
 
-static void put_chain(struct kmalloc_inst *km, void *pg)
+static void put_chain(kmalloc_t *km, void *pg)
 {
 	while (pg) {
 		void *next = *(void **)pg;
@@ -401,7 +401,7 @@ static void put_chain(struct kmalloc_inst *km, void *pg)
 	}
 }
 
-void kmalloc_map_destroy(struct kmalloc_inst *km)
+void kmalloc_map_destroy(kmalloc_t *km)
 {
 	struct kmalloc_range *lists[2] = { km->large, km->chunks }, *next;
 

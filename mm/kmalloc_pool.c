@@ -18,19 +18,19 @@ static void ext_set(struct fext *e, uint32_t g)
 #define EXT_SIZE(n) ((n)->h.g)
 TREAP_DEFINE(pool, struct fext, l, r, uint32_t, EXT_SIZE, ext_set, max_g, prio)
 
-static struct fext **rootp(struct kmalloc_inst *km)
+static struct fext **rootp(kmalloc_t *km)
 {
 	return (struct fext **)&km->root;
 }
 
-static void tree_insert(struct kmalloc_inst *km, struct fext *n, uint32_t g)
+static void tree_insert(kmalloc_t *km, struct fext *n, uint32_t g)
 {
 	ext_set(n, g);
 	pool_insert(rootp(km), n);
 	km->nextents++;
 }
 
-static void tree_erase(struct kmalloc_inst *km, struct fext *n)
+static void tree_erase(kmalloc_t *km, struct fext *n)
 {
 	if (!pool_erase(rootp(km), n))
 		env_panic("kmalloc_pool: extent %p not in the pool", (void *)n);
@@ -38,14 +38,14 @@ static void tree_erase(struct kmalloc_inst *km, struct fext *n)
 }
 
 /* Change the size of extent n in place (its address, hence position, stays). */
-static void tree_resize(struct kmalloc_inst *km, struct fext *n, uint32_t g)
+static void tree_resize(kmalloc_t *km, struct fext *n, uint32_t g)
 {
 	if (!pool_resize(rootp(km), n, g))
 		env_panic("kmalloc_pool: extent %p not in the pool", (void *)n);
 }
 
 /* Closest extents strictly below and above address a. */
-void kmalloc_pool_neighbours(struct kmalloc_inst *km, uintptr_t a, struct fext **lo, struct fext **hi)
+void kmalloc_pool_neighbours(kmalloc_t *km, uintptr_t a, struct fext **lo, struct fext **hi)
 {
 	pool_neighbours(km->root, a, lo, hi);
 	if (*hi && (uintptr_t)*hi == a)
@@ -53,7 +53,7 @@ void kmalloc_pool_neighbours(struct kmalloc_inst *km, uintptr_t a, struct fext *
 }
 
 /* Give [a, a + 16g) to the pool, coalescing with both neighbours. */
-void kmalloc_pool_put(struct kmalloc_inst *km, uintptr_t a, uint32_t g)
+void kmalloc_pool_put(kmalloc_t *km, uintptr_t a, uint32_t g)
 {
 	struct fext *lo, *hi;
 	uintptr_t end = a + (uintptr_t)g * 16;
@@ -111,7 +111,7 @@ static inline bool fit_visit(struct fext *t, uint32_t g, struct fext **best, int
 
 /* An in-order walk of the subtrees that hold a fit: the path to the first
  * fit costs what first_fit's descent does, plus a push per left turn. */
-static struct fext *good_fit(struct kmalloc_inst *km, uint32_t g)
+static struct fext *good_fit(kmalloc_t *km, uint32_t g)
 {
 	struct fext *stack[FIT_DEPTH], *t = km->root, *best = NULL;
 	int sp = 0, left = FIT_CANDIDATES;
@@ -149,7 +149,7 @@ static struct fext *good_fit(struct kmalloc_inst *km, uint32_t g)
  * of the heap).
  * *gp may grow by a leftover too small to be an extent. Returns the block
  * address or 0. Pool lock held. */
-uintptr_t kmalloc_pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align, bool low)
+uintptr_t kmalloc_pool_take(kmalloc_t *km, uint32_t *gp, size_t align, bool low)
 {
 	uint32_t g = *gp;
 	uint64_t need = align > 16 ? (uint64_t)g + align / 16 + MIN_G : g;
@@ -198,7 +198,7 @@ uintptr_t kmalloc_pool_take(struct kmalloc_inst *km, uint32_t *gp, size_t align,
 	return b;
 }
 
-void kmalloc_peak_update(struct kmalloc_inst *km)
+void kmalloc_peak_update(kmalloc_t *km)
 {
 	uint64_t used = km->pool_bytes - km->pool_free + km->large_bytes;
 	if (used > km->peak)
@@ -207,7 +207,7 @@ void kmalloc_peak_update(struct kmalloc_inst *km)
 
 /* Grow the pool by a chunk that fits g granules at `align`. Called with
  * interrupts restored and no lock. */
-static bool add_chunk(struct kmalloc_inst *km, void *base, size_t np);
+static bool add_chunk(kmalloc_t *km, void *base, size_t np);
 
 /* Spare map pages: below LOW before a chunk is taken, the spares grow to
  * HIGH (the first chunk needs KMALLOC_MAP_LEVELS: three nodes down the
@@ -215,7 +215,7 @@ static bool add_chunk(struct kmalloc_inst *km, void *base, size_t np);
 #define MAP_SPARE_LOW  1
 #define MAP_SPARE_HIGH (KMALLOC_MAP_LEVELS + 2)
 
-bool kmalloc_pool_grow(struct kmalloc_inst *km, uint32_t g, size_t align)
+bool kmalloc_pool_grow(kmalloc_t *km, uint32_t g, size_t align)
 {
 	uint64_t bytes = (uint64_t)g * 16 + align + 2 * MIN_EXT;
 	size_t np = (size_t)((bytes + PAGE - 1) / PAGE);
@@ -262,7 +262,7 @@ bool kmalloc_pool_grow(struct kmalloc_inst *km, uint32_t g, size_t align)
 }
 
 /* Put np pages at base into the pool as a new range. Pool lock inside. */
-static bool add_chunk(struct kmalloc_inst *km, void *base, size_t np)
+static bool add_chunk(kmalloc_t *km, void *base, size_t np)
 {
 	struct kmalloc_range t = { .base = (uintptr_t)base, .kind = R_POOL };
 	struct kmalloc_range *r;

@@ -20,7 +20,7 @@ struct census {
  * go), states may (hot paths, remote frees), so under load the split between
  * live and cached is a snapshot. With st, counts blocks per class: live ones
  * in st->cls[c].frees, cached ones in .cached. */
-static void census(struct kmalloc_inst *km, struct census *cs, struct kmalloc_stats *st)
+static void census(kmalloc_t *km, struct census *cs, struct kmalloc_stats *st)
 {
 	for (const struct kmalloc_range *r = km->chunks; r && !cs->err; r = r->next) {
 		uintptr_t lo, hi, a;
@@ -61,7 +61,7 @@ static void census(struct kmalloc_inst *km, struct census *cs, struct kmalloc_st
 	}
 }
 
-void kmalloc_stats_i(struct kmalloc_inst *km, struct kmalloc_stats *out)
+void kmalloc_stats_i(kmalloc_t *km, struct kmalloc_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	for (unsigned i = 0; i < ENV_MAX_CPUS; i++) {
@@ -76,8 +76,8 @@ void kmalloc_stats_i(struct kmalloc_inst *km, struct kmalloc_stats *out)
 			s->misses += m;
 			s->hits += a - m;
 		}
-		out->failures += RD(pc->fails);
-		out->bad_frees += RD(pc->bad_frees);
+		out->failures += RD(pc->failures);
+		out->refused += RD(pc->refused);
 	}
 	struct census cs = { 0 };
 	unsigned long fl = env_lock(&km->lock);
@@ -108,7 +108,7 @@ void kmalloc_stats_i(struct kmalloc_inst *km, struct kmalloc_stats *out)
 	env_unlock(&km->lock, fl);
 }
 
-void kmalloc_dump_i(struct kmalloc_inst *km)
+void kmalloc_dump_i(kmalloc_t *km)
 {
 	static struct kmalloc_stats s;   /* too big for a kernel stack */
 	static env_spinlock_t dump_lock = ENV_SPINLOCK_INIT;
@@ -121,7 +121,7 @@ void kmalloc_dump_i(struct kmalloc_inst *km)
 		(unsigned long long)s.pool_free_bytes, s.pool_extents, (unsigned long long)s.peak_bytes);
 	env_log("kmalloc: large allocs %llu frees %llu, failures %llu, refused frees %llu, ranges %u (%u chunks)",
 		(unsigned long long)s.large_allocs, (unsigned long long)s.large_frees,
-		(unsigned long long)s.failures, (unsigned long long)s.bad_frees, s.ranges, s.pool_chunks);
+		(unsigned long long)s.failures, (unsigned long long)s.refused, s.ranges, s.pool_chunks);
 	for (unsigned c = 0; c < NCLS; c++) {
 		struct kmalloc_class_stats *k = &s.cls[c];
 		if (k->allocs)
@@ -134,7 +134,7 @@ void kmalloc_dump_i(struct kmalloc_inst *km)
 }
 
 struct walk {
-	struct kmalloc_inst *km;
+	kmalloc_t *km;
 	uintptr_t prev_end;
 	uint64_t bytes;
 	uint32_t n;
@@ -181,7 +181,7 @@ static uint32_t walk_tree(struct walk *w, struct fext *t, uint32_t parent_prio, 
 }
 
 /* A cached block: in the pool, right header, not overlapping a free extent. */
-static const char *check_cached(struct kmalloc_inst *km, struct cblk *b, uint32_t cpu, int cls)
+static const char *check_cached(kmalloc_t *km, struct cblk *b, uint32_t cpu, int cls)
 {
 	const struct kmalloc_range *ri = kmalloc_map_find(km, (uintptr_t)b);
 	struct fext *lo, *hi;
@@ -204,7 +204,7 @@ static const char *check_cached(struct kmalloc_inst *km, struct cblk *b, uint32_
 	return NULL;
 }
 
-static const char *check_pcpu(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, uint64_t *bytes,
+static const char *check_pcpu(kmalloc_t *km, struct kmalloc_pcpu *pc, uint64_t *bytes,
 			      uintptr_t *at)
 {
 	uint64_t limit = km->pool_bytes / MIN_EXT + 1;
@@ -238,7 +238,7 @@ static const char *check_pcpu(struct kmalloc_inst *km, struct kmalloc_pcpu *pc, 
 	return NULL;
 }
 
-int kmalloc_check_i(struct kmalloc_inst *km, unsigned flags)
+int kmalloc_check_i(kmalloc_t *km, unsigned flags)
 {
 	struct walk w = { .km = km };
 	struct census cs = { 0 };

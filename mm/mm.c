@@ -14,7 +14,7 @@
 #define POOL 32                  /* handles for mm_create */
 
 static const struct mm_env *default_env;
-static MM pool[POOL];
+static mm_t pool[POOL];
 static uint32_t pool_used[POOL];   /* word CAS: no libatomic needed */
 
 /* ---- creation and attachment ---------------------------------------------- */
@@ -46,7 +46,7 @@ int mm_init_area(void *base, size_t size, size_t max, size_t static_size)
 }
 
 /* Trusted copies of the layout from a header that passes every check. */
-static int read_layout(MM *h)
+static int read_layout(mm_t *h)
 {
 	struct area *a = area_of(h);
 	uint32_t st = AL(h, static_size), dyn = AL(h, dyn), max = AL(h, max_size);
@@ -62,7 +62,7 @@ static int read_layout(MM *h)
 	return 0;
 }
 
-static int claim_slot(MM *h)
+static int claim_slot(mm_t *h)
 {
 	for (unsigned s = 0; s < MM_MAX_ATTACH; s++) {
 		uint32_t exp = 0;
@@ -79,7 +79,7 @@ static int claim_slot(MM *h)
 	return h->env.lock ? 0 : E_BUSY;
 }
 
-int mm_attach_base(MM *h, void *base, size_t mapped, size_t room,
+int mm_attach_base(mm_t *h, void *base, size_t mapped, size_t room,
 		   const struct mm_env *env)
 {
 	int rc;
@@ -107,7 +107,7 @@ int mm_attach_base(MM *h, void *base, size_t mapped, size_t room,
 	return rc;
 }
 
-static MM *pool_get(void)
+static mm_t *pool_get(void)
 {
 	for (unsigned i = 0; i < POOL; i++) {
 		uint32_t exp = 0;
@@ -119,7 +119,7 @@ static MM *pool_get(void)
 	return NULL;
 }
 
-static void pool_put(MM *h)
+static void pool_put(mm_t *h)
 {
 	__atomic_store_n(&pool_used[h - pool], 0, __ATOMIC_RELEASE);
 }
@@ -142,14 +142,14 @@ static bool wait_formatted(const struct mm_env *env, void *base)
 	return false;
 }
 
-MM *mm_create_env(const struct mm_env *env, const char *name,
+mm_t *mm_create_env(const struct mm_env *env, const char *name,
 		  size_t static_size, size_t dynamic_size, size_t max_size)
 {
 	uint64_t initial;
 	size_t max, mapped = 0;
 	void *base = NULL;
 	bool created = false;
-	MM *h;
+	mm_t *h;
 
 	if (!env || !env->attach || !name || static_size > MM_MAX_SIZE ||
 	    dynamic_size > MM_MAX_SIZE)
@@ -180,13 +180,13 @@ fail:
 	return NULL;
 }
 
-MM *mm_create(const char *name, size_t static_size, size_t dynamic_size)
+mm_t *mm_create(const char *name, size_t static_size, size_t dynamic_size)
 {
 	return mm_create_env(__atomic_load_n(&default_env, __ATOMIC_ACQUIRE),
 			     name, static_size, dynamic_size, 0);
 }
 
-int mm_detach(MM *h)
+int mm_detach(mm_t *h)
 {
 	struct mm_env env;
 	uint32_t exp;
@@ -215,19 +215,19 @@ int mm_detach(MM *h)
 
 /* ---- addresses ------------------------------------------------------------- */
 
-void *mm_addr_n(MM *h, mm_ptr_t p, size_t len)
+void *mm_addr_n(mm_t *h, mm_ptr_t p, size_t len)
 {
 	if (!h || !h->base || p < MM_HDR_SIZE || len > h->lim || p > h->lim - len)
 		return NULL;
 	return h->base + p;
 }
 
-void *mm_addr(MM *h, mm_ptr_t p)
+void *mm_addr(mm_t *h, mm_ptr_t p)
 {
 	return mm_addr_n(h, p, 1);
 }
 
-mm_ptr_t mm_ptr(MM *h, const void *addr)
+mm_ptr_t mm_ptr(mm_t *h, const void *addr)
 {
 	uintptr_t a = (uintptr_t)addr, b;
 
@@ -239,24 +239,24 @@ mm_ptr_t mm_ptr(MM *h, const void *addr)
 	return (mm_ptr_t)(a - b);
 }
 
-void *mm_static(MM *h)
+void *mm_static(mm_t *h)
 {
 	return h && h->base && h->dyn > MM_HDR_SIZE ? h->base + MM_HDR_SIZE : NULL;
 }
 
-size_t mm_static_size(MM *h)
+size_t mm_static_size(mm_t *h)
 {
 	return h && h->base ? h->dyn - MM_HDR_SIZE : 0;
 }
 
-int mm_last_error(MM *h)
+int mm_last_error(mm_t *h)
 {
 	return h ? h->err : E_INVAL;
 }
 
 /* ---- inspection ------------------------------------------------------------ */
 
-int mm_stats(MM *h, struct mm_stats *st)
+int mm_stats(mm_t *h, struct mm_stats *st)
 {
 	int rc;
 
@@ -275,10 +275,10 @@ int mm_stats(MM *h, struct mm_stats *st)
 		st->used = h->lim;
 	if (st->free > h->lim)
 		st->free = h->lim;
-	st->nalloc = AL(h, nalloc);
-	st->nfree = AL(h, nfree);
-	st->ngrow = AL(h, ngrow);
-	st->nfail = AL(h, nfail);
+	st->allocs = AL(h, allocs);
+	st->frees = AL(h, frees);
+	st->grows = AL(h, grows);
+	st->failures = AL(h, failures);
 	st->nattach = AL(h, nattach);
 	st->generation = AL(h, generation);
 	st->deaths = AL(h, deaths);
@@ -286,7 +286,7 @@ int mm_stats(MM *h, struct mm_stats *st)
 	return 0;
 }
 
-size_t mm_available(MM *h)
+size_t mm_available(mm_t *h)
 {
 	struct mm_stats st;
 
@@ -299,7 +299,7 @@ size_t mm_available(MM *h)
 
 /* A node at offset p: in range and aligned (a forged odd offset must not
  * become a misaligned access, which may trap on RISC-V). */
-static struct mm_list *node_at(MM *h, mm_ptr_t p)
+static struct mm_list *node_at(mm_t *h, mm_ptr_t p)
 {
 	if (p % _Alignof(struct mm_list))
 		return NULL;
@@ -309,12 +309,12 @@ static struct mm_list *node_at(MM *h, mm_ptr_t p)
 #define LD(x)    __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
-size_t mm_list_bound(MM *h)
+size_t mm_list_bound(mm_t *h)
 {
 	return h ? h->lim / sizeof(struct mm_list) : 0;
 }
 
-int mm_list_init(MM *h, struct mm_list *head)
+int mm_list_init(mm_t *h, struct mm_list *head)
 {
 	mm_ptr_t ho = mm_ptr(h, head);
 
@@ -326,7 +326,7 @@ int mm_list_init(MM *h, struct mm_list *head)
 }
 
 /* Link node (offset no) between a and b, which must point at each other. */
-static int insert(MM *h, mm_ptr_t no, mm_ptr_t ao, mm_ptr_t bo)
+static int insert(mm_t *h, mm_ptr_t no, mm_ptr_t ao, mm_ptr_t bo)
 {
 	struct mm_list *n = node_at(h, no), *a = node_at(h, ao), *b = node_at(h, bo);
 
@@ -341,7 +341,7 @@ static int insert(MM *h, mm_ptr_t no, mm_ptr_t ao, mm_ptr_t bo)
 	return 0;
 }
 
-int mm_list_add(MM *h, struct mm_list *head, struct mm_list *node)
+int mm_list_add(mm_t *h, struct mm_list *head, struct mm_list *node)
 {
 	mm_ptr_t ho = mm_ptr(h, head), no = mm_ptr(h, node);
 
@@ -350,7 +350,7 @@ int mm_list_add(MM *h, struct mm_list *head, struct mm_list *node)
 	return insert(h, no, ho, LD(head->next));
 }
 
-int mm_list_add_tail(MM *h, struct mm_list *head, struct mm_list *node)
+int mm_list_add_tail(mm_t *h, struct mm_list *head, struct mm_list *node)
 {
 	mm_ptr_t ho = mm_ptr(h, head), no = mm_ptr(h, node);
 
@@ -359,7 +359,7 @@ int mm_list_add_tail(MM *h, struct mm_list *head, struct mm_list *node)
 	return insert(h, no, LD(head->prev), ho);
 }
 
-int mm_list_del(MM *h, struct mm_list *node)
+int mm_list_del(mm_t *h, struct mm_list *node)
 {
 	mm_ptr_t no = mm_ptr(h, node), ao, bo;
 	struct mm_list *a, *b;
@@ -381,14 +381,14 @@ int mm_list_del(MM *h, struct mm_list *node)
 	return 0;
 }
 
-bool mm_list_empty(MM *h, struct mm_list *head)
+bool mm_list_empty(mm_t *h, struct mm_list *head)
 {
 	mm_ptr_t ho = mm_ptr(h, head);
 
 	return !ho || LD(head->next) == ho || !node_at(h, LD(head->next));
 }
 
-struct mm_list *mm_list_next(MM *h, struct mm_list *head, struct mm_list *pos)
+struct mm_list *mm_list_next(mm_t *h, struct mm_list *head, struct mm_list *pos)
 {
 	mm_ptr_t ho = mm_ptr(h, head), po = mm_ptr(h, pos), no;
 	struct mm_list *n;

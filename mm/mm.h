@@ -10,7 +10,7 @@
  *
  * Layout (docs/MM.md): [header MM_HDR_SIZE][static part][dynamic part].
  *
- * Handles (MM) live in the attacher's private memory and are used by one
+ * Handles (mm_t) live in the attacher's private memory and are used by one
  * thread or hart at a time: each thread attaches its own handle. Lock
  * recursion is counted per handle.
  *
@@ -123,14 +123,14 @@ typedef struct mm {
 	bool pooled;         /* from mm.c's handle pool */
 	bool died;           /* env->lock said MM_LOCK_OWNER_DIED, not told yet */
 	struct mm_env env;
-} MM;
+} mm_t;
 
 /* Area statistics (copies of untrusted counters, clamped). */
 struct mm_stats {
 	size_t size, max_size, static_size;
 	size_t used;         /* bytes in allocated chunks, headers included */
 	size_t free;         /* bytes in free chunks, headers included */
-	uint64_t nalloc, nfree, ngrow, nfail;
+	uint64_t allocs, frees, grows, failures;
 	uint32_t nattach, generation, deaths;
 };
 
@@ -144,10 +144,10 @@ void mm_set_default_env(const struct mm_env *env);
  * up to max_size) or attach to it if it exists. Returns a handle from a
  * small static pool, or NULL: bad arguments, no handle, attach failed, the
  * existing area is malformed, or it has MM_MAX_ATTACH attachers. */
-MM *mm_create_env(const struct mm_env *env, const char *name,
+mm_t *mm_create_env(const struct mm_env *env, const char *name,
 		  size_t static_size, size_t dynamic_size, size_t max_size);
 /* mm_create_env with the default environment and its max_size. */
-MM *mm_create(const char *name, size_t static_size, size_t dynamic_size);
+mm_t *mm_create(const char *name, size_t static_size, size_t dynamic_size);
 
 /* Format an area in caller memory: `size` bytes now (16-aligned, room for a
  * header, the static part and one chunk), up to `max` later. Zeroes the
@@ -158,12 +158,12 @@ int mm_init_area(void *base, size_t size, size_t max, size_t static_size);
  * no name, no hooks; self_id 0). 0, E_INVAL, E_CORRUPT (bad header),
  * E_RANGE (area larger than the mapping or room), E_BUSY (no free slot;
  * with env->lock an attacher needs no slot, so a full table is no error). */
-int mm_attach_base(MM *h, void *base, size_t mapped, size_t room,
+int mm_attach_base(mm_t *h, void *base, size_t mapped, size_t room,
 		   const struct mm_env *env);
 /* Leave the area: releases the slot, calls env->detach and returns a pooled
  * handle to the pool. E_BUSY if the handle holds the lock (nothing changes).
  * The last detach frees the area (the environment's job). */
-int mm_detach(MM *mm);
+int mm_detach(mm_t *mm);
 
 /* ---- locking -------------------------------------------------------------- */
 
@@ -176,11 +176,11 @@ int mm_detach(MM *mm);
  * holders did not let go in time: not held), E_CORRUPT (header garbage or
  * a lock word no attacher can have made: not held), E_RANGE/E_NOMEM (could
  * not map the area: not held), or env->lock's error. */
-int mm_lock(MM *mm, int mode);
+int mm_lock(mm_t *mm, int mode);
 /* Undo one mm_lock. E_INVAL if not held. The outermost unlock releases
  * the lock (env->unlock's error, if any, is not reported: the hold is
  * gone from this handle either way). */
-int mm_unlock(MM *mm);
+int mm_unlock(mm_t *mm);
 
 /* Kernel side: attacher `id` died. Releases every lock hold of its slots in
  * the area at base (`mapped` bytes mapped), frees the slots, and if it held
@@ -196,42 +196,42 @@ int mm_area_owner_died(void *base, size_t mapped, uint32_t id);
 /* A 16-byte aligned block of `size` bytes in the dynamic part, growing the
  * area when nothing fits. MM_NULL on failure (mm_last_error tells why:
  * E_INVAL, E_NOMEM, E_CORRUPT, E_DENIED when holding only RD). */
-mm_ptr_t mm_alloc(MM *mm, size_t size);
+mm_ptr_t mm_alloc(mm_t *mm, size_t size);
 /* Resize p: in place when possible, else allocate, copy the old requested
  * bytes (not the whole chunk) and free p. p == MM_NULL: mm_alloc; size 0:
  * mm_free and MM_NULL. MM_NULL on failure, p unchanged. */
-mm_ptr_t mm_realloc(MM *mm, mm_ptr_t p, size_t size);
+mm_ptr_t mm_realloc(mm_t *mm, mm_ptr_t p, size_t size);
 /* Free p (coalescing with free neighbours). MM_NULL: no-op, 0. E_INVAL for
  * an offset that is not an allocated block (double free), E_CORRUPT when
  * the neighbours' metadata is broken; nothing changes then. */
-int mm_free(MM *mm, mm_ptr_t p);
+int mm_free(mm_t *mm, mm_ptr_t p);
 
 /* ---- addresses (no locking: bounds are this handle's last view) -------- */
 
 /* The address of offset p, or NULL unless p lies in the static or dynamic
  * part (header excluded) of the area as last validated. */
-void *mm_addr(MM *mm, mm_ptr_t p);
+void *mm_addr(mm_t *mm, mm_ptr_t p);
 /* The same for the range [p, p + len). Neither checks alignment: an offset
  * read from the area may be forged, so check p % alignof(T) before using the
  * result as a T * (the mm_list calls do). */
-void *mm_addr_n(MM *mm, mm_ptr_t p, size_t len);
+void *mm_addr_n(mm_t *mm, mm_ptr_t p, size_t len);
 /* The offset of an address in the static or dynamic part, or MM_NULL. */
-mm_ptr_t mm_ptr(MM *mm, const void *addr);
+mm_ptr_t mm_ptr(mm_t *mm, const void *addr);
 /* The static part (16-aligned), or NULL for an area without one. */
-void *mm_static(MM *mm);
-size_t mm_static_size(MM *mm);
+void *mm_static(mm_t *mm);
+size_t mm_static_size(mm_t *mm);
 
 /* ---- inspection ------------------------------------------------------------ */
 
 /* Free bytes now plus the room growth can still add (an upper bound on what
  * can be allocated, headers included). 0 on error. Takes RD itself. */
-size_t mm_available(MM *mm);
+size_t mm_available(mm_t *mm);
 /* Walk every chunk and free list; 0 or E_CORRUPT at the first broken
  * invariant (mm_last_error keeps it too). Takes RD itself. */
-int mm_check(MM *mm);
-int mm_stats(MM *mm, struct mm_stats *st);
+int mm_check(mm_t *mm);
+int mm_stats(mm_t *mm, struct mm_stats *st);
 /* The error of the last failed call on this handle (0 if none yet). */
-int mm_last_error(MM *mm);
+int mm_last_error(mm_t *mm);
 
 /* ---- offset-based intrusive lists -----------------------------------------
  * A head and its nodes live in the area (static or dynamic part) and link by
@@ -244,14 +244,14 @@ struct mm_list {
 	mm_ptr_t next, prev;
 };
 
-int mm_list_init(MM *mm, struct mm_list *head);
-int mm_list_add(MM *mm, struct mm_list *head, struct mm_list *node);
-int mm_list_add_tail(MM *mm, struct mm_list *head, struct mm_list *node);
-int mm_list_del(MM *mm, struct mm_list *node);
-bool mm_list_empty(MM *mm, struct mm_list *head);
+int mm_list_init(mm_t *mm, struct mm_list *head);
+int mm_list_add(mm_t *mm, struct mm_list *head, struct mm_list *node);
+int mm_list_add_tail(mm_t *mm, struct mm_list *head, struct mm_list *node);
+int mm_list_del(mm_t *mm, struct mm_list *node);
+bool mm_list_empty(mm_t *mm, struct mm_list *head);
 /* The node after pos in the list at head, NULL at the end or a broken link. */
-struct mm_list *mm_list_next(MM *mm, struct mm_list *head, struct mm_list *pos);
-size_t mm_list_bound(MM *mm);
+struct mm_list *mm_list_next(mm_t *mm, struct mm_list *head, struct mm_list *pos);
+size_t mm_list_bound(mm_t *mm);
 
 #define mm_list_entry(ptr, type, member) \
 	((type *)((char *)(ptr) - offsetof(type, member)))

@@ -198,7 +198,7 @@ static ALWAYS_INLINE void set_wild(const struct view *v, uint64_t t, uint64_t si
 
 /* Grow the area so that a chunk of `need` bytes fits at its end: the
  * wilderness grows, or a new one follows a last chunk in use. */
-static int grow(MM *h, uint64_t need)
+static int grow(mm_t *h, uint64_t need)
 {
 	struct view v = view_of(h);
 	uint64_t old = v.lim, t, ts = 0, extra, delta, want;
@@ -222,7 +222,7 @@ static int grow(MM *h, uint64_t need)
 	VS(&v, size, (uint32_t)want);
 	h->lim = v.lim = want;
 	VS(&v, free, VL(&v, free) + delta);
-	VS(&v, ngrow, VL(&v, ngrow) + 1);
+	VS(&v, grows, VL(&v, grows) + 1);
 	if (!rc) {
 		vst(&v, t + C_SIZE, ts + delta);
 		return 0;
@@ -241,7 +241,7 @@ static ALWAYS_INLINE void mark_used(const struct view *v, uint64_t c, uint64_t s
 	vst(v, c + C_BACK, req);
 	VS(v, used, VL(v, used) + size);
 	VS(v, free, VL(v, free) - size);
-	VS(v, nalloc, VL(v, nalloc) + 1);
+	VS(v, allocs, VL(v, allocs) + 1);
 }
 
 /* Carve `need` bytes from the free chunk c (size bytes, head of list i,
@@ -288,7 +288,7 @@ static ALWAYS_INLINE int carve(const struct view *v, uint64_t need, uint64_t req
 }
 
 /* Nothing fits: grow the area, then carve. Off the fast path. */
-static NOINLINE int alloc_grown(MM *h, uint64_t need, uint64_t req, uint64_t *cp)
+static NOINLINE int alloc_grown(mm_t *h, uint64_t need, uint64_t req, uint64_t *cp)
 {
 	int rc = grow(h, need);
 	struct view v = view_of(h);
@@ -296,16 +296,16 @@ static NOINLINE int alloc_grown(MM *h, uint64_t need, uint64_t req, uint64_t *cp
 	return rc ? rc : carve(&v, need, req, cp);
 }
 
-static NOINLINE mm_ptr_t alloc_failed(MM *h, int rc)
+static NOINLINE mm_ptr_t alloc_failed(mm_t *h, int rc)
 {
-	AS(h, nfail, AL(h, nfail) + 1);
+	AS(h, failures, AL(h, failures) + 1);
 	fail(h, rc);
 	return MM_NULL;
 }
 
 /* mm_alloc with the RW lock held: a good fit from the lists, else the
  * wilderness, else growth. */
-static ALWAYS_INLINE mm_ptr_t alloc_locked(MM *h, size_t n)
+static ALWAYS_INLINE mm_ptr_t alloc_locked(mm_t *h, size_t n)
 {
 	struct view v = view_of(h);
 	uint64_t need, c, s;
@@ -328,12 +328,12 @@ static ALWAYS_INLINE mm_ptr_t alloc_locked(MM *h, size_t n)
 }
 
 /* The same, one copy for the slower callers. */
-static NOINLINE mm_ptr_t alloc_call(MM *h, size_t n)
+static NOINLINE mm_ptr_t alloc_call(mm_t *h, size_t n)
 {
 	return alloc_locked(h, n);
 }
 
-static NOINLINE mm_ptr_t alloc_outer(MM *h, size_t size)
+static NOINLINE mm_ptr_t alloc_outer(mm_t *h, size_t size)
 {
 	mm_ptr_t p;
 
@@ -346,7 +346,7 @@ static NOINLINE mm_ptr_t alloc_outer(MM *h, size_t size)
 
 /* Under the caller's RW lock (the common case: one test, no call), else
  * through mm_lock_in. */
-mm_ptr_t mm_alloc(MM *h, size_t size)
+mm_ptr_t mm_alloc(mm_t *h, size_t size)
 {
 	if (h && h->depth && h->mode == MM_LOCK_RW)
 		return alloc_locked(h, size);
@@ -448,7 +448,7 @@ static NOINLINE int free_chunk_call(const struct view *v, uint64_t c, uint64_t s
 }
 
 /* mm_free with the RW lock held. */
-static ALWAYS_INLINE int free_locked(MM *h, mm_ptr_t p)
+static ALWAYS_INLINE int free_locked(mm_t *h, mm_ptr_t p)
 {
 	struct view v = view_of(h);
 	uint64_t c, s;
@@ -458,16 +458,16 @@ static ALWAYS_INLINE int free_locked(MM *h, mm_ptr_t p)
 		rc = free_chunk(&v, c, s);
 	if (rc)
 		return fail(h, rc);
-	VS(&v, nfree, VL(&v, nfree) + 1);
+	VS(&v, frees, VL(&v, frees) + 1);
 	return 0;
 }
 
-static NOINLINE int free_chunk_locked(MM *h, mm_ptr_t p)
+static NOINLINE int free_chunk_locked(mm_t *h, mm_ptr_t p)
 {
 	return free_locked(h, p);
 }
 
-static NOINLINE int free_outer(MM *h, mm_ptr_t p)
+static NOINLINE int free_outer(mm_t *h, mm_ptr_t p)
 {
 	int rc = mm_lock_in(h, MM_LOCK_RW);
 
@@ -478,7 +478,7 @@ static NOINLINE int free_outer(MM *h, mm_ptr_t p)
 	return rc;
 }
 
-int mm_free(MM *h, mm_ptr_t p)
+int mm_free(mm_t *h, mm_ptr_t p)
 {
 	if (p == MM_NULL)
 		return 0;
@@ -529,7 +529,7 @@ static int expand(const struct view *v, uint64_t c, uint64_t s, uint64_t need)
 	return shrink(v, c, s + ns, need);
 }
 
-static mm_ptr_t realloc_locked(MM *h, mm_ptr_t p, size_t n)
+static mm_ptr_t realloc_locked(mm_t *h, mm_ptr_t p, size_t n)
 {
 	struct view v = view_of(h);
 	uint64_t c, s, need, old;
@@ -559,11 +559,11 @@ static mm_ptr_t realloc_locked(MM *h, mm_ptr_t p, size_t n)
 	if (used_chunk(&v, p, &c, &s) || free_chunk_call(&v, c, s))
 		fail(h, E_CORRUPT);         /* q is good; p leaks */
 	else
-		VS(&v, nfree, VL(&v, nfree) + 1);
+		VS(&v, frees, VL(&v, frees) + 1);
 	return q;
 }
 
-mm_ptr_t mm_realloc(MM *h, mm_ptr_t p, size_t size)
+mm_ptr_t mm_realloc(mm_t *h, mm_ptr_t p, size_t size)
 {
 	mm_ptr_t q;
 

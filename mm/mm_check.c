@@ -79,7 +79,7 @@ static int check_lists(const struct view *v, uint32_t nfree)
 	return seen == nfree ? 0 : E_CORRUPT;
 }
 
-int mm_check(MM *h)
+int mm_check(mm_t *h)
 {
 	struct view v;
 	uint32_t nfree;

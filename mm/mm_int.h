@@ -63,7 +63,7 @@ struct area {
 	uint64_t lock;
 	uint32_t top;              /* offset of the last chunk */
 	uint32_t used, free, pad;
-	uint64_t nalloc, nfree, ngrow, nfail;
+	uint64_t allocs, frees, grows, failures;
 	uint64_t rd[NRD];          /* reader bit per slot */
 	uint32_t fl_map;           /* bit f: some list of first level f in use */
 	uint8_t sl_map[NFL];       /* bit s: list (f, s) in use */
@@ -85,24 +85,24 @@ _Static_assert(offsetof(struct area, slots) == 200, "slot table offset (docs/MM.
 
 /* ---- raw access ----------------------------------------------------------- */
 
-static inline struct area *area_of(const MM *h) { return (struct area *)h->base; }
+static inline struct area *area_of(const mm_t *h) { return (struct area *)h->base; }
 
 #define AL(h, f)    __atomic_load_n(&area_of(h)->f, __ATOMIC_RELAXED)
 #define AS(h, f, v) __atomic_store_n(&area_of(h)->f, (v), __ATOMIC_RELAXED)
 
-static inline uint32_t ld(const MM *h, uint32_t off)
+static inline uint32_t ld(const mm_t *h, uint32_t off)
 {
 	return __atomic_load_n((uint32_t *)(h->base + off), __ATOMIC_RELAXED);
 }
 
-static inline void st(MM *h, uint32_t off, uint32_t v)
+static inline void st(mm_t *h, uint32_t off, uint32_t v)
 {
 	__atomic_store_n((uint32_t *)(h->base + off), v, __ATOMIC_RELAXED);
 }
 
 static inline uint32_t align16(uint64_t v) { return (uint32_t)((v + 15) & ~15ull); }
 
-static inline int fail(MM *h, int e)
+static inline int fail(mm_t *h, int e)
 {
 	h->err = e;
 	return e;
@@ -169,7 +169,7 @@ struct view {
 	uint64_t lim, dyn;
 };
 
-static ALWAYS_INLINE struct view view_of(const MM *h)
+static ALWAYS_INLINE struct view view_of(const mm_t *h)
 {
 	return (struct view){ h->base, h->lim, h->dyn };
 }
@@ -219,10 +219,10 @@ static ALWAYS_INLINE int free_at(const struct view *v, uint64_t c, uint64_t *siz
 
 /* mm_lock.c: take (recursively) and check the header; 0 or an error, with
  * h->err set. The outermost call maps the area's current size. */
-int mm_lock_in(MM *h, int mode);
+int mm_lock_in(mm_t *h, int mode);
 /* mm_lock.c: read the area's size from the header, check it against the
  * layout and the room, map it here (ensure_mapped) and set h->lim. */
-int mm_refresh(MM *h);
+int mm_refresh(mm_t *h);
 /* mm_lock.c: drop every hold of slot s in the area (died flag first). */
 bool mm_release_slot(struct area *a, unsigned s);
 

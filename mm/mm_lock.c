@@ -12,7 +12,7 @@
 
 #define WAIT_POLL 64             /* spins between liveness checks */
 
-static void relax(const MM *h)
+static void relax(const mm_t *h)
 {
 	if (h->env.relax) {
 		h->env.relax();
@@ -137,7 +137,7 @@ static int recover(struct area *a, uint32_t id)
 }
 
 /* Recover slot s's attacher if the environment says it is dead. */
-static void check_alive(MM *h, unsigned s)
+static void check_alive(mm_t *h, unsigned s)
 {
 	uint32_t id;
 
@@ -150,7 +150,7 @@ static void check_alive(MM *h, unsigned s)
 
 /* While waiting: holds of free slots are forged or stale; holders the
  * environment says are dead are recovered. */
-static void check_holders(MM *h)
+static void check_holders(mm_t *h)
 {
 	struct area *a = area_of(h);
 	uint64_t w;
@@ -169,7 +169,7 @@ static void check_holders(MM *h)
 	}
 }
 
-static NOINLINE int acquire_rd(MM *h)
+static NOINLINE int acquire_rd(mm_t *h)
 {
 	struct area *a = area_of(h);
 	uint64_t *rw = &a->rd[h->slot / 64], me = 1ull << (h->slot % 64);
@@ -194,7 +194,7 @@ static NOINLINE int acquire_rd(MM *h)
 }
 
 /* No reader bit set but (forged) our own, which goes. */
-static bool readers_gone(MM *h)
+static bool readers_gone(mm_t *h)
 {
 	struct area *a = area_of(h);
 	uint64_t any = 0;
@@ -214,7 +214,7 @@ static bool readers_gone(MM *h)
 	return !any;
 }
 
-static NOINLINE int acquire_rw(MM *h)
+static NOINLINE int acquire_rw(mm_t *h)
 {
 	struct area *a = area_of(h);
 	uint64_t mine = wword(h->slot);
@@ -248,7 +248,7 @@ static NOINLINE int acquire_rw(MM *h)
 
 /* The environment's lock, retried while it answers E_BUSY: the one bounded
  * wait of every attacher with lock hooks (kernel and partitions alike). */
-static int acquire_hooked(MM *h, int mode)
+static int acquire_hooked(mm_t *h, int mode)
 {
 	uint64_t end = 0;
 
@@ -271,7 +271,7 @@ static int acquire_hooked(MM *h, int mode)
 	}
 }
 
-static int acquire(MM *h, int mode)
+static int acquire(mm_t *h, int mode)
 {
 	if (h->env.lock)
 		return acquire_hooked(h, mode);
@@ -282,7 +282,7 @@ static int acquire(MM *h, int mode)
 
 /* Drop our hold. A writer checks that the word still names it: if we were
  * declared dead and the lock moved on, it is not ours to release. */
-static void release(MM *h)
+static void release(mm_t *h)
 {
 	struct area *a = area_of(h);
 	uint64_t mine = wword(h->slot);
@@ -301,7 +301,7 @@ static void release(MM *h)
 }
 
 /* The current size from the header, checked, and mapped here. */
-int mm_refresh(MM *h)
+int mm_refresh(mm_t *h)
 {
 	uint32_t size = AL(h, size);
 	size_t mapped = h->mapped;
@@ -323,7 +323,7 @@ int mm_refresh(MM *h)
 	return 0;
 }
 
-int mm_lock_in(MM *h, int mode)
+int mm_lock_in(mm_t *h, int mode)
 {
 	int rc;
 
@@ -351,7 +351,7 @@ int mm_lock_in(MM *h, int mode)
 	return 0;
 }
 
-int mm_lock(MM *h, int mode)
+int mm_lock(mm_t *h, int mode)
 {
 	bool outer = h && h->depth == 0;
 	int rc = mm_lock_in(h, mode);
@@ -370,7 +370,7 @@ int mm_lock(MM *h, int mode)
 	return 0;
 }
 
-int mm_unlock(MM *h)
+int mm_unlock(mm_t *h)
 {
 	if (!h || !h->depth)
 		return E_INVAL;

@@ -49,7 +49,7 @@ static void count_pool_alloc(umm_t *m, struct umm_cpu *me, size_t units)
  * power of two per CPU, so a buggy caller cannot flood the console. */
 void umm_bad_input(umm_t *m, const char *who, const void *p, const char *why)
 {
-	uint64_t n = __atomic_fetch_add(&cpu_of(m)->errors, 1, __ATOMIC_RELAXED);
+	uint64_t n = __atomic_fetch_add(&cpu_of(m)->refused, 1, __ATOMIC_RELAXED);
 	if (n < 8 || !(n & (n - 1)))
 		env_log("%s: %p: %s", who, p, why);
 }

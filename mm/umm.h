@@ -28,7 +28,7 @@ struct umm_cpu {
 	/* counters written with atomic adds (pool path) */
 	uint64_t p_allocs, p_frees, p_in, p_out;
 	uint64_t searches, steps, released;   /* pool searches, their steps, bytes given back */
-	uint64_t failures, retries, errors;
+	uint64_t failures, retries, refused;
 } __attribute__((aligned(64)));
 
 /* Free-list bins: 16 exact ones below 16 units, then 16 per power of two
@@ -101,7 +101,7 @@ struct umm_stats {
 	uint64_t peak_bytes;    /* highest sampled live_bytes (a lower bound of the true peak) */
 	uint64_t failures;      /* allocations that returned NULL for lack of memory or contention */
 	uint64_t lock_retries;  /* failed micro-lock attempts, waits and walk restarts */
-	uint64_t errors;        /* bad input rejected: foreign/interior pointers, double frees, bad sizes */
+	uint64_t refused;       /* bad input rejected: foreign/interior pointers, double frees, bad sizes */
 	uint64_t parked_bytes;  /* freed chunk bytes held in CPU slots, transfer stacks and depots (not the deferred list) */
 	size_t capacity;        /* largest block the empty pool can return */
 	uint64_t searches;      /* free-list searches (cache misses and blocks above 4 KiB) */
@@ -128,7 +128,7 @@ int umm_init_cpus(umm_t *ctx, void *space, size_t size, unsigned ncpu);
  * failure it reclaims cached memory (see umm_flush; it may wait up to 250 ms
  * for other CPUs to give theirs back) and tries again. A block
  * of at least `size` bytes, 16-byte aligned, carrying `tags`; NULL if size is
- * 0 or larger than the pool (counted as errors) or nothing fits (failures).
+ * 0 or larger than the pool (counted in refused) or nothing fits (failures).
  * Not for trap context. */
 void *umm_alloc(umm_t *ctx, size_t size, uint8_t tags);
 /* Fast path: never waits (try-locks only, a bounded search); safe from a

@@ -60,7 +60,7 @@ void umm_stats(umm_t *m, struct umm_stats *out)
 		out->searches += ld(&cp->searches);
 		out->search_steps += ld(&cp->steps);
 		out->released_bytes += ld(&cp->released);
-		out->errors += ld(&cp->errors);
+		out->refused += ld(&cp->refused);
 		for (int k = 0; k < UMM_NCLASSES; k++)
 			out->parked_bytes += (uint64_t)tload(&cp->top[k]) * class_units(k) * UNIT;
 	}

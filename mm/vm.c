@@ -17,12 +17,12 @@
  */
 #include "vm_int.h"
 
-struct vm_sys vm_kernel_sys;
+vm_sys_t vm_kernel_sys;
 
 /* ---- TLB and shared root entries --------------------------------------------- */
 
 /* Copy the kernel's upper-half root entries into every user root. */
-static void propagate_root(struct vm_sys *sys)
+static void propagate_root(vm_sys_t *sys)
 {
 	const uint64_t *k = sys->env->pt.pa_to_va(sys->env->pt.ctx, sys->kern.pt.root);
 	unsigned long fl = env_lock(&sys->lock);
@@ -71,7 +71,7 @@ after_change_slow(struct vm_descriptor *d, unsigned pflags, uintptr_t va,
 
 /* ---- ASIDs (sys lock held) ----------------------------------------------------- */
 
-static int asid_get(struct vm_sys *sys)
+static int asid_get(vm_sys_t *sys)
 {
 	if (sys->nasid <= 1)
 		return 0;   /* no ASIDs: all share 0, vm_load_task flushes */
@@ -88,7 +88,7 @@ static int asid_get(struct vm_sys *sys)
 	return E_NOMEM;
 }
 
-static void asid_put(struct vm_sys *sys, unsigned a)
+static void asid_put(vm_sys_t *sys, unsigned a)
 {
 	if (a)
 		sys->asid_map[a / 64] &= ~bit(a % 64);
@@ -96,7 +96,7 @@ static void asid_put(struct vm_sys *sys, unsigned a)
 
 /* ---- descriptors ------------------------------------------------------------------------ */
 
-int vm_sys_init(struct vm_sys *sys, const struct vm_env *env)
+int vm_sys_init(vm_sys_t *sys, const struct vm_env *env)
 {
 	unsigned bits = env->asid_bits > SV39_SATP_ASID_BITS ?
 			SV39_SATP_ASID_BITS : env->asid_bits;
@@ -117,12 +117,12 @@ int vm_sys_init(struct vm_sys *sys, const struct vm_env *env)
 	return 0;
 }
 
-struct vm_descriptor *vm_kernel(struct vm_sys *sys)
+struct vm_descriptor *vm_kernel(vm_sys_t *sys)
 {
 	return &sys->kern;
 }
 
-struct vm_descriptor *vm_new_in(struct vm_sys *sys)
+struct vm_descriptor *vm_new_i(vm_sys_t *sys)
 {
 	const struct vm_env *e = sys->env;
 	struct vm_descriptor *d = e->obj_alloc(e->ctx, sizeof(*d));
@@ -163,12 +163,12 @@ struct vm_descriptor *vm_new_in(struct vm_sys *sys)
 
 struct vm_descriptor *vm_new(void)
 {
-	return vm_new_in(&vm_kernel_sys);
+	return vm_new_i(&vm_kernel_sys);
 }
 
 int vm_load_task(struct vm_descriptor *d)
 {
-	struct vm_sys *sys = d->sys;
+	vm_sys_t *sys = d->sys;
 	const struct vm_env *e = sys->env;
 	unsigned me = this_cpu(e);
 	struct vm_descriptor *prev;
@@ -195,7 +195,7 @@ int vm_load_task(struct vm_descriptor *d)
 
 int vm_unload_task(struct vm_descriptor *d)
 {
-	struct vm_sys *sys = d->sys;
+	vm_sys_t *sys = d->sys;
 	const struct vm_env *e = sys->env;
 	unsigned me = this_cpu(e);
 
@@ -211,7 +211,7 @@ int vm_unload_task(struct vm_descriptor *d)
 
 void vm_free(struct vm_descriptor *d)
 {
-	struct vm_sys *sys;
+	vm_sys_t *sys;
 	const struct vm_env *e;
 	struct vm_range *dead = NULL;
 	struct vm_segment *dead_segs = NULL;

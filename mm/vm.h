@@ -7,7 +7,7 @@
  * guard gap (VM_GUARD_SIZE) separates reservations. Ranges are page-granular
  * pieces of a segment's mapped part handed out by vm_segment_alloc.
  *
- * State lives in a struct vm_sys instance reached through a struct vm_env
+ * State lives in a vm_sys_t instance reached through a struct vm_env
  * seam (tables, pages, objects, fences, satp), so the module runs on the
  * host; the kernel's instance is vm_kernel_sys and the API without a sys
  * argument uses it.
@@ -78,7 +78,7 @@ struct vm_range {
 	struct vm_range *next;
 };
 
-struct vm_sys;
+typedef struct vm_sys vm_sys_t;
 
 struct vm_segment {
 	struct vm_descriptor *d;
@@ -94,7 +94,7 @@ struct vm_segment {
 };
 
 struct vm_descriptor {
-	struct vm_sys *sys;
+	vm_sys_t *sys;
 	struct pt pt;
 	unsigned asid;
 	env_spinlock_t lock;
@@ -128,7 +128,7 @@ struct vm_sys {
  * for env->ncpus 0 or > ENV_MAX_CPUS, E_NOMEM when obj_alloc fails (sys is
  * then unusable; vm_sys_fini on it is harmless). The kernel descriptor is
  * not usable until vm_kernel_init. */
-int vm_sys_init(struct vm_sys *sys, const struct vm_env *env);
+int vm_sys_init(vm_sys_t *sys, const struct vm_env *env);
 /* Adopt root_pa (e.g. the boot table, already mapping the direct map and
  * the image) as the kernel descriptor, ASID 0, active on every hart; make
  * its upper-half root entries permanent (tables never freed, copied into
@@ -136,16 +136,16 @@ int vm_sys_init(struct vm_sys *sys, const struct vm_env *env);
  * segments "kheap" (R|W|GROW_UP, [heap_va, +heap_max), heap_size mapped)
  * and "vmap" (NOBACK, [vmap_va, +vmap_size)). E_INVAL when a segment
  * cannot be created (bad or overlapping range, no memory): nothing is kept. */
-int vm_kernel_init(struct vm_sys *sys, uint64_t root_pa, uintptr_t heap_va,
+int vm_kernel_init(vm_sys_t *sys, uint64_t root_pa, uintptr_t heap_va,
 		   size_t heap_size, size_t heap_max, uintptr_t vmap_va,
 		   size_t vmap_size);
 /* Drop the kernel segments and every user descriptor and free the per-CPU
  * table (obj_free); the root table given to vm_kernel_init stays the
  * caller's (its tables too). A second call does nothing more. */
-void vm_sys_fini(struct vm_sys *sys);
+void vm_sys_fini(vm_sys_t *sys);
 /* The kernel's instance, used by the calls below without a sys argument. */
-extern struct vm_sys vm_kernel_sys;
-struct vm_descriptor *vm_kernel(struct vm_sys *sys);
+extern vm_sys_t vm_kernel_sys;
+struct vm_descriptor *vm_kernel(vm_sys_t *sys);
 
 /* ---- descriptors --------------------------------------------------------- */
 
@@ -153,7 +153,7 @@ struct vm_descriptor *vm_kernel(struct vm_sys *sys);
  * out of memory or out of ASIDs (no roll-over: a freed descriptor returns
  * its ASID; with asid_bits 0 every descriptor shares ASID 0 and
  * vm_load_task flushes the whole TLB). */
-struct vm_descriptor *vm_new_in(struct vm_sys *sys);
+struct vm_descriptor *vm_new_i(vm_sys_t *sys);
 struct vm_descriptor *vm_new(void);
 /* Every segment and data page, every lower-half table, the root and the
  * ASID (flushed on every hart where d ever ran). d must not be active on
@@ -231,16 +231,16 @@ int vm_get_phys(struct vm_descriptor *d, uintptr_t va, uint64_t *pa);
 
 /* npages of mapped, zeroed-at-first-use kernel heap (kheap grows when
  * needed); NULL if none. Pages are not zeroed again on reuse. */
-void *vm_heap_pages_in(struct vm_sys *sys, size_t npages);
-/* Return pages from vm_heap_pages_in; va and npages must match the call
+void *vm_heap_pages_i(vm_sys_t *sys, size_t npages);
+/* Return pages from vm_heap_pages_i; va and npages must match the call
  * exactly (panic otherwise). The pages stay mapped for the next user. */
-void vm_free_heap_pages_in(struct vm_sys *sys, void *va, size_t npages);
+void vm_free_heap_pages_i(vm_sys_t *sys, void *va, size_t npages);
 /* Map [pa, pa+size) (any alignment; the page offset is kept) into vmap with
  * prot (VM_R/W/X); NULL on bad arguments or no room. */
-void *vm_map_heap_in(struct vm_sys *sys, uint64_t pa, size_t size, unsigned prot);
-/* Undo vm_map_heap_in (any address inside its first page), fencing every
+void *vm_map_heap_i(vm_sys_t *sys, uint64_t pa, size_t size, unsigned prot);
+/* Undo vm_map_heap_i (any address inside its first page), fencing every
  * hart; panics on an address it did not return. */
-void vm_unmap_heap_in(struct vm_sys *sys, void *va);
+void vm_unmap_heap_i(vm_sys_t *sys, void *va);
 /* The same on vm_kernel_sys. */
 void *vm_get_kernel_heap_pages(size_t npages);
 void vm_free_kernel_heap_pages(void *va, size_t npages);

@@ -7,7 +7,7 @@
 
 /* ---- kernel descriptor and heap ------------------------------------------------------------ */
 
-int vm_kernel_init(struct vm_sys *sys, uint64_t root_pa, uintptr_t heap_va,
+int vm_kernel_init(vm_sys_t *sys, uint64_t root_pa, uintptr_t heap_va,
 		   size_t heap_size, size_t heap_max, uintptr_t vmap_va,
 		   size_t vmap_size)
 {
@@ -35,7 +35,7 @@ int vm_kernel_init(struct vm_sys *sys, uint64_t root_pa, uintptr_t heap_va,
 	return E_INVAL;
 }
 
-void vm_sys_fini(struct vm_sys *sys)
+void vm_sys_fini(vm_sys_t *sys)
 {
 	while (sys->all)
 		vm_free(sys->all);
@@ -48,14 +48,14 @@ void vm_sys_fini(struct vm_sys *sys)
 	sys->ncpus = 0;
 }
 
-void *vm_heap_pages_in(struct vm_sys *sys, size_t npages)
+void *vm_heap_pages_i(vm_sys_t *sys, size_t npages)
 {
 	if (!sys->heap || npages == 0 || npages > SIZE_MAX / PAGE)
 		return NULL;
 	return vm_segment_alloc(sys->heap, npages * PAGE);
 }
 
-void vm_free_heap_pages_in(struct vm_sys *sys, void *va, size_t npages)
+void vm_free_heap_pages_i(vm_sys_t *sys, void *va, size_t npages)
 {
 	struct vm_range *dead = NULL;
 	unsigned long fl = env_lock(&sys->kern.lock);
@@ -65,7 +65,7 @@ void vm_free_heap_pages_in(struct vm_sys *sys, void *va, size_t npages)
 	ranges_free(sys->env, dead);
 }
 
-void *vm_map_heap_in(struct vm_sys *sys, uint64_t pa, size_t size, unsigned prot)
+void *vm_map_heap_i(vm_sys_t *sys, uint64_t pa, size_t size, unsigned prot)
 {
 	uint64_t off = pa & (PAGE - 1);
 	struct vm_range *dead = NULL;
@@ -89,7 +89,7 @@ void *vm_map_heap_in(struct vm_sys *sys, uint64_t pa, size_t size, unsigned prot
 	return va ? (void *)(va + off) : NULL;
 }
 
-void vm_unmap_heap_in(struct vm_sys *sys, void *p)
+void vm_unmap_heap_i(vm_sys_t *sys, void *p)
 {
 	uintptr_t va = (uintptr_t)p & ~(PAGE - 1);
 	struct vm_range *dead = NULL, *r;
@@ -108,21 +108,21 @@ void vm_unmap_heap_in(struct vm_sys *sys, void *p)
 
 void *vm_get_kernel_heap_pages(size_t npages)
 {
-	return vm_heap_pages_in(&vm_kernel_sys, npages);
+	return vm_heap_pages_i(&vm_kernel_sys, npages);
 }
 
 void vm_free_kernel_heap_pages(void *va, size_t npages)
 {
-	vm_free_heap_pages_in(&vm_kernel_sys, va, npages);
+	vm_free_heap_pages_i(&vm_kernel_sys, va, npages);
 }
 
 void *vm_map_heap(uint64_t pa, size_t size, unsigned prot)
 {
-	return vm_map_heap_in(&vm_kernel_sys, pa, size, prot);
+	return vm_map_heap_i(&vm_kernel_sys, pa, size, prot);
 }
 
 void vm_unmap_heap(void *va)
 {
-	vm_unmap_heap_in(&vm_kernel_sys, va);
+	vm_unmap_heap_i(&vm_kernel_sys, va);
 }
 

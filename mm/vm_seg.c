@@ -211,7 +211,7 @@ static void seg_unlink(struct vm_descriptor *d, struct vm_segment *s)
 void clean_locked(struct vm_segment *s, struct vm_range **dead)
 {
 	struct vm_descriptor *d = s->d;
-	struct vm_sys *sys = d->sys;
+	vm_sys_t *sys = d->sys;
 
 	seg_unlink(d, s);
 	if (s->flags & VM_NOBACK) {

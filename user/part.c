@@ -39,9 +39,9 @@ static uint64_t fill(struct node *n, uint32_t producer, uint32_t seq)
 	return sum;
 }
 
-static MM *attach_demo(void)
+static mm_t *attach_demo(void)
 {
-	MM *mm = mm_create(DEMO_AREA, sizeof(struct demo_hdr), 2048);
+	mm_t *mm = mm_create(DEMO_AREA, sizeof(struct demo_hdr), 2048);
 	struct demo_hdr *h;
 
 	if (!mm)
@@ -59,7 +59,7 @@ static int producer(unsigned long param)
 {
 	unsigned nodes = ROLE_COUNT(param), me = (unsigned)usys_partid();
 	volatile uint64_t secret = 0x5ec7e7 + me;   /* on this partition's stack */
-	MM *mm = attach_demo();
+	mm_t *mm = attach_demo();
 	struct demo_hdr *h;
 
 	if (!mm)
@@ -107,7 +107,7 @@ static int producer(unsigned long param)
 static int consumer(unsigned long param)
 {
 	unsigned want_prod = ROLE_COUNT(param) & 0xff, per = ROLE_COUNT(param) >> 8;
-	MM *mm = attach_demo();
+	mm_t *mm = attach_demo();
 	unsigned me = (unsigned)usys_partid();
 
 	if (!mm)
@@ -182,7 +182,7 @@ static int breach(unsigned long kind)
 		*kernel = 0;
 		return 0;
 	case BREACH_PEER_READ: {
-		MM *mm = attach_demo();
+		mm_t *mm = attach_demo();
 		volatile uint64_t *peer = NULL;
 		for (int i = 0; i < 100000 && !peer; i++) {
 			if (mm_lock(mm, MM_LOCK_RD) < 0)
@@ -233,7 +233,7 @@ struct hammer_hdr {
 
 static int hammer(unsigned long iters)
 {
-	MM *mm = mm_create(HAMMER_AREA, sizeof(struct hammer_hdr), 1024);
+	mm_t *mm = mm_create(HAMMER_AREA, sizeof(struct hammer_hdr), 1024);
 	unsigned me = (unsigned)usys_partid();
 	mm_ptr_t mine[16] = { 0 };
 
@@ -288,7 +288,7 @@ struct robust_hdr {
 
 static int locker_dies(void)
 {
-	MM *mm = mm_create(ROBUST_AREA, sizeof(struct robust_hdr), 256);
+	mm_t *mm = mm_create(ROBUST_AREA, sizeof(struct robust_hdr), 256);
 	volatile uint64_t *kernel = (volatile uint64_t *)KERNEL_VMA;
 
 	if (!mm || mm_lock(mm, MM_LOCK_RW) < 0)
@@ -301,9 +301,9 @@ static int locker_dies(void)
 /* Open the area `name` and yield until its lock holder says so in the first
  * word of the static part (`locked`, `holding`), at most `spins` times: then
  * the caller's mm_lock meets a held lock. NULL if the area cannot be had. */
-static MM *open_behind_holder(const char *name, size_t static_size, int spins)
+static mm_t *open_behind_holder(const char *name, size_t static_size, int spins)
 {
-	MM *mm = mm_create(name, static_size, 256);
+	mm_t *mm = mm_create(name, static_size, 256);
 	volatile uint32_t *held = mm ? mm_static(mm) : NULL;
 
 	for (int i = 0; held && i < spins && !*held; i++)
@@ -313,7 +313,7 @@ static MM *open_behind_holder(const char *name, size_t static_size, int spins)
 
 static int waiter(void)
 {
-	MM *mm = open_behind_holder(ROBUST_AREA, sizeof(struct robust_hdr), 200000);
+	mm_t *mm = open_behind_holder(ROBUST_AREA, sizeof(struct robust_hdr), 200000);
 	int rc;
 
 	if (!mm)
@@ -334,12 +334,12 @@ static int waiter(void)
 #define H_FLAGS 24
 #define H_SLOTS 200              /* uint32_t slots[56] */
 
-static void poke64(MM *mm, uint32_t off, uint64_t v)
+static void poke64(mm_t *mm, uint32_t off, uint64_t v)
 {
 	*(volatile uint64_t *)(mm->base + off) = v;
 }
 
-static void poke32(MM *mm, uint32_t off, uint32_t v)
+static void poke32(mm_t *mm, uint32_t off, uint32_t v)
 {
 	*(volatile uint32_t *)(mm->base + off) = v;
 }
@@ -363,7 +363,7 @@ static long raw_lock(long base, int mode)
 }
 
 /* Every bad lock call gets its error; each mismatch is its own status. */
-static int bad_lock_calls(MM *mm)
+static int bad_lock_calls(mm_t *mm)
 {
 	long b = (long)(uintptr_t)mm->base;
 
@@ -392,7 +392,7 @@ static int bad_lock_calls(MM *mm)
  * with the lock held (the kernel releases it). */
 static int hold_overdue(void)
 {
-	MM *mm = mm_create(SHMH_AREA, sizeof(struct shmh_hdr), 256);
+	mm_t *mm = mm_create(SHMH_AREA, sizeof(struct shmh_hdr), 256);
 	struct shmh_hdr *h;
 	uint64_t end;
 
@@ -410,7 +410,7 @@ static int hold_overdue(void)
 
 static int shm_waiter(void)
 {
-	MM *mm = open_behind_holder(SHMH_AREA, sizeof(struct shmh_hdr), 2000000);
+	mm_t *mm = open_behind_holder(SHMH_AREA, sizeof(struct shmh_hdr), 2000000);
 	struct shmh_hdr *h;
 	int rc;
 
@@ -554,7 +554,7 @@ static int latecomer(unsigned hoarders)
 {
 	struct sys_mm_attach calm;
 	struct calm_hdr *c;
-	MM *mm;
+	mm_t *mm;
 	mm_ptr_t p;
 	int rc = 0;
 
@@ -581,7 +581,7 @@ static int latecomer(unsigned hoarders)
 
 static int shm_hostile(unsigned long kind)
 {
-	MM *mm;
+	mm_t *mm;
 	uint64_t end;
 
 	if (kind == SHMH_QUOTA)
@@ -685,7 +685,7 @@ static int spinner(unsigned long how)
 	volatile unsigned long n = 0;
 
 	if (how == SPIN_LOCKED) {
-		MM *mm = mm_create(ROBUST_AREA, sizeof(struct robust_hdr), 256);
+		mm_t *mm = mm_create(ROBUST_AREA, sizeof(struct robust_hdr), 256);
 		if (!mm || mm_lock(mm, MM_LOCK_RW) < 0)
 			return 70;
 		((struct robust_hdr *)mm_static(mm))->locked = 1;
@@ -830,7 +830,7 @@ static uint64_t peers_deadline(void)
 	return usys_time_us() + 30ull * 1000000 * wait_scale;
 }
 
-static int wake_until(MM *mm, volatile uint32_t *w, unsigned count, unsigned n)
+static int wake_until(mm_t *mm, volatile uint32_t *w, unsigned count, unsigned n)
 {
 	uint64_t end = peers_deadline();
 	unsigned total = 0;
@@ -852,7 +852,7 @@ static int wake_until(MM *mm, volatile uint32_t *w, unsigned count, unsigned n)
 }
 
 /* Every bad call gets its own error and sleeps nowhere. */
-static int wait_bad(MM *mm, struct wait_hdr *h)
+static int wait_bad(mm_t *mm, struct wait_hdr *h)
 {
 	static const struct { uint64_t off, timeout; long want; } waits[] = {
 		{ 2, 1000, E_ALIGN }, { 4094, 1000, E_ALIGN }, { 4096, 1000, E_RANGE },
@@ -889,7 +889,7 @@ static int wait_bad(MM *mm, struct wait_hdr *h)
 
 /* Wait on `word` `count` times while the flipper rewrites it: every
  * answer is one of three, and none takes longer than its timeout. */
-static int wait_flipped(MM *mm, struct wait_hdr *h, unsigned count)
+static int wait_flipped(mm_t *mm, struct wait_hdr *h, unsigned count)
 {
 	for (unsigned i = 0; i < count; i++) {
 		uint32_t v = h->word;
@@ -904,7 +904,7 @@ static int wait_flipped(MM *mm, struct wait_hdr *h, unsigned count)
 /* Once its `waiters` have attached, rewrites words all over the area's
  * first page (the mm header included) and wakes at random offsets, valid
  * and not, for `rounds` rounds. */
-static int flipper(MM *mm, struct wait_hdr *h, unsigned waiters, unsigned rounds)
+static int flipper(mm_t *mm, struct wait_hdr *h, unsigned waiters, unsigned rounds)
 {
 	uint64_t x = 0x9e3779b97f4a7c15ull ^ (uint64_t)usys_partid();
 	volatile uint32_t *all = (volatile uint32_t *)(void *)mm->base;
@@ -942,7 +942,7 @@ static void wbench_report(const char *what, uint64_t t, unsigned n)
 	       (unsigned long)(t / n), (unsigned long)(t % n * 100 / n));
 }
 
-static int wait_bench(MM *mm, struct wait_hdr *h, bool peer)
+static int wait_bench(mm_t *mm, struct wait_hdr *h, bool peer)
 {
 	volatile uint32_t *seq = &h->word;
 	uint64_t t;
@@ -984,7 +984,7 @@ static int wait_bench(MM *mm, struct wait_hdr *h, bool peer)
 
 /* Sleep on *w while it holds 0: up to `wait_scale` waits of the longest
  * timeout (a wait that timed out is asked again, the word unchanged). */
-static long sleep_on(MM *mm, volatile uint32_t *w)
+static long sleep_on(mm_t *mm, volatile uint32_t *w)
 {
 	long rc = E_TIMEOUT;
 
@@ -997,7 +997,7 @@ static int wait_role(unsigned long param)
 {
 	unsigned kind = (unsigned)(param & 0xff);
 	unsigned count = (unsigned)(param >> 8) & 0xffffff;
-	MM *mm = mm_create(WAIT_AREA, sizeof(struct wait_hdr), 256);
+	mm_t *mm = mm_create(WAIT_AREA, sizeof(struct wait_hdr), 256);
 	struct wait_hdr *h;
 	uint64_t t;
 	int rc;

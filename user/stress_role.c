@@ -39,7 +39,7 @@ static uint8_t sr_byte(uint32_t owner, uint32_t seq, uint32_t i)
 }
 
 /* 0 when b's stamp is intact, else a line naming the block. */
-static int sr_verify(MM *mm, mm_ptr_t p, uint32_t owner, const char *when)
+static int sr_verify(mm_t *mm, mm_ptr_t p, uint32_t owner, const char *when)
 {
 	struct sr_blk *b = mm_addr_n(mm, p, sizeof(*b));
 
@@ -58,7 +58,7 @@ static int sr_verify(MM *mm, mm_ptr_t p, uint32_t owner, const char *when)
 }
 
 /* Walk the list: every block intact, `live` of them. */
-static int sr_walk(MM *mm, struct stress_area_hdr *h, uint32_t idx, uint32_t me, uint32_t live,
+static int sr_walk(mm_t *mm, struct stress_area_hdr *h, uint32_t idx, uint32_t me, uint32_t live,
 		   const char *when)
 {
 	mm_ptr_t p = (mm_ptr_t)h->head[idx];
@@ -79,7 +79,7 @@ static int sr_walk(MM *mm, struct stress_area_hdr *h, uint32_t idx, uint32_t me,
 }
 
 /* Unlink the k-th block of the list, verify it and free it. */
-static int sr_free_kth(MM *mm, struct stress_area_hdr *h, uint32_t idx, uint32_t me, uint32_t k)
+static int sr_free_kth(mm_t *mm, struct stress_area_hdr *h, uint32_t idx, uint32_t me, uint32_t k)
 {
 	mm_ptr_t prev = 0, cur = (mm_ptr_t)h->head[idx];
 	struct sr_blk *b;
@@ -113,7 +113,7 @@ int stress_role(unsigned long param)
 	uint32_t ops = (uint32_t)(param & 0xffffff), idx = (uint32_t)(param >> 24) & 0xff;
 	unsigned dbg = (unsigned)(param >> 32) & 0xf;
 	uint32_t me = idx + 1, seq = 0, live = 0, op;
-	MM *mm = mm_create(STRESS_AREA, sizeof(struct stress_area_hdr), 4096);
+	mm_t *mm = mm_create(STRESS_AREA, sizeof(struct stress_area_hdr), 4096);
 	struct stress_area_hdr *h;
 	int rc = 0;
 

@@ -17,7 +17,7 @@
 #include "pmem.h"
 #include "umm.h"
 
-struct kmalloc_inst;
+typedef struct kmalloc_inst kmalloc_t;
 
 typedef void (*stress_work_fn)(unsigned i, void *arg);
 

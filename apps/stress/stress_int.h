@@ -91,7 +91,7 @@ struct shart {
 	 * so far, none of its partitions left */
 	uint64_t part_next, part_lends;
 	bool parts_done;
-	MM mmh;                         /* this hart's handle on the shared area */
+	mm_t mmh;                         /* this hart's handle on the shared area */
 	bool mm_attached;
 	struct vm_segment *seg;         /* this hart's heap segment */
 	uint64_t stale;                 /* corrupt=: the va just freed */
@@ -142,7 +142,7 @@ struct stress {
 	/* instances */
 	umm_t *umm;
 	void *umm_mem; size_t umm_size;
-	struct kmalloc_inst *km;
+	kmalloc_t *km;
 	struct spool kpool, vpool;
 	pmem_t *pm;
 	void *pm_mem; uint64_t pm_pa; size_t pm_size, pm_free0;
@@ -153,7 +153,7 @@ struct stress {
 	void *mm_mem; size_t mm_room;
 	size_t mm_used0;
 	struct mm_env mm_env;
-	struct vm_sys *vsys;
+	vm_sys_t *vsys;
 	struct vm_env venv;
 	struct vm_descriptor *vd[S_VM_DESCS];
 	volatile int64_t vobjs;

@@ -116,7 +116,7 @@ static size_t k_kept(void)
  * partitions now and then (part_run_lend); at the end every ending is
  * checked, the area checked (mm_check, every block freed) and destroyed. */
 static struct {
-	MM *area;
+	mm_t *area;
 	unsigned n, areas0;
 	size_t used0;
 	int ids[STRESS_PARTS_MAX];

@@ -287,7 +287,7 @@ static int setup_lmm(struct stress *s, size_t scale)
 static int setup_mm(struct stress *s, size_t scale)
 {
 	struct mm_stats st;
-	MM h;
+	mm_t h;
 	int rc;
 
 	s->mm_room = (2u << 20) + scale * (64u << 10);
@@ -327,7 +327,7 @@ static int setup_vm(struct stress *s, size_t scale)
 	if (rc)
 		return rc;
 	for (unsigned i = 0; i < S_VM_DESCS; i++)
-		if (!(s->vd[i] = vm_new_in(s->vsys)))
+		if (!(s->vd[i] = vm_new_i(s->vsys)))
 			return E_NOMEM;
 	return 0;
 }
@@ -955,7 +955,7 @@ static size_t umm_cpu_bytes(umm_t *u, unsigned c, unsigned *chunks)
  * list (blocks of its own that other CPUs freed to it) in km. Only for a
  * stopped CPU: nobody takes from its lists, others only push on the remote
  * list, so a walk from a snapshot of the head is safe. */
-static uint64_t km_cpu_bytes(struct kmalloc_inst *km, unsigned c, uint64_t *remote)
+static uint64_t km_cpu_bytes(kmalloc_t *km, unsigned c, uint64_t *remote)
 {
 	struct kmalloc_pcpu *pc = __atomic_load_n(&km->pcpu[c], __ATOMIC_ACQUIRE);
 	uint64_t bytes = 0;
@@ -1140,9 +1140,9 @@ static int finish_mm(struct stress *s)
 	if (st.used != s->mm_used0)
 		return s_failure(s, "mm: %zu bytes in use at the end, %zu at the start (%llu "
 				 "allocations, %llu frees, %llu failed, grown %llu times)",
-				 st.used, s->mm_used0, (unsigned long long)st.nalloc,
-				 (unsigned long long)st.nfree, (unsigned long long)st.nfail,
-				 (unsigned long long)st.ngrow), -1;
+				 st.used, s->mm_used0, (unsigned long long)st.allocs,
+				 (unsigned long long)st.frees, (unsigned long long)st.failures,
+				 (unsigned long long)st.grows), -1;
 	if ((rc = mm_check(&s->h[0]->mmh)))
 		return s_failure(s, "mm: mm_check at the end: %s", err_str(rc)), -1;
 	for (unsigned i = 0; i < s->n; i++)

@@ -50,7 +50,7 @@ struct live {
 };
 static struct live lv[MAXLIVE];
 static unsigned nlive;
-static struct kmalloc_inst km;
+static kmalloc_t km;
 static struct kmalloc_stats st;
 
 /* Pattern bytes stay below 0x80, so payload bytes never read as a header

@@ -91,7 +91,7 @@ struct blk {
 	uint8_t seed;
 };
 
-static void fill(MM *h, const struct blk *b)
+static void fill(mm_t *h, const struct blk *b)
 {
 	uint8_t *q = mm_addr_n(h, b->p, b->n ? b->n : 1);
 
@@ -101,7 +101,7 @@ static void fill(MM *h, const struct blk *b)
 		q[i] = (uint8_t)(b->seed + i * 7);
 }
 
-static void verify(MM *h, const struct blk *b, uint32_t n)
+static void verify(mm_t *h, const struct blk *b, uint32_t n)
 {
 	const uint8_t *q = mm_addr_n(h, b->p, n ? n : 1);
 
@@ -119,7 +119,7 @@ static void ops(const uint8_t *d, size_t len)
 	struct mm_env env = { .grow = f_grow, .ensure_mapped = f_ensure, .ctx = &fe };
 	uint8_t *buf = aligned_alloc(4096, ROOM);
 	unsigned nlive = 0;
-	MM h;
+	mm_t h;
 	int rc;
 
 	if (!buf || mm_init_area(buf, fe.size, ROOM, d[0] % 200))
@@ -183,7 +183,7 @@ static void smash(const uint8_t *d, size_t len)
 	bool hooks = d[0] & 2;
 	mm_ptr_t p[12];
 	struct mm_list *pos;
-	MM h;
+	mm_t h;
 
 	if (hooks) {
 		env.lock = f_lock;

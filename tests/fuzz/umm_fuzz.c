@@ -112,12 +112,12 @@ static int walk_cb(void *p, size_t size, uint8_t tags, bool in_use, void *arg)
 static void step(struct in *in)
 {
 	unsigned op = take(in, 1) % 11, i = nlive ? take(in, 1) % nlive : 0;
-	uint64_t errors_before;
+	uint64_t refused_before;
 	struct umm_stats st;
 	size_t size;
 
 	umm_stats(&pool, &st);
-	errors_before = st.errors;
+	refused_before = st.refused;
 	switch (op) {
 	case 0:
 	case 1: {
@@ -177,7 +177,7 @@ static void step(struct in *in)
 			break;
 		umm_free(&pool, live[i].p + 16 * (1 + take(in, 1) % (umm_usable_size(&pool, live[i].p) / 16 - 1)));
 		umm_stats(&pool, &st);
-		if (st.errors != errors_before + 1)
+		if (st.refused != refused_before + 1)
 			DIE("interior free not rejected");
 		verify(&live[i]);
 		break;
@@ -193,10 +193,10 @@ static void step(struct in *in)
 				dead = NULL;
 		if (dead) {
 			umm_stats(&pool, &st);
-			errors_before = st.errors;
+			refused_before = st.refused;
 			umm_free_fast(&pool, dead);
 			umm_stats(&pool, &st);
-			if (st.errors != errors_before + 1)
+			if (st.refused != refused_before + 1)
 				DIE("double free not rejected");
 		}
 		break;

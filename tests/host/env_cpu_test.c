@@ -15,7 +15,7 @@
 
 struct world {
 	umm_t *umm;
-	struct kmalloc_inst km;
+	kmalloc_t km;
 	unsigned owner[ENV_MAX_CPUS];   /* thread inside a bracket on each index */
 	unsigned clashes, bad;
 	pthread_barrier_t all_live;

@@ -148,7 +148,7 @@ KTEST(mm_map, two_addresses)
 	struct world w = { "two", -1, 0, PTHREAD_MUTEX_INITIALIZER };
 	struct mapping ma = { .w = &w }, mb = { .w = &w };
 	struct mm_env ea = env_for(&ma, 1), eb = env_for(&mb, 2);
-	MM *a, *b;
+	mm_t *a, *b;
 	struct shared *sa, *sb;
 	const unsigned N = 2000;
 	unsigned k;
@@ -206,7 +206,7 @@ KTEST(mm_map, dead_process_holds_lock)
 	struct world w = { "dead", -1, 0, PTHREAD_MUTEX_INITIALIZER };
 	struct mapping ma = { .w = &w };
 	struct mm_env ea = env_for(&ma, 1);
-	MM *a;
+	mm_t *a;
 	pid_t pid;
 	int status = -1;
 
@@ -219,7 +219,7 @@ KTEST(mm_map, dead_process_holds_lock)
 		 * the same memfd, takes the lock and dies with it */
 		struct mapping mc = { .w = &w };
 		struct mm_env ec = env_for(&mc, 42);
-		MM *c = mm_create_env(&ec, "dead", 64, 4096, 1 << 20);
+		mm_t *c = mm_create_env(&ec, "dead", 64, 4096, 1 << 20);
 
 		if (!c || mm_lock(c, MM_LOCK_RW) || !mm_alloc(c, 100000))
 			_exit(1);
@@ -256,7 +256,7 @@ static uint64_t pat(uint32_t owner, uint32_t seq, unsigned k)
 	return ((uint64_t)owner << 40) ^ ((uint64_t)seq << 8) ^ k;
 }
 
-static int worker_step(MM *h, unsigned i, unsigned it)
+static int worker_step(mm_t *h, unsigned i, unsigned it)
 {
 	struct shared *sh = mm_static(h);
 	struct mm_list *pos, *nx;
@@ -305,7 +305,7 @@ static void worker(unsigned i, void *arg)
 {
 	struct tstate *s = arg;
 	struct mapping *m = s->m[i % 2];
-	MM h;
+	mm_t h;
 	int bad = 0;
 	size_t mapped;
 
@@ -333,7 +333,7 @@ KTEST(mm_map, threads_on_two_mappings)
 	static struct tstate s;
 	unsigned n = ktest_ncpus() < 2 ? 2 : ktest_ncpus();
 	struct mm_stats st;
-	MM *a, *b;
+	mm_t *a, *b;
 
 	a = mm_create_env(&ea, "thr", sizeof(struct shared), 4096, 16 << 20);
 	ASSERT(a);
@@ -359,10 +359,10 @@ KTEST(mm_map, threads_on_two_mappings)
 	EXPECT_EQ(mm_check(a), 0);
 	EXPECT_EQ(mm_check(b), 0);
 	EXPECT_EQ(mm_stats(b, &st), 0);
-	EXPECT_GE(st.ngrow, 1);
+	EXPECT_GE(st.grows, 1);
 	EXPECT_EQ(st.nattach, 2);
 	printf("mm_map.threads: %u threads x %u iters, area %zu bytes, %llu grows\n",
-	       n, s.iters, st.size, (unsigned long long)st.ngrow);
+	       n, s.iters, st.size, (unsigned long long)st.grows);
 	EXPECT_EQ(mm_detach(a), 0);
 	EXPECT_EQ(mm_detach(b), 0);
 }

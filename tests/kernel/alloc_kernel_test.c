@@ -146,7 +146,7 @@ KTEST(umm, timer_interrupt_fast_path_during_cross_hart_stress)
 
 /* ---- kmalloc ---------------------------------------------------------------- */
 
-static struct kmalloc_inst kinst;
+static kmalloc_t kinst;
 static volatile bool reap_on;
 static volatile uint64_t reaps[MAX_HARTS];
 static volatile bool reap_due[MAX_HARTS];

@@ -87,7 +87,7 @@ static const struct partition *expect_budget_stop(struct ktest_ctx *kt__, int id
 
 KTEST(part, hammer_one_area_under_the_lock_while_it_grows)
 {
-	MM *area = shm_kernel_create(HAMMER_AREA, sizeof(struct hammer_hdr), 4096, 1u << 20);
+	mm_t *area = shm_kernel_create(HAMMER_AREA, sizeof(struct hammer_hdr), 4096, 1u << 20);
 	unsigned n = one_per_hart(true);
 	struct mm_stats st;
 	int ids[MAX_HARTS];
@@ -105,7 +105,7 @@ KTEST(part, hammer_one_area_under_the_lock_while_it_grows)
 	EXPECT_EQ(((struct hammer_hdr *)mm_static(area))->counter, (uint64_t)n * ITERS);
 	mm_stats(area, &st);
 	mm_unlock(area);
-	EXPECT_GE(st.ngrow, 1);                 /* grew while the others used it */
+	EXPECT_GE(st.grows, 1);                 /* grew while the others used it */
 	EXPECT_EQ(mm_check(area), 0);
 	shm_kernel_detach(area);
 	part_reset();
@@ -114,7 +114,7 @@ KTEST(part, hammer_one_area_under_the_lock_while_it_grows)
 
 KTEST(part, killed_while_holding_the_lock)
 {
-	MM *area = shm_kernel_create(ROBUST_AREA, 64, 4096, 64 << 10);
+	mm_t *area = shm_kernel_create(ROBUST_AREA, 64, 4096, 64 << 10);
 	int locker, waiter;
 
 	ASSERT(area != NULL);
@@ -147,7 +147,7 @@ static const struct {
 
 KTEST(part, each_isolation_breach_stops_only_the_guilty)
 {
-	MM *area = shm_kernel_create(DEMO_AREA, 64, 4096, 1u << 20);
+	mm_t *area = shm_kernel_create(DEMO_AREA, 64, 4096, 1u << 20);
 	unsigned nb = sizeof(breaches) / sizeof(breaches[0]);
 	int bad[16], good[16], prod;
 
@@ -174,7 +174,7 @@ KTEST(part, each_isolation_breach_stops_only_the_guilty)
 
 static void run_mixed(void)
 {
-	MM *area = shm_kernel_create(HAMMER_AREA, sizeof(struct hammer_hdr), 4096, 1u << 20);
+	mm_t *area = shm_kernel_create(HAMMER_AREA, sizeof(struct hammer_hdr), 4096, 1u << 20);
 
 	part_create("hammer", ROLE_ARG(ROLE_HAMMER, 50), on(0), 0);
 	part_create("hammer", ROLE_ARG(ROLE_HAMMER, 50), on(1), 0);
@@ -270,7 +270,7 @@ KTEST(part, console_lines_of_a_partition_cannot_pass_for_the_kernels)
  * spinner's hart) finish their verified work and the kernel uses the area. */
 static void run_spinners(struct ktest_ctx *kt__, bool check)
 {
-	MM *area = shm_kernel_create(DEMO_AREA, 64, 4096, 1u << 20);
+	mm_t *area = shm_kernel_create(DEMO_AREA, 64, 4096, 1u << 20);
 	int spin[2], prod, cons, hello;
 	struct mm_stats st;
 
@@ -297,7 +297,7 @@ static void run_spinners(struct ktest_ctx *kt__, bool check)
 		EXPECT_EXIT(prod, 0);
 		EXPECT_EXIT(cons, 0);   /* verified 40 nodes */
 		EXPECT_EXIT(hello, 7);
-		EXPECT_EQ(st.nalloc, 40);
+		EXPECT_EQ(st.allocs, 40);
 	}
 	part_reset();
 }
@@ -315,7 +315,7 @@ KTEST(part, cpu_budget_stops_a_spinner_and_only_it)
 
 KTEST(part, budget_stop_of_a_lock_holder_releases_the_lock)
 {
-	MM *area = shm_kernel_create(ROBUST_AREA, 64, 4096, 64 << 10);
+	mm_t *area = shm_kernel_create(ROBUST_AREA, 64, 4096, 64 << 10);
 	int holder, waiter, hello;
 
 	ASSERT(area != NULL);
@@ -364,7 +364,7 @@ static void killer_tick(void)
 
 static void run_kills(struct ktest_ctx *kt__, bool check)
 {
-	MM *area = shm_kernel_create(HAMMER_AREA, sizeof(struct hammer_hdr), 4096, 1u << 20);
+	mm_t *area = shm_kernel_create(HAMMER_AREA, sizeof(struct hammer_hdr), 4096, 1u << 20);
 	int hammer[2], hello[4], early;
 
 	ASSERT(area != NULL);
@@ -432,7 +432,7 @@ KTEST(part, kill_from_any_hart_at_any_time_once)
  * segment, it is a bad pointer. */
 KTEST(part, copy_in_faults_untouched_heap_pages_in_like_u_mode)
 {
-	MM *area = shm_kernel_create(HAMMER_AREA, sizeof(struct hammer_hdr), 4096, 1u << 20);
+	mm_t *area = shm_kernel_create(HAMMER_AREA, sizeof(struct hammer_hdr), 4096, 1u << 20);
 	int rd, out, far, gap, hello;
 
 	ASSERT(area != NULL);
@@ -538,13 +538,13 @@ KTEST_MANUAL(forge, then_hang)
 
 /* ---- mm_wait / mm_wake (kernel/shm_wait.c) ------------------------------- */
 
-static MM *wait_area_create(void)
+static mm_t *wait_area_create(void)
 {
 	return shm_kernel_create(WAIT_AREA, 64, 4096, 64 << 10);
 }
 
 /* The run is over: the area's queues are empty, it goes, memory comes back. */
-static void wait_area_done(struct ktest_ctx *kt__, MM *area)
+static void wait_area_done(struct ktest_ctx *kt__, mm_t *area)
 {
 	EXPECT_EQ(shm_kernel_waiters(area), 0);
 	shm_kernel_detach(area);
@@ -558,7 +558,7 @@ static void wait_area_done(struct ktest_ctx *kt__, MM *area)
 KTEST(part, wait_woken_across_harts)
 {
 	size_t before = pmem_avail(&kpmem) + mem_kept_bytes();   /* kept: reused, not leaked */
-	MM *area = wait_area_create();
+	mm_t *area = wait_area_create();
 	unsigned n = harts_online + 1;
 	int sl[MAX_HARTS + 1], wk;
 
@@ -584,7 +584,7 @@ KTEST(part, wait_woken_across_harts)
  * gets its error (user/part.c wait_bad lists them) and sleeps nowhere. */
 KTEST(part, wait_timeout_mismatch_and_bad_calls)
 {
-	MM *area = wait_area_create();
+	mm_t *area = wait_area_create();
 	int t, m, b;
 
 	ASSERT(area != NULL);
@@ -621,7 +621,7 @@ static void wait_killer_tick(void)
 KTEST(part, wait_sleeper_killed_asleep_leaves_no_entry)
 {
 	size_t before = pmem_avail(&kpmem) + mem_kept_bytes();   /* kept: reused, not leaked */
-	MM *area = wait_area_create();
+	mm_t *area = wait_area_create();
 	int by, after, other;
 
 	ASSERT(area != NULL);
@@ -656,7 +656,7 @@ KTEST(part, wait_sleeper_killed_asleep_leaves_no_entry)
 #define FLIP_WAITS 60
 KTEST(part, wait_word_flipped_by_a_hostile_attacher)
 {
-	MM *area = wait_area_create();
+	mm_t *area = wait_area_create();
 	unsigned n = harts_online;
 	int w[MAX_HARTS], f;
 
@@ -680,7 +680,7 @@ KTEST(part, wait_word_flipped_by_a_hostile_attacher)
  * more than asked, all are woken exactly once, then nobody is left. */
 KTEST(part, wait_many_sleepers_woken_n_at_a_time)
 {
-	MM *area = wait_area_create();
+	mm_t *area = wait_area_create();
 	unsigned n = 4 * harts_online;
 	int sl[4 * MAX_HARTS], wk;
 
@@ -707,7 +707,7 @@ KTEST(part, wait_many_sleepers_woken_n_at_a_time)
 #define HOLD_MS 300
 KTEST(part, wait_busy_lock_naps_instead_of_polling)
 {
-	MM *area = wait_area_create();
+	mm_t *area = wait_area_create();
 	uint64_t most = 3 * (HOLD_MS * 1000 / SHM_LOCK_NAP_US + 2) + 40;
 	int ho, lo;
 
@@ -744,7 +744,7 @@ static size_t pmem_free_or_kheap(void)
 KTEST(part, more_than_a_hundred_partitions_over_the_harts)
 {
 	size_t before = pmem_free_or_kheap();
-	MM *area = wait_area_create();
+	mm_t *area = wait_area_create();
 	static int ids[MANY_PARTS];
 	int wk, again;
 
@@ -837,7 +837,7 @@ KTEST(part, partition_limits_per_hart_and_in_all)
  * (100 ms at a time, forever) is stopped at its budget like a spinner. */
 KTEST(part, wait_sleeping_forever_ends_at_the_budget)
 {
-	MM *area = wait_area_create();
+	mm_t *area = wait_area_create();
 	int s, h;
 
 	ASSERT(area != NULL);

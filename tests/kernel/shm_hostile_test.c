@@ -56,7 +56,7 @@ static void expect_bystanders(struct ktest_ctx *kt__, const struct run *r)
 /* One run of attack `kind`; the kernel then locks the area as demo.c does. */
 static void attack(struct ktest_ctx *kt__, unsigned kind, unsigned bad_on)
 {
-	MM *area = shm_kernel_create(DEMO_AREA, 64, 4096, 1u << 20);
+	mm_t *area = shm_kernel_create(DEMO_AREA, 64, 4096, 1u << 20);
 	struct run r;
 	int rc;
 
@@ -125,7 +125,7 @@ ATTACK(bad_lock_system_calls, SHMH_BAD_LOCK_CALLS, 0)
 KTEST(shm_hostile, exit_holding_rd_tells_the_next_locker)
 {
 	struct mem_mark m;
-	MM *area;
+	mm_t *area;
 	int bad;
 
 	mark(&m);
@@ -151,7 +151,7 @@ KTEST(shm_hostile, overdue_holder_times_waiters_out)
 	unsigned before = shm_overdue_count(), nc = harts_online < 8 ? harts_online : 8;
 	struct mem_mark m;
 	int bad, waiter, canary[8];
-	MM *area;
+	mm_t *area;
 
 	mark(&m);
 	area = shm_kernel_create(SHMH_AREA, 16, 4096, 64 << 10);
@@ -183,7 +183,7 @@ KTEST(shm_hostile, big_areas_come_back_and_bystanders_go_on)
 	unsigned nb = harts_online < 8 ? harts_online : 8;
 	struct mem_mark m;
 	int big, by[8];
-	MM *k;
+	mm_t *k;
 
 	mark(&m);
 	big = part_create("big", ROLE_ARG(ROLE_SHM_HOSTILE, SHMH_BIG_AREAS | 6 << 8), on(1),
@@ -235,7 +235,7 @@ KTEST(shm_hostile, shared_pages_count_against_the_quota)
  * works. */
 KTEST(shm_hostile, hoarders_cannot_exhaust_the_area_table)
 {
-	MM *calm = shm_kernel_create(SHMH_CALM, 0, 4096, 4096);
+	mm_t *calm = shm_kernel_create(SHMH_CALM, 0, 4096, 4096);
 	struct mem_mark m;
 	int h[3], late;
 

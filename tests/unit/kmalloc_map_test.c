@@ -50,7 +50,7 @@ static void big_put(void *ctx, void *va, size_t n)
 }
 
 struct mfix {
-	struct kmalloc_inst *km;
+	kmalloc_t *km;
 	struct big *b;
 	struct kmalloc_stats st;
 };
@@ -221,7 +221,7 @@ struct mslot {
 	size_t n;
 };
 
-static void *ms_alloc(struct kmalloc_inst *km, size_t n, unsigned *bad)
+static void *ms_alloc(kmalloc_t *km, size_t n, unsigned *bad)
 {
 	void *p = kmalloc_i(km, n);
 	if (!p) {
@@ -232,7 +232,7 @@ static void *ms_alloc(struct kmalloc_inst *km, size_t n, unsigned *bad)
 	return p;
 }
 
-static void ms_free(struct kmalloc_inst *km, void *p, size_t n, unsigned *bad)
+static void ms_free(kmalloc_t *km, void *p, size_t n, unsigned *bad)
 {
 	*bad += !marked(p, n, n) + (kfree_i(km, p) != 0);
 }
@@ -242,7 +242,7 @@ static void ms_free(struct kmalloc_inst *km, void *p, size_t n, unsigned *bad)
 static void mstress_worker(unsigned id, void *arg)
 {
 	struct mstress *st = arg;
-	struct kmalloc_inst *km = st->f->km;
+	kmalloc_t *km = st->f->km;
 	static struct mslot slots[16][PER_CPU];
 	struct mslot *mine = slots[id % 16];
 	unsigned x = id * 2654435761u + 7, bad = 0;

@@ -76,7 +76,7 @@ static uint64_t fake_now(void *ctx)
 }
 
 struct fix {
-	struct kmalloc_inst *km;
+	kmalloc_t *km;
 	struct arena *ar;
 	uint64_t t;
 	struct kmalloc_stats st;
@@ -133,7 +133,7 @@ static bool filled(const void *p, size_t n, unsigned seed)
 
 KTEST(kmalloc, init_rejects_bad_source)
 {
-	struct kmalloc_inst *km = ktest_mem(sizeof(*km), 64);
+	kmalloc_t *km = ktest_mem(sizeof(*km), 64);
 	struct kmalloc_page_source bad = { arena_get, NULL, NULL };
 	ASSERT(km);
 	EXPECT_EQ(kmalloc_init_i(km, NULL, NULL, 0), E_INVAL);
@@ -368,7 +368,7 @@ KTEST(kmalloc, bad_frees_are_refused)
 	EXPECT_EQ(ksize_i(f->km, p + 16), 0);
 	EXPECT_EQ(ksize_i(f->km, local), 0);
 	EXPECT(same_state(f, &before));
-	EXPECT_EQ(stats(f)->bad_frees, before.bad_frees + 9);
+	EXPECT_EQ(stats(f)->refused, before.refused + 9);
 	EXPECT_EQ(kfree_i(f->km, lg), 0);
 	EXPECT_EQ(kfree_i(f->km, lg), E_FAULT);                /* large double free */
 	EXPECT_EQ(kfree_i(f->km, p), 0);
@@ -403,7 +403,7 @@ KTEST(kmalloc, damaged_header_word_is_refused)
 	EXPECT_EQ(kfree_i(f->km, p), E_EXIST);
 	memcpy(h, save, 8);
 	EXPECT(same_state(f, &before));
-	EXPECT_EQ(stats(f)->bad_frees, before.bad_frees + 3);
+	EXPECT_EQ(stats(f)->refused, before.refused + 3);
 	EXPECT_EQ(kfree_i(f->km, p), 0);
 	EXPECT(settled(f));
 }
@@ -522,7 +522,7 @@ KTEST(kmalloc, stats_and_dump)
 
 KTEST(kmalloc, global_wrappers)
 {
-	struct kmalloc_inst *g = kmalloc_global();
+	kmalloc_t *g = kmalloc_global();
 	struct fix *f = NULL;
 	bool own = g->src.get_pages == NULL; /* not initialised: use an arena */
 	if (own) {
@@ -578,7 +578,7 @@ static size_t size_of_seed(unsigned s)
 }
 
 /* A block carries its own description: size seed in the first word. */
-static void *stress_alloc(struct kmalloc_inst *km, unsigned seed)
+static void *stress_alloc(kmalloc_t *km, unsigned seed)
 {
 	size_t n = size_of_seed(seed);
 	unsigned *p = kmalloc_i(km, n);
@@ -589,7 +589,7 @@ static void *stress_alloc(struct kmalloc_inst *km, unsigned seed)
 	return p;
 }
 
-static bool stress_free(struct kmalloc_inst *km, unsigned *p)
+static bool stress_free(kmalloc_t *km, unsigned *p)
 {
 	bool ok = filled(p + 1, size_of_seed(p[0]) - sizeof(unsigned), p[0]);
 	return kfree_i(km, p) == 0 && ok;
@@ -598,7 +598,7 @@ static bool stress_free(struct kmalloc_inst *km, unsigned *p)
 static void stress_worker(unsigned id, void *arg)
 {
 	struct stress *st = arg;
-	struct kmalloc_inst *km = st->f->km;
+	kmalloc_t *km = st->f->km;
 	void *mine[32] = { 0 };
 	unsigned x = id * 2654435761u + 1, bad = 0;
 
@@ -690,7 +690,7 @@ static void wait_phase(struct flushtest *ft, unsigned ph, uint64_t end)
 static void flush_worker(unsigned id, void *arg)
 {
 	struct flushtest *ft = arg;
-	struct kmalloc_inst *km = ft->f->km;
+	kmalloc_t *km = ft->f->km;
 	uint64_t end = env_ticks() + 5 * env_ticks_per_sec();
 
 	if (id == 0) {               /* fill the arena, cache everything */
@@ -796,7 +796,7 @@ static bool drain_wait(struct draintest *d, unsigned phase)
 static void drain_worker(unsigned id, void *arg)
 {
 	struct draintest *d = arg;
-	struct kmalloc_inst *km = d->f->km;
+	kmalloc_t *km = d->f->km;
 
 	if (id == 0) {       /* the CPU that goes down */
 		if (!drain_wait(d, 1))

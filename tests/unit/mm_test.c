@@ -118,7 +118,7 @@ KTEST(mm, basic_calls)
 {
 	size_t size = 16384;
 	uint8_t *buf = ktest_mem(size, 16);
-	MM h;
+	mm_t h;
 	mm_ptr_t p, q;
 	struct mm_stats st;
 
@@ -151,7 +151,7 @@ KTEST(mm, basic_calls)
 	EXPECT_EQ(((uint8_t *)mm_addr(&h, q))[99], 0xab);
 	EXPECT_EQ(mm_stats(&h, &st), 0);
 	EXPECT_EQ(st.size, size);
-	EXPECT_GE(st.nalloc, 1);
+	EXPECT_GE(st.allocs, 1);
 	EXPECT_EQ(mm_free(&h, q), 0);
 	EXPECT_EQ(mm_free(&h, MM_NULL), 0);
 	EXPECT_EQ(mm_available(&h), avail);
@@ -163,7 +163,7 @@ KTEST(mm, alignment)
 {
 	size_t size = 1 << 20;
 	uint8_t *buf = ktest_mem(size, 16);
-	MM h;
+	mm_t h;
 
 	ASSERT(buf && mm_init_area(buf, size, size, 13) == 0);
 	ASSERT_EQ(mm_attach_base(&h, buf, size, size, NULL), 0);
@@ -184,7 +184,7 @@ KTEST(mm, coalesce)
 {
 	size_t size = 8192;
 	uint8_t *buf = ktest_mem(size, 16);
-	MM h;
+	mm_t h;
 	mm_ptr_t a, b, c, d, all;
 	size_t avail;
 
@@ -222,7 +222,7 @@ KTEST(mm, realloc_copies_user_bytes)
 {
 	size_t size = 65536;
 	uint8_t *buf = ktest_mem(size, 16);
-	MM h;
+	mm_t h;
 	mm_ptr_t p, q, guard, r;
 
 	ASSERT(buf && mm_init_area(buf, size, size, 0) == 0);
@@ -263,7 +263,7 @@ KTEST(mm, growth_and_second_mapping)
 	struct tenv e = { 0 };
 	struct mm_env env;
 	struct mm_stats st;
-	MM *a, *b;
+	mm_t *a, *b;
 	mm_ptr_t p[64];
 	unsigned n = 0;
 
@@ -286,7 +286,7 @@ KTEST(mm, growth_and_second_mapping)
 		memset(mm_addr(a, p[n]), (int)n, 8000);
 	}
 	EXPECT_EQ(mm_stats(a, &st), 0);
-	EXPECT_GE(st.ngrow, 3);
+	EXPECT_GE(st.grows, 3);
 	EXPECT_GE(st.size, 64 * 8000);
 	EXPECT_EQ(st.nattach, 2);
 	/* b's view is stale until it locks */
@@ -314,7 +314,7 @@ KTEST(mm, default_env_create)
 {
 	struct tenv e = { 0 };
 	struct mm_env env;
-	MM *a;
+	mm_t *a;
 
 	e.room = 64 << 10;
 	e.buf = ktest_mem(e.room, 4096);
@@ -336,7 +336,7 @@ KTEST(mm, lock_modes)
 {
 	size_t size = 8192;
 	uint8_t *buf = ktest_mem(size, 16);
-	MM h, g;
+	mm_t h, g;
 
 	ASSERT(buf && mm_init_area(buf, size, size, 16) == 0);
 	ASSERT_EQ(mm_attach_base(&h, buf, size, size, NULL), 0);
@@ -376,7 +376,7 @@ KTEST(mm, lock_modes)
 struct pair {
 	struct tenv e;
 	struct mm_env env;
-	MM h5, h6;
+	mm_t h5, h6;
 	uint8_t *buf;
 };
 
@@ -395,7 +395,7 @@ static bool pair_5_holds_rw(struct pair *p)
 KTEST(mm, owner_died)
 {
 	struct pair p = { 0 };
-	MM rd;
+	mm_t rd;
 	struct mm_stats st;
 
 	ASSERT(pair_5_holds_rw(&p));
@@ -445,7 +445,7 @@ KTEST(mm, forged_words_of_every_kind_are_released)
 	uint8_t *buf = ktest_mem(size, 16);
 	struct tenv e = { 0 };
 	struct mm_env env;
-	MM live;
+	mm_t live;
 
 	ASSERT(buf && mm_init_area(buf, size, size, 0) == 0);
 	env = tenv_make(&e, 6);
@@ -583,7 +583,7 @@ KTEST(mm, hooks_replace_the_lock_word)
 	uint8_t *buf = ktest_mem(size, 16);
 	struct hctx c = { { 0 }, { 0 } };
 	struct mm_env env;
-	MM h;
+	mm_t h;
 
 	ASSERT(buf && mm_init_area(buf, size, size, 0) == 0);
 	c.e.buf = buf;
@@ -660,7 +660,7 @@ KTEST(mm, lists)
 	uint8_t *buf = ktest_mem(size, 16);
 	struct mm_list *head, *pos, *n;
 	struct item *it;
-	MM h;
+	mm_t h;
 	unsigned k;
 
 	ASSERT(buf && mm_init_area(buf, size, size, sizeof(*head)) == 0);
@@ -737,7 +737,7 @@ static uint32_t rnd(uint32_t *s)
 
 /* Run every call against a (possibly corrupt) area; none may touch memory
  * outside it. Returns the mm_check result. */
-static int hammer(MM *h, uint32_t seed)
+static int hammer(mm_t *h, uint32_t seed)
 {
 	mm_ptr_t p[8];
 
@@ -756,7 +756,7 @@ KTEST(mm, corrupt_offsets)
 	size_t size = 16384;
 	uint8_t *area = guarded(size);
 	uint32_t *w;
-	MM h;
+	mm_t h;
 	mm_ptr_t a, b, c;
 
 	ASSERT(area && mm_init_area(area, size, size, 0) == 0);
@@ -834,7 +834,7 @@ KTEST(mm, corrupt_random)
 	uint8_t *copy = ktest_mem(size, 16);
 	uint32_t seed = 12345;
 	unsigned bad = 0;
-	MM h;
+	mm_t h;
 
 	ASSERT(area && copy && mm_init_area(area, size, size, 64) == 0);
 	ASSERT_EQ(mm_attach_base(&h, area, size, size, NULL), 0);
@@ -875,7 +875,7 @@ KTEST(mm, corrupt_random)
 #define TOP(buf)      (*(volatile uint32_t *)((buf) + 48))
 
 /* An area with blocks in use and free blocks on lists between them. */
-static void fit_setup(uint8_t *area, size_t size, MM *h, mm_ptr_t p[8])
+static void fit_setup(uint8_t *area, size_t size, mm_t *h, mm_ptr_t p[8])
 {
 	for (int i = 0; i < 8; i++)
 		p[i] = mm_alloc(h, 100 + 300 * i);
@@ -891,7 +891,7 @@ KTEST(mm, corrupt_bitmaps_heads_cycles_sizes)
 	uint8_t *area = guarded(size);
 	uint8_t *copy = ktest_mem(size, 16);
 	mm_ptr_t p[8];
-	MM h;
+	mm_t h;
 
 	ASSERT(area && copy && mm_init_area(area, size, size, 0) == 0);
 	ASSERT_EQ(mm_attach_base(&h, area, size, size, NULL), 0);
@@ -988,7 +988,7 @@ static void scribble_fn(unsigned i, void *arg)
 {
 	struct scribble *sc = arg;
 	uint32_t seed = 777 + i;
-	MM h;
+	mm_t h;
 
 	if (i == 0) {
 		unsigned r;
@@ -1082,7 +1082,7 @@ static bool node_ok(const struct node *n)
  * longer than the wait); the retries are counted, not failures. Anything
  * else, or a lock that never comes, is. */
 #define STRESS_LOCK_TRIES 1000
-static int stress_lock(MM *h, int mode, struct stress *s)
+static int stress_lock(mm_t *h, int mode, struct stress *s)
 {
 	int rc = E_TIMEOUT;
 
@@ -1100,7 +1100,7 @@ static void stress_fn(unsigned i, void *arg)
 	struct mm_env env = tenv_make(&s->e, 100 + i);
 	struct mm_list *pos, *nx;
 	struct shared *sh;
-	MM h;
+	mm_t h;
 	int bad = 0;
 
 	if (mm_attach_base(&h, s->buf, 8192, s->size, &env)) {
@@ -1164,7 +1164,7 @@ KTEST(mm, stress_parallel)
 	static struct stress s;
 	unsigned n = ktest_ncpus();
 	struct mm_stats st;
-	MM h;
+	mm_t h;
 
 	memset(&s, 0, sizeof(s));
 	s.size = 1 << 20;
@@ -1198,8 +1198,8 @@ KTEST(mm, stress_parallel)
 	EXPECT_EQ(mm_check(&h), 0);
 	EXPECT_EQ(mm_stats(&h, &st), 0);
 	EXPECT_EQ(st.nattach, 1);
-	EXPECT_GE(st.ngrow, 1);
+	EXPECT_GE(st.grows, 1);
 	printf("mm.stress_parallel: %u cpus x %u iters, area %zu bytes, %llu allocs, "
 	       "%u lock waits timed out and retried\n",
-	       n, s.iters, st.size, (unsigned long long)st.nalloc, s.timeouts);
+	       n, s.iters, st.size, (unsigned long long)st.allocs, s.timeouts);
 }

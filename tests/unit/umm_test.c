@@ -65,7 +65,7 @@ static void expect_drained(struct ktest_ctx *kt__, umm_t *m, struct umm_stats *s
 {
 	umm_stats(m, s);
 	EXPECT_EQ(s->live_bytes, 0);
-	EXPECT_EQ(s->errors, 0);
+	EXPECT_EQ(s->refused, 0);
 	EXPECT_EQ(s->allocs, s->frees);
 	expect_all_free(KT_CTX, m);
 }
@@ -160,7 +160,7 @@ KTEST(umm, bad_input)
 	EXPECT(umm_realloc(m, p + 16, 10) == NULL);
 	EXPECT(umm_realloc(m, p, 0) == NULL);
 	umm_stats(m, &st);
-	EXPECT_EQ(st.errors - st0.errors, 13);
+	EXPECT_EQ(st.refused - st0.refused, 13);
 	EXPECT_EQ(st.live_bytes, st0.live_bytes);
 	EXPECT_EQ(st.frees, st0.frees);
 	EXPECT_GE(umm_usable_size(m, p), 200);    /* still live */
@@ -174,12 +174,12 @@ KTEST(umm, bad_input)
 	umm_free(m, big);
 	umm_free(m, big);                 /* double free of a free chunk */
 	umm_stats(m, &st);
-	EXPECT_EQ(st.errors - st0.errors, 17);
+	EXPECT_EQ(st.refused - st0.refused, 17);
 	EXPECT_EQ(st.frees - st0.frees, 2);
 	expect_all_free(KT_CTX, m);
 	umm_free(m, NULL);                /* no-op, no error */
 	umm_stats(m, &st);
-	EXPECT_EQ(st.errors - st0.errors, 17);
+	EXPECT_EQ(st.refused - st0.refused, 17);
 }
 
 KTEST(umm, aligned)
@@ -613,7 +613,7 @@ KTEST(umm, double_free_same_cpu)
 		(i & 1 ? umm_free_fast : umm_free)(m, p[i]);
 	umm_stats(m, &s);
 	EXPECT_EQ(s.frees - s0.frees, 48);
-	EXPECT_EQ(s.errors, s0.errors);
+	EXPECT_EQ(s.refused, s0.refused);
 	EXPECT(s.parked_bytes > (uint64_t)UMM_SLOTS * 48);   /* slots and a transfer batch */
 	for (unsigned i = 0; i < 48; i++) {
 		(i & 1 ? umm_free : umm_free_fast)(m, p[i]);
@@ -622,7 +622,7 @@ KTEST(umm, double_free_same_cpu)
 	}
 	umm_stats(m, &s);
 	EXPECT_EQ(s.frees - s0.frees, 48);
-	EXPECT_EQ(s.errors - s0.errors, 3 * 48);
+	EXPECT_EQ(s.refused - s0.refused, 3 * 48);
 	EXPECT_EQ(s.live_bytes, 0);
 	EXPECT_EQ(umm_check(m), 0);
 	/* cached blocks are reused whole, and each only once */
@@ -703,7 +703,7 @@ KTEST(umm, double_free_ordered_cross_cpu)
 	umm_stats(m, &s);
 	EXPECT_EQ(s.allocs, d->rounds);
 	EXPECT_EQ(s.frees, d->rounds);
-	EXPECT_EQ(s.errors, (uint64_t)d->rounds * d->n);
+	EXPECT_EQ(s.refused, (uint64_t)d->rounds * d->n);
 	EXPECT_EQ(s.live_bytes, 0);
 	expect_all_free(KT_CTX, m);
 }
@@ -835,7 +835,7 @@ KTEST(umm, carve_batch)
 	umm_free(m, p[3]);
 	umm_free(m, p[3]);                /* double free: refused */
 	umm_stats(m, &s);
-	EXPECT_EQ(s.errors, 2);
+	EXPECT_EQ(s.refused, 2);
 	for (unsigned i = 0; i < 8; i++)
 		if (i != 3)
 			umm_free(m, p[i]);

@@ -44,7 +44,7 @@ struct fx {
 	uint8_t objused[NOBJ];
 	unsigned objlive, objerrors;
 	struct vm_env env;
-	struct vm_sys *sys;
+	vm_sys_t *sys;
 	unsigned cpu;
 	unsigned nlocal, nremote;
 	int local_asid;
@@ -239,7 +239,7 @@ static unsigned sys_objs(const struct fx *f)
 #define SETUP(f, d)                                                           \
 	struct fx *f = fx_new(16);                                            \
 	ASSERT(f != NULL);                                                    \
-	struct vm_descriptor *d = vm_new_in(f->sys);                          \
+	struct vm_descriptor *d = vm_new_i(f->sys);                          \
 	ASSERT(d != NULL)
 
 KTEST(vm, free_returns_every_page_and_asid)
@@ -258,7 +258,7 @@ KTEST(vm, free_returns_every_page_and_asid)
 	EXPECT_EQ(vm_check(d), 0);
 	vm_free(d);
 	EXPECT_ALL_RETURNED(f);
-	d = vm_new_in(f->sys);
+	d = vm_new_i(f->sys);
 	ASSERT(d != NULL);
 	EXPECT_EQ(d->asid, asid);                     /* the ASID came back */
 	vm_free(d);
@@ -578,14 +578,14 @@ KTEST(vm, asid_exhaustion_refused)
 
 	ASSERT(f != NULL);
 	for (int i = 0; i < 3; i++) {
-		d[i] = vm_new_in(f->sys);
+		d[i] = vm_new_i(f->sys);
 		ASSERT(d[i] != NULL);
 		EXPECT_EQ(d[i]->asid, (unsigned)i + 1);
 	}
-	EXPECT(vm_new_in(f->sys) == NULL);
+	EXPECT(vm_new_i(f->sys) == NULL);
 	EXPECT_EQ(f->tables.live, 3);
 	vm_free(d[1]);
-	d[3] = vm_new_in(f->sys);
+	d[3] = vm_new_i(f->sys);
 	ASSERT(d[3] != NULL);
 	EXPECT_EQ(d[3]->asid, 2);
 	vm_free(d[0]);
@@ -614,15 +614,15 @@ KTEST(vm, kernel_heap_and_shared_upper_half)
 	EXPECT_EQ(f->pages.live, 0);
 	ASSERT_EQ(vm_kernel_init(f->sys, root.root, heap, 2 * K4, 64 * K4, vmap, 16 * K4), 0);
 	k = vm_kernel(f->sys);
-	u = vm_new_in(f->sys);
+	u = vm_new_i(f->sys);
 	ASSERT(u != NULL);
 	/* The user descriptor shares the kernel's upper half. */
 	EXPECT_EQ(pt_translate(&u->pt, SV39_UPPER_START + 0x1008, &pa, NULL, NULL), 0);
 	EXPECT_EQ(pa, 0x80001008);
 	EXPECT_EQ(pt_translate(&u->pt, heap, NULL, NULL, NULL), 0);
 
-	p = vm_heap_pages_in(f->sys, 1);
-	q = vm_heap_pages_in(f->sys, 4);          /* grows the heap */
+	p = vm_heap_pages_i(f->sys, 1);
+	q = vm_heap_pages_i(f->sys, 4);          /* grows the heap */
 	ASSERT(p && q);
 	EXPECT_EQ((uintptr_t)p, heap);
 	EXPECT_EQ((uintptr_t)q, heap + K4);
@@ -636,17 +636,17 @@ KTEST(vm, kernel_heap_and_shared_upper_half)
 	ASSERT_EQ(vm_unmap(k, other, M2), 0);
 	EXPECT_EQ(f->local_asid, -1);            /* global: every address space */
 
-	m = vm_map_heap_in(f->sys, 0x10000010, 2 * K4, VM_R | VM_W);
+	m = vm_map_heap_i(f->sys, 0x10000010, 2 * K4, VM_R | VM_W);
 	ASSERT(m != NULL);
 	EXPECT_EQ((uintptr_t)m, vmap + 0x10);
 	EXPECT_EQ(vm_get_phys(k, (uintptr_t)m + K4, &pa), 0);
 	EXPECT_EQ(pa, 0x10001010);
 	EXPECT_EQ(vm_map(k, vmap, 0, K4, VM_R), E_EXIST);   /* vmap is a segment */
-	vm_unmap_heap_in(f->sys, m);
+	vm_unmap_heap_i(f->sys, m);
 	EXPECT_EQ(vm_get_phys(k, vmap, &pa), E_NOENT);
 
-	vm_free_heap_pages_in(f->sys, p, 1);
-	vm_free_heap_pages_in(f->sys, q, 4);
+	vm_free_heap_pages_i(f->sys, p, 1);
+	vm_free_heap_pages_i(f->sys, q, 4);
 	/* Touching the heap's reserved room grows it on demand. */
 	EXPECT_EQ(vm_handle_fault(k, heap + 10 * K4 + 8, VM_W, &seg), VM_FAULT_OK);
 	EXPECT(seg == f->sys->heap);
@@ -743,7 +743,7 @@ KTEST(vm, parallel_descriptor_use)
 	f->env.cpu = NULL;                /* the real hart / thread index */
 	f->parallel = true;
 	p.f = f;
-	p.d = vm_new_in(f->sys);
+	p.d = vm_new_i(f->sys);
 	ASSERT(p.d != NULL);
 	ktest_parallel(n, par_worker, &p);
 	EXPECT_EQ(p.errors, 0);
@@ -963,7 +963,7 @@ KTEST(vm, descriptors_segments_ranges_from_objcache)
 	ASSERT_EQ(vm_sys_init(f->sys, &f->env), 0);
 	EXPECT_EQ(c.live, 1);                 /* the per-CPU table: 512 bytes */
 	for (unsigned i = 0; i < 3; i++) {
-		d[i] = vm_new_in(f->sys);
+		d[i] = vm_new_i(f->sys);
 		ASSERT(d[i] != NULL);
 	}
 	s = vm_new_segment(d[1], 0x100000, 0, 64 * K4, RW | VM_U | VM_GROW_UP, "heap");
@@ -1023,7 +1023,7 @@ KTEST(vm, sys_sized_by_cpu_count_refuses_past_it)
 	ASSERT_EQ(vm_sys_init(f->sys, &f->env), 0);
 	EXPECT_EQ(f->sys->ncpus, 2);
 	EXPECT_EQ(f->objlive, 1);
-	d = vm_new_in(f->sys);
+	d = vm_new_i(f->sys);
 	ASSERT(d != NULL);
 	f->cpu = 1;
 	EXPECT_EQ(vm_load_task(d), 0);
