@@ -10,8 +10,6 @@ _Static_assert(MAX_HARTS == ENV_MAX_CPUS, "hart.c: MAX_HARTS must equal ENV_MAX_
 extern char _tdata_start[], _tdata_end[], _tbss_offset[], _tls_size[];
 
 struct hart harts[MAX_HARTS];
-extern unsigned char emerg_stacks[MAX_HARTS][EMERG_STACK_SIZE];   /* entry.S */
-extern unsigned char utrap_stacks[MAX_HARTS][UTRAP_STACK_SIZE];   /* entry.S */
 unsigned harts_online;
 
 void hart_setup_tls(unsigned index, unsigned long hartid)
@@ -27,11 +25,11 @@ void hart_setup_tls(unsigned index, unsigned long hartid)
 	h->cpu = index;
 	h->hartid = hartid;
 	h->stack_lo = hart_stack_lo(index);
-	h->emerg_sp = (unsigned long)emerg_stacks[index] + EMERG_STACK_SIZE;
+	h->emerg_sp = hart_emerg_lo(index) + EMERG_STACK_SIZE;
 	for (unsigned i = 0; i < ENV_NSLOTS; i++)
 		h->env_slots[i] = env_zero_block;
 	/* entry.S finds the kernel tp in the top word of the user-trap stack */
-	h->utrap_top = (unsigned long)utrap_stacks[index] + UTRAP_STACK_SIZE - 16;
+	h->utrap_top = hart_utrap_lo(index) + UTRAP_STACK_SIZE - 16;
 	*(unsigned long *)h->utrap_top = (unsigned long)h->tls;
 	__asm__ volatile("mv tp, %0" :: "r"(h->tls) : "memory");
 }

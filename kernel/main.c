@@ -142,9 +142,15 @@ static void setup_hart_facts(struct hart *h)
 		printf("mem: hart %lu: NUMA node %d unknown to pmem\n", h->hartid, h->numa_node);
 }
 
-/* Start every usable hart except this one, up to `want` in all (0 = all). */
+/* Start every usable hart except this one, up to `want` in all (0 = all).
+ * Each gets its stacks mapped first (mem_map_hart_stacks); a hart whose
+ * stacks cannot be had is not started. The bootarg nostacks=<hart id>
+ * makes that allocation fail for one hart (how the tests see that path). */
 static void start_secondaries(unsigned want)
 {
+	char arg[32];
+	long nostacks = bootarg("nostacks", arg, sizeof(arg)) ? strtol(arg, NULL, 0) : -1;
+
 	for (unsigned i = 0; i < board->nharts; i++) {
 		const struct board_hart *bh = &board->harts[i];
 		unsigned idx = harts_online;
@@ -162,6 +168,15 @@ static void start_secondaries(unsigned want)
 		harts[idx].hartid = bh->id;
 		harts[idx].index = idx;
 		setup_hart_facts(&harts[idx]);
+		rc = (long)bh->id == nostacks ? E_NOMEM :
+		     mem_map_hart_stacks(idx, harts[idx].numa_node);
+		if (rc) {
+			printf("smp: hart %llu not started: no memory for its stacks (%u KiB): %s\n",
+			       (unsigned long long)bh->id,
+			       (KSTACK_SIZE + EMERG_STACK_SIZE + UTRAP_STACK_SIZE) >> 10,
+			       err_str(rc));
+			continue;
+		}
 		rc = smp_start_hart(bh->id, idx);
 		if (rc == E_TIMEOUT) {
 			/* it may still come up as idx: no other hart may have it */
