@@ -18,8 +18,8 @@
  *   SHM_KWINDOW           +------------------+  the kernel's view of areas
  *   0xffff_fff0_0000_0000 |      ...         |
  *                         +------------------+
- *                         | hart stacks      |  one 64 KiB slot per       kernel/mem.c
- *   KSTACK_WINDOW         +------------------+  secondary hart, mapped    (mem_map_hart_stacks)
+ *                         | hart stacks      |  one 64 KiB slot per      kernel/mem.c
+ *   KSTACK_WINDOW         +------------------+  secondary hart, mapped   (mem_map_hart_stacks)
  *   0xffff_ffed_0000_0000 |      ...         |  when it is started
  *                         +------------------+
  *                         | vmap (MMIO)      |  16 GiB                   mem_map_mmio

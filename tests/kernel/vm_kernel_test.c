@@ -2,7 +2,7 @@
  * page sizes, map/translate/unmap with every page size, heap growth through
  * faults, stack guard pages, segment overlap, a cross-hart unmap, and
  * vm_free returning every page. Manual tests (harness-checked panics): W^X
- * of kernel text and data, kernel stack overflow. */
+ * of kernel text and data, kernel stack overflow (boot hart, last hart). */
 #include <stdio.h>
 #include <string.h>
 
