@@ -114,21 +114,20 @@ KTEST(vm, kernel_stack_guard_page_faults)
 /* Every secondary hart's stacks are in its slot of the stack window: mapped
  * where hart_stack_pa says, the page below the kernel stack unmapped, and
  * a load from it faults on that hart. */
-static volatile unsigned long guard_cause[MAX_HARTS];
-
 static void touch_own_guard(unsigned i, void *arg)
 {
+	volatile unsigned long *cause = arg;
 	volatile uint64_t *guard = (volatile uint64_t *)(this_hart()->stack_lo - 8);
 
-	(void)arg;
 	trap_expect_fault();
 	(void)*guard;
-	guard_cause[i] = trap_expected_fault_cause();
+	cause[i] = trap_expected_fault_cause();
 }
 
 KTEST(vm, secondary_stacks_in_window_with_guard)
 {
 	struct vm_descriptor *kd = vm_kernel(&vm_kernel_sys);
+	volatile unsigned long guard_cause[MAX_HARTS];
 	uint64_t pa;
 
 	for (unsigned i = 1; i < harts_online; i++) {
@@ -146,7 +145,7 @@ KTEST(vm, secondary_stacks_in_window_with_guard)
 	}
 	for (unsigned i = 0; i < harts_online; i++)
 		guard_cause[i] = 0;
-	smp_run(harts_online, touch_own_guard, NULL);
+	smp_run(harts_online, touch_own_guard, (void *)guard_cause);
 	for (unsigned i = 0; i < harts_online; i++)
 		EXPECT_EQ(guard_cause[i], EXC_LOAD_PAGE_FAULT);
 }
