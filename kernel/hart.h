@@ -89,7 +89,10 @@ static inline uintptr_t hart_utrap_lo(unsigned i)
 	return i == 0 ? (uintptr_t)hart0_utrap : hart_slot(i) + HSTACK_UTRAP;
 }
 
-extern struct hart harts[MAX_HARTS];
+/* The harts' table, [harts_max]: the boot hart's struct alone (in BSS)
+ * until hart_table_init makes one for the harts the board has. */
+extern struct hart *harts;
+extern unsigned harts_max;
 
 /* Physical address of va in a stack-window slot (for SBI calls given a
  * buffer on a secondary hart's stack), or 0 when va is not in a mapped one. */
@@ -97,7 +100,7 @@ static inline unsigned long hart_stack_pa(uintptr_t va)
 {
 	uintptr_t i = (va - KSTACK_WINDOW) / HSTACK_SLOT;
 
-	if (va < KSTACK_WINDOW || i >= MAX_HARTS || i == 0 || !harts[i].stacks_pa)
+	if (va < KSTACK_WINDOW || i >= harts_max || i == 0 || !harts[i].stacks_pa)
 		return 0;
 	return harts[i].stacks_pa + (va - hart_slot((unsigned)i));
 }
@@ -112,6 +115,11 @@ static inline struct hart *this_hart(void)
 
 /* Set up the TLS block of harts[index] and point tp at it. */
 void hart_setup_tls(unsigned index, unsigned long hartid);
+/* On the boot hart, interrupts off, after mem_init: move harts[] to pmem
+ * pages holding n structs (the boot hart's copied, tp moved onto the
+ * copy). Without the memory the table stays the boot hart's alone
+ * (harts_max 1: no other hart is started), with a console line. */
+void hart_table_init(unsigned n);
 /* Dense index of a hart id, or -1. */
 int hart_index_of(unsigned long hartid);
 

@@ -160,9 +160,9 @@ static void start_secondaries(unsigned want)
 			continue;
 		if (want && harts_online >= want)
 			break;
-		if (idx == MAX_HARTS) {
-			printf("smp: hart %llu not started: MAX_HARTS %d reached\n",
-			       (unsigned long long)bh->id, MAX_HARTS);
+		if (idx == harts_max) {
+			printf("smp: hart %llu not started: the hart table is full (%u; MAX_HARTS %d)\n",
+			       (unsigned long long)bh->id, harts_max, MAX_HARTS);
 			continue;
 		}
 		harts[idx].hartid = bh->id;
@@ -258,6 +258,7 @@ void kernel_boot(unsigned long hartid, unsigned long fdt_pa)
 	       hartid, fdt_pa, kernel_phys_base);
 	parse_board(fdt_pa, hartid);
 	mem_init(board, fdt_pa, fdt_size);
+	hart_table_init(mem_cpus);
 	shm_init();
 	plat_init(board, board->finisher ? mem_map_mmio(board->finisher, 4096) : NULL);
 	setup_hart_facts(this_hart());

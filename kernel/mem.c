@@ -357,7 +357,7 @@ int mem_map_hart_stacks(unsigned i, int node)
 	unsigned k;
 	int rc = 0;
 
-	if (i == 0 || i >= MAX_HARTS)
+	if (i == 0 || i >= harts_max)
 		return E_INVAL;
 	if (harts[i].stacks_pa)
 		return 0;

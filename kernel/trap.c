@@ -103,7 +103,7 @@ static int stack_guard_of(uintptr_t va)
 	if (va < KSTACK_WINDOW)
 		return -1;
 	i = (va - KSTACK_WINDOW) / HSTACK_SLOT;
-	if (i == 0 || i >= MAX_HARTS || va >= hart_stack_lo((unsigned)i))
+	if (i == 0 || i >= harts_max || va >= hart_stack_lo((unsigned)i))
 		return -1;
 	return (int)i;
 }
