@@ -144,12 +144,15 @@ static void setup_hart_facts(struct hart *h)
 
 /* Start every usable hart except this one, up to `want` in all (0 = all).
  * Each gets its stacks mapped first (mem_map_hart_stacks); a hart whose
- * stacks cannot be had is not started. The bootarg nostacks=<hart id>
- * makes that allocation fail for one hart (how the tests see that path). */
+ * stacks cannot be had is not started. The bootarg nostacks=<n> makes that
+ * allocation fail for the n-th hart tried (1: the first after the boot
+ * hart; how the tests see that path whichever hart boots). */
 static void start_secondaries(unsigned want)
 {
 	char arg[32];
-	long nostacks = bootarg("nostacks", arg, sizeof(arg)) ? strtol(arg, NULL, 0) : -1;
+	unsigned long nostacks = bootarg("nostacks", arg, sizeof(arg)) ?
+				 strtoul(arg, NULL, 0) : 0;
+	unsigned long tried = 0;
 
 	for (unsigned i = 0; i < board->nharts; i++) {
 		const struct board_hart *bh = &board->harts[i];
@@ -168,7 +171,7 @@ static void start_secondaries(unsigned want)
 		harts[idx].hartid = bh->id;
 		harts[idx].index = idx;
 		setup_hart_facts(&harts[idx]);
-		rc = (long)bh->id == nostacks ? E_NOMEM :
+		rc = ++tried == nostacks ? E_NOMEM :
 		     mem_map_hart_stacks(idx, harts[idx].numa_node);
 		if (rc) {
 			printf("smp: hart %llu not started: no memory for its stacks (%u KiB): %s\n",
