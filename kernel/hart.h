@@ -117,7 +117,8 @@ static inline struct hart *this_hart(void)
 void hart_setup_tls(unsigned index, unsigned long hartid);
 /* On the boot hart, interrupts off, after mem_init: move harts[] to pmem
  * pages holding n structs (the boot hart's copied, tp moved onto the
- * copy). Without the memory the table stays the boot hart's alone
+ * copy; a caller must not keep a this_hart() or TLS address across the
+ * call). Without the memory the table stays the boot hart's alone
  * (harts_max 1: no other hart is started), with a console line. */
 void hart_table_init(unsigned n);
 /* Dense index of a hart id, or -1. */
