@@ -161,6 +161,23 @@ expect_panic virt-panic test=panic 'illegal instruction at 0x[0-9a-f]+ \(sepc'
 expect_panic virt-wx-text test=wx.write_kernel_text 'store page fault at 0x[0-9a-f]+: kernel text \(read-execute\)'
 expect_panic virt-wx-data test=wx.execute_kernel_data 'instruction page fault at 0x[0-9a-f]+: kernel data \(read-write, not executable\)'
 expect_panic virt-kstack test=kstack.overflow "kernel stack overflow: hart [0-9]+'s stack guard page"
+# the same on a secondary hart, whose stack is in the stack window
+expect_panic virt-kstack-secondary test=kstack.overflow_secondary "kernel stack overflow: hart [0-9]+'s stack guard page at 0xffffffed"
+
+# A hart whose stacks cannot be allocated (nostacks=2: the second hart tried)
+# is not started, with one line; the boot goes on with the others.
+nostacks_boot() {
+	local name=virt-nostacks log=$logs/virt-nostacks.log
+	if bash ci/qemu.sh --timeout 60 --log "$log" -- $q -M virt -smp 4 -m 512M \
+		-kernel "$kv" -append "run=demo nostacks=2" >/dev/null &&
+	   grep -qE '^smp: hart [0-9]+ not started: no memory for its stacks' "$log" &&
+	   grep -q '^harts online: 3:' "$log" && grep -q '^demo: done' "$log"; then
+		passed "$name" "$(grep -m1 '^smp: hart' "$log" | tr -d '\r')"
+	else
+		failed "$name" "expected one hart left out for its stacks and the demo on 3; see $log" "$log" 20
+	fi
+}
+nostacks_boot
 boot_loop
 
 # ---- boot image: load addresses and refusals --------------------------------

@@ -18,6 +18,10 @@
  *   SHM_KWINDOW           +------------------+  the kernel's view of areas
  *   0xffff_fff0_0000_0000 |      ...         |
  *                         +------------------+
+ *                         | hart stacks      |  one 64 KiB slot per      kernel/mem.c
+ *   KSTACK_WINDOW         +------------------+  secondary hart, mapped   (mem_map_hart_stacks)
+ *   0xffff_ffed_0000_0000 |      ...         |  when it is started
+ *                         +------------------+
  *                         | vmap (MMIO)      |  16 GiB                   mem_map_mmio
  *   KVMAP_BASE            +------------------+
  *   0xffff_ffe8_4000_0000 | guard, 1 GiB     |
@@ -92,6 +96,14 @@
 #define KVMAP_BASE         (KHEAP_BASE + KHEAP_MAX + KVMAP_GAP)
 #define KVMAP_SIZE         (UL(16) << 30)
 
+/* The stacks of the secondary harts (kernel/config.h's HSTACK_*): dense
+ * hart index i owns [KSTACK_WINDOW + i * HSTACK_SLOT, +HSTACK_SLOT), whose
+ * stacks are mapped (with unmapped guard pages between them) only for the
+ * harts started; slot 0 stays unused (the boot hart's stacks are in the
+ * image's BSS). */
+#define KSTACK_WINDOW      UL(0xffffffed00000000)
+#define KSTACK_WINDOW_SIZE (UL(1) << 30)
+
 /* The kernel's window onto shared areas: slot s (of kernel/shm.h's
  * SHM_KSLOTS) at SHM_KWINDOW + s * SHM_KWINDOW_SLOT, one area's maximum. */
 #define SHM_KWINDOW        UL(0xfffffff000000000)
@@ -118,7 +130,8 @@
 #define USER_VA_END        UL(0x4000000000)    /* end of the Sv39 lower half */
 
 #if !defined(__ASSEMBLER__) && !defined(LINKER_SCRIPT)
-_Static_assert(KVMAP_BASE + KVMAP_SIZE <= SHM_KWINDOW, "vmap below the shm window");
+_Static_assert(KVMAP_BASE + KVMAP_SIZE + KVMAP_GAP <= KSTACK_WINDOW, "vmap below the stack window");
+_Static_assert(KSTACK_WINDOW + KSTACK_WINDOW_SIZE <= SHM_KWINDOW, "stacks below the shm window");
 _Static_assert(USER_HEAP_BASE + USER_HEAP_MAX <= USER_SHM_BASE, "heap below shared areas");
 _Static_assert(USER_STACK_MAX < USER_STACK_STRIDE, "stacks of two ids stay apart");
 #endif

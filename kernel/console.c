@@ -31,7 +31,11 @@ void (*volatile console_tap)(const char *line, unsigned long n);
 
 void console_write_raw(const char *s, unsigned long n)
 {
-	sbi_console_write(s, kva_to_pa(s), n);
+	/* s is in the image, or on a secondary hart's stack (a partition's
+	 * line is assembled there): both need their own va -> pa. */
+	unsigned long pa = hart_stack_pa((uintptr_t)s);
+
+	sbi_console_write(s, pa ? pa : kva_to_pa(s), n);
 }
 
 /* Write one line under the lock; returns how long it waited for the lock

@@ -228,8 +228,8 @@ _secondary_start:
 	.text
 boot_high:
 	mv	tp, zero			/* no hart data until hart_setup_tls */
-	la	sp, hart_stacks
-	li	t0, KSTACK_SLOT
+	la	sp, hart0_stack
+	li	t0, KSTACK_GUARD + KSTACK_SIZE
 	add	sp, sp, t0
 	la	t0, trap_vector
 	csrw	stvec, t0
@@ -239,12 +239,17 @@ boot_high:
 6:	wfi
 	j	6b
 
+/* A secondary hart's stacks are in its slot of the stack window, which
+ * only the kernel table maps (start_secondaries mapped them before starting
+ * it): switch to that table before the first use of sp. */
 secondary_high:
 	mv	tp, zero
-	la	sp, hart_stacks
-	addi	t0, a1, 1
-	li	t1, KSTACK_SLOT
-	mul	t0, t0, t1
+	ld	t0, kernel_satp
+	csrw	satp, t0
+	sfence.vma
+	li	sp, KSTACK_WINDOW + HSTACK_KSTACK + KSTACK_SIZE
+	li	t1, HSTACK_SLOT
+	mul	t0, a1, t1
 	add	sp, sp, t0
 	la	t0, trap_vector
 	csrw	stvec, t0
@@ -399,18 +404,20 @@ early_pt:
 	.zero	4096
 early_pt_kwin:					/* L1 of the kernel window */
 	.zero	4096
-	.globl hart_stacks
+	/* The boot hart's stacks (index 0), needed before any allocator;
+	 * the other harts' are mapped in the stack window at boot. */
+	.globl hart0_stack
 	.balign 4096
-hart_stacks:					/* per hart: guard page, stack */
-	.zero	KSTACK_SLOT * MAX_HARTS
-	/* Above every kernel stack, so the check in trap_vector never sends a
-	 * trap already on an emergency stack back to its top. */
-	.globl emerg_stacks
-emerg_stacks:
-	.zero	EMERG_STACK_SIZE * MAX_HARTS
-	.globl utrap_stacks
-utrap_stacks:					/* traps from U-mode */
-	.zero	UTRAP_STACK_SIZE * MAX_HARTS
+hart0_stack:					/* guard page, then the stack */
+	.zero	KSTACK_GUARD + KSTACK_SIZE
+	/* Above the kernel stack, so the check in trap_vector never sends a
+	 * trap already on the emergency stack back to its top. */
+	.globl hart0_emerg
+hart0_emerg:
+	.zero	EMERG_STACK_SIZE
+	.globl hart0_utrap
+hart0_utrap:					/* traps from U-mode */
+	.zero	UTRAP_STACK_SIZE
 
 	.section .data
 	.balign 8

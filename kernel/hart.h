@@ -38,6 +38,9 @@ struct hart {
 	volatile unsigned work_seq, done_seq;
 
 	unsigned long utrap_top;        /* user-trap stack; *utrap_top = kernel tp */
+	/* Physical address of this hart's stack-window slot (hart_stack_pa),
+	 * set by mem_map_hart_stacks; 0 for the boot hart (stacks in BSS). */
+	unsigned long stacks_pa;
 
 	unsigned trap_depth;
 
@@ -60,15 +63,47 @@ _Static_assert(__builtin_offsetof(struct hart, cpu) - __builtin_offsetof(struct 
 _Static_assert(__builtin_offsetof(struct hart, env_slots) - __builtin_offsetof(struct hart, tls) ==
 	       (unsigned long)ENV_KERNEL_TP_SLOTS, "hart.h: ENV_KERNEL_TP_SLOTS");
 
-/* Stack of hart index i: [hart_stack_lo(i), +KSTACK_SIZE), with its guard
- * page just below. */
-extern char hart_stacks[];
+/* Stacks of hart index i. The boot hart's (index 0) are in the image's BSS
+ * (entry.S); every other index has a slot of the stack window (memlayout.h
+ * KSTACK_WINDOW, config.h HSTACK_*), mapped by mem_map_hart_stacks before
+ * the hart is started. The addresses are fixed per index; the memory
+ * behind them exists only for the harts started. */
+extern char hart0_stack[], hart0_emerg[], hart0_utrap[];
+static inline uintptr_t hart_slot(unsigned i)
+{
+	return KSTACK_WINDOW + (uintptr_t)i * HSTACK_SLOT;
+}
+/* Kernel stack: [hart_stack_lo(i), +KSTACK_SIZE), its guard page just below. */
 static inline uintptr_t hart_stack_lo(unsigned i)
 {
-	return (uintptr_t)hart_stacks + (uintptr_t)i * KSTACK_SLOT + KSTACK_GUARD;
+	return i == 0 ? (uintptr_t)hart0_stack + KSTACK_GUARD : hart_slot(i) + HSTACK_KSTACK;
+}
+/* Emergency stack: [hart_emerg_lo(i), +EMERG_STACK_SIZE). */
+static inline uintptr_t hart_emerg_lo(unsigned i)
+{
+	return i == 0 ? (uintptr_t)hart0_emerg : hart_slot(i) + HSTACK_EMERG;
+}
+/* U-trap stack: [hart_utrap_lo(i), +UTRAP_STACK_SIZE). */
+static inline uintptr_t hart_utrap_lo(unsigned i)
+{
+	return i == 0 ? (uintptr_t)hart0_utrap : hart_slot(i) + HSTACK_UTRAP;
 }
 
-extern struct hart harts[MAX_HARTS];
+/* The harts' table, [harts_max]: the boot hart's struct alone (in BSS)
+ * until hart_table_init makes one for the harts the board has. */
+extern struct hart *harts;
+extern unsigned harts_max;
+
+/* Physical address of va in a stack-window slot (for SBI calls given a
+ * buffer on a secondary hart's stack), or 0 when va is not in a mapped one. */
+static inline unsigned long hart_stack_pa(uintptr_t va)
+{
+	uintptr_t i = (va - KSTACK_WINDOW) / HSTACK_SLOT;
+
+	if (va < KSTACK_WINDOW || i >= harts_max || i == 0 || !harts[i].stacks_pa)
+		return 0;
+	return harts[i].stacks_pa + (va - hart_slot((unsigned)i));
+}
 extern unsigned harts_online;
 
 static inline struct hart *this_hart(void)
@@ -80,6 +115,12 @@ static inline struct hart *this_hart(void)
 
 /* Set up the TLS block of harts[index] and point tp at it. */
 void hart_setup_tls(unsigned index, unsigned long hartid);
+/* On the boot hart, interrupts off, after mem_init: move harts[] to pmem
+ * pages holding n structs (the boot hart's copied, tp moved onto the
+ * copy; a caller must not keep a this_hart() or TLS address across the
+ * call). Without the memory the table stays the boot hart's alone
+ * (harts_max 1: no other hart is started), with a console line. */
+void hart_table_init(unsigned n);
 /* Dense index of a hart id, or -1. */
 int hart_index_of(unsigned long hartid);
 

@@ -142,9 +142,18 @@ static void setup_hart_facts(struct hart *h)
 		printf("mem: hart %lu: NUMA node %d unknown to pmem\n", h->hartid, h->numa_node);
 }
 
-/* Start every usable hart except this one, up to `want` in all (0 = all). */
+/* Start every usable hart except this one, up to `want` in all (0 = all).
+ * Each gets its stacks mapped first (mem_map_hart_stacks); a hart whose
+ * stacks cannot be had is not started. The bootarg nostacks=<n> makes that
+ * allocation fail for the n-th hart tried (1: the first after the boot
+ * hart; how the tests see that path whichever hart boots). */
 static void start_secondaries(unsigned want)
 {
+	char arg[32];
+	unsigned long nostacks = bootarg("nostacks", arg, sizeof(arg)) ?
+				 strtoul(arg, NULL, 0) : 0;
+	unsigned long tried = 0;
+
 	for (unsigned i = 0; i < board->nharts; i++) {
 		const struct board_hart *bh = &board->harts[i];
 		unsigned idx = harts_online;
@@ -154,14 +163,23 @@ static void start_secondaries(unsigned want)
 			continue;
 		if (want && harts_online >= want)
 			break;
-		if (idx == MAX_HARTS) {
-			printf("smp: hart %llu not started: MAX_HARTS %d reached\n",
-			       (unsigned long long)bh->id, MAX_HARTS);
+		if (idx == harts_max) {
+			printf("smp: hart %llu not started: the hart table is full (%u; MAX_HARTS %d)\n",
+			       (unsigned long long)bh->id, harts_max, MAX_HARTS);
 			continue;
 		}
 		harts[idx].hartid = bh->id;
 		harts[idx].index = idx;
 		setup_hart_facts(&harts[idx]);
+		rc = ++tried == nostacks ? E_NOMEM :
+		     mem_map_hart_stacks(idx, harts[idx].numa_node);
+		if (rc) {
+			printf("smp: hart %llu not started: no memory for its stacks (%u KiB): %s\n",
+			       (unsigned long long)bh->id,
+			       (KSTACK_SIZE + EMERG_STACK_SIZE + UTRAP_STACK_SIZE) >> 10,
+			       err_str(rc));
+			continue;
+		}
 		rc = smp_start_hart(bh->id, idx);
 		if (rc == E_TIMEOUT) {
 			/* it may still come up as idx: no other hart may have it */
@@ -243,6 +261,7 @@ void kernel_boot(unsigned long hartid, unsigned long fdt_pa)
 	       hartid, fdt_pa, kernel_phys_base);
 	parse_board(fdt_pa, hartid);
 	mem_init(board, fdt_pa, fdt_size);
+	hart_table_init(mem_cpus);
 	shm_init();
 	plat_init(board, board->finisher ? mem_map_mmio(board->finisher, 4096) : NULL);
 	setup_hart_facts(this_hart());

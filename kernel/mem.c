@@ -192,16 +192,14 @@ static uint64_t build_kernel_table(const struct board *b)
 		     (uint64_t)(_text_end - _text_start), PT_R | PT_X | PT_G, "kernel text");
 	map_or_panic(&pt, (uintptr_t)_rodata_start, kva_to_pa(_rodata_start),
 		     (uint64_t)(_rodata_end - _rodata_start), PT_R | PT_G, "kernel rodata");
-	/* Data and BSS, leaving each hart stack's guard page unmapped. */
-	uintptr_t from = (uintptr_t)_data_start;
-	for (unsigned i = 0; i < MAX_HARTS; i++) {
-		uintptr_t guard = hart_stack_lo(i) - KSTACK_GUARD;
-		map_or_panic(&pt, from, kva_to_pa((void *)from), guard - from,
-			     PT_R | PT_W | PT_G, "kernel data");
-		from = guard + KSTACK_GUARD;
-	}
-	map_or_panic(&pt, from, kva_to_pa((void *)from), (uintptr_t)_kernel_end - from,
-		     PT_R | PT_W | PT_G, "kernel data");
+	/* Data and BSS, leaving the boot hart's stack guard page unmapped
+	 * (the other harts' stacks are in the stack window: mem_map_hart_stacks). */
+	uintptr_t guard = hart_stack_lo(0) - KSTACK_GUARD;
+	map_or_panic(&pt, (uintptr_t)_data_start, kva_to_pa(_data_start),
+		     guard - (uintptr_t)_data_start, PT_R | PT_W | PT_G, "kernel data");
+	map_or_panic(&pt, guard + KSTACK_GUARD, kva_to_pa((void *)(guard + KSTACK_GUARD)),
+		     (uintptr_t)_kernel_end - (guard + KSTACK_GUARD), PT_R | PT_W | PT_G,
+		     "kernel data");
 	return pt.root;
 }
 
@@ -336,6 +334,56 @@ void mem_init(const struct board *b, unsigned long fdt_pa, unsigned long fdt_siz
 	kmalloc_tune_i(kmalloc_global(), 4, timebase_hz / 1000);
 	mem_init_hart_late();
 	timer_add_hook(reap_tick);
+}
+
+/* The stacks of hart index i (not the boot hart's): one contiguous block
+ * of pmem pages for [HSTACK_PHYS_OFF, HSTACK_PHYS_END) of its slot, the
+ * two inner guard pages given back, the three stacks mapped into the
+ * kernel half (vm_map on the kernel descriptor, so every address space
+ * sees them), the guard page below the kernel stack never mapped. Pages
+ * from the hart's NUMA node when it has one. Kept when the hart stops
+ * (hot-plug starts it again on the same slot): a second call for a mapped
+ * slot does nothing. 0, or E_NOMEM / vm_map's error with nothing kept. */
+int mem_map_hart_stacks(unsigned i, int node)
+{
+	static const struct { unsigned off, size; } area[3] = {
+		{ HSTACK_KSTACK, KSTACK_SIZE },
+		{ HSTACK_EMERG, EMERG_STACK_SIZE },
+		{ HSTACK_UTRAP, UTRAP_STACK_SIZE },
+	};
+	struct vm_descriptor *kd = vm_kernel(&vm_kernel_sys);
+	size_t npages = (HSTACK_PHYS_END - HSTACK_PHYS_OFF) / ENV_PAGE_SIZE;
+	uintptr_t slot = hart_slot(i), pa;
+	unsigned k;
+	int rc = 0;
+
+	if (i == 0 || i >= harts_max)
+		return E_INVAL;
+	if (harts[i].stacks_pa)
+		return 0;
+	pa = pmem_alloc_pages(&kpmem, npages, 0, 0, node >= 0 ? node : PMEM_NODE_ANY);
+	if (!pa)
+		return E_NOMEM;
+	pa -= HSTACK_PHYS_OFF;            /* the slot's base, as if all of it were backed */
+	for (k = 0; k < 3; k++) {
+		memset(pa_to_dmap(pa + area[k].off), 0, area[k].size);
+		rc = vm_map(kd, slot + area[k].off, pa + area[k].off, area[k].size,
+			    VM_R | VM_W);
+		if (rc)
+			break;
+	}
+	if (rc) {
+		while (k-- > 0)
+			vm_unmap(kd, slot + area[k].off, area[k].size);
+		pmem_free_pages(&kpmem, pa + HSTACK_PHYS_OFF, npages);
+		return rc;
+	}
+	/* the guard pages between the stacks need no memory behind them */
+	if (pmem_free_pages(&kpmem, pa + HSTACK_EMERG - KSTACK_GUARD, 1) ||
+	    pmem_free_pages(&kpmem, pa + HSTACK_UTRAP - KSTACK_GUARD, 1))
+		panic("mem: hart %u stacks: pmem refused an inner guard page", i);
+	harts[i].stacks_pa = pa;
+	return 0;
 }
 
 size_t mem_kept_bytes(void)

@@ -25,6 +25,10 @@ extern uint64_t kernel_satp;          /* satp of the kernel address space */
 void mem_init(const struct board *b, unsigned long fdt_pa, unsigned long fdt_size);
 /* Every hart: switch to the kernel page table. */
 void mem_init_hart(void);
+/* Map the stacks of hart index i (> 0) in its slot of the stack window
+ * (hart.h), pages from NUMA node `node` (-1: any), before the hart is
+ * started. 0 (also when already mapped), or an E_* code with nothing kept. */
+int mem_map_hart_stacks(unsigned i, int node);
 /* Every hart, once online: per-hart allocator state. */
 void mem_init_hart_late(void);
 /* A safe point of this hart: kernel context that interrupted no kernel

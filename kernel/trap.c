@@ -91,15 +91,21 @@ static void resume_expected(struct trap_frame *tf, unsigned long cause)
 		tf->sepc += (*(const uint16_t *)tf->sepc & 3) == 3 ? 4 : 2;
 }
 
-/* Hart index whose kernel-stack guard page holds va, or -1. */
+/* Hart index whose kernel-stack guard page holds va, or -1: the boot
+ * hart's below its stack in BSS, another's at the bottom of its slot of
+ * the stack window (hart.h). */
 static int stack_guard_of(uintptr_t va)
 {
-	for (unsigned i = 0; i < MAX_HARTS; i++) {
-		uintptr_t lo = hart_stack_lo(i);
-		if (va >= lo - KSTACK_GUARD && va < lo)
-			return (int)i;
-	}
-	return -1;
+	uintptr_t lo = hart_stack_lo(0), i;
+
+	if (va >= lo - KSTACK_GUARD && va < lo)
+		return 0;
+	if (va < KSTACK_WINDOW)
+		return -1;
+	i = (va - KSTACK_WINDOW) / HSTACK_SLOT;
+	if (i == 0 || i >= harts_max || va >= hart_stack_lo((unsigned)i))
+		return -1;
+	return (int)i;
 }
 
 /* W^X of the image: which section an address is in, and what it allows. */

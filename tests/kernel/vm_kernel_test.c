@@ -2,7 +2,7 @@
  * page sizes, map/translate/unmap with every page size, heap growth through
  * faults, stack guard pages, segment overlap, a cross-hart unmap, and
  * vm_free returning every page. Manual tests (harness-checked panics): W^X
- * of kernel text and data, kernel stack overflow. */
+ * of kernel text and data, kernel stack overflow (boot hart, last hart). */
 #include <stdio.h>
 #include <string.h>
 
@@ -109,6 +109,45 @@ KTEST(vm, kernel_stack_guard_page_faults)
 	trap_expect_fault();
 	(void)*guard;
 	EXPECT_EQ(trap_expected_fault_cause(), EXC_LOAD_PAGE_FAULT);
+}
+
+/* Every secondary hart's stacks are in its slot of the stack window: mapped
+ * where hart_stack_pa says, the page below the kernel stack unmapped, and
+ * a load from it faults on that hart. */
+static void touch_own_guard(unsigned i, void *arg)
+{
+	volatile unsigned long *cause = arg;
+	volatile uint64_t *guard = (volatile uint64_t *)(this_hart()->stack_lo - 8);
+
+	trap_expect_fault();
+	(void)*guard;
+	cause[i] = trap_expected_fault_cause();
+}
+
+KTEST(vm, secondary_stacks_in_window_with_guard)
+{
+	struct vm_descriptor *kd = vm_kernel(&vm_kernel_sys);
+	volatile unsigned long guard_cause[MAX_HARTS];
+	uint64_t pa;
+
+	for (unsigned i = 1; i < harts_online; i++) {
+		uintptr_t lo = hart_stack_lo(i);
+
+		EXPECT_EQ(harts[i].stack_lo, lo);
+		EXPECT(lo >= KSTACK_WINDOW && lo < KSTACK_WINDOW + KSTACK_WINDOW_SIZE);
+		EXPECT(harts[i].emerg_sp > lo && harts[i].utrap_top > lo);
+		ASSERT(vm_get_phys(kd, lo, &pa) == 0);
+		EXPECT_EQ(pa, hart_stack_pa(lo));
+		ASSERT(vm_get_phys(kd, hart_utrap_lo(i) + UTRAP_STACK_SIZE - 8, &pa) == 0);
+		EXPECT_EQ(pa, hart_stack_pa(hart_utrap_lo(i) + UTRAP_STACK_SIZE - 8));
+		EXPECT(vm_get_phys(kd, lo - PG, &pa) != 0);
+		EXPECT(vm_get_phys(kd, hart_emerg_lo(i) - PG, &pa) != 0);
+	}
+	for (unsigned i = 0; i < harts_online; i++)
+		guard_cause[i] = 0;
+	smp_run(harts_online, touch_own_guard, (void *)guard_cause);
+	for (unsigned i = 0; i < harts_online; i++)
+		EXPECT_EQ(guard_cause[i], EXC_LOAD_PAGE_FAULT);
 }
 
 KTEST(vm, overlapping_segments_refused)
@@ -246,5 +285,23 @@ KTEST_MANUAL(kstack, overflow)
 {
 	printf("kstack test: recursing until the guard page\n");
 	recurse(0);
+	EXPECT(0);
+}
+
+static void recurse_on_last(unsigned i, void *arg)
+{
+	(void)arg;
+	if (i == harts_online - 1) {
+		printf("kstack test: recursing on hart %lu until the guard page\n",
+		       this_hart()->hartid);
+		recurse(0);
+	}
+}
+
+/* The same on the last secondary hart (its stack in the stack window);
+ * on one hart, on the boot hart. */
+KTEST_MANUAL(kstack, overflow_secondary)
+{
+	smp_run(harts_online, recurse_on_last, NULL);
 	EXPECT(0);
 }
