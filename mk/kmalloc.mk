@@ -1,6 +1,8 @@
 # kmalloc: kernel object allocator (mm/kmalloc), its unit suite (also run
 # under TSan), fuzzer and host benchmark against glibc/jemalloc/tcmalloc/mimalloc.
-MM_SRCS     += mm/kmalloc.c mm/kmalloc_cache.c mm/kmalloc_debug.c mm/kmalloc_pool.c mm/kmalloc_map.c mm/kmalloc_stats.c
+KMALLOC_SRCS := mm/kmalloc.c mm/kmalloc_cache.c mm/kmalloc_debug.c mm/kmalloc_large.c \
+		mm/kmalloc_map.c mm/kmalloc_pool.c mm/kmalloc_stats.c
+MM_SRCS     += $(KMALLOC_SRCS)
 UNIT_SRCS   += tests/unit/kmalloc_test.c tests/unit/kmalloc_map_test.c
 TSAN_SUITES += kmalloc
 FUZZERS     += kmalloc
@@ -9,7 +11,7 @@ BENCH_STEPS += bench-kmalloc
 # A HOST_BENCHES entry (-O2 without sanitizers). -flto lets the env seam
 # (env_cpu, env_irq_save: a tp load and a CSR write in the kernel) inline,
 # as the peers' own per-thread lookups do.
-KMALLOC_BENCH_SRCS := bench/kmalloc_bench.c mm/env_host.c mm/kmalloc.c mm/kmalloc_cache.c mm/kmalloc_debug.c mm/kmalloc_pool.c mm/kmalloc_map.c mm/kmalloc_stats.c
+KMALLOC_BENCH_SRCS := bench/kmalloc_bench.c mm/env_host.c $(KMALLOC_SRCS)
 
 HOST_BENCHES += kmalloc_bench
 kmalloc_bench_SRCS = $(KMALLOC_BENCH_SRCS)
@@ -22,8 +24,7 @@ bench-kmalloc: $(HB)/kmalloc_bench
 
 # The debug build (-DKMALLOC_DEBUG: red zones, poisoning, the caller in
 # messages) runs the kmalloc suite again, including its debug-only tests.
-KDEBUG_SRCS := tests/host/main.c tests/host/env.c tests/ktest.c mm/env_host.c mm/kmalloc.c mm/kmalloc_cache.c mm/kmalloc_debug.c \
-	       mm/kmalloc_pool.c mm/kmalloc_map.c mm/kmalloc_stats.c \
+KDEBUG_SRCS := tests/host/main.c tests/host/env.c tests/ktest.c mm/env_host.c $(KMALLOC_SRCS) \
 	       tests/unit/kmalloc_test.c tests/unit/kmalloc_map_test.c
 
 $(HB)/unit-kdebug: $(KDEBUG_SRCS) $(wildcard include/*.h mm/*.h tests/*.h tests/unit/*.h) | $(HB)

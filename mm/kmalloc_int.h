@@ -290,11 +290,22 @@ void kmalloc_peak_update(kmalloc_t *km);
  * alignment align; one CPU at a time. Called with no lock held. */
 bool kmalloc_pool_grow(kmalloc_t *km, uint32_t g, size_t align);
 
-/* ---- kmalloc.c: the large cache ---- */
+/* ---- kmalloc_large.c: large blocks and the large cache ---- */
 
 /* Hand freed large blocks back to the page source: all of them, or those
  * older than the TTL at `now`. No lock held. */
 void kmalloc_lcache_release(kmalloc_t *km, bool all, uint64_t now);
+
+/* A block of size bytes aligned to align on pages of its own (from the
+ * large cache or the page source), or carved from the pool when the page
+ * source says no; NULL (logged for absurd sizes) when neither has it. No
+ * lock held; interrupts as the caller has them. */
+void *kmalloc_alloc_large(kmalloc_t *km, size_t size, size_t align, void *caller);
+
+/* Free p, classified without the lock as the large block r: 0, or E_FAULT
+ * when a racing free got there first (nothing changed; the caller refuses
+ * it). The block goes to the large cache or its pages to the page source. */
+int kmalloc_free_large(kmalloc_t *km, void *p, struct kmalloc_range *r);
 
 /* ---- kmalloc_map.c: page ranges and the page map ---- */
 
