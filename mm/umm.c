@@ -97,7 +97,8 @@ int umm_init_cpus(umm_t *m, void *space, size_t size, unsigned ncpu)
 	m->base = base;
 	m->end = base + units * UNIT;
 	m->secret = make_secret(space);
-	/* a CPU's slots hold at most min(64 KiB, pool / 1024) per class */
+	/* a CPU's slots hold at most min(64 KiB, pool / 1024) per class, the
+	 * transfer stacks of a class four times that */
 	size_t cap = (units * UNIT) / 1024 < 64 * 1024 ? (units * UNIT) / 1024 : 64 * 1024;
 	for (int k = 0; k < UMM_NCLASSES; k++) {
 		size_t n = cap / (class_units(k) * UNIT);
@@ -108,10 +109,7 @@ int umm_init_cpus(umm_t *m, void *space, size_t size, unsigned ncpu)
 		size_t half = ((size_t)m->cap[k] + 1) / 2;
 		m->batch[k] = (uint8_t)(half < fit ? half : fit);
 	}
-	/* the transfer stacks of a class: pool / 256, at most 1 MiB (a
-	 * producer far ahead of its consumers sends its chunks back through
-	 * the bins above it: at 256 KiB, xmalloc-test did so for most) */
-	m->xfer_cap = (units * UNIT) / 256 < ((size_t)1 << 20) ? (units * UNIT) / 256 : (size_t)1 << 20;
+	m->xfer_cap = 4 * cap;
 	/* the bitmap is zeroed lazily, from its first words (umm_bm_cover):
 	 * memory use follows the chunks carved, not the pool's size */
 	umm_bm_cover(m, base, false);
@@ -176,15 +174,9 @@ static void *alloc_common(umm_t *m, size_t size, size_t align, uint8_t tags, boo
 			need = cu;
 			if ((c = slots_get(m, me, k, tags)) || (c = umm_refill(m, me, k, tags, fast)))
 				return (void *)(c + HDR);
-			/* the slow path only: the fast one (trap context) keeps
-			 * to one chunk, never holding a carved block locked */
-			if (!fast && (c = umm_carve_batch(m, me, k, tags, false))) {
-				count_pool_alloc(m, me, need);
-				return (void *)(c + HDR);
-			}
 		}
 	}
-	c = umm_find(m, me, need, align, tags, alog, fast, false);
+	c = umm_find(m, me, need, align, tags, alog, fast);
 	if (!c && !fast) {
 		/* other CPUs keep caching while they honour the request, so a
 		 * few rounds, within 250 ms in all */
@@ -194,7 +186,7 @@ static void *alloc_common(umm_t *m, size_t size, size_t align, uint8_t tags, boo
 			if (round)   /* after a time-out: one last try */
 				more = umm_await_flush(m, me, limit);
 			umm_reclaim(m, me);
-			c = umm_find(m, me, need, align, tags, alog, false, false);
+			c = umm_find(m, me, need, align, tags, alog, false);
 		}
 	}
 	if (!c) {
@@ -209,11 +201,6 @@ static void *alloc_common(umm_t *m, size_t size, size_t align, uint8_t tags, boo
  * CPU's own slots (no size check needed: a hit is a chunk of the pool). */
 #define SMALL_MAX (256 * UNIT - HDR)   /* largest size of a class */
 _Static_assert((SMALL_MAX + HDR + UNIT - 1) / UNIT == 256, "SMALL_MAX is the top class");
-/* The hot paths index a CPU's slots as ((cpu * 624 + k) * 16 + t +
- * offsetof(cpu) / 8) * 8: below 16 KiB the last constant fits rv64's
- * 12-bit immediates (at 16,768 B, with 2 KiB depots, alloc and free took
- * one instruction more each). */
-_Static_assert(__builtin_offsetof(umm_t, cpu) < 16384, "the per-CPU part starts below 16 KiB");
 
 static inline __attribute__((always_inline)) uintptr_t alloc_hot(umm_t *m, size_t size, uint8_t tags)
 {

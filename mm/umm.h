@@ -46,18 +46,6 @@ struct umm_xfer {
 	void *head;                     /* first chunk of the top batch (bytes: umm_cpu.x_net) */
 } __attribute__((aligned(64)));
 
-/* Depot of one of the smallest classes (one and two units: their chunks
- * have no room to list a transfer batch): slot entries moved as batches
- * between CPUs' slots under a try-lock, interrupts off; nobody ever waits
- * for it but the slow-path flush, and its holder waits for nothing. */
-#define UMM_DEPOT_CLASSES 2
-#define UMM_DEPOT_N       223   /* 1,792 B a depot: see the _Static_assert in umm.c */
-struct umm_depot {
-	uint32_t lock;                  /* 1: held (try-lock) */
-	uint32_t n;                     /* entries in e[0..n) */
-	uintptr_t e[UMM_DEPOT_N];       /* slot entries (offset << 4 | tags) */
-} __attribute__((aligned(64)));
-
 typedef struct umm {
 	uintptr_t base;                 /* first chunk header (base + 8 is 16-aligned) */
 	uintptr_t end;                  /* end sentinel header */
@@ -75,7 +63,6 @@ typedef struct umm {
 	void *deferred;                 /* Treiber stack of chunks freed by the fast path */
 	uint64_t peak;                  /* sampled peak of live bytes */
 	struct umm_xfer xfer[UMM_NCLASSES];
-	struct umm_depot depot[UMM_DEPOT_CLASSES];
 	env_spinlock_t bm_lock;         /* serialises growth of bm_ready */
 	uint64_t row_map;               /* bit r: some bin of row r is non-empty */
 	/* A carve takes a chunk off its bin before its remainders are listed
@@ -102,7 +89,7 @@ struct umm_stats {
 	uint64_t failures;      /* allocations that returned NULL for lack of memory or contention */
 	uint64_t lock_retries;  /* failed micro-lock attempts, waits and walk restarts */
 	uint64_t refused;       /* bad input rejected: foreign/interior pointers, double frees, bad sizes */
-	uint64_t parked_bytes;  /* freed chunk bytes held in CPU slots, transfer stacks and depots (not the deferred list) */
+	uint64_t parked_bytes;  /* freed chunk bytes held in CPU slots and transfer stacks (not the deferred list) */
 	size_t capacity;        /* largest block the empty pool can return */
 	uint64_t searches;      /* free-list searches (cache misses and blocks above 4 KiB) */
 	uint64_t search_steps;  /* bins and list entries those searches examined */

@@ -18,13 +18,7 @@
  * link: no ABA), keeps one batch and pushes the rest back with one CAS.
  * The taker copies the entries into its slots without touching those
  * chunks. Bytes in the stacks are counted per CPU (xnet_add) and bounded
- * by m->xfer_cap per class (min(1 MiB, pool / 256)).
- *
- * Depots: the one- and two-unit classes, which cannot list a batch, move
- * half-slot batches through an array in the descriptor under a try-lock
- * (depot_spill, depot_refill). Batch carving (slow path): a miss that
- * finds nothing cached carves half a slot stack's worth of the class in
- * one search (umm_carve_batch).
+ * by m->xfer_cap per class.
  */
 #include "umm_int.h"
 
@@ -141,139 +135,20 @@ static void xfer_push(struct umm_xfer *x, uintptr_t b)
 }
 
 /* Push back a chain of batches (linked through W_BATCH, last link 0) that
- * we took: one CAS if the stack is still empty, as it mostly is. Else we
- * take what others pushed meanwhile (one exchange: a short chain, pushed
- * in the window since our take), put it in front of ours and try again:
- * our own chain, as long as the stack was (up to xfer_cap bytes), is never
- * walked, only theirs. */
+ * we took: one CAS if the stack is still empty, as it mostly is; else its
+ * tail is linked to what others pushed meanwhile. */
 static void xfer_push_chain(struct umm_xfer *x, uintptr_t first)
 {
 	void *old = NULL;
+	uintptr_t tail = 0;
 
 	while (!__atomic_compare_exchange_n(&x->head, &old, (void *)first, false, __ATOMIC_RELEASE,
 					    __ATOMIC_RELAXED)) {
-		uintptr_t theirs = (uintptr_t)__atomic_exchange_n(&x->head, NULL, __ATOMIC_ACQUIRE), tail;
-		if (theirs) {
-			for (tail = theirs; link_of(tail, W_BATCH);)
+		if (!tail)
+			for (tail = first; link_of(tail, W_BATCH);)
 				tail = link_of(tail, W_BATCH);
-			set_link(tail, W_BATCH, first);
-			first = theirs;
-		}
-		old = NULL;
+		set_link(tail, W_BATCH, (uintptr_t)old);
 	}
-}
-
-/* ---- depots of the one- and two-unit classes ---------------------------------
- * Their chunks cannot list a batch (a one-unit chunk has only its key word;
- * a two-unit head would carry itself alone), so their batches move through
- * an array in the descriptor instead: a CPU whose slots overflow moves
- * their oldest half in, a CPU that misses takes up to half its slots out.
- * Both only try the lock, with interrupts off, and hold it for a copy of at
- * most UMM_SLOTS words: the fast path never waits; on a busy or full depot
- * it does what it did without one (the pool, or a one-chunk batch). */
-static inline bool depot_try(struct umm_depot *d)
-{
-	uint32_t z = 0;
-	return !__atomic_load_n(&d->lock, __ATOMIC_RELAXED) &&
-	       __atomic_compare_exchange_n(&d->lock, &z, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
-}
-static inline void depot_unlock(struct umm_depot *d) { __atomic_store_n(&d->lock, 0, __ATOMIC_RELEASE); }
-static inline unsigned depot_n(const struct umm_depot *d) { return __atomic_load_n(&d->n, __ATOMIC_RELAXED); }
-
-/* Our class k (< UMM_DEPOT_CLASSES) slots are full: move their oldest half
- * to the depot. False (nothing moved) if it is busy or has no room. */
-static bool depot_spill(umm_t *m, struct umm_cpu *me, int k)
-{
-	struct umm_depot *d = &m->depot[k];
-	unsigned want = ((unsigned)m->cap[k] + 1) / 2;
-
-	if (!want || depot_n(d) + want > UMM_DEPOT_N)
-		return false;
-	unsigned long fl = env_irq_save();
-	if (!depot_try(d)) {
-		env_irq_restore(fl);
-		return false;
-	}
-	unsigned n = depot_n(d);
-	if (n + want <= UMM_DEPOT_N) {
-		n += slots_take(me, k, &d->e[n], want);
-		__atomic_store_n(&d->n, n, __ATOMIC_RELAXED);
-		want = 0;
-	}
-	depot_unlock(d);
-	env_irq_restore(fl);
-	return !want;
-}
-
-/* Our class k (< UMM_DEPOT_CLASSES) slots are empty: take up to half of
- * them from the depot, the last one for the caller. Returns it, or 0. */
-static uintptr_t depot_refill(umm_t *m, struct umm_cpu *me, int k, uint8_t tags)
-{
-	struct umm_depot *d = &m->depot[k];
-	uintptr_t c = 0;
-
-	if (!depot_n(d))
-		return 0;
-	unsigned long fl = env_irq_save();
-	if (!depot_try(d)) {
-		env_irq_restore(fl);
-		return 0;
-	}
-	unsigned n = depot_n(d), t = tload(&me->top[k]);
-	if (n) {
-		unsigned want = ((unsigned)m->cap[k] + 1) / 2;
-		if (want > n)
-			want = n;
-		if (want > m->cap[k] - t + 1u)   /* an interrupt filled them meanwhile */
-			want = m->cap[k] - t + 1u;
-		uintptr_t v = d->e[--n];
-		for (unsigned j = 1; j < want; j++)
-			sstore(&me->slot[k][t++], d->e[--n]);
-		__atomic_store_n(&d->n, n, __ATOMIC_RELAXED);
-		tstore(&me->top[k], t);
-		c = slot_chunk(m, v);
-		depot_unlock(d);
-		unpark_use(c, (uint8_t)v, tags);
-		count_cache_alloc(m, me, k);
-	} else {
-		depot_unlock(d);
-	}
-	env_irq_restore(fl);
-	return c;
-}
-
-/* Slow path: every depot's entries to the pool, at most UMM_SLOTS at a
- * time (the lock is held only for a copy; its holders never wait, so
- * waiting for it here is safe). */
-static void depot_flush(umm_t *m, struct umm_cpu *me)
-{
-	uintptr_t v[UMM_SLOTS];
-
-	for (int k = 0; k < UMM_DEPOT_CLASSES; k++) {
-		struct umm_depot *d = &m->depot[k];
-		while (depot_n(d)) {
-			unsigned long fl = env_irq_save();
-			if (!depot_try(d)) {
-				env_irq_restore(fl);
-				env_cpu_relax();
-				continue;
-			}
-			unsigned n = depot_n(d), j = 0;
-			for (; j < UMM_SLOTS && n; j++)
-				v[j] = d->e[--n];
-			__atomic_store_n(&d->n, n, __ATOMIC_RELAXED);
-			depot_unlock(d);
-			env_irq_restore(fl);
-			while (j)
-				umm_release_cached(m, me, slot_chunk(m, v[--j]), false);
-		}
-	}
-}
-
-/* Bytes in the depot of class k (racy; exact when quiescent). */
-uint64_t umm_depot_bytes(const umm_t *m, int k)
-{
-	return k < UMM_DEPOT_CLASSES ? (uint64_t)depot_n(&m->depot[k]) * class_units(k) * UNIT : 0;
 }
 
 /* Our class k slots are full: move their oldest half to the transfer stack
@@ -322,13 +197,11 @@ static uintptr_t xfer_take(umm_t *m, int k)
  * stack, the first chunk for the caller. Returns it, or 0. */
 uintptr_t umm_refill(umm_t *m, struct umm_cpu *me, int k, uint8_t tags, bool fast)
 {
-	uintptr_t c;
+	uintptr_t c = xfer_take(m, k);
 	size_t bytes = class_units(k) * UNIT;
 	unsigned n, j;
 
-	if (k < UMM_DEPOT_CLASSES && (c = depot_refill(m, me, k, tags)))
-		return c;
-	if (!(c = xfer_take(m, k)))
+	if (!c)
 		return 0;
 	n = (unsigned)link_of(c, W_COUNT);
 	unsigned long fl = env_irq_save();
@@ -345,69 +218,9 @@ uintptr_t umm_refill(umm_t *m, struct umm_cpu *me, int k, uint8_t tags, bool fas
 	return c;
 }
 
-/* Slow path: our class k slots and the shared stacks are empty: carve several chunks
- * of the class at once (at most half the slots, CARVE_UNITS in all), one
- * for the caller, the others cached in our slots, so one search and one
- * round of bin locks serve them all (CPUs carving at once met on the same
- * bins and the top chunk, one search per allocation). The block comes back
- * from the search still locked: neighbours that want its lock wait (slow
- * path) or back off (fast) for the few stores of the split, and nothing is
- * waited for while it is held. The pieces are written used and keyed (as
- * cached chunks are), their bitmap bits set, then the block shrinks to its
- * first piece and is unlocked. The pieces count as allocated and freed by
- * nobody: only the caller's piece is counted. Returns it, or 0 (search
- * failed: the caller searches for one chunk). */
-#define CARVE_UNITS 128
-uintptr_t umm_carve_batch(umm_t *m, struct umm_cpu *me, int k, uint8_t tags, bool fast)
-{
-	size_t cu = class_units(k);
-	unsigned n = ((unsigned)m->cap[k] + 1) / 2, lim = (unsigned)(CARVE_UNITS / cu);
-
-	if (n > lim)
-		n = lim;
-	if (n < 2)
-		return 0;
-	uintptr_t c = umm_find(m, me, n * cu, 0, tags, 0, fast, true);
-	if (!c)
-		return 0;
-	uint64_t mask = 0;
-	size_t w = 0;
-	for (unsigned i = 1; i < n; i++) {
-		uintptr_t p = c + i * cu * UNIT;
-		size_t b = bidx(m, p);
-		hstore(p, mkused(cu, 0, 0));
-		w0store(p, key_of(m, p));
-		if (mask && b / 64 != w) {
-			__atomic_fetch_or(&m->bitmap[w], mask, __ATOMIC_RELEASE);
-			mask = 0;
-		}
-		w = b / 64;
-		mask |= (uint64_t)1 << (b % 64);
-	}
-	__atomic_fetch_or(&m->bitmap[w], mask, __ATOMIC_RELEASE);
-	/* only we change a locked used chunk's header (no PENDING: nobody
-	 * else knows this block yet) */
-	uint64_t h = hload(c);
-	while (!hcas(c, &h, (h & ~(H_SIZE_MASK | H_LOCK)) | ((uint64_t)cu << H_SIZE_SHIFT)))
-		;
-	/* into the slots, the lowest on top (the next allocations follow
-	 * the caller's in address order); an interrupt may have filled them */
-	unsigned long fl = env_irq_save();
-	unsigned t = tload(&me->top[k]), i = n;
-	for (; i > 1 && t < m->cap[k]; i--)
-		sstore(&me->slot[k][t++], slot_val(m, c + (i - 1) * cu * UNIT, 0));
-	tstore(&me->top[k], t);
-	env_irq_restore(fl);
-	for (; i > 1; i--)
-		umm_release_cached(m, me, c + (i - 1) * cu * UNIT, fast);
-	return c;
-}
-
-/* Slow path, on allocation failure: every transfer stack and depot to the
- * pool. */
+/* Slow path, on allocation failure: every transfer stack to the pool. */
 void umm_flush_xfer(umm_t *m, struct umm_cpu *me)
 {
-	depot_flush(m, me);
 	for (int k = 0; k < UMM_NCLASSES; k++) {
 		struct umm_xfer *x = &m->xfer[k];
 		if (!__atomic_load_n(&x->head, __ATOMIC_RELAXED))
@@ -435,8 +248,6 @@ bool umm_cache_put(umm_t *m, struct umm_cpu *me, uintptr_t c, int k, uint8_t tag
 
 	if (slots_put(m, me, c, k, tags))
 		return true;
-	if (k < UMM_DEPOT_CLASSES && depot_spill(m, me, k))
-		return slots_put(m, me, c, k, tags);
 	if (!m->batch[k])
 		return false;
 	spill(m, me, k, fast);

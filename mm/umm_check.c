@@ -65,7 +65,7 @@ void umm_stats(umm_t *m, struct umm_stats *out)
 			out->parked_bytes += (uint64_t)tload(&cp->top[k]) * class_units(k) * UNIT;
 	}
 	for (int k = 0; k < UMM_NCLASSES; k++)
-		out->parked_bytes += umm_xfer_bytes(m, k, m->ncpu) + umm_depot_bytes(m, k);
+		out->parked_bytes += umm_xfer_bytes(m, k, m->ncpu);
 	out->live_bytes = umm_live_bytes(m, m->ncpu);
 	out->peak_bytes = __atomic_load_n(&m->peak, __ATOMIC_RELAXED);
 	if (out->peak_bytes < out->live_bytes)
@@ -165,23 +165,6 @@ static long long cache_lists(umm_t *m, bool mark)
 			return -1;
 		}
 		bytes += xb;
-	}
-	for (int k = 0; k < UMM_DEPOT_CLASSES; k++) {
-		const struct umm_depot *d = &m->depot[k];
-		if (mark && (d->lock || d->n > UMM_DEPOT_N)) {
-			env_log("umm_check: depot %d: lock %u, %u entries", k, d->lock, d->n);
-			return -1;
-		}
-		for (unsigned j = 0; j < d->n && j < UMM_DEPOT_N; j++) {
-			uintptr_t v = d->e[j], c = slot_chunk(m, v);
-			if (!mark) {
-				visit(m, c, k, false);
-			} else if (!visit(m, c, k, true) || (uint8_t)v != h_tags(hload(c))) {
-				env_log("umm_check: bad depot chunk %p (class %d entry %u)", (void *)c, k, j);
-				return -1;
-			}
-		}
-		bytes += (long long)d->n * (long long)(class_units(k) * UNIT);
 	}
 	return bytes;
 }

@@ -219,7 +219,6 @@ struct cut {
 	size_t off, need, tail;
 	int bl, bt;             /* the lead's and the tail's bins (-1: none) */
 	int bins[3];            /* bins held: x's first (fast), in lock order */
-	bool hold;              /* return the block still locked (split by the caller) */
 	unsigned long fl[3];
 };
 
@@ -234,8 +233,7 @@ static bool cut_prepare(umm_t *m, struct umm_cpu *me, struct cut *k, bool fast)
 	k->n = k->x + s * UNIT;
 	k->c = k->x + k->off * UNIT;
 	k->r = k->c + k->need * UNIT;
-	/* (no tail: up to the block's last unit, where a split puts boundaries) */
-	if (!umm_bm_cover(m, k->tail ? k->r : k->r - UNIT, fast))
+	if (!umm_bm_cover(m, k->tail ? k->r : k->c, fast))
 		return false;
 	if (!k->tail && !umm_lock_chunk(me, k->n, true))
 		return false;
@@ -294,7 +292,7 @@ static uintptr_t cut(umm_t *m, struct cut *k, uint8_t tags, unsigned alog, bool 
 		if (k->bl >= 0)
 			umm_bin_push(m, k->bl, k->x);
 	} else {
-		hstore(k->x, mkused(k->need, tags, alog) | (k->hx & H_PREVFREE) | (k->hold ? H_LOCK : 0));
+		hstore(k->x, mkused(k->need, tags, alog) | (k->hx & H_PREVFREE));
 	}
 	umm_bins_unlock(m, k->bins, k->fl);
 	__atomic_fetch_add(&m->carved, 1, __ATOMIC_RELEASE);
@@ -361,14 +359,14 @@ static uintptr_t pick(umm_t *m, int i, size_t need, size_t align, uint64_t *hp, 
 /* One pass over the bins that may hold `want` units; 0 if none gave a
  * chunk (*busy: some were locked, a slow caller may try again). */
 static uintptr_t find_once(umm_t *m, struct umm_cpu *me, size_t need, size_t want, size_t align,
-			   uint8_t tags, unsigned alog, bool fast, bool hold, bool *busy)
+			   uint8_t tags, unsigned alog, bool fast, bool *busy)
 {
 	unsigned steps = 0;
 	uint32_t carved = __atomic_load_n(&m->carved, __ATOMIC_ACQUIRE);
 	uintptr_t c = 0;
 
 	for (int i = next_bin(m, umm_bin_of(want)); i >= 0 && !c; i = next_bin(m, i + 1)) {
-		struct cut k = { .need = need, .bl = -1, .bt = -1, .bins = { i, -1, -1 }, .hold = hold };
+		struct cut k = { .need = need, .bl = -1, .bt = -1, .bins = { i, -1, -1 } };
 		steps++;
 		if (fast) {
 			if (!env_trylock(&m->bin[i].lock, &k.fl[0])) {
@@ -406,7 +404,7 @@ static uintptr_t find_once(umm_t *m, struct umm_cpu *me, size_t need, size_t wan
  * number of chunks. The fast path makes one pass with try-locks only; the
  * slow path passes again while chunks that might fit were busy. */
 uintptr_t umm_find(umm_t *m, struct umm_cpu *me, size_t need, size_t align, uint8_t tags,
-		   unsigned alog, bool fast, bool hold)
+		   unsigned alog, bool fast)
 {
 	size_t want = need + (align > UNIT ? align / UNIT - 1 : 0);
 	uintptr_t c;
@@ -415,7 +413,7 @@ uintptr_t umm_find(umm_t *m, struct umm_cpu *me, size_t need, size_t align, uint
 	padd(&me->searches, 1);
 	for (unsigned pass = 0;; pass++) {
 		busy = false;
-		c = find_once(m, me, need, want, align, tags, alog, fast, hold, &busy);
+		c = find_once(m, me, need, want, align, tags, alog, fast, &busy);
 		if (c || fast || !busy || pass >= 4096)
 			return c;
 		padd(&me->retries, 1);

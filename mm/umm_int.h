@@ -4,7 +4,7 @@
  *
  *   umm_chunk.c  micro locks, the deferred list, free and merge
  *   umm_fit.c    free-list bins, the lazy bitmap, search, carving, page release
- *   umm_cache.c  CPU slots, transfer stacks, depots, batch carving, flush requests
+ *   umm_cache.c  CPU slots, transfer stacks, flush requests
  *   umm.c        the public API
  *   umm_check.c  umm_iterate, umm_stats, umm_check
  *
@@ -285,10 +285,8 @@ void umm_set_dirty(uintptr_t c, size_t s, uint64_t d);
 /* Free chunk c (s units, locked by us, on its list): give its inner pages
  * back when enough of it was written since the last time. */
 void umm_maybe_release(umm_t *m, struct umm_cpu *me, uintptr_t c, size_t s);
-/* hold (default alignment only): the block is returned still locked, for
- * a caller that splits it (umm_carve_batch). */
 uintptr_t umm_find(umm_t *m, struct umm_cpu *me, size_t need, size_t align, uint8_t tags,
-		   unsigned alog, bool fast, bool hold);
+		   unsigned alog, bool fast);
 bool umm_grow_in_place(umm_t *m, struct umm_cpu *me, uintptr_t c, uint64_t hc, size_t need);
 
 /* ---- CPU caches (umm_cache.c; the hot halves inline below) ---------------- */
@@ -299,11 +297,9 @@ bool umm_honour_flush(umm_t *m, struct umm_cpu *me, bool fast);
 uintptr_t umm_refill(umm_t *m, struct umm_cpu *me, int k, uint8_t tags, bool fast);
 bool umm_cache_put(umm_t *m, struct umm_cpu *me, uintptr_t c, int k, uint8_t tags, bool fast);
 uint64_t umm_xfer_bytes(const umm_t *m, int k, unsigned n);
-uint64_t umm_depot_bytes(const umm_t *m, int k);
 void umm_reclaim(umm_t *m, struct umm_cpu *me);
 bool umm_await_flush(umm_t *m, struct umm_cpu *me, uint64_t limit);
 void umm_sample_peak_cold(umm_t *m);
-uintptr_t umm_carve_batch(umm_t *m, struct umm_cpu *me, int k, uint8_t tags, bool fast);
 
 /* A slot entry: the chunk's offset in the pool, shifted, with the chunk's
  * tags in the low byte, so that an allocation whose tags match needs no read
