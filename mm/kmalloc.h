@@ -227,6 +227,12 @@ void kmalloc_reap_all_i(kmalloc_t *km);
 /* Snapshot: the per-CPU allocation counters and a census of the pool under
  * the pool lock (under load the two are not one instant; quiescent, exact). */
 void kmalloc_stats_i(kmalloc_t *km, struct kmalloc_stats *out);
+/* Bytes (headers included) of the blocks CPU index cpu holds: its cache
+ * lists and its remote list (its own blocks other CPUs freed to it), the
+ * latter also in *remote. Only for a CPU that does not run (stopped, or
+ * drained and idle): nobody else takes from its lists, others only push on
+ * the remote list, so the walk from a snapshot of its head is safe. */
+uint64_t kmalloc_cpu_cached_i(kmalloc_t *km, unsigned cpu, uint64_t *remote);
 void kmalloc_dump_i(kmalloc_t *km);
 /* Walk the ranges and the page map (every page of a range leads to it, no
  * other page is mapped), the free-extent tree, every block of the pool

@@ -61,6 +61,22 @@ static void census(kmalloc_t *km, struct census *cs, struct kmalloc_stats *st)
 	}
 }
 
+uint64_t kmalloc_cpu_cached_i(kmalloc_t *km, unsigned cpu, uint64_t *remote)
+{
+	struct kmalloc_pcpu *pc = cpu < ENV_MAX_CPUS ? __atomic_load_n(&km->pcpu[cpu], __ATOMIC_ACQUIRE) : NULL;
+	uint64_t bytes = 0;
+
+	*remote = 0;
+	if (!pc)
+		return 0;
+	for (unsigned k = 0; k < NCLS; k++)
+		for (struct clink *l = pc->cls[k].head; l; l = l->next)
+			bytes += (uint64_t)k * 16;
+	for (struct clink *l = __atomic_load_n(&pc->remote, __ATOMIC_ACQUIRE); l; l = l->next)
+		*remote += (uint64_t)CB(l)->h.g * 16;
+	return bytes + *remote;
+}
+
 void kmalloc_stats_i(kmalloc_t *km, struct kmalloc_stats *out)
 {
 	memset(out, 0, sizeof(*out));

@@ -167,6 +167,11 @@ int umm_iterate(umm_t *ctx, int (*cb)(void *p, size_t size, uint8_t tags, bool i
 		void *arg);
 /* Sum the per-CPU counters; cheap, never waits, approximate under load. */
 void umm_stats(umm_t *ctx, struct umm_stats *out);
+/* Chunk bytes (and, in *chunks, the chunks) in the slots of CPU index cpu:
+ * what that CPU keeps cached. A racy snapshot while the CPU runs, exact
+ * when it is quiet (stopped, or between calls); 0 for cpu >= the pool's
+ * CPUs. Never waits. */
+size_t umm_cpu_cached(umm_t *ctx, unsigned cpu, unsigned *chunks);
 /* Full consistency walk; call only when no other CPU uses the pool. Returns
  * 0 or E_CORRUPT after logging the first broken invariant. */
 int umm_check(umm_t *ctx);

@@ -43,6 +43,21 @@ int umm_iterate(umm_t *m, int (*cb)(void *p, size_t size, uint8_t tags, bool in_
 	return changed ? E_BUSY : 0;
 }
 
+size_t umm_cpu_cached(umm_t *m, unsigned cpu, unsigned *chunks)
+{
+	size_t bytes = 0;
+
+	*chunks = 0;
+	if (cpu >= m->ncpu)
+		return 0;
+	for (int k = 0; k < UMM_NCLASSES; k++) {
+		unsigned n = __atomic_load_n(&m->cpu[cpu].top[k], __ATOMIC_RELAXED);
+		*chunks += n;
+		bytes += n * class_units(k) * UNIT;
+	}
+	return bytes;
+}
+
 void umm_stats(umm_t *m, struct umm_stats *out)
 {
 	memset(out, 0, sizeof(*out));

@@ -21,9 +21,6 @@
 #include <string.h>
 
 #include "stress_int.h"
-/* s_kmalloc_stranded reads a stopped CPU's cache lists: kmalloc has no
- * per-CPU view in its API (yet) */
-#include "kmalloc_int.h"
 
 #define PAGE ENV_PAGE_SIZE
 #define VM_WIN(i)      (0x1000000000ull + (uint64_t)(i) * 0x40000000ull)
@@ -926,51 +923,6 @@ void s_flush_cpu(struct stress *s, struct shart *h)
 	}
 }
 
-/* Bytes of a umm cache class: chunks of 1..16 units of 16 bytes exactly,
- * then four classes per doubling up to 256 units (mm/umm.h, UMM_NCLASSES). */
-static size_t umm_class_bytes(unsigned k)
-{
-	unsigned b = 4 + (k - 16) / 4;
-
-	return 16 * (k < 16 ? (size_t)k + 1 : (size_t)((k - 16) % 4 + 5) << (b - 2));
-}
-
-/* umm: chunks and bytes left in cpu c's slots. */
-static size_t umm_cpu_bytes(umm_t *u, unsigned c, unsigned *chunks)
-{
-	size_t bytes = 0;
-
-	*chunks = 0;
-	if (c >= u->ncpu)
-		return 0;
-	for (unsigned k = 0; k < UMM_NCLASSES; k++) {
-		unsigned n = __atomic_load_n(&u->cpu[c].top[k], __ATOMIC_RELAXED);
-		*chunks += n;
-		bytes += n * umm_class_bytes(k);
-	}
-	return bytes;
-}
-
-/* kmalloc: bytes (headers included) in cpu c's cache lists and its remote
- * list (blocks of its own that other CPUs freed to it) in km. Only for a
- * stopped CPU: nobody takes from its lists, others only push on the remote
- * list, so a walk from a snapshot of the head is safe. */
-static uint64_t km_cpu_bytes(kmalloc_t *km, unsigned c, uint64_t *remote)
-{
-	struct kmalloc_pcpu *pc = __atomic_load_n(&km->pcpu[c], __ATOMIC_ACQUIRE);
-	uint64_t bytes = 0;
-
-	*remote = 0;
-	if (!pc)
-		return 0;
-	for (unsigned k = 0; k < NCLS; k++)
-		for (struct clink *l = pc->cls[k].head; l; l = l->next)
-			bytes += (uint64_t)k * 16;
-	for (struct clink *l = __atomic_load_n(&pc->remote, __ATOMIC_ACQUIRE); l; l = l->next)
-		*remote += (uint64_t)CB(l)->h.g * 16;
-	return bytes + *remote;
-}
-
 /* kmalloc after hart h stopped: nothing may be left with its CPU, in the
  * private instance (drained in s_flush_cpu) or the global one (drained by
  * the kernel's smp_stop_self). A block another hart frees to the stopped
@@ -986,8 +938,8 @@ int s_kmalloc_stranded(struct stress *s, struct shart *h)
 	if (!on(s, M_KMALLOC))
 		return 0;
 	for (unsigned look = 0; look < KM_STRAND_LOOKS; look++) {
-		p = km_cpu_bytes(s->km, h->cpu, &rp);
-		g = s->p->gkmalloc ? km_cpu_bytes(kmalloc_global(), h->cpu, &rg) : 0;
+		p = kmalloc_cpu_cached_i(s->km, h->cpu, &rp);
+		g = s->p->gkmalloc ? kmalloc_cpu_cached_i(kmalloc_global(), h->cpu, &rg) : 0;
 		if (!(p + g))
 			break;
 		for (unsigned i = 0; i < 1000; i++)
@@ -1020,7 +972,7 @@ int s_stranded(struct stress *s, struct shart *h)
 	if (s_kmalloc_stranded(s, h))
 		return -1;
 	if (on(s, M_UMM) && s->p->gumm &&
-	    (bytes = umm_cpu_bytes(s->p->gumm, c, &chunks)))
+	    (bytes = umm_cpu_cached(s->p->gumm, c, &chunks)))
 		return s_failure(s, "umm: %zu bytes (%u chunks) of the kernel's umm stranded in "
 				 "the cache of stopped cpu %u after umm_flush", bytes, chunks, c), -1;
 
@@ -1036,12 +988,9 @@ int s_stranded(struct stress *s, struct shart *h)
 						 "cache of stopped cpu %u", n, c), -1;
 		}
 	}
-	if (on(s, M_UMM))
-		for (unsigned k = 0; k < UMM_NCLASSES; k++)
-			if (s->umm->cpu[c].top[k])
-				return s_failure(s, "umm: %u chunks of class %u stranded in the "
-						 "slots of stopped cpu %u after umm_flush",
-						 s->umm->cpu[c].top[k], k, c), -1;
+	if (on(s, M_UMM) && (bytes = umm_cpu_cached(s->umm, c, &chunks)))
+		return s_failure(s, "umm: %zu bytes (%u chunks) stranded in the slots of stopped "
+				 "cpu %u after umm_flush", bytes, chunks, c), -1;
 	return 0;
 }
 
